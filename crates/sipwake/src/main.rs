@@ -1,1 +1,88 @@
-fn main() {}
+//! The `sipwake` command: starts the server, or checks a configuration file.
+
+use clap::Parser;
+use sip_transport::ListenSpec;
+use sipwake::config::{Config, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// SIP registrar and proxy that wakes sleeping phones with push notifications (RFC 8599).
+#[derive(Parser, Debug)]
+#[command(name = "sipwake", version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded default is used:
+    /// UDP and TCP on 127.0.0.1:5060, data in ./sipwake-data.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate a configuration file and exit (0 = valid).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "listen"])]
+    check_config: Option<PathBuf>,
+    /// Listener, replacing the configured ones: udp:HOST:PORT or tcp:HOST:PORT
+    /// (repeat for several; port 0 picks a free port).
+    #[arg(long, value_name = "SPEC")]
+    listen: Vec<ListenSpec>,
+    /// Data directory, replacing server.data_dir.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format, replacing log.format.
+    #[arg(long, value_name = "plain|json")]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.check_config {
+        return match Config::load(path) {
+            Ok(_) => {
+                println!("{}: configuration is valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let mut config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::embedded(),
+    };
+    if !cli.listen.is_empty() {
+        config.listen = cli.listen.clone();
+    }
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(f) = &cli.log_format {
+        config.log.format = match f.as_str() {
+            "plain" => LogFormat::Plain,
+            "json" => LogFormat::Json,
+            other => {
+                eprintln!("error: --log-format {other:?} is invalid; allowed: plain, json");
+                return ExitCode::from(2);
+            }
+        };
+    }
+    sipwake::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sipwake::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

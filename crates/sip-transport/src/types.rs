@@ -1,0 +1,178 @@
+//! The plain data types shared by the transports and their users.
+
+use bytes::Bytes;
+use sip_msg::{Limits, Message, ParseFailure};
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// The Via transport token.
+    pub fn as_via(&self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+    /// Maps a Via transport token (case-insensitive).
+    pub fn from_via(t: &[u8]) -> Option<Transport> {
+        if t.eq_ignore_ascii_case(b"UDP") {
+            Some(Transport::Udp)
+        } else if t.eq_ignore_ascii_case(b"TCP") {
+            Some(Transport::Tcp)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        })
+    }
+}
+
+/// Identifies one TCP connection for its lifetime (never reused).
+pub type ConnId = u64;
+
+/// Where a message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The connection it arrived on (stream transports).
+    pub conn: Option<ConnId>,
+}
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    /// A connection to prefer (the one the peer opened).
+    pub conn: Option<ConnId>,
+}
+
+impl From<&Source> for Target {
+    fn from(s: &Source) -> Self {
+        Target { transport: s.transport, remote: s.remote, conn: s.conn }
+    }
+}
+
+/// A listener: `udp:HOST:PORT` or `tcp:HOST:PORT` (`[v6]` for IPv6 hosts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl FromStr for ListenSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (t, a) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected udp:HOST:PORT or tcp:HOST:PORT"))?;
+        let transport = match t.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            _ => return Err(format!("`{s}`: transport `{t}` is not one of udp, tcp")),
+        };
+        let addr = a.parse().map_err(|_| {
+            format!("`{s}`: `{a}` is not an IP address and port (e.g. 127.0.0.1:5060 or [::1]:5060)")
+        })?;
+        Ok(ListenSpec { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// Transport tuning.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    pub limits: Limits,
+    /// A TCP connection with no traffic for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// How many tasks receive on each UDP socket (spreads work over cores).
+    pub udp_tasks: usize,
+    /// Connections beyond this are refused.
+    pub max_connections: usize,
+    /// SO_RCVBUF / SO_SNDBUF for UDP sockets, in bytes (0 = system default).
+    pub udp_buffer_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            limits: Limits::default(),
+            tcp_idle_timeout: Duration::from_secs(900),
+            udp_tasks: 2,
+            max_connections: 100_000,
+            udp_buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Why a send failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No socket of the address family of the target.
+    NoSocket,
+    /// The kernel refused the datagram.
+    Io(String),
+    /// Too many connections.
+    ConnectionLimit,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NoSocket => f.write_str("no listener of the target's address family"),
+            SendError::Io(e) => write!(f, "send failed: {e}"),
+            SendError::ConnectionLimit => f.write_str("connection limit reached"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Receives everything the transports read.
+pub trait Handler: Send + Sync + 'static {
+    /// A message (or what failed to parse of one) arrived.
+    fn on_message(&self, src: Source, msg: Result<Message, ParseFailure>);
+    /// A connection closed (by either side, idle timeout or error).
+    fn on_closed(&self, _conn: ConnId, _remote: SocketAddr) {}
+    /// Raw bytes are also given for tracing when the log level asks; default none.
+    fn on_raw(&self, _src: &Source, _data: &Bytes) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn listen_specs() {
+        let s: ListenSpec = "udp:127.0.0.1:5060".parse().unwrap();
+        assert_eq!(s.transport, Transport::Udp);
+        let s: ListenSpec = "TCP:[::1]:5070".parse().unwrap();
+        assert_eq!(s.addr.port(), 5070);
+        assert!("sctp:1.2.3.4:5".parse::<ListenSpec>().is_err());
+        assert!("udp:localhost:5060".parse::<ListenSpec>().is_err());
+        assert!("udp".parse::<ListenSpec>().is_err());
+    }
+}

@@ -1,0 +1,264 @@
+//! The TOML configuration: its schema with every default, the embedded
+//! default used when no file is given, and validation whose every error
+//! names the key, the bad value and what is allowed.
+//!
+//! Owns nothing at run time: it produces a validated [`Config`] and stops.
+
+use serde::Deserialize;
+use sip_transport::ListenSpec;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration a server runs with (validated).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub data_dir: PathBuf,
+    pub server_header: String,
+    pub log: LogConfig,
+    pub sip: SipConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `plain` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `sipwake=debug,info`, ...); RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Plain, level: "info".into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// SIP protocol and transport tuning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// RFC 3261 T1 (RTT estimate), milliseconds.
+    pub t1_ms: u64,
+    /// RFC 3261 T2 (maximum retransmit interval for non-INVITE), milliseconds.
+    pub t2_ms: u64,
+    /// RFC 3261 T4 (maximum time a message stays in the network), milliseconds.
+    pub t4_ms: u64,
+    /// An INVITE server transaction sends 100 Trying if nothing else was sent within this, milliseconds.
+    pub trying_delay_ms: u64,
+    /// Largest accepted message, bytes.
+    pub max_message_bytes: usize,
+    /// Most header fields in one message.
+    pub max_headers: usize,
+    /// A TCP connection idle for this long is closed, seconds.
+    pub tcp_idle_timeout_secs: u64,
+    /// Most simultaneous TCP connections.
+    pub max_connections: usize,
+    /// Receive tasks per UDP socket; 0 = one per CPU core.
+    pub udp_workers: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            trying_delay_ms: 200,
+            max_message_bytes: 65_535,
+            max_headers: 256,
+            tcp_idle_timeout_secs: 900,
+            max_connections: 100_000,
+            udp_workers: 0,
+        }
+    }
+}
+
+impl SipConfig {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServerFile {
+    listen: Vec<String>,
+    data_dir: PathBuf,
+    server_header: String,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            listen: vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()],
+            data_dir: PathBuf::from("./sipwake-data"),
+            server_header: format!("sipwake/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ConfigFile {
+    server: ServerFile,
+    log: LogConfig,
+    sip: SipConfig,
+}
+
+/// The configuration used when no `--config` is given (also shipped as
+/// `sipwake.example.toml`, which documents every key).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../sipwake.example.toml");
+
+/// A configuration error, already worded for the operator.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// The embedded default.
+    pub fn embedded() -> Config {
+        Config::parse(EMBEDDED_DEFAULT).expect("the embedded default config is valid")
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
+        let mut listen = Vec::new();
+        for (i, s) in file.server.listen.iter().enumerate() {
+            let spec = s.parse::<ListenSpec>().map_err(|e| {
+                ConfigError(format!(
+                    "server.listen[{i}] = {s:?} is invalid: {e}; allowed: \"udp:HOST:PORT\" or \"tcp:HOST:PORT\" with an IP address, e.g. \"udp:0.0.0.0:5060\""
+                ))
+            })?;
+            if listen.contains(&spec) {
+                return Err(ConfigError(format!("server.listen[{i}] = {s:?} is listed twice; remove one")));
+            }
+            listen.push(spec);
+        }
+        if listen.is_empty() {
+            return Err(ConfigError(
+                "server.listen = [] is empty; give at least one listener, e.g. [\"udp:0.0.0.0:5060\"]".into(),
+            ));
+        }
+        if file.server.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError("server.data_dir = \"\" is empty; give a directory path".into()));
+        }
+        if file.server.server_header.chars().any(|c| c.is_control()) {
+            return Err(ConfigError("server.server_header contains control characters; use plain text".into()));
+        }
+        let s = &file.sip;
+        range("sip.t1_ms", s.t1_ms, 1, 60_000, "milliseconds; RFC 3261 default 500")?;
+        range("sip.t2_ms", s.t2_ms, s.t1_ms, 600_000, "milliseconds, at least sip.t1_ms; RFC 3261 default 4000")?;
+        range("sip.t4_ms", s.t4_ms, 1, 600_000, "milliseconds; RFC 3261 default 5000")?;
+        range("sip.trying_delay_ms", s.trying_delay_ms, 0, 200, "milliseconds; RFC 3261 §17.2.1 says 200 at most")?;
+        range("sip.max_message_bytes", s.max_message_bytes as u64, 1500, 1 << 20, "bytes; default 65535")?;
+        range("sip.max_headers", s.max_headers as u64, 16, 10_000, "header fields; default 256")?;
+        range("sip.tcp_idle_timeout_secs", s.tcp_idle_timeout_secs, 10, 86_400 * 7, "seconds; default 900")?;
+        range("sip.max_connections", s.max_connections as u64, 1, 10_000_000, "connections; default 100000")?;
+        range("sip.udp_workers", s.udp_workers as u64, 0, 256, "tasks per UDP socket; 0 = one per core")?;
+        if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
+            return Err(ConfigError(format!(
+                "log.level = {:?} is not a valid filter; allowed: error, warn, info, debug, trace, or directives like \"sipwake=debug,info\"",
+                file.log.level
+            )));
+        }
+        Ok(Config {
+            listen,
+            data_dir: file.server.data_dir,
+            server_header: file.server.server_header,
+            log: file.log,
+            sip: file.sip,
+        })
+    }
+}
+
+fn range(key: &str, v: u64, min: u64, max: u64, what: &str) -> Result<(), ConfigError> {
+    if v < min || v > max {
+        return Err(ConfigError(format!("{key} = {v} is out of range; allowed {min}..={max} ({what})")));
+    }
+    Ok(())
+}
+
+/// Words a TOML/serde error: the toml crate already names the key and shows
+/// the line; we add what to do about unknown keys.
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    let msg = e.to_string();
+    if msg.contains("unknown field") {
+        format!("{msg}\n(remove or rename the key; sipwake.example.toml lists every key with its default)")
+    } else {
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.data_dir, PathBuf::from("./sipwake-data"));
+        assert_eq!(c.sip.t1_ms, 500);
+    }
+
+    #[test]
+    fn empty_file_gets_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen[0].to_string(), "udp:127.0.0.1:5060");
+        assert_eq!(c.log.format, LogFormat::Plain);
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().0
+    }
+
+    #[test]
+    fn errors_name_key_value_and_fix() {
+        let e = err("[sip]\nt1_ms = 0\n");
+        assert!(e.contains("sip.t1_ms = 0") && e.contains("allowed 1..=60000"), "{e}");
+        let e = err("[server]\nlisten = [\"udp:127.0.0.1:5060\", \"sctp:1.2.3.4:5060\"]\n");
+        assert!(e.contains("server.listen[1]") && e.contains("sctp") && e.contains("udp:HOST:PORT"), "{e}");
+        let e = err("[server]\nlisten = [\"udp:localhost:5060\"]\n");
+        assert!(e.contains("not an IP address"), "{e}");
+        let e = err("[sip]\nt1 = 5\n");
+        assert!(e.contains("unknown field `t1`") && e.contains("t1_ms"), "{e}");
+        let e = err("[log]\nformat = \"xml\"\n");
+        assert!(e.contains("format") && e.contains("plain") && e.contains("json"), "{e}");
+        let e = err("[sip]\nt1_ms = \"fast\"\n");
+        assert!(e.contains("t1_ms"), "{e}");
+        let e = err("[sip]\nt1_ms = 1000\nt2_ms = 500\n");
+        assert!(e.contains("sip.t2_ms = 500") && e.contains("at least sip.t1_ms"), "{e}");
+        let e = err("[server]\nlisten = []\n");
+        assert!(e.contains("server.listen"), "{e}");
+        let e = err("[log]\nlevel = \"[[[\"\n");
+        assert!(e.contains("log.level"), "{e}");
+    }
+}

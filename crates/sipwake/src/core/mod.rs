@@ -1,0 +1,323 @@
+//! The server core: receives every message from the transports, applies the
+//! RFC 3261 checks that precede any processing (validation, `received` /
+//! `rport` stamping), feeds the sans-IO transaction layer, hands new server
+//! transactions to the request handler, and sends what the transaction
+//! layer emits. It also runs the transaction timers.
+//!
+//! It owns the glue and the locking: the transaction layer sits behind one
+//! mutex, held only while feeding it and draining its output; sends happen
+//! after the lock is released. It must not hold protocol rules of its own
+//! beyond §18 (transport-layer) ones: those live in `sip-txn`, `routing`
+//! and `local`.
+
+pub mod local;
+pub mod routing;
+mod stats;
+
+pub use stats::Stats;
+
+use crate::config::Config;
+use bytes::Bytes;
+use rand::RngExt;
+use sip_msg::{HeaderName, Message, ParseFailure, response_from_headers};
+use sip_transport::{Handler, Source, Target, Transport, Transports};
+use sip_txn::{Peer, RequestEvent, ResponseEvent, ServerKey, TxnEvent, TxnLayer};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// The server core; shared by every receive task and the timer task.
+pub struct Core {
+    transports: Transports,
+    txn: Mutex<TxnLayer>,
+    /// Wakes the timer task when a deadline earlier than the one it sleeps on appears.
+    timer_wake: Notify,
+    /// The deadline the timer task sleeps until, as nanoseconds since `epoch` (u64::MAX = none).
+    timer_at: AtomicU64,
+    epoch: Instant,
+    server_header: Bytes,
+    stopping: AtomicBool,
+    pub stats: Stats,
+}
+
+impl Core {
+    pub fn new(config: &Config, transports: Transports) -> Core {
+        let s = &config.sip;
+        let tcfg = sip_txn::Config {
+            t1: s.t1(),
+            t2: s.t2(),
+            t4: s.t4(),
+            trying_delay: Duration::from_millis(s.trying_delay_ms),
+            ..sip_txn::Config::default()
+        };
+        Core {
+            transports,
+            txn: Mutex::new(TxnLayer::new(tcfg)),
+            timer_wake: Notify::new(),
+            timer_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            server_header: Bytes::from(config.server_header.clone()),
+            stopping: AtomicBool::new(false),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Stops handling new requests.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.timer_wake.notify_one();
+    }
+
+    /// Live transactions.
+    pub fn transactions(&self) -> usize {
+        self.txn.lock().expect("txn layer").len()
+    }
+
+    /// Runs the transaction timers until shutdown.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let next = self.txn.lock().expect("txn layer").poll_timeout();
+            let at = next.map_or(u64::MAX, |t| self.nanos(t));
+            self.timer_at.store(at, Ordering::SeqCst);
+            // Re-check after publishing, so a deadline added in between is not missed.
+            let next2 = self.txn.lock().expect("txn layer").poll_timeout();
+            if next2 != next {
+                continue;
+            }
+            match next {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                        _ = self.timer_wake.notified() => continue,
+                    }
+                }
+                None => self.timer_wake.notified().await,
+            }
+            let out = {
+                let mut txn = self.txn.lock().expect("txn layer");
+                txn.handle_timeout(Instant::now());
+                drain(&mut txn)
+            };
+            self.flush(out);
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos().min(u128::from(u64::MAX - 1)) as u64
+    }
+
+    /// Wakes the timer task if the layer's next deadline is earlier than the one it sleeps on.
+    fn maybe_wake_timers(&self, next: Option<Instant>) {
+        if let Some(t) = next
+            && self.nanos(t) < self.timer_at.load(Ordering::SeqCst)
+        {
+            self.timer_wake.notify_one();
+        }
+    }
+
+    fn flush(&self, out: Output) {
+        for (target, data) in out.transmits {
+            self.send(&target, data);
+        }
+        for ev in out.events {
+            match ev {
+                TxnEvent::AckTimeout { key } => {
+                    tracing::debug!(branch = ?key.branch(), "no ACK for a final response (Timer H)");
+                }
+                TxnEvent::TransportError { key } => tracing::debug!(?key, "transport error on transaction"),
+                TxnEvent::Timeout { key } => tracing::debug!(?key, "client transaction timed out"),
+                TxnEvent::Terminated { .. } => {}
+            }
+        }
+    }
+
+    fn send(&self, target: &Target, data: Bytes) {
+        if let Err(e) = self.transports.send(target, data) {
+            self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(remote = %target.remote, error = %e, "send failed");
+        }
+    }
+
+    /// Answers a request statelessly (malformed requests: 400/505/513).
+    fn reply_stateless(&self, src: &Source, headers: &sip_msg::Headers, code: u16, warning: &str) {
+        let mut resp = response_from_headers(headers, code, None, Some(&new_tag()));
+        resp.headers.push(HeaderName::Server, self.server_header.clone());
+        resp.headers.push(HeaderName::Warning, format!("399 sipwake \"{}\"", warning.replace('"', "'")));
+        let via = routing::stamp_top_via(&mut resp, src);
+        let target = routing::response_target(via.as_ref(), src);
+        self.send(&target, resp.to_bytes());
+    }
+
+    fn on_parse_failure(&self, src: Source, f: ParseFailure) {
+        self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+        match f.partial {
+            // RFC 3261 §16.3 / RFC 4475: a request we can route an answer for gets one.
+            Some(p) if p.method != sip_msg::Method::Ack && p.headers.contains(&HeaderName::Via) => {
+                tracing::debug!(remote = %src.remote, reason = f.error.reason, "malformed request");
+                self.reply_stateless(&src, &p.headers, f.error.status(), f.error.reason);
+            }
+            // Malformed responses and unanswerable garbage are dropped (§18.1.2, RFC 4475 §3.1.2.5).
+            _ => tracing::debug!(remote = %src.remote, reason = f.error.reason, "dropped malformed message"),
+        }
+    }
+
+    fn on_request(&self, src: Source, mut msg: Message) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let method = msg.method().cloned().expect("a request");
+        if let Err(e) = msg.validate() {
+            if method == sip_msg::Method::Ack {
+                return;
+            }
+            // RFC 4475 mismatch02: an unknown method is "not implemented" before it is "bad".
+            let code = if method.is_known() { e.status() } else { 501 };
+            tracing::debug!(remote = %src.remote, reason = e.reason, code, "rejected request");
+            self.reply_stateless(&src, &msg.headers, code, e.reason);
+            return;
+        }
+        let via = routing::stamp_top_via(&mut msg, &src);
+        let target = routing::response_target(via.as_ref(), &src);
+        let peer = to_peer(&target);
+        let now = Instant::now();
+        let out = {
+            let mut txn = self.txn.lock().expect("txn layer");
+            match txn.on_request(msg, peer, now) {
+                RequestEvent::New { key, msg, .. } => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        self.respond(&mut txn, &key, &msg, 503, &[], now);
+                    } else {
+                        let a = local::answer(&msg);
+                        self.respond(&mut txn, &key, &msg, a.code, &a.headers, now);
+                        if let Some(r) = a.reason {
+                            tracing::trace!(reason = r, "answered");
+                        }
+                    }
+                }
+                RequestEvent::Cancel { key, invite, msg, .. } => match invite {
+                    // §9.2: the CANCEL matched; it gets 200. The local handler answers every
+                    // INVITE at once, so there is never a pending one to end with 487 here.
+                    Some(inv) => {
+                        self.respond(&mut txn, &key, &msg, 200, &[], now);
+                        tracing::debug!(branch = ?inv.branch(), "CANCEL for an INVITE already answered");
+                    }
+                    None => self.respond(&mut txn, &key, &msg, 481, &[], now),
+                },
+                // ACK for a 2xx / stray ACK: no dialogs here yet; absorbed.
+                RequestEvent::Ack { .. } | RequestEvent::AckAbsorbed { .. } | RequestEvent::Retransmission { .. } => {}
+                RequestEvent::Invalid { error, msg, .. } => {
+                    drop(txn);
+                    if msg.method() != Some(&sip_msg::Method::Ack) {
+                        self.reply_stateless(&src, &msg.headers, 400, error.reason);
+                    }
+                    return;
+                }
+            }
+            let next = txn.poll_timeout();
+            let out = drain(&mut txn);
+            self.maybe_wake_timers(next);
+            out
+        };
+        self.flush(out);
+    }
+
+    /// Builds and sends a response on a server transaction.
+    fn respond(
+        &self,
+        txn: &mut TxnLayer,
+        key: &ServerKey,
+        req: &Message,
+        code: u16,
+        extra: &[(HeaderName, String)],
+        now: Instant,
+    ) {
+        let mut resp = req.response(code, None, Some(&tag_for(key)));
+        for (n, v) in extra {
+            resp.headers.push(n.clone(), v.clone());
+        }
+        resp.headers.push(HeaderName::Server, self.server_header.clone());
+        self.stats.count_response(code);
+        if let Err(e) = txn.respond(key, resp, now) {
+            tracing::debug!(code, error = %e, "response not sent");
+        }
+    }
+
+    fn on_response(&self, src: Source, msg: Message) {
+        let now = Instant::now();
+        let peer = to_peer(&Target::from(&src));
+        let out = {
+            let mut txn = self.txn.lock().expect("txn layer");
+            match txn.on_response(msg, peer, now) {
+                ResponseEvent::Stray { .. } | ResponseEvent::Invalid { .. } => {
+                    // RFC 3261 §18.1.2: responses that match nothing are dropped (RFC 4475 bcast).
+                    self.stats.stray_responses.fetch_add(1, Ordering::Relaxed);
+                }
+                ResponseEvent::Response { .. } | ResponseEvent::Absorbed { .. } => {}
+            }
+            drain(&mut txn)
+        };
+        self.flush(out);
+    }
+}
+
+impl Handler for Core {
+    fn on_message(&self, src: Source, msg: Result<Message, ParseFailure>) {
+        match msg {
+            Err(f) => self.on_parse_failure(src, f),
+            Ok(m) if m.is_request() => self.on_request(src, m),
+            Ok(m) => self.on_response(src, m),
+        }
+    }
+}
+
+/// What the transaction layer produced during one call.
+#[derive(Default)]
+struct Output {
+    transmits: Vec<(Target, Bytes)>,
+    events: Vec<TxnEvent>,
+}
+
+fn drain(txn: &mut TxnLayer) -> Output {
+    let mut out = Output::default();
+    while let Some(t) = txn.poll_transmit() {
+        out.transmits.push((from_peer(&t.to), t.data));
+    }
+    while let Some(e) = txn.poll_event() {
+        out.events.push(e);
+    }
+    out
+}
+
+fn to_peer(t: &Target) -> Peer {
+    let transport = match t.transport {
+        Transport::Udp => sip_txn::Transport::Udp,
+        Transport::Tcp => sip_txn::Transport::Tcp,
+    };
+    Peer { transport, addr: t.remote, conn: t.conn }
+}
+
+fn from_peer(p: &Peer) -> Target {
+    let transport = match p.transport {
+        sip_txn::Transport::Udp => Transport::Udp,
+        _ => Transport::Tcp,
+    };
+    Target { transport, remote: p.addr, conn: p.conn }
+}
+
+/// A random tag (RFC 3261 §19.3: at least 32 bits of randomness).
+fn new_tag() -> String {
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}
+
+/// The To tag of our responses on a transaction: derived from its branch so
+/// every response of the transaction carries the same one.
+fn tag_for(key: &ServerKey) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    key.hash(&mut h);
+    format!("{:016x}", h.finish())
+}

@@ -1,0 +1,218 @@
+//! End-to-end test harness: starts the real `sipwake` binary on free ports
+//! (it binds port 0 and prints what it bound), runs `sipp` scenarios against
+//! it, and talks raw UDP/TCP to it. Every process it starts is killed by PID
+//! when its guard drops.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// A running sipwake.
+pub struct Server {
+    pub child: Child,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    /// Every listener the server printed, e.g. ("udp", [::1]:40000).
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub dir: tempfile::TempDir,
+    pub stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts sipwake with UDP and TCP on 127.0.0.1, free ports, a fresh data dir.
+    pub fn start() -> Server {
+        Server::start_with(&[], None)
+    }
+
+    /// Starts sipwake with extra arguments and an optional config text.
+    pub fn start_with(extra: &[&str], config: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_log = dir.path().join("sipwake.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipwake"));
+        if let Some(text) = config {
+            let p = dir.path().join("sipwake.toml");
+            std::fs::write(&p, text).unwrap();
+            cmd.arg("--config").arg(p);
+        }
+        cmd.args(["--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(extra)
+            .env("RUST_LOG", std::env::var("SIPWAKE_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_log).unwrap());
+        let mut child = cmd.spawn().expect("start sipwake");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut udp, mut tcp) = (None, None);
+        let mut listeners = Vec::new();
+        let want = 2 + extra.iter().filter(|a| **a == "--listen").count();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while listeners.len() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("sipwake did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default())
+            });
+            if let Some(rest) = line.strip_prefix("sipwake listening on ") {
+                let (t, a) = rest.split_once(':').unwrap();
+                let a: SocketAddr = a.parse().unwrap();
+                match t {
+                    "udp" => udp = udp.or(Some(a)),
+                    "tcp" => tcp = tcp.or(Some(a)),
+                    _ => {}
+                }
+                listeners.push((t.to_string(), a));
+            }
+        }
+        Server { child, udp: udp.unwrap(), tcp: tcp.unwrap(), listeners, dir, stderr_log }
+    }
+
+    /// The server's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("sipwake did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// A free local port (bound then released; sipp needs numbers).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs a sipp scenario from `tests/sipp/` against `target`; returns
+/// (success, combined output). `transport` is "u1" or "t1".
+pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, calls: u32, extra: &[&str]) -> (bool, String) {
+    let work = tempfile::tempdir().unwrap();
+    let scen = repo().join("tests/sipp").join(scenario);
+    let port = free_udp_port().to_string();
+    let cport = free_udp_port().to_string();
+    let mport = free_udp_port().to_string();
+    let out = Command::new("sipp")
+        .current_dir(work.path())
+        .arg(target.to_string())
+        .args(["-sf", scen.to_str().unwrap(), "-t", transport, "-m", &calls.to_string()])
+        .args(["-i", "127.0.0.1", "-p", &port, "-cp", &cport, "-mp", &mport])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with("_errors.log") {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    (out.status.success(), text)
+}
+
+/// Sends one datagram and waits for one answer (None on timeout).
+pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, data: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    sock.send_to(data, to).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// The status code of a response.
+pub fn status_of(resp: &[u8]) -> u16 {
+    let s = String::from_utf8_lossy(resp);
+    s.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// A well-formed OPTIONS to the server, from `local`.
+pub fn options(local: SocketAddr, server: SocketAddr, transport: &str, n: u32) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK-opt-{n}-{}\r\nFrom: <sip:probe@{local}>;tag=p{n}\r\nTo: <sip:{server}>\r\nCall-ID: opt-{n}-{}@test\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        std::process::id(),
+        std::process::id()
+    )
+    .into_bytes()
+}
+
+/// Checks the server still answers a valid OPTIONS over UDP.
+pub fn assert_alive(server: &Server, sock: &UdpSocket, n: u32) {
+    let local = sock.local_addr().unwrap();
+    let resp = udp_exchange(sock, server.udp, &options(local, server.udp, "UDP", n), Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("server stopped answering OPTIONS\n{}", server.log()));
+    assert_eq!(status_of(&resp), 200, "{}", String::from_utf8_lossy(&resp));
+}
+
+/// Reads from a TCP stream until `pred` holds on what was read, or the timeout.
+pub fn tcp_read_until(s: &mut TcpStream, wait: Duration, pred: impl Fn(&[u8]) -> bool) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut closed = false;
+    while Instant::now() < deadline && !pred(&got) {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    (got, closed)
+}
+
+pub fn tcp_send(s: &mut TcpStream, data: &[u8]) {
+    s.write_all(data).unwrap();
+}
