@@ -20,7 +20,8 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// The bound listeners and the connection table. Cheap to clone.
@@ -31,7 +32,8 @@ pub struct Transports {
 
 pub(crate) struct Inner {
     pub(crate) config: TransportConfig,
-    pub(crate) udp: Vec<Arc<UdpSocket>>,
+    /// Each UDP socket with its bound address (looked up once, not per send).
+    pub(crate) udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Mutex<Vec<TcpListener>>,
     pub(crate) tcp_local: Vec<SocketAddr>,
     pub(crate) conns: ConnTable,
@@ -48,7 +50,10 @@ impl Transports {
         let mut tcp_local = Vec::new();
         for spec in specs {
             match spec.transport {
-                Transport::Udp => udp.push(Arc::new(udp::bind(spec.addr, &config)?)),
+                Transport::Udp => {
+                    let s = udp::bind(spec.addr, &config)?;
+                    udp.push((s.local_addr()?, Arc::new(s)));
+                }
                 Transport::Tcp => {
                     let l = tcp::bind(spec.addr)?;
                     tcp_local.push(l.local_addr()?);
@@ -72,20 +77,21 @@ impl Transports {
 
     /// The addresses actually bound, with their transports.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
-        let mut v: Vec<_> =
-            self.inner.udp.iter().filter_map(|s| s.local_addr().ok()).map(|a| (Transport::Udp, a)).collect();
+        let mut v: Vec<_> = self.inner.udp.iter().map(|(a, _)| (Transport::Udp, *a)).collect();
         v.extend(self.inner.tcp_local.iter().map(|&a| (Transport::Tcp, a)));
         v
     }
 
-    /// Starts the receive and accept loops; every message goes to `handler`.
+    /// Starts the receive threads and accept loops; every message goes to
+    /// `handler`. Must be called from within a tokio runtime.
     pub fn start(&self, handler: Arc<dyn Handler>) {
         if self.inner.handler.set(handler).is_err() {
             return;
         }
-        for sock in &self.inner.udp {
-            for _ in 0..self.inner.config.udp_tasks.max(1) {
-                tokio::spawn(udp::recv_loop(self.inner.clone(), sock.clone()));
+        let rt = tokio::runtime::Handle::current();
+        for (_, sock) in &self.inner.udp {
+            for n in 0..self.inner.config.udp_tasks.max(1) {
+                udp::spawn_receiver(self.inner.clone(), sock.clone(), rt.clone(), n);
             }
         }
         let listeners = std::mem::take(&mut *self.inner.tcp.lock().expect("tcp listeners"));

@@ -109,7 +109,7 @@ pub struct TransportConfig {
     pub limits: Limits,
     /// A TCP connection with no traffic for this long is closed.
     pub tcp_idle_timeout: Duration,
-    /// How many tasks receive on each UDP socket (spreads work over cores).
+    /// How many threads receive on each UDP socket (spreads work over cores).
     pub udp_tasks: usize,
     /// Connections beyond this are refused.
     pub max_connections: usize,

@@ -61,7 +61,7 @@ pub struct SipConfig {
     pub tcp_idle_timeout_secs: u64,
     /// Most simultaneous TCP connections.
     pub max_connections: usize,
-    /// Receive tasks per UDP socket; 0 = one per CPU core.
+    /// Receive threads per UDP socket; 0 = one per CPU core.
     pub udp_workers: usize,
 }
 
@@ -76,7 +76,7 @@ impl Default for SipConfig {
             max_headers: 256,
             tcp_idle_timeout_secs: 900,
             max_connections: 100_000,
-            udp_workers: 0,
+            udp_workers: 1,
         }
     }
 }
@@ -182,7 +182,7 @@ impl Config {
         range("sip.max_headers", s.max_headers as u64, 16, 10_000, "header fields; default 256")?;
         range("sip.tcp_idle_timeout_secs", s.tcp_idle_timeout_secs, 10, 86_400 * 7, "seconds; default 900")?;
         range("sip.max_connections", s.max_connections as u64, 1, 10_000_000, "connections; default 100000")?;
-        range("sip.udp_workers", s.udp_workers as u64, 0, 256, "tasks per UDP socket; 0 = one per core")?;
+        range("sip.udp_workers", s.udp_workers as u64, 0, 256, "receive threads per UDP socket; 0 = one per core; default 1")?;
         if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
             return Err(ConfigError(format!(
                 "log.level = {:?} is not a valid filter; allowed: error, warn, info, debug, trace, or directives like \"sipwake=debug,info\"",

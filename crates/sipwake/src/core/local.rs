@@ -21,7 +21,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn new(code: u16) -> Answer {
+    pub fn new(code: u16) -> Answer {
         Answer { code, reason: None, headers: Vec::new() }
     }
     fn with(mut self, name: HeaderName, value: impl Into<String>) -> Answer {

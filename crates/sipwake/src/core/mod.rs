@@ -180,21 +180,33 @@ impl Core {
         }
         let via = routing::stamp_top_via(&mut msg, &src);
         let target = routing::response_target(via.as_ref(), &src);
+        // Non-INVITE requests the server answers itself, at once and
+        // idempotently, are answered statelessly (RFC 3261 §8.2.7), as
+        // Kamailio's and OpenSIPS's sl replies are: a retransmission is
+        // answered again with the same response (the To tag is derived from
+        // the request), and no transaction is kept for 64*T1 per request.
+        // INVITE (whose non-2xx final must be retransmitted until ACKed),
+        // ACK (which may match such an INVITE) and CANCEL (which must find
+        // its INVITE) go through the transaction layer.
+        if !matches!(method, sip_msg::Method::Invite | sip_msg::Method::Ack | sip_msg::Method::Cancel) {
+            let code = if self.stopping.load(Ordering::Relaxed) { 503 } else { 0 };
+            let a = if code == 0 { local::answer(&msg) } else { local::Answer::new(code) };
+            let resp = self.build_response(&msg, &stateless_tag(&msg), a.code, &a.headers);
+            self.send(&target, resp.to_bytes());
+            return;
+        }
         let peer = to_peer(&target);
         let now = Instant::now();
         let out = {
             let mut txn = self.txn.lock().expect("txn layer");
             match txn.on_request(msg, peer, now) {
                 RequestEvent::New { key, msg, .. } => {
-                    if self.stopping.load(Ordering::Relaxed) {
-                        self.respond(&mut txn, &key, &msg, 503, &[], now);
+                    let a = if self.stopping.load(Ordering::Relaxed) {
+                        local::Answer::new(503)
                     } else {
-                        let a = local::answer(&msg);
-                        self.respond(&mut txn, &key, &msg, a.code, &a.headers, now);
-                        if let Some(r) = a.reason {
-                            tracing::trace!(reason = r, "answered");
-                        }
-                    }
+                        local::answer(&msg)
+                    };
+                    self.respond(&mut txn, &key, &msg, a.code, &a.headers, now);
                 }
                 RequestEvent::Cancel { key, invite, msg, .. } => match invite {
                     // §9.2: the CANCEL matched; it gets 200. The local handler answers every
@@ -233,15 +245,20 @@ impl Core {
         extra: &[(HeaderName, String)],
         now: Instant,
     ) {
-        let mut resp = req.response(code, None, Some(&tag_for(key)));
+        let resp = self.build_response(req, &tag_for(key), code, extra);
+        if let Err(e) = txn.respond(key, resp, now) {
+            tracing::debug!(code, error = %e, "response not sent");
+        }
+    }
+
+    fn build_response(&self, req: &Message, tag: &str, code: u16, extra: &[(HeaderName, String)]) -> Message {
+        let mut resp = req.response(code, None, Some(tag));
         for (n, v) in extra {
             resp.headers.push(n.clone(), v.clone());
         }
         resp.headers.push(HeaderName::Server, self.server_header.clone());
         self.stats.count_response(code);
-        if let Err(e) = txn.respond(key, resp, now) {
-            tracing::debug!(code, error = %e, "response not sent");
-        }
+        resp
     }
 
     fn on_response(&self, src: Source, msg: Message) {
@@ -312,12 +329,28 @@ fn new_tag() -> String {
     format!("{n:016x}")
 }
 
+/// The To tag of a stateless response: derived from what identifies the
+/// request (Call-ID, From tag, top Via branch), so a retransmission gets
+/// the same tag.
+fn stateless_tag(req: &Message) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = seed().build_hasher();
+    req.call_id().hash(&mut h);
+    req.from().ok().and_then(|f| f.tag().cloned()).hash(&mut h);
+    req.top_via().ok().and_then(|v| v.branch().cloned()).hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn seed() -> &'static std::collections::hash_map::RandomState {
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(Default::default)
+}
+
 /// The To tag of our responses on a transaction: derived from its branch so
 /// every response of the transaction carries the same one.
 fn tag_for(key: &ServerKey) -> String {
     use std::hash::{BuildHasher, Hash, Hasher};
-    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
-    let mut h = SEED.get_or_init(Default::default).build_hasher();
+    let mut h = seed().build_hasher();
     key.hash(&mut h);
     format!("{:016x}", h.finish())
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of sipwake. Installs what the tests need and is missing
+# (sipp from Debian's sip-tester), then runs the whole workspace test suite:
+# unit tests, the RFC 4475/5118 torture tests, property tests, and the
+# end-to-end tests that start the real sipwake binary and drive it with sipp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+exec cargo test --workspace --locked "$@"
