@@ -18,9 +18,9 @@ pub use types::{ConnId, Handler, ListenSpec, SendError, Source, Target, Transpor
 
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::net::UdpSocket;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 

@@ -90,9 +90,9 @@ impl FromStr for ListenSpec {
             "tcp" => Transport::Tcp,
             _ => return Err(format!("`{s}`: transport `{t}` is not one of udp, tcp")),
         };
-        let addr = a.parse().map_err(|_| {
-            format!("`{s}`: `{a}` is not an IP address and port (e.g. 127.0.0.1:5060 or [::1]:5060)")
-        })?;
+        let addr = a
+            .parse()
+            .map_err(|_| format!("`{s}`: `{a}` is not an IP address and port (e.g. 127.0.0.1:5060 or [::1]:5060)"))?;
         Ok(ListenSpec { transport, addr })
     }
 }

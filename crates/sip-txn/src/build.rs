@@ -22,13 +22,9 @@ pub(crate) struct RequestTemplate {
 impl RequestTemplate {
     pub fn of(req: &Message) -> Result<RequestTemplate, sip_msg::Error> {
         let h = &req.headers;
-        let need =
-            |n: HeaderName, what: &'static str| h.get(&n).cloned().ok_or(sip_msg::Error::bad(what));
+        let need = |n: HeaderName, what: &'static str| h.get(&n).cloned().ok_or(sip_msg::Error::bad(what));
         Ok(RequestTemplate {
-            uri: req
-                .uri()
-                .ok_or(sip_msg::Error::bad("not a request"))?
-                .clone(),
+            uri: req.uri().ok_or(sip_msg::Error::bad("not a request"))?.clone(),
             via: need(HeaderName::Via, "missing Via")?,
             routes: h.get_all(&HeaderName::Route).cloned().collect(),
             from: need(HeaderName::From, "missing From")?,
@@ -49,14 +45,7 @@ impl RequestTemplate {
         h.push(HeaderName::From, self.from.clone());
         h.push(HeaderName::To, to);
         h.push(HeaderName::CallId, self.call_id.clone());
-        h.push(
-            HeaderName::CSeq,
-            CSeq {
-                seq: self.cseq,
-                method,
-            }
-            .to_bytes(),
-        );
+        h.push(HeaderName::CSeq, CSeq { seq: self.cseq, method }.to_bytes());
         m
     }
 
@@ -64,11 +53,7 @@ impl RequestTemplate {
     /// From and the top Via of the request, To of the response (with its
     /// tag), the request's CSeq number with method ACK, its Route headers.
     pub fn ack(&self, response: &Message) -> Message {
-        let to = response
-            .headers
-            .get(&HeaderName::To)
-            .cloned()
-            .unwrap_or_else(|| self.to.clone());
+        let to = response.headers.get(&HeaderName::To).cloned().unwrap_or_else(|| self.to.clone());
         self.build(Method::Ack, to)
     }
 

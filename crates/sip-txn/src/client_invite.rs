@@ -94,21 +94,14 @@ impl ClientInvite {
                     self.state = State::Proceeding;
                 }
                 let send_cancel = std::mem::take(&mut self.cancel_pending);
-                Step {
-                    to_tu: true,
-                    done: false,
-                    send_cancel,
-                }
+                Step { to_tu: true, done: false, send_cancel }
             }
             200..=299 if live => {
                 cx.disarm_all();
                 self.cancel_pending = false;
                 self.state = State::Accepted;
                 cx.arm(TimerKind::M, cx.cfg.t1x64());
-                Step {
-                    to_tu: true,
-                    ..Step::default()
-                }
+                Step { to_tu: true, ..Step::default() }
             }
             300..=699 if live => {
                 cx.disarm_all();
@@ -121,11 +114,7 @@ impl ClientInvite {
                 if !done {
                     cx.arm(TimerKind::D, cx.cfg.timer_d);
                 }
-                Step {
-                    to_tu: true,
-                    done,
-                    send_cancel: false,
-                }
+                Step { to_tu: true, done, send_cancel: false }
             }
             300..=699 if self.state == State::Completed => {
                 if let Some(ack) = &self.ack {
@@ -134,10 +123,7 @@ impl ClientInvite {
                 Step::default()
             }
             // RFC 6026 §8.4: every 2xx in Accepted goes to the TU.
-            200..=299 if self.state == State::Accepted => Step {
-                to_tu: true,
-                ..Step::default()
-            },
+            200..=299 if self.state == State::Accepted => Step { to_tu: true, ..Step::default() },
             _ => Step::default(),
         }
     }
@@ -163,9 +149,9 @@ impl ClientInvite {
                 Ok(CancelNow::Deferred)
             }
             State::Proceeding => Ok(CancelNow::Send),
-            State::Completed | State::Accepted => Err(TxnError::InvalidState(
-                "the INVITE already has a final response",
-            )),
+            State::Completed | State::Accepted => {
+                Err(TxnError::InvalidState("the INVITE already has a final response"))
+            }
         }
     }
 }

@@ -38,11 +38,7 @@ impl ClientNonInvite {
             cx.arm(TimerKind::E, cx.cfg.t1);
         }
         cx.arm(TimerKind::F, cx.cfg.t1x64());
-        ClientNonInvite {
-            state: State::Trying,
-            request,
-            interval_e: cx.cfg.t1,
-        }
+        ClientNonInvite { state: State::Trying, request, interval_e: cx.cfg.t1 }
     }
 
     pub fn state(&self) -> TxnState {
@@ -57,10 +53,7 @@ impl ClientNonInvite {
         match (self.state, code) {
             (State::Trying | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
-                Step {
-                    to_tu: true,
-                    done: false,
-                }
+                Step { to_tu: true, done: false }
             }
             (State::Trying | State::Proceeding, _) => {
                 cx.disarm_all();
@@ -79,11 +72,8 @@ impl ClientNonInvite {
         match (kind, self.state) {
             (TimerKind::E, State::Trying | State::Proceeding) => {
                 cx.send(self.request.clone());
-                self.interval_e = if self.state == State::Proceeding {
-                    cx.cfg.t2
-                } else {
-                    (self.interval_e * 2).min(cx.cfg.t2)
-                };
+                self.interval_e =
+                    if self.state == State::Proceeding { cx.cfg.t2 } else { (self.interval_e * 2).min(cx.cfg.t2) };
                 cx.arm(TimerKind::E, self.interval_e);
                 Fired::Continue
             }

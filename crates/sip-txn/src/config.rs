@@ -74,11 +74,7 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(transport: Transport, addr: SocketAddr) -> Peer {
-        Peer {
-            transport,
-            addr,
-            conn: None,
-        }
+        Peer { transport, addr, conn: None }
     }
     pub fn is_reliable(&self) -> bool {
         self.transport.is_reliable()

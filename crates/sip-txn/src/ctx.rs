@@ -30,11 +30,7 @@ impl Ctx<'_> {
     }
     /// Queues `data` for the transaction's peer.
     pub fn send(&mut self, data: Bytes) {
-        self.out.push_back(Transmit {
-            to: *self.peer,
-            data,
-            txn: Some(self.key.clone()),
-        });
+        self.out.push_back(Transmit { to: *self.peer, data, txn: Some(self.key.clone()) });
     }
     pub fn arm(&mut self, kind: TimerKind, after: Duration) {
         self.timers.arm(self.armed, self.id, kind, self.now + after);

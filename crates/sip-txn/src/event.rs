@@ -16,28 +16,15 @@ use std::fmt;
 pub enum RequestEvent {
     /// A new server transaction; the TU answers it with
     /// [`crate::TxnLayer::respond`].
-    New {
-        key: ServerKey,
-        msg: Message,
-        from: Peer,
-    },
+    New { key: ServerKey, msg: Message, from: Peer },
     /// A new CANCEL server transaction (`key`, answer it like any other) and
     /// the INVITE server transaction it cancels, when one exists (§9.2);
     /// `None` means the TU should answer 481.
-    Cancel {
-        key: ServerKey,
-        invite: Option<ServerKey>,
-        msg: Message,
-        from: Peer,
-    },
+    Cancel { key: ServerKey, invite: Option<ServerKey>, msg: Message, from: Peer },
     /// An ACK that is the TU's: the ACK for a 2xx (not part of any
     /// transaction: `invite` is `None`), or an ACK matching an INVITE server
     /// transaction in the RFC 6026 Accepted state (`invite` is its key).
-    Ack {
-        invite: Option<ServerKey>,
-        msg: Message,
-        from: Peer,
-    },
+    Ack { invite: Option<ServerKey>, msg: Message, from: Peer },
     /// A retransmission of a request with a live server transaction; it was
     /// absorbed, and the last response (if the state calls for it) queued
     /// for re-sending.
@@ -47,11 +34,7 @@ pub enum RequestEvent {
     AckAbsorbed { key: ServerKey },
     /// The request lacks what matching needs (top Via, CSeq, ...). No state
     /// was created; the TU may answer 400 statelessly.
-    Invalid {
-        error: sip_msg::Error,
-        msg: Message,
-        from: Peer,
-    },
+    Invalid { error: sip_msg::Error, msg: Message, from: Peer },
 }
 
 /// The outcome of a response received from the network.
@@ -59,11 +42,7 @@ pub enum RequestEvent {
 pub enum ResponseEvent {
     /// A response for the TU on client transaction `key`: provisional,
     /// final, and (RFC 6026) every 2xx to an INVITE while in Accepted.
-    Response {
-        key: ClientKey,
-        msg: Message,
-        from: Peer,
-    },
+    Response { key: ClientKey, msg: Message, from: Peer },
     /// A retransmitted final response absorbed by the transaction (for an
     /// INVITE non-2xx, the ACK was re-sent).
     Absorbed { key: ClientKey },
@@ -71,11 +50,7 @@ pub enum ResponseEvent {
     /// stray 2xx to an INVITE statelessly, §16.7).
     Stray { msg: Message, from: Peer },
     /// The response lacks a top Via branch or a CSeq.
-    Invalid {
-        error: sip_msg::Error,
-        msg: Message,
-        from: Peer,
-    },
+    Invalid { error: sip_msg::Error, msg: Message, from: Peer },
 }
 
 /// Events the layer raises on its own (timers, transport failures).

@@ -28,10 +28,7 @@ pub struct ClientKey {
 
 impl ClientKey {
     pub fn new(branch: impl Into<Bytes>, method: Method) -> ClientKey {
-        ClientKey {
-            branch: branch.into(),
-            method,
-        }
+        ClientKey { branch: branch.into(), method }
     }
     pub fn branch(&self) -> &Bytes {
         &self.branch
@@ -42,27 +39,15 @@ impl ClientKey {
     /// The key of a response: top Via branch and CSeq method.
     pub(crate) fn of_response(msg: &Message) -> Result<ClientKey, Error> {
         let via = msg.top_via()?;
-        let branch = via
-            .branch()
-            .filter(|b| !b.is_empty())
-            .ok_or(Error::bad("top Via has no branch"))?;
-        Ok(ClientKey {
-            branch: branch.clone(),
-            method: msg.cseq()?.method,
-        })
+        let branch = via.branch().filter(|b| !b.is_empty()).ok_or(Error::bad("top Via has no branch"))?;
+        Ok(ClientKey { branch: branch.clone(), method: msg.cseq()?.method })
     }
     /// The key of a request the TU sends: top Via branch and request method.
     pub(crate) fn of_request(msg: &Message) -> Result<ClientKey, Error> {
         let via = msg.top_via()?;
-        let branch = via
-            .branch()
-            .filter(|b| !b.is_empty())
-            .ok_or(Error::bad("top Via has no branch"))?;
+        let branch = via.branch().filter(|b| !b.is_empty()).ok_or(Error::bad("top Via has no branch"))?;
         let method = msg.method().ok_or(Error::bad("not a request"))?.clone();
-        Ok(ClientKey {
-            branch: branch.clone(),
-            method,
-        })
+        Ok(ClientKey { branch: branch.clone(), method })
     }
 }
 
@@ -78,11 +63,7 @@ pub struct ServerKey {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum ServerId {
     /// Branch with the magic cookie, plus sent-by (host lower-cased).
-    Rfc3261 {
-        branch: Bytes,
-        host: Host,
-        port: Option<u16>,
-    },
+    Rfc3261 { branch: Bytes, host: Host, port: Option<u16> },
     /// RFC 2543 requests (boxed: rare, and large).
     Rfc2543(Box<Rfc2543Id>),
 }
@@ -116,10 +97,7 @@ impl ServerKey {
     }
     /// The same transaction identity with another method (CANCEL → its INVITE).
     pub fn with_method(&self, method: Method) -> ServerKey {
-        ServerKey {
-            id: self.id.clone(),
-            method,
-        }
+        ServerKey { id: self.id.clone(), method }
     }
     /// The same RFC 2543 identity with another To tag (ACK lookups).
     pub(crate) fn with_to_tag(&self, tag: Option<Bytes>) -> ServerKey {
@@ -136,36 +114,17 @@ impl ServerKey {
         let method = msg.method().ok_or(Error::bad("not a request"))?;
         let via = msg.top_via()?;
         let cseq = msg.cseq()?;
-        let method = if *method == Method::Ack {
-            Method::Invite
-        } else {
-            method.clone()
-        };
+        let method = if *method == Method::Ack { Method::Invite } else { method.clone() };
         let id = if via.has_rfc3261_branch() {
             let branch = via.branch().cloned().unwrap_or_default();
-            ServerId::Rfc3261 {
-                branch,
-                host: lower_host(&via),
-                port: via.port,
-            }
+            ServerId::Rfc3261 { branch, host: lower_host(&via), port: via.port }
         } else {
             let uri = msg.uri().ok_or(Error::bad("not a request"))?.to_bytes();
             let call_id = msg.call_id().ok_or(Error::bad("missing Call-ID"))?.clone();
             let from_tag = msg.from()?.tag().cloned();
             let to_tag = msg.to()?.tag().cloned();
-            let via = msg
-                .headers
-                .get(&HeaderName::Via)
-                .cloned()
-                .unwrap_or_default();
-            ServerId::Rfc2543(Box::new(Rfc2543Id {
-                uri,
-                to_tag,
-                from_tag,
-                call_id,
-                cseq: cseq.seq,
-                via,
-            }))
+            let via = msg.headers.get(&HeaderName::Via).cloned().unwrap_or_default();
+            ServerId::Rfc2543(Box::new(Rfc2543Id { uri, to_tag, from_tag, call_id, cseq: cseq.seq, via }))
         };
         Ok(ServerKey { id, method })
     }
@@ -173,9 +132,7 @@ impl ServerKey {
 
 fn lower_host(via: &Via) -> Host {
     match &via.host {
-        Host::Name(n) if n.iter().any(u8::is_ascii_uppercase) => {
-            Host::Name(Bytes::from(n.to_ascii_lowercase()))
-        }
+        Host::Name(n) if n.iter().any(u8::is_ascii_uppercase) => Host::Name(Bytes::from(n.to_ascii_lowercase())),
         h => h.clone(),
     }
 }
@@ -220,9 +177,8 @@ mod tests {
         let inv = msg(
             "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP Host.Example:5060;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\n\r\n",
         );
-        let ack = msg(
-            "ACK sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bK1\r\nCSeq: 1 ACK\r\n\r\n",
-        );
+        let ack =
+            msg("ACK sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5060;branch=z9hG4bK1\r\nCSeq: 1 ACK\r\n\r\n");
         let other_port = msg(
             "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP host.example:5070;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\n\r\n",
         );
@@ -247,28 +203,17 @@ mod tests {
         };
         let k = ServerKey::of_request(&base("SIP/2.0/UDP h1;branch=1", "<sip:b@h>")).unwrap();
         assert!(k.is_rfc2543());
-        assert_eq!(
-            k,
-            ServerKey::of_request(&base("SIP/2.0/UDP h1;branch=1", "<sip:b@h>")).unwrap()
-        );
-        assert_ne!(
-            k,
-            ServerKey::of_request(&base("SIP/2.0/UDP h2;branch=1", "<sip:b@h>")).unwrap()
-        );
-        let tagged =
-            ServerKey::of_request(&base("SIP/2.0/UDP h1;branch=1", "<sip:b@h>;tag=t")).unwrap();
+        assert_eq!(k, ServerKey::of_request(&base("SIP/2.0/UDP h1;branch=1", "<sip:b@h>")).unwrap());
+        assert_ne!(k, ServerKey::of_request(&base("SIP/2.0/UDP h2;branch=1", "<sip:b@h>")).unwrap());
+        let tagged = ServerKey::of_request(&base("SIP/2.0/UDP h1;branch=1", "<sip:b@h>;tag=t")).unwrap();
         assert_ne!(k, tagged);
         assert_eq!(k.with_to_tag(Some(Bytes::from_static(b"t"))), tagged);
     }
 
     #[test]
     fn client_key() {
-        let r =
-            msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nCSeq: 1 CANCEL\r\n\r\n");
-        assert_eq!(
-            ClientKey::of_response(&r).unwrap(),
-            ClientKey::new("z9hG4bKx", Method::Cancel)
-        );
+        let r = msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nCSeq: 1 CANCEL\r\n\r\n");
+        assert_eq!(ClientKey::of_response(&r).unwrap(), ClientKey::new("z9hG4bKx", Method::Cancel));
         let r = msg("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 CANCEL\r\n\r\n");
         assert!(ClientKey::of_response(&r).is_err());
     }

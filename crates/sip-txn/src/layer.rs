@@ -99,23 +99,14 @@ impl TxnLayer {
         if *key.method() == Method::Cancel {
             let target = key.with_method(Method::Invite);
             let invite = self.table.server(&target).map(|_| target);
-            return RequestEvent::Cancel {
-                key,
-                invite,
-                msg,
-                from,
-            };
+            return RequestEvent::Cancel { key, invite, msg, from };
         }
         RequestEvent::New { key, msg, from }
     }
 
     fn on_ack(&mut self, key: ServerKey, msg: Message, from: Peer, now: Instant) -> RequestEvent {
         let Some((key, id)) = self.find_ack_target(key, &msg) else {
-            return RequestEvent::Ack {
-                invite: None,
-                msg,
-                from,
-            };
+            return RequestEvent::Ack { invite: None, msg, from };
         };
         let step = self.drive(id, now, |m, cx| match m {
             Machine::InviteServer(t) => t.on_ack(cx),
@@ -128,11 +119,7 @@ impl TxnLayer {
                 }
                 RequestEvent::AckAbsorbed { key }
             }
-            _ => RequestEvent::Ack {
-                invite: Some(key),
-                msg,
-                from,
-            },
+            _ => RequestEvent::Ack { invite: Some(key), msg, from },
         }
     }
 
@@ -163,11 +150,7 @@ impl TxnLayer {
             (Ok(k), Some(c)) => (k, c),
             (Err(error), _) => return ResponseEvent::Invalid { error, msg, from },
             (_, None) => {
-                return ResponseEvent::Invalid {
-                    error: sip_msg::Error::bad("not a response"),
-                    msg,
-                    from,
-                };
+                return ResponseEvent::Invalid { error: sip_msg::Error::bad("not a response"), msg, from };
             }
         };
         let Some(id) = self.table.client(&key) else {
@@ -177,11 +160,7 @@ impl TxnLayer {
             Machine::InviteClient(t) => t.on_response(cx, &msg, code),
             Machine::NonInviteClient(t) => {
                 let s = t.on_response(cx, code);
-                crate::client_invite::Step {
-                    to_tu: s.to_tu,
-                    done: s.done,
-                    send_cancel: false,
-                }
+                crate::client_invite::Step { to_tu: s.to_tu, done: s.done, send_cancel: false }
             }
             Machine::InviteServer(_) | Machine::NonInviteServer(_) => Default::default(),
         });
@@ -192,11 +171,7 @@ impl TxnLayer {
         if step.done {
             self.terminate(id);
         }
-        if step.to_tu {
-            ResponseEvent::Response { key, msg, from }
-        } else {
-            ResponseEvent::Absorbed { key }
-        }
+        if step.to_tu { ResponseEvent::Response { key, msg, from } } else { ResponseEvent::Absorbed { key } }
     }
 
     /// The TU answers server transaction `key` (any status 100-699).
@@ -207,9 +182,7 @@ impl TxnLayer {
             .drive(id, now, |m, cx| match m {
                 Machine::InviteServer(t) => t.respond(cx, &msg, code),
                 Machine::NonInviteServer(t) => t.respond(cx, &msg, code),
-                Machine::InviteClient(_) | Machine::NonInviteClient(_) => {
-                    Err(TxnError::NoSuchTransaction)
-                }
+                Machine::InviteClient(_) | Machine::NonInviteClient(_) => Err(TxnError::NoSuchTransaction),
             })
             .ok_or(TxnError::NoSuchTransaction)??;
         if done {
@@ -221,12 +194,7 @@ impl TxnLayer {
     /// The TU starts a client transaction toward `to`. The request must
     /// carry its top Via with a branch (see [`crate::new_branch`]), and
     /// From, To, Call-ID and CSeq for an INVITE (needed for ACK and CANCEL).
-    pub fn send_request(
-        &mut self,
-        msg: Message,
-        to: Peer,
-        now: Instant,
-    ) -> Result<ClientKey, TxnError> {
+    pub fn send_request(&mut self, msg: Message, to: Peer, now: Instant) -> Result<ClientKey, TxnError> {
         match msg.method() {
             None => return Err(TxnError::WrongKind),
             Some(Method::Ack) => return Err(TxnError::AckIsNotATransaction),
@@ -258,12 +226,7 @@ impl TxnLayer {
     /// a final response first.
     pub fn cancel(&mut self, key: &ClientKey, now: Instant) -> Result<ClientKey, TxnError> {
         let id = self.table.client(key).ok_or(TxnError::NoSuchTransaction)?;
-        let decision = match &mut self
-            .table
-            .get_mut(id)
-            .ok_or(TxnError::NoSuchTransaction)?
-            .machine
-        {
+        let decision = match &mut self.table.get_mut(id).ok_or(TxnError::NoSuchTransaction)?.machine {
             Machine::InviteClient(t) => t.cancel()?,
             _ => return Err(TxnError::InvalidState("only an INVITE can be cancelled")),
         };
@@ -286,19 +249,13 @@ impl TxnLayer {
         }
         let data = t.template().cancel().to_bytes();
         let peer = txn.peer;
-        self.create(key.into(), peer, now, |cx| {
-            Machine::NonInviteClient(ClientNonInvite::start(cx, data))
-        });
+        self.create(key.into(), peer, now, |cx| Machine::NonInviteClient(ClientNonInvite::start(cx, data)));
     }
 
     /// Queues a message outside any transaction: the ACK for a 2xx, a stray
     /// 2xx a proxy forwards, a stateless 400.
     pub fn send_stateless(&mut self, msg: &Message, to: Peer) {
-        self.transmits.push_back(Transmit {
-            to,
-            data: msg.to_bytes(),
-            txn: None,
-        });
+        self.transmits.push_back(Transmit { to, data: msg.to_bytes(), txn: None });
     }
 
     /// The transport could not send for transaction `key` (§17.1.4,
@@ -308,8 +265,7 @@ impl TxnLayer {
         let Some(id) = self.table.find(key) else {
             return false;
         };
-        self.events
-            .push_back(TxnEvent::TransportError { key: key.clone() });
+        self.events.push_back(TxnEvent::TransportError { key: key.clone() });
         self.terminate(id);
         true
     }
@@ -347,19 +303,12 @@ impl TxnLayer {
                 Machine::NonInviteServer(t) => t.on_timer(e.kind),
             });
             let event = match (fired, self.table.get(e.id).map(|t| &t.key)) {
-                (Some(Fired::Timeout), Some(TxnKey::Client(k))) => {
-                    Some(TxnEvent::Timeout { key: k.clone() })
-                }
-                (Some(Fired::AckTimeout), Some(TxnKey::Server(k))) => {
-                    Some(TxnEvent::AckTimeout { key: k.clone() })
-                }
+                (Some(Fired::Timeout), Some(TxnKey::Client(k))) => Some(TxnEvent::Timeout { key: k.clone() }),
+                (Some(Fired::AckTimeout), Some(TxnKey::Server(k))) => Some(TxnEvent::AckTimeout { key: k.clone() }),
                 _ => None,
             };
             self.events.extend(event);
-            if matches!(
-                fired,
-                Some(Fired::Terminate | Fired::Timeout | Fired::AckTimeout)
-            ) {
+            if matches!(fired, Some(Fired::Terminate | Fired::Timeout | Fired::AckTimeout)) {
                 self.terminate(e.id);
             }
         }
@@ -406,13 +355,7 @@ impl TxnLayer {
     }
 
     /// Builds a transaction's machine with a context, then stores it.
-    fn create(
-        &mut self,
-        key: TxnKey,
-        peer: Peer,
-        now: Instant,
-        build: impl FnOnce(&mut Ctx) -> Machine,
-    ) -> TxnId {
+    fn create(&mut self, key: TxnKey, peer: Peer, now: Instant, build: impl FnOnce(&mut Ctx) -> Machine) -> TxnId {
         let id = self.table.reserve();
         let mut armed = Armed::default();
         let machine = build(&mut Ctx {
@@ -425,41 +368,15 @@ impl TxnLayer {
             timers: &mut self.timers,
             out: &mut self.transmits,
         });
-        self.table.insert(
-            id,
-            Txn {
-                key,
-                peer,
-                armed,
-                machine,
-            },
-        );
+        self.table.insert(id, Txn { key, peer, armed, machine });
         id
     }
 
     /// Runs `f` on transaction `id`'s machine with its context.
-    fn drive<R>(
-        &mut self,
-        id: TxnId,
-        now: Instant,
-        f: impl FnOnce(&mut Machine, &mut Ctx) -> R,
-    ) -> Option<R> {
-        let Txn {
-            key,
-            peer,
-            armed,
-            machine,
-        } = self.table.get_mut(id)?;
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            now,
-            id,
-            key,
-            peer,
-            armed,
-            timers: &mut self.timers,
-            out: &mut self.transmits,
-        };
+    fn drive<R>(&mut self, id: TxnId, now: Instant, f: impl FnOnce(&mut Machine, &mut Ctx) -> R) -> Option<R> {
+        let Txn { key, peer, armed, machine } = self.table.get_mut(id)?;
+        let mut cx =
+            Ctx { cfg: &self.cfg, now, id, key, peer, armed, timers: &mut self.timers, out: &mut self.transmits };
         Some(f(machine, &mut cx))
     }
 

@@ -24,10 +24,7 @@ pub(crate) struct ServerNonInvite {
 
 impl ServerNonInvite {
     pub fn new() -> ServerNonInvite {
-        ServerNonInvite {
-            state: State::Trying,
-            last: None,
-        }
+        ServerNonInvite { state: State::Trying, last: None }
     }
 
     pub fn state(&self) -> TxnState {

@@ -57,16 +57,10 @@ impl Table {
     /// machine needs the id to arm timers).
     pub fn reserve(&mut self) -> TxnId {
         match self.free.pop() {
-            Some(idx) => TxnId {
-                idx,
-                generation: self.slots[idx as usize].generation,
-            },
+            Some(idx) => TxnId { idx, generation: self.slots[idx as usize].generation },
             None => {
                 self.slots.push(Slot::default());
-                TxnId {
-                    idx: (self.slots.len() - 1) as u32,
-                    generation: 0,
-                }
+                TxnId { idx: (self.slots.len() - 1) as u32, generation: 0 }
             }
         }
     }
@@ -94,24 +88,15 @@ impl Table {
     }
 
     pub fn get(&self, id: TxnId) -> Option<&Txn> {
-        self.slots
-            .get(id.idx as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.txn.as_ref())
+        self.slots.get(id.idx as usize).filter(|s| s.generation == id.generation).and_then(|s| s.txn.as_ref())
     }
     pub fn get_mut(&mut self, id: TxnId) -> Option<&mut Txn> {
-        self.slots
-            .get_mut(id.idx as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.txn.as_mut())
+        self.slots.get_mut(id.idx as usize).filter(|s| s.generation == id.generation).and_then(|s| s.txn.as_mut())
     }
 
     /// Removes a transaction, unindexes it and frees its slot.
     pub fn remove(&mut self, id: TxnId) -> Option<Txn> {
-        let slot = self
-            .slots
-            .get_mut(id.idx as usize)
-            .filter(|s| s.generation == id.generation)?;
+        let slot = self.slots.get_mut(id.idx as usize).filter(|s| s.generation == id.generation)?;
         let txn = slot.txn.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.idx);

@@ -174,10 +174,7 @@ mod tests {
         let t0 = Instant::now();
         let mut q = TimerQueue::default();
         let mut a = Armed::default();
-        let id = TxnId {
-            idx: 0,
-            generation: 0,
-        };
+        let id = TxnId { idx: 0, generation: 0 };
         q.arm(&mut a, id, TimerKind::A, t0 + Duration::from_millis(500));
         q.arm(&mut a, id, TimerKind::B, t0 + Duration::from_secs(32));
         assert_eq!(q.live(), 2);

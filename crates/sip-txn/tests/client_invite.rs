@@ -24,13 +24,7 @@ fn timer_a_doubles_and_timer_b_times_out() {
     let at: Vec<u64> = sent.iter().map(|(t, _)| *t).collect();
     assert_eq!(at, [500, 1500, 3500, 7500, 15500, 31500]);
     assert!(sent.iter().all(|(_, m)| m == "INVITE"));
-    assert_eq!(
-        drain_ev(&mut l),
-        [
-            TxnEvent::Timeout { key: key.clone() },
-            TxnEvent::Terminated { key: key.into() }
-        ]
-    );
+    assert_eq!(drain_ev(&mut l), [TxnEvent::Timeout { key: key.clone() }, TxnEvent::Terminated { key: key.into() }]);
     assert!(l.is_empty());
     assert_eq!(l.poll_timeout(), None);
 }
@@ -68,10 +62,7 @@ fn provisional_stops_retransmissions_and_timer_b() {
     assert!(matches!(ev, ResponseEvent::Response { key: k, .. } if k == key));
     assert_eq!(l.client_state(&key), Some(TxnState::Proceeding));
     // More provisionals go to the TU too.
-    assert!(matches!(
-        l.on_response(reply(&inv, 183, Some("a")), udp(), t0 + ms(200)),
-        ResponseEvent::Response { .. }
-    ));
+    assert!(matches!(l.on_response(reply(&inv, 183, Some("a")), udp(), t0 + ms(200)), ResponseEvent::Response { .. }));
     assert!(run(&mut l, t0, ms(100_000)).is_empty());
     assert!(drain_ev(&mut l).is_empty());
     assert_eq!(l.client_state(&key), Some(TxnState::Proceeding));
@@ -151,31 +142,19 @@ fn accepted_state_passes_every_2xx_and_timer_m_ends_it() {
     let key = l.send_request(inv.clone(), udp(), t0).unwrap();
     drain_tx(&mut l);
     let ok = reply(&inv, 200, Some("fork1"));
-    assert!(matches!(
-        l.on_response(ok.clone(), udp(), t0 + ms(50)),
-        ResponseEvent::Response { .. }
-    ));
+    assert!(matches!(l.on_response(ok.clone(), udp(), t0 + ms(50)), ResponseEvent::Response { .. }));
     assert_eq!(l.client_state(&key), Some(TxnState::Accepted));
     // The transaction sends no ACK for a 2xx (the TU does) and no retransmission.
     assert!(drain_tx(&mut l).is_empty());
     // A retransmitted 2xx and a 2xx from another fork both reach the TU.
-    assert!(matches!(
-        l.on_response(ok, udp(), t0 + ms(600)),
-        ResponseEvent::Response { .. }
-    ));
+    assert!(matches!(l.on_response(ok, udp(), t0 + ms(600)), ResponseEvent::Response { .. }));
     assert!(matches!(
         l.on_response(reply(&inv, 200, Some("fork2")), udp(), t0 + ms(700)),
         ResponseEvent::Response { msg, .. } if msg.to().unwrap().tag().unwrap() == "fork2"
     ));
     // Late provisional / non-2xx responses are absorbed.
-    assert!(matches!(
-        l.on_response(reply(&inv, 180, Some("x")), udp(), t0 + ms(800)),
-        ResponseEvent::Absorbed { .. }
-    ));
-    assert!(matches!(
-        l.on_response(reply(&inv, 500, Some("x")), udp(), t0 + ms(800)),
-        ResponseEvent::Absorbed { .. }
-    ));
+    assert!(matches!(l.on_response(reply(&inv, 180, Some("x")), udp(), t0 + ms(800)), ResponseEvent::Absorbed { .. }));
+    assert!(matches!(l.on_response(reply(&inv, 500, Some("x")), udp(), t0 + ms(800)), ResponseEvent::Absorbed { .. }));
     assert!(drain_tx(&mut l).is_empty());
     // Timer M = 64*T1 from the first 2xx.
     l.handle_timeout(t0 + ms(32_049));
@@ -241,10 +220,7 @@ fn cancel_after_provisional_is_sent_at_once() {
     assert!(matches!(ev, ResponseEvent::Response { key: k, .. } if k == key));
     assert_eq!(summary(&drain_tx(&mut l)), ["ACK"]);
     // A second cancel is refused: the INVITE is finished.
-    assert!(matches!(
-        l.cancel(&key, t0 + ms(900)),
-        Err(TxnError::InvalidState(_))
-    ));
+    assert!(matches!(l.cancel(&key, t0 + ms(900)), Err(TxnError::InvalidState(_))));
 }
 
 #[test]
@@ -287,13 +263,8 @@ fn deferred_cancel_is_dropped_when_a_final_response_comes_first() {
 fn cancel_errors() {
     let t0 = Instant::now();
     let mut l = layer();
-    assert_eq!(
-        l.cancel(&ClientKey::new("z9hG4bKnone", Method::Invite), t0),
-        Err(TxnError::NoSuchTransaction)
-    );
-    let k = l
-        .send_request(request("OPTIONS", "z9hG4bKo", "UDP"), udp(), t0)
-        .unwrap();
+    assert_eq!(l.cancel(&ClientKey::new("z9hG4bKnone", Method::Invite), t0), Err(TxnError::NoSuchTransaction));
+    let k = l.send_request(request("OPTIONS", "z9hG4bKo", "UDP"), udp(), t0).unwrap();
     assert!(matches!(l.cancel(&k, t0), Err(TxnError::InvalidState(_))));
 }
 
@@ -305,8 +276,5 @@ fn a_response_for_the_other_method_does_not_match() {
     l.send_request(inv.clone(), udp(), t0).unwrap();
     // Same branch, CSeq method CANCEL: there is no CANCEL transaction.
     let r = parse_bytes(&cancel_for_invite(BR).response(200, None, None).to_bytes());
-    assert!(matches!(
-        l.on_response(r, udp(), t0),
-        ResponseEvent::Stray { .. }
-    ));
+    assert!(matches!(l.on_response(r, udp(), t0), ResponseEvent::Stray { .. }));
 }

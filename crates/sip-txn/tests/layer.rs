@@ -19,14 +19,8 @@ fn stray_and_invalid_responses() {
     );
     let mut no_branch = ok.clone();
     no_branch.headers.set(HeaderName::Via, "SIP/2.0/UDP h");
-    assert!(matches!(
-        l.on_response(no_branch, udp(), t0),
-        ResponseEvent::Invalid { .. }
-    ));
-    assert!(matches!(
-        l.on_response(inv, udp(), t0),
-        ResponseEvent::Invalid { .. }
-    ));
+    assert!(matches!(l.on_response(no_branch, udp(), t0), ResponseEvent::Invalid { .. }));
+    assert!(matches!(l.on_response(inv, udp(), t0), ResponseEvent::Invalid { .. }));
     assert!(l.is_empty());
     assert!(drain_tx(&mut l).is_empty());
 }
@@ -47,22 +41,13 @@ fn send_stateless_queues_without_state() {
 fn transport_errors_destroy_transactions() {
     let t0 = Instant::now();
     let mut l = layer();
-    let ck = l
-        .send_request(invite("z9hG4bKt1", "UDP"), udp(), t0)
-        .unwrap();
+    let ck = l.send_request(invite("z9hG4bKt1", "UDP"), udp(), t0).unwrap();
     let failed = drain_tx(&mut l).remove(0).txn.unwrap();
     assert_eq!(failed, TxnKey::Client(ck.clone()));
     assert!(l.on_transport_error(&failed, t0));
     assert_eq!(
         drain_ev(&mut l),
-        [
-            TxnEvent::TransportError {
-                key: failed.clone()
-            },
-            TxnEvent::Terminated {
-                key: failed.clone()
-            }
-        ]
+        [TxnEvent::TransportError { key: failed.clone() }, TxnEvent::Terminated { key: failed.clone() }]
     );
     assert!(!l.on_transport_error(&failed, t0));
     // Its timers are gone with it.
@@ -70,16 +55,11 @@ fn transport_errors_destroy_transactions() {
     assert!(drain_ev(&mut l).is_empty());
 
     let req = request("BYE", "z9hG4bKt2", "TCP");
-    let RequestEvent::New { key, .. } = l.on_request(req.clone(), tcp(), t0) else {
-        panic!()
-    };
+    let RequestEvent::New { key, .. } = l.on_request(req.clone(), tcp(), t0) else { panic!() };
     l.respond(&key, reply(&req, 180, None), t0).unwrap();
     let sk = drain_tx(&mut l).remove(0).txn.unwrap();
     assert!(l.on_transport_error(&sk, t0));
-    assert_eq!(
-        drain_ev(&mut l)[0],
-        TxnEvent::TransportError { key: key.into() }
-    );
+    assert_eq!(drain_ev(&mut l)[0], TxnEvent::TransportError { key: key.into() });
     assert!(l.is_empty());
 }
 
@@ -106,12 +86,7 @@ fn timers_are_deterministic() {
         let t0 = Instant::now();
         let mut l = layer();
         for i in 0..50 {
-            l.send_request(
-                request("OPTIONS", &format!("z9hG4bKd{i}"), "UDP"),
-                udp(),
-                t0 + ms(i),
-            )
-            .unwrap();
+            l.send_request(request("OPTIONS", &format!("z9hG4bKd{i}"), "UDP"), udp(), t0 + ms(i)).unwrap();
         }
         run(&mut l, t0, ms(40_000))
     };
@@ -131,24 +106,15 @@ fn many_transactions_expire_without_scanning() {
     let mut server_keys: Vec<ServerKey> = Vec::with_capacity(N);
     for i in 0..N {
         let mut c = template.clone();
-        c.headers.set(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKc{i}"),
-        );
+        c.headers.set(HeaderName::Via, format!("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKc{i}"));
         l.send_request(c, udp(), t0).unwrap();
         let mut s = template.clone();
-        s.headers.set(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKs{i}"),
-        );
-        let RequestEvent::New { key, .. } = l.on_request(s, udp(), t0) else {
-            panic!()
-        };
+        s.headers.set(HeaderName::Via, format!("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKs{i}"));
+        let RequestEvent::New { key, .. } = l.on_request(s, udp(), t0) else { panic!() };
         server_keys.push(key);
     }
     for key in &server_keys {
-        l.respond(key, reply(&template, 200, Some("t")), t0)
-            .unwrap();
+        l.respond(key, reply(&template, 200, Some("t")), t0).unwrap();
     }
     assert_eq!(l.len(), 2 * N);
     assert_eq!(drain_tx(&mut l).len(), 2 * N);
@@ -203,26 +169,14 @@ fn stale_timers_are_compacted() {
     let mut keys: Vec<ClientKey> = Vec::new();
     for i in 0..5_000 {
         let mut c = template.clone();
-        c.headers.set(
-            HeaderName::Via,
-            format!("SIP/2.0/UDP h:5060;branch=z9hG4bKc{i}"),
-        );
+        c.headers.set(HeaderName::Via, format!("SIP/2.0/UDP h:5060;branch=z9hG4bKc{i}"));
         keys.push(l.send_request(c, udp(), t0).unwrap());
     }
     // All answered with 200: A and B become stale, M is armed.
     for k in &keys {
         let mut ok = reply(&template, 200, Some("t"));
-        ok.headers.set(
-            HeaderName::Via,
-            format!(
-                "SIP/2.0/UDP h:5060;branch={}",
-                String::from_utf8_lossy(k.branch())
-            ),
-        );
-        assert!(matches!(
-            l.on_response(ok, udp(), t0 + ms(10)),
-            ResponseEvent::Response { .. }
-        ));
+        ok.headers.set(HeaderName::Via, format!("SIP/2.0/UDP h:5060;branch={}", String::from_utf8_lossy(k.branch())));
+        assert!(matches!(l.on_response(ok, udp(), t0 + ms(10)), ResponseEvent::Response { .. }));
     }
     assert_eq!(l.stats().timers_armed, 5_000);
     assert_eq!(l.stats().timer_entries, 15_000);
@@ -244,8 +198,7 @@ fn heap_is_compacted_when_stale_entries_dominate() {
     let t0 = Instant::now();
     let mut l = layer();
     // One live transaction whose timers stay at the top of the heap...
-    l.send_request(request("OPTIONS", "z9hG4bKlive", "UDP"), udp(), t0)
-        .unwrap();
+    l.send_request(request("OPTIONS", "z9hG4bKlive", "UDP"), udp(), t0).unwrap();
     // ...and 5000 INVITEs whose A and B become stale on a provisional.
     let template = invite("z9hG4bKx", "UDP");
     for i in 0..5_000 {
@@ -270,19 +223,13 @@ fn retransmission_updates_the_response_path() {
     let t0 = Instant::now();
     let mut l = layer();
     let req = request("MESSAGE", "z9hG4bKm", "TCP");
-    let RequestEvent::New { key, .. } = l.on_request(req.clone(), tcp(), t0) else {
-        panic!()
-    };
+    let RequestEvent::New { key, .. } = l.on_request(req.clone(), tcp(), t0) else { panic!() };
     l.respond(&key, reply(&req, 100, None), t0).unwrap();
     assert_eq!(drain_tx(&mut l)[0].to.conn, Some(7));
-    let reconnected = sip_txn::Peer {
-        conn: Some(8),
-        ..tcp()
-    };
+    let reconnected = sip_txn::Peer { conn: Some(8), ..tcp() };
     l.on_request(req.clone(), reconnected, t0 + ms(500));
     assert_eq!(drain_tx(&mut l)[0].to.conn, Some(8));
-    l.respond(&key, reply(&req, 200, Some("x")), t0 + ms(600))
-        .unwrap();
+    l.respond(&key, reply(&req, 200, Some("x")), t0 + ms(600)).unwrap();
     assert_eq!(drain_tx(&mut l)[0].to, reconnected);
 }
 
@@ -292,25 +239,14 @@ fn one_layer_serves_both_sides_of_a_proxy() {
     let t0 = Instant::now();
     let mut l = TxnLayer::new(Default::default());
     let up = invite("z9hG4bKup", "UDP");
-    let RequestEvent::New { key: skey, msg, .. } = l.on_request(up, udp(), t0) else {
-        panic!()
-    };
+    let RequestEvent::New { key: skey, msg, .. } = l.on_request(up, udp(), t0) else { panic!() };
     let mut down = msg.clone();
-    down.headers.push_front(
-        HeaderName::Via,
-        format!(
-            "SIP/2.0/TCP proxy.example.com;branch={}",
-            sip_txn::new_branch()
-        ),
-    );
+    down.headers.push_front(HeaderName::Via, format!("SIP/2.0/TCP proxy.example.com;branch={}", sip_txn::new_branch()));
     let ckey = l.send_request(down.clone(), tcp(), t0).unwrap();
     assert_eq!(ckey.method(), &Method::Invite);
     drain_tx(&mut l);
     let mut ringing = reply(&down, 180, Some("b"));
-    let ResponseEvent::Response { msg: r, .. } = l.on_response(ringing.clone(), tcp(), t0 + ms(50))
-    else {
-        panic!()
-    };
+    let ResponseEvent::Response { msg: r, .. } = l.on_response(ringing.clone(), tcp(), t0 + ms(50)) else { panic!() };
     ringing = r;
     ringing.headers.remove_first(&HeaderName::Via);
     l.respond(&skey, ringing, t0 + ms(50)).unwrap();

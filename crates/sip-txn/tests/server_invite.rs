@@ -35,10 +35,7 @@ fn trying_is_sent_at_200ms_and_resent_on_retransmission() {
     assert_eq!(l.server_state(&key), Some(TxnState::Proceeding));
     assert!(drain_tx(&mut l).is_empty());
     // A retransmission before any response re-sends nothing.
-    assert!(is_retransmission(
-        l.on_request(inv.clone(), udp(), t0 + ms(100)),
-        &key
-    ));
+    assert!(is_retransmission(l.on_request(inv.clone(), udp(), t0 + ms(100)), &key));
     assert!(drain_tx(&mut l).is_empty());
     assert_eq!(l.poll_timeout(), Some(t0 + ms(200)));
     l.handle_timeout(t0 + ms(199));
@@ -49,22 +46,14 @@ fn trying_is_sent_at_200ms_and_resent_on_retransmission() {
     assert_eq!(tx[0].to, udp());
     let trying = parse_bytes(&tx[0].data);
     assert_eq!(trying.status(), Some(100));
-    for h in [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        HeaderName::Timestamp,
-    ] {
+    for h in
+        [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq, HeaderName::Timestamp]
+    {
         assert_eq!(values(&trying, h.clone()), values(&inv, h));
     }
     assert!(values(&trying, HeaderName::Route).is_empty());
     // Now a retransmitted INVITE gets the 100 again.
-    assert!(is_retransmission(
-        l.on_request(inv, udp(), t0 + ms(500)),
-        &key
-    ));
+    assert!(is_retransmission(l.on_request(inv, udp(), t0 + ms(500)), &key));
     assert_eq!(summary(&drain_tx(&mut l)), ["100"]);
 }
 
@@ -74,15 +63,13 @@ fn no_automatic_trying_when_the_tu_answers_first() {
     let mut l = layer();
     let inv = invite(BR, "UDP");
     let key = new_invite(&mut l, &inv, t0);
-    l.respond(&key, reply(&inv, 180, Some("b")), t0 + ms(50))
-        .unwrap();
+    l.respond(&key, reply(&inv, 180, Some("b")), t0 + ms(50)).unwrap();
     assert_eq!(summary(&drain_tx(&mut l)), ["180"]);
     assert!(run(&mut l, t0, ms(1_000)).is_empty());
     // The last provisional is what a retransmission gets.
     l.on_request(inv.clone(), udp(), t0 + ms(500));
     assert_eq!(summary(&drain_tx(&mut l)), ["180"]);
-    l.respond(&key, reply(&inv, 183, Some("b")), t0 + ms(600))
-        .unwrap();
+    l.respond(&key, reply(&inv, 183, Some("b")), t0 + ms(600)).unwrap();
     drain_tx(&mut l);
     l.on_request(inv, udp(), t0 + ms(1500));
     assert_eq!(summary(&drain_tx(&mut l)), ["183"]);
@@ -91,10 +78,7 @@ fn no_automatic_trying_when_the_tu_answers_first() {
 #[test]
 fn zero_trying_delay_sends_100_immediately() {
     let t0 = Instant::now();
-    let mut l = TxnLayer::new(Config {
-        trying_delay: ms(0),
-        ..Config::default()
-    });
+    let mut l = TxnLayer::new(Config { trying_delay: ms(0), ..Config::default() });
     let inv = invite(BR, "UDP");
     new_invite(&mut l, &inv, t0);
     assert_eq!(summary(&drain_tx(&mut l)), ["100"]);
@@ -111,27 +95,13 @@ fn non_2xx_timer_g_until_timer_h() {
     assert_eq!(summary(&drain_tx(&mut l)), ["486"]);
     assert_eq!(l.server_state(&key), Some(TxnState::Completed));
     // A retransmitted INVITE gets the final response again.
-    assert!(is_retransmission(
-        l.on_request(inv.clone(), udp(), t0 + ms(100)),
-        &key
-    ));
+    assert!(is_retransmission(l.on_request(inv.clone(), udp(), t0 + ms(100)), &key));
     assert_eq!(summary(&drain_tx(&mut l)), ["486"]);
     let sent = run(&mut l, t0, ms(40_000));
     let at: Vec<u64> = sent.iter().map(|(t, _)| *t).collect();
-    assert_eq!(
-        at,
-        [
-            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-        ]
-    );
+    assert_eq!(at, [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
     assert!(sent.iter().all(|(_, s)| s == "486"));
-    assert_eq!(
-        drain_ev(&mut l),
-        [
-            TxnEvent::AckTimeout { key: key.clone() },
-            TxnEvent::Terminated { key: key.into() }
-        ]
-    );
+    assert_eq!(drain_ev(&mut l), [TxnEvent::AckTimeout { key: key.clone() }, TxnEvent::Terminated { key: key.into() }]);
     assert!(l.is_empty());
 }
 
@@ -146,19 +116,11 @@ fn ack_confirms_and_timer_i_ends() {
     l.handle_timeout(t0 + ms(500));
     assert_eq!(summary(&drain_tx(&mut l)), ["404"]);
     let ack = ack_for_invite(BR, "b");
-    assert!(
-        matches!(l.on_request(ack.clone(), udp(), t0 + ms(600)), RequestEvent::AckAbsorbed { key: k } if k == key)
-    );
+    assert!(matches!(l.on_request(ack.clone(), udp(), t0 + ms(600)), RequestEvent::AckAbsorbed { key: k } if k == key));
     assert_eq!(l.server_state(&key), Some(TxnState::Confirmed));
     // Confirmed absorbs ACK and INVITE retransmissions silently; G stopped.
-    assert!(matches!(
-        l.on_request(ack, udp(), t0 + ms(700)),
-        RequestEvent::AckAbsorbed { .. }
-    ));
-    assert!(is_retransmission(
-        l.on_request(inv, udp(), t0 + ms(800)),
-        &key
-    ));
+    assert!(matches!(l.on_request(ack, udp(), t0 + ms(700)), RequestEvent::AckAbsorbed { .. }));
+    assert!(is_retransmission(l.on_request(inv, udp(), t0 + ms(800)), &key));
     assert!(drain_tx(&mut l).is_empty());
     // Timer I = T4 from the ACK.
     assert!(run(&mut l, t0, ms(5_599)).is_empty());
@@ -183,10 +145,7 @@ fn reliable_no_timer_g_and_zero_timer_i() {
     assert!(run(&mut l, t0, ms(1_000)).is_empty());
     let ack = ack_for_invite(BR, "b");
     let ack = parse(&String::from_utf8_lossy(&ack.to_bytes()).replace("/UDP", "/TCP"));
-    assert!(matches!(
-        l.on_request(ack, tcp(), t0 + ms(1_000)),
-        RequestEvent::AckAbsorbed { .. }
-    ));
+    assert!(matches!(l.on_request(ack, tcp(), t0 + ms(1_000)), RequestEvent::AckAbsorbed { .. }));
     assert_eq!(drain_ev(&mut l), [TxnEvent::Terminated { key: key.into() }]);
 }
 
@@ -195,9 +154,7 @@ fn reliable_timer_h_still_applies() {
     let t0 = Instant::now();
     let mut l = layer();
     let inv = invite(BR, "TCP");
-    let RequestEvent::New { key, .. } = l.on_request(inv.clone(), tcp(), t0) else {
-        panic!()
-    };
+    let RequestEvent::New { key, .. } = l.on_request(inv.clone(), tcp(), t0) else { panic!() };
     l.respond(&key, reply(&inv, 480, Some("b")), t0).unwrap();
     drain_tx(&mut l);
     assert!(run(&mut l, t0, ms(40_000)).is_empty());
@@ -217,47 +174,25 @@ fn accepted_absorbs_invites_passes_acks_and_ends_on_timer_l() {
     // No retransmission of the 2xx by the transaction, no automatic 100.
     assert!(run(&mut l, t0, ms(10_000)).is_empty());
     // INVITE retransmissions are absorbed and not re-answered.
-    assert!(is_retransmission(
-        l.on_request(inv.clone(), udp(), t0 + ms(600)),
-        &key
-    ));
+    assert!(is_retransmission(l.on_request(inv.clone(), udp(), t0 + ms(600)), &key));
     assert!(drain_tx(&mut l).is_empty());
     // The TU retransmits the 2xx through the transaction.
     l.respond(&key, ok.clone(), t0 + ms(600)).unwrap();
     assert_eq!(summary(&drain_tx(&mut l)), ["200"]);
-    assert!(matches!(
-        l.respond(&key, reply(&inv, 500, Some("b")), t0),
-        Err(TxnError::InvalidState(_))
-    ));
-    assert!(matches!(
-        l.respond(&key, reply(&inv, 180, Some("b")), t0),
-        Err(TxnError::InvalidState(_))
-    ));
+    assert!(matches!(l.respond(&key, reply(&inv, 500, Some("b")), t0), Err(TxnError::InvalidState(_))));
+    assert!(matches!(l.respond(&key, reply(&inv, 180, Some("b")), t0), Err(TxnError::InvalidState(_))));
     // The ACK for the 2xx (new branch) is the TU's, outside any transaction.
     let ack = ack_for_invite("z9hG4bKack2xx", "b");
-    assert!(matches!(
-        l.on_request(ack, udp(), t0 + ms(700)),
-        RequestEvent::Ack { invite: None, .. }
-    ));
+    assert!(matches!(l.on_request(ack, udp(), t0 + ms(700)), RequestEvent::Ack { invite: None, .. }));
     // An ACK that does match the transaction in Accepted also goes to the TU.
     let ack = ack_for_invite(BR, "b");
-    assert!(
-        matches!(l.on_request(ack, udp(), t0 + ms(700)), RequestEvent::Ack { invite: Some(k), .. } if k == key)
-    );
+    assert!(matches!(l.on_request(ack, udp(), t0 + ms(700)), RequestEvent::Ack { invite: Some(k), .. } if k == key));
     // Timer L = 64*T1 from the 2xx.
     l.handle_timeout(t0 + ms(32_099));
     assert_eq!(l.len(), 1);
     l.handle_timeout(t0 + ms(32_100));
-    assert_eq!(
-        drain_ev(&mut l),
-        [TxnEvent::Terminated {
-            key: key.clone().into()
-        }]
-    );
-    assert_eq!(
-        l.respond(&key, ok, t0 + ms(33_000)),
-        Err(TxnError::NoSuchTransaction)
-    );
+    assert_eq!(drain_ev(&mut l), [TxnEvent::Terminated { key: key.clone().into() }]);
+    assert_eq!(l.respond(&key, ok, t0 + ms(33_000)), Err(TxnError::NoSuchTransaction));
 }
 
 #[test]
@@ -268,14 +203,8 @@ fn respond_errors() {
     let key = new_invite(&mut l, &inv, t0);
     assert_eq!(l.respond(&key, inv.clone(), t0), Err(TxnError::WrongKind));
     l.respond(&key, reply(&inv, 404, Some("b")), t0).unwrap();
-    assert!(matches!(
-        l.respond(&key, reply(&inv, 404, Some("b")), t0),
-        Err(TxnError::InvalidState(_))
-    ));
-    assert!(matches!(
-        l.respond(&key, reply(&inv, 200, Some("b")), t0),
-        Err(TxnError::InvalidState(_))
-    ));
+    assert!(matches!(l.respond(&key, reply(&inv, 404, Some("b")), t0), Err(TxnError::InvalidState(_))));
+    assert!(matches!(l.respond(&key, reply(&inv, 200, Some("b")), t0), Err(TxnError::InvalidState(_))));
 }
 
 #[test]
@@ -295,21 +224,13 @@ fn cancel_matches_its_invite() {
     assert_ne!(ck, key);
     assert_eq!(l.len(), 2);
     // The TU answers the CANCEL and the INVITE separately.
-    l.respond(&ck, reply(&cancel, 200, Some("b")), t0 + ms(301))
-        .unwrap();
-    l.respond(&key, reply(&inv, 487, Some("b")), t0 + ms(301))
-        .unwrap();
+    l.respond(&ck, reply(&cancel, 200, Some("b")), t0 + ms(301)).unwrap();
+    l.respond(&key, reply(&inv, 487, Some("b")), t0 + ms(301)).unwrap();
     let tx = drain_tx(&mut l);
     assert_eq!(summary(&tx), ["100", "200", "487"]);
-    assert_eq!(
-        parse_bytes(&tx[1].data).cseq().unwrap().method,
-        Method::Cancel
-    );
+    assert_eq!(parse_bytes(&tx[1].data).cseq().unwrap().method, Method::Cancel);
     // A retransmitted CANCEL hits the CANCEL transaction.
-    assert!(is_retransmission(
-        l.on_request(cancel, udp(), t0 + ms(800)),
-        &ck
-    ));
+    assert!(is_retransmission(l.on_request(cancel, udp(), t0 + ms(800)), &ck));
     assert_eq!(summary(&drain_tx(&mut l)), ["200"]);
 }
 
@@ -318,9 +239,7 @@ fn cancel_without_invite() {
     let t0 = Instant::now();
     let mut l = layer();
     match l.on_request(cancel_for_invite("z9hG4bKnoinvite"), udp(), t0) {
-        RequestEvent::Cancel {
-            invite: None, key, ..
-        } => assert_eq!(l.server_state(&key), Some(TxnState::Trying)),
+        RequestEvent::Cancel { invite: None, key, .. } => assert_eq!(l.server_state(&key), Some(TxnState::Trying)),
         e => panic!("{e:?}"),
     }
 }
@@ -330,18 +249,18 @@ fn same_branch_other_sent_by_is_another_transaction() {
     let t0 = Instant::now();
     let mut l = layer();
     let a = invite(BR, "UDP");
-    let b = parse(&String::from_utf8_lossy(&a.to_bytes()).replace(
-        "pc33.atlanta.example.com:5060",
-        "pc34.atlanta.example.com:5060",
-    ));
+    let b = parse(
+        &String::from_utf8_lossy(&a.to_bytes())
+            .replace("pc33.atlanta.example.com:5060", "pc34.atlanta.example.com:5060"),
+    );
     let ka = new_invite(&mut l, &a, t0);
     let kb = new_invite(&mut l, &b, t0);
     assert_ne!(ka, kb);
     // sent-by host compares case-insensitively.
-    let c = parse(&String::from_utf8_lossy(&a.to_bytes()).replace(
-        "pc33.atlanta.example.com:5060",
-        "PC33.Atlanta.example.com:5060",
-    ));
+    let c = parse(
+        &String::from_utf8_lossy(&a.to_bytes())
+            .replace("pc33.atlanta.example.com:5060", "PC33.Atlanta.example.com:5060"),
+    );
     assert!(is_retransmission(l.on_request(c, udp(), t0), &ka));
 }
 
@@ -377,28 +296,16 @@ fn rfc2543_matching() {
     let key = new_invite(&mut l, &inv, t0);
     assert!(key.is_rfc2543());
     assert_eq!(key.branch(), None);
-    assert!(is_retransmission(
-        l.on_request(inv.clone(), udp(), t0 + ms(100)),
-        &key
-    ));
+    assert!(is_retransmission(l.on_request(inv.clone(), udp(), t0 + ms(100)), &key));
     // Another CSeq is another transaction.
     let other = parse(&String::from_utf8_lossy(&inv.to_bytes()).replace("CSeq: 7", "CSeq: 8"));
-    assert!(matches!(
-        l.on_request(other, udp(), t0),
-        RequestEvent::New { .. }
-    ));
-    l.respond(&key, reply(&inv, 486, Some("srv")), t0 + ms(200))
-        .unwrap();
+    assert!(matches!(l.on_request(other, udp(), t0), RequestEvent::New { .. }));
+    l.respond(&key, reply(&inv, 486, Some("srv")), t0 + ms(200)).unwrap();
     // An ACK with another To tag is not for this transaction.
     let wrong = rfc2543_ack("<sip:bob@biloxi.example.com>;tag=other");
-    assert!(matches!(
-        l.on_request(wrong, udp(), t0 + ms(300)),
-        RequestEvent::Ack { invite: None, .. }
-    ));
+    assert!(matches!(l.on_request(wrong, udp(), t0 + ms(300)), RequestEvent::Ack { invite: None, .. }));
     let ack = rfc2543_ack("<sip:bob@biloxi.example.com>;tag=srv");
-    assert!(
-        matches!(l.on_request(ack, udp(), t0 + ms(300)), RequestEvent::AckAbsorbed { key: k } if k == key)
-    );
+    assert!(matches!(l.on_request(ack, udp(), t0 + ms(300)), RequestEvent::AckAbsorbed { key: k } if k == key));
     assert_eq!(l.server_state(&key), Some(TxnState::Confirmed));
 }
 
@@ -409,15 +316,10 @@ fn rfc2543_reinvite_and_cancel() {
     let inv = rfc2543_invite("<sip:bob@biloxi.example.com>;tag=dlg");
     let key = new_invite(&mut l, &inv, t0);
     let cancel = parse(&String::from_utf8_lossy(&inv.to_bytes()).replace("INVITE", "CANCEL"));
-    assert!(
-        matches!(l.on_request(cancel, udp(), t0), RequestEvent::Cancel { invite: Some(k), .. } if k == key)
-    );
+    assert!(matches!(l.on_request(cancel, udp(), t0), RequestEvent::Cancel { invite: Some(k), .. } if k == key));
     l.respond(&key, reply(&inv, 488, None), t0).unwrap();
     let ack = rfc2543_ack("<sip:bob@biloxi.example.com>;tag=dlg");
-    assert!(matches!(
-        l.on_request(ack, udp(), t0),
-        RequestEvent::AckAbsorbed { .. }
-    ));
+    assert!(matches!(l.on_request(ack, udp(), t0), RequestEvent::AckAbsorbed { .. }));
 }
 
 #[test]
@@ -425,19 +327,10 @@ fn invalid_requests_create_nothing() {
     let t0 = Instant::now();
     let mut l = layer();
     let no_cseq = parse("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n");
-    assert!(matches!(
-        l.on_request(no_cseq, udp(), t0),
-        RequestEvent::Invalid { .. }
-    ));
+    assert!(matches!(l.on_request(no_cseq, udp(), t0), RequestEvent::Invalid { .. }));
     let no_via = parse("OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n");
-    assert!(matches!(
-        l.on_request(no_via, udp(), t0),
-        RequestEvent::Invalid { .. }
-    ));
+    assert!(matches!(l.on_request(no_via, udp(), t0), RequestEvent::Invalid { .. }));
     let response = reply(&invite(BR, "UDP"), 200, None);
-    assert!(matches!(
-        l.on_request(response, udp(), t0),
-        RequestEvent::Invalid { .. }
-    ));
+    assert!(matches!(l.on_request(response, udp(), t0), RequestEvent::Invalid { .. }));
     assert!(l.is_empty());
 }

@@ -30,45 +30,29 @@ fn retransmissions_in_each_state() {
     assert_eq!(l.server_state(&key), Some(TxnState::Trying));
     // No automatic 100 for non-INVITE, and nothing to re-send in Trying.
     assert_eq!(l.poll_timeout(), None);
-    assert!(matches!(
-        l.on_request(req.clone(), udp(), t0 + ms(500)),
-        RequestEvent::Retransmission { .. }
-    ));
+    assert!(matches!(l.on_request(req.clone(), udp(), t0 + ms(500)), RequestEvent::Retransmission { .. }));
     assert!(drain_tx(&mut l).is_empty());
     // Proceeding: the last provisional is re-sent.
-    l.respond(&key, reply(&req, 100, None), t0 + ms(600))
-        .unwrap();
+    l.respond(&key, reply(&req, 100, None), t0 + ms(600)).unwrap();
     assert_eq!(l.server_state(&key), Some(TxnState::Proceeding));
     assert_eq!(summary(&drain_tx(&mut l)), ["100"]);
     l.on_request(req.clone(), udp(), t0 + ms(1500));
     assert_eq!(summary(&drain_tx(&mut l)), ["100"]);
     // Completed: the final response is re-sent.
-    l.respond(&key, reply(&req, 200, Some("r")), t0 + ms(2000))
-        .unwrap();
+    l.respond(&key, reply(&req, 200, Some("r")), t0 + ms(2000)).unwrap();
     assert_eq!(l.server_state(&key), Some(TxnState::Completed));
     assert_eq!(summary(&drain_tx(&mut l)), ["200"]);
     for i in 0..3 {
-        assert!(matches!(
-            l.on_request(req.clone(), udp(), t0 + ms(3000 + i)),
-            RequestEvent::Retransmission { .. }
-        ));
+        assert!(matches!(l.on_request(req.clone(), udp(), t0 + ms(3000 + i)), RequestEvent::Retransmission { .. }));
         assert_eq!(summary(&drain_tx(&mut l)), ["200"]);
     }
     // Nothing is retransmitted on a timer; J = 64*T1 from the final response.
     assert!(run(&mut l, t0, ms(33_999)).is_empty());
     assert_eq!(l.len(), 1);
     l.handle_timeout(t0 + ms(34_000));
-    assert_eq!(
-        drain_ev(&mut l),
-        [TxnEvent::Terminated {
-            key: key.clone().into()
-        }]
-    );
+    assert_eq!(drain_ev(&mut l), [TxnEvent::Terminated { key: key.clone().into() }]);
     // After J a retransmission is a new request.
-    assert!(matches!(
-        l.on_request(req, udp(), t0 + ms(34_001)),
-        RequestEvent::New { .. }
-    ));
+    assert!(matches!(l.on_request(req, udp(), t0 + ms(34_001)), RequestEvent::New { .. }));
 }
 
 #[test]
@@ -90,14 +74,8 @@ fn respond_after_final_is_refused() {
     let mut l = layer();
     let (key, req) = new_request(&mut l, "UDP", t0);
     l.respond(&key, reply(&req, 403, Some("r")), t0).unwrap();
-    assert!(matches!(
-        l.respond(&key, reply(&req, 200, Some("r")), t0),
-        Err(TxnError::InvalidState(_))
-    ));
-    assert!(matches!(
-        l.respond(&key, reply(&req, 100, None), t0),
-        Err(TxnError::InvalidState(_))
-    ));
+    assert!(matches!(l.respond(&key, reply(&req, 200, Some("r")), t0), Err(TxnError::InvalidState(_))));
+    assert!(matches!(l.respond(&key, reply(&req, 100, None), t0), Err(TxnError::InvalidState(_))));
     assert_eq!(summary(&drain_tx(&mut l)), ["403"]);
 }
 

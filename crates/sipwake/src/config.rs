@@ -182,7 +182,13 @@ impl Config {
         range("sip.max_headers", s.max_headers as u64, 16, 10_000, "header fields; default 256")?;
         range("sip.tcp_idle_timeout_secs", s.tcp_idle_timeout_secs, 10, 86_400 * 7, "seconds; default 900")?;
         range("sip.max_connections", s.max_connections as u64, 1, 10_000_000, "connections; default 100000")?;
-        range("sip.udp_workers", s.udp_workers as u64, 0, 256, "receive threads per UDP socket; 0 = one per core; default 1")?;
+        range(
+            "sip.udp_workers",
+            s.udp_workers as u64,
+            0,
+            256,
+            "receive threads per UDP socket; 0 = one per core; default 1",
+        )?;
         if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
             return Err(ConfigError(format!(
                 "log.level = {:?} is not a valid filter; allowed: error, warn, info, debug, trace, or directives like \"sipwake=debug,info\"",

@@ -155,7 +155,8 @@ fn malformed_messages_get_400_or_are_dropped_and_server_survives() {
     let resp = udp_exchange(&sock, s, v7.as_bytes(), Duration::from_secs(3)).unwrap();
     assert_eq!(status_of(&resp), 505, "{}", String::from_utf8_lossy(&resp));
     // Garbage and a malformed response: dropped, no answer.
-    for junk in [&b"\x00\x01garbage"[..], b"hello world\r\n\r\n", b"SIP/2.0 999999 Huge\r\nVia: SIP/2.0/UDP x\r\n\r\n"] {
+    for junk in [&b"\x00\x01garbage"[..], b"hello world\r\n\r\n", b"SIP/2.0 999999 Huge\r\nVia: SIP/2.0/UDP x\r\n\r\n"]
+    {
         assert!(udp_exchange(&sock, s, junk, Duration::from_millis(300)).is_none());
     }
     // Oversized datagram (but under 64 KiB): 513 or 400, never silence or a crash.

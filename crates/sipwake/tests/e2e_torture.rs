@@ -103,7 +103,11 @@ fn via_port(msg: &[u8]) -> u16 {
     let Some(via) = header(&text, "Via", "v") else { return 5060 };
     let top = via.split(',').next().unwrap_or("");
     let sent_by = top.split(';').next().unwrap_or("").split_whitespace().last().unwrap_or("");
-    let port = if let Some(end) = sent_by.rfind(']') { sent_by[end + 1..].strip_prefix(':') } else { sent_by.split(':').nth(1) };
+    let port = if let Some(end) = sent_by.rfind(']') {
+        sent_by[end + 1..].strip_prefix(':')
+    } else {
+        sent_by.split(':').nth(1)
+    };
     port.and_then(|p| p.trim().parse().ok()).unwrap_or(5060)
 }
 
@@ -167,7 +171,10 @@ fn inside_netns() {
                 if let Ok((n, _)) = s.recv_from(&mut buf) {
                     let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let code = status_of(resp.as_bytes());
-                    if code >= 200 && header(&resp, "Call-ID", "i").map(str::to_string) == call_id && cseq_of(&resp) == cseq {
+                    if code >= 200
+                        && header(&resp, "Call-ID", "i").map(str::to_string) == call_id
+                        && cseq_of(&resp) == cseq
+                    {
                         got = Some((code, resp));
                         break;
                     }

@@ -24,11 +24,7 @@ pub fn udp() -> Peer {
 }
 
 pub fn tcp() -> Peer {
-    Peer {
-        transport: Transport::Tcp,
-        addr: "192.0.2.10:5060".parse().unwrap(),
-        conn: Some(7),
-    }
+    Peer { transport: Transport::Tcp, addr: "192.0.2.10:5060".parse().unwrap(), conn: Some(7) }
 }
 
 pub fn layer() -> TxnLayer {
@@ -139,8 +135,5 @@ pub fn run(l: &mut TxnLayer, t0: Instant, to: Duration) -> Vec<(u64, String)> {
 
 /// The raw header values of `name` in `m`.
 pub fn values(m: &Message, name: HeaderName) -> Vec<String> {
-    m.headers
-        .get_all(&name)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .collect()
+    m.headers.get_all(&name).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
 }

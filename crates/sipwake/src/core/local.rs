@@ -7,7 +7,8 @@
 use sip_msg::{HeaderName, Message, Method};
 
 /// Methods this server understands (RFC 3261 §20.5 Allow).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, UPDATE, PRACK, REFER, PUBLISH";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, INFO, UPDATE, PRACK, REFER, PUBLISH";
 /// Option tags this server supports (none yet: extensions come with the registrar).
 pub const SUPPORTED: &[&str] = &[];
 
@@ -68,9 +69,11 @@ pub fn answer(req: &Message) -> Answer {
             .with(HeaderName::AcceptEncoding, "identity")
             .with(HeaderName::AcceptLanguage, "en"),
         Method::Other(_) => Answer::new(501).with(HeaderName::Allow, ALLOW),
-        Method::Register => {
-            Answer { code: 501, reason: Some("Registrar Not Enabled"), headers: vec![(HeaderName::Allow, ALLOW.into())] }
-        }
+        Method::Register => Answer {
+            code: 501,
+            reason: Some("Registrar Not Enabled"),
+            headers: vec![(HeaderName::Allow, ALLOW.into())],
+        },
         _ if in_dialog => Answer::new(481),
         // No location service yet: no user exists.
         _ => Answer::new(404),

@@ -333,12 +333,13 @@ fn new_tag() -> String {
 /// request (Call-ID, From tag, top Via branch), so a retransmission gets
 /// the same tag.
 fn stateless_tag(req: &Message) -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = seed().build_hasher();
-    req.call_id().hash(&mut h);
-    req.from().ok().and_then(|f| f.tag().cloned()).hash(&mut h);
-    req.top_via().ok().and_then(|v| v.branch().cloned()).hash(&mut h);
-    format!("{:016x}", h.finish())
+    use std::hash::BuildHasher;
+    let id = (
+        req.call_id(),
+        req.from().ok().and_then(|f| f.tag().cloned()),
+        req.top_via().ok().and_then(|v| v.branch().cloned()),
+    );
+    format!("{:016x}", seed().hash_one(id))
 }
 
 fn seed() -> &'static std::collections::hash_map::RandomState {
@@ -349,8 +350,6 @@ fn seed() -> &'static std::collections::hash_map::RandomState {
 /// The To tag of our responses on a transaction: derived from its branch so
 /// every response of the transaction carries the same one.
 fn tag_for(key: &ServerKey) -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = seed().build_hasher();
-    key.hash(&mut h);
-    format!("{:016x}", h.finish())
+    use std::hash::BuildHasher;
+    format!("{:016x}", seed().hash_one(key))
 }

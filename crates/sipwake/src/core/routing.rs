@@ -91,7 +91,12 @@ mod tests {
         parse_datagram(Bytes::from(s), &Limits::default()).unwrap()
     }
     fn udp(remote: &str) -> Source {
-        Source { transport: Transport::Udp, local: "127.0.0.1:5060".parse().unwrap(), remote: remote.parse().unwrap(), conn: None }
+        Source {
+            transport: Transport::Udp,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            conn: None,
+        }
     }
 
     #[test]
@@ -136,7 +141,12 @@ mod tests {
     #[test]
     fn tcp_uses_connection() {
         let mut m = msg("SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK1");
-        let src = Source { transport: Transport::Tcp, local: "127.0.0.1:5060".parse().unwrap(), remote: "192.0.2.7:50000".parse().unwrap(), conn: Some(9) };
+        let src = Source {
+            transport: Transport::Tcp,
+            local: "127.0.0.1:5060".parse().unwrap(),
+            remote: "192.0.2.7:50000".parse().unwrap(),
+            conn: Some(9),
+        };
         let v = stamp_top_via(&mut m, &src).unwrap();
         let t = response_target(Some(&v), &src);
         assert_eq!(t.conn, Some(9));
