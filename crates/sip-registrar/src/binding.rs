@@ -1,0 +1,113 @@
+//! A binding of the location service and the flow it arrived on.
+
+use crate::aor::Aor;
+use bytes::Bytes;
+use sip_msg::Uri;
+use std::net::SocketAddr;
+
+/// The transport of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowTransport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl FlowTransport {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FlowTransport::Udp => "udp",
+            FlowTransport::Tcp => "tcp",
+            FlowTransport::Tls => "tls",
+            FlowTransport::Ws => "ws",
+            FlowTransport::Wss => "wss",
+        }
+    }
+    pub fn parse(s: &str) -> Option<FlowTransport> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "udp" => FlowTransport::Udp,
+            "tcp" => FlowTransport::Tcp,
+            "tls" => FlowTransport::Tls,
+            "ws" => FlowTransport::Ws,
+            "wss" => FlowTransport::Wss,
+            _ => return None,
+        })
+    }
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, FlowTransport::Udp)
+    }
+}
+
+/// Where a REGISTER came from: what a request to this binding is sent over
+/// (RFC 5626 flow; for a phone behind NAT, the only way back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub transport: FlowTransport,
+    /// Source address of the REGISTER (after NAT).
+    pub remote: SocketAddr,
+    /// Local address it arrived on.
+    pub local: SocketAddr,
+    /// The connection (stream transports), while it is open.
+    pub conn: Option<u64>,
+}
+
+/// RFC 8599 push coordinates taken from the Contact URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushParams {
+    pub provider: String,
+    pub prid: Option<String>,
+    pub param: Option<String>,
+}
+
+/// One binding: an AoR reachable at a contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// Stable id (store primary key, management API handle).
+    pub id: String,
+    pub aor: Aor,
+    /// The Contact URI as registered (pn-* parameters included).
+    pub uri: Uri,
+    /// q-value × 1000.
+    pub q: Option<u16>,
+    /// Unix time, ms.
+    pub expires_at: u64,
+    pub call_id: Bytes,
+    pub cseq: u32,
+    /// `+sip.instance` (the value without quotes, e.g. `<urn:uuid:...>`).
+    pub instance: Option<String>,
+    /// RFC 5626 reg-id (only when outbound applies).
+    pub reg_id: Option<u32>,
+    /// Path header values (RFC 3327), in order.
+    pub path: Vec<String>,
+    pub flow: Flow,
+    pub user_agent: Option<String>,
+    /// Unix time, ms, of the REGISTER that last refreshed it.
+    pub registered_at: u64,
+}
+
+impl Binding {
+    /// Seconds left at `now_ms` (0 when expired).
+    pub fn remaining_secs(&self, now_ms: u64) -> u64 {
+        self.expires_at.saturating_sub(now_ms).div_ceil(1000)
+    }
+    /// Whether outbound (RFC 5626) applies: the binding has a reg-id.
+    pub fn is_outbound(&self) -> bool {
+        self.reg_id.is_some()
+    }
+    /// RFC 8599 push parameters, when the Contact URI has `pn-provider`.
+    pub fn push(&self) -> Option<PushParams> {
+        let p = &self.uri.as_sip()?.params;
+        let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        Some(PushParams {
+            provider: s(p.value("pn-provider")?),
+            prid: p.value("pn-prid").map(s),
+            param: p.value("pn-param").map(s),
+        })
+    }
+    /// Push-capable: has a provider and a PRID (RFC 8599 R10: never push without a PRID).
+    pub fn is_push_capable(&self) -> bool {
+        self.push().is_some_and(|p| p.prid.is_some())
+    }
+}
