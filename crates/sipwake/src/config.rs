@@ -17,6 +17,101 @@ pub struct Config {
     pub server_header: String,
     pub log: LogConfig,
     pub sip: SipConfig,
+    pub registrar: RegistrarSection,
+    pub auth: AuthSection,
+    pub store: StoreSection,
+    pub management: ManagementSection,
+}
+
+/// `[registrar]`: the domains served and the REGISTER rules.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    /// Domains whose AoRs this server keeps bindings for.
+    pub domains: Vec<String>,
+    /// Also serve the IP addresses of the listeners as domains (so that
+    /// `sip:alice@127.0.0.1` works out of the box).
+    pub serve_listen_addresses: bool,
+    pub default_expires: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    /// Most bindings per AoR; 0 = unlimited.
+    pub max_contacts: usize,
+    /// `reject` (403 Too Many Contacts) or `replace_oldest`.
+    pub max_contacts_policy: MaxContactsPolicyName,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxContactsPolicyName {
+    Reject,
+    ReplaceOldest,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        RegistrarSection {
+            domains: vec!["localhost".into()],
+            serve_listen_addresses: true,
+            default_expires: 3600,
+            min_expires: 60,
+            max_expires: 7200,
+            max_contacts: 10,
+            max_contacts_policy: MaxContactsPolicyName::Reject,
+        }
+    }
+}
+
+/// `[auth]`: digest authentication of REGISTER (RFC 3261 §22, RFC 8760).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// On by default; turning it off logs a warning at start-up.
+    pub enabled: bool,
+    /// Offered algorithms, preferred first: "SHA-256", "MD5".
+    pub algorithms: Vec<String>,
+    /// A nonce older than this gets `stale=true`, seconds.
+    pub nonce_ttl_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection { enabled: true, algorithms: vec!["SHA-256".into(), "MD5".into()], nonce_ttl_secs: 300 }
+    }
+}
+
+/// `[store]`: where bindings and subscribers are kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// "sqlite" (embedded, in server.data_dir).
+    pub backend: String,
+    /// "normal" (survives a process crash; the last commits may be lost on
+    /// power loss) or "full" (fsync on every commit; survives power loss).
+    pub synchronous: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { backend: "sqlite".into(), synchronous: "normal".into() }
+    }
+}
+
+/// `[management]`: the HTTP management API, `/metrics` and `sipwake ctl`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementSection {
+    pub enabled: bool,
+    /// IP:PORT; port 0 picks a free port (printed at start-up).
+    pub listen: String,
+    /// Bearer token; required when `listen` is not a loopback address.
+    pub token: String,
+}
+
+impl Default for ManagementSection {
+    fn default() -> Self {
+        ManagementSection { enabled: true, listen: "127.0.0.1:8060".into(), token: String::new() }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +212,10 @@ struct ConfigFile {
     server: ServerFile,
     log: LogConfig,
     sip: SipConfig,
+    registrar: RegistrarSection,
+    auth: AuthSection,
+    store: StoreSection,
+    management: ManagementSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -195,12 +294,71 @@ impl Config {
                 file.log.level
             )));
         }
+        let r = &file.registrar;
+        for (i, d) in r.domains.iter().enumerate() {
+            let ipv6_literal = d.starts_with('[') && d.ends_with(']') && d[1..d.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
+            if d.is_empty() || (!ipv6_literal && d.contains(['@', ':', '/', ' '])) {
+                return Err(ConfigError(format!(
+                    "registrar.domains[{i}] = {d:?} is not a domain name; give bare domains like \"example.com\", \"192.0.2.1\" or \"[2001:db8::1]\" (no user, scheme or port)"
+                )));
+            }
+        }
+        if r.domains.is_empty() && !r.serve_listen_addresses {
+            return Err(ConfigError(
+                "registrar.domains = [] and registrar.serve_listen_addresses = false: the registrar would serve nothing; list at least one domain".into(),
+            ));
+        }
+        range("registrar.min_expires", u64::from(r.min_expires), 1, 86_400, "seconds; default 60")?;
+        range("registrar.max_expires", u64::from(r.max_expires), u64::from(r.min_expires), 604_800, "seconds, at least registrar.min_expires; default 7200")?;
+        range(
+            "registrar.default_expires",
+            u64::from(r.default_expires),
+            u64::from(r.min_expires),
+            u64::from(r.max_expires),
+            "seconds, between registrar.min_expires and registrar.max_expires; default 3600",
+        )?;
+        range("registrar.max_contacts", r.max_contacts as u64, 0, 10_000, "bindings per AoR; 0 = unlimited; default 10")?;
+        let a = &file.auth;
+        if a.algorithms.is_empty() {
+            return Err(ConfigError("auth.algorithms = [] is empty; allowed values: \"SHA-256\", \"MD5\"".into()));
+        }
+        for (i, alg) in a.algorithms.iter().enumerate() {
+            if !["SHA-256", "MD5"].iter().any(|x| x.eq_ignore_ascii_case(alg)) {
+                return Err(ConfigError(format!("auth.algorithms[{i}] = {alg:?} is not supported; allowed: \"SHA-256\", \"MD5\"")));
+            }
+        }
+        range("auth.nonce_ttl_secs", a.nonce_ttl_secs, 10, 86_400, "seconds; default 300")?;
+        if file.store.backend != "sqlite" {
+            return Err(ConfigError(format!("store.backend = {:?} is not available; allowed: \"sqlite\"", file.store.backend)));
+        }
+        if !["normal", "full"].contains(&file.store.synchronous.as_str()) {
+            return Err(ConfigError(format!(
+                "store.synchronous = {:?} is invalid; allowed: \"normal\" (survives a crash) or \"full\" (also survives power loss)",
+                file.store.synchronous
+            )));
+        }
+        let m = &file.management;
+        if m.enabled {
+            let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
+                ConfigError(format!("management.listen = {:?} is not IP:PORT, e.g. \"127.0.0.1:8060\"", m.listen))
+            })?;
+            if !addr.ip().is_loopback() && m.token.len() < 16 {
+                return Err(ConfigError(format!(
+                    "management.listen = {:?} is not a loopback address, so management.token must be set (at least 16 characters)",
+                    m.listen
+                )));
+            }
+        }
         Ok(Config {
             listen,
             data_dir: file.server.data_dir,
             server_header: file.server.server_header,
             log: file.log,
             sip: file.sip,
+            registrar: file.registrar,
+            auth: file.auth,
+            store: file.store,
+            management: file.management,
         })
     }
 }
@@ -266,5 +424,17 @@ mod tests {
         assert!(e.contains("server.listen"), "{e}");
         let e = err("[log]\nlevel = \"[[[\"\n");
         assert!(e.contains("log.level"), "{e}");
+        let e = err("[registrar]\ndomains = [\"sip:alice@example.com\"]\n");
+        assert!(e.contains("registrar.domains[0]"), "{e}");
+        let e = err("[registrar]\nmin_expires = 5000\n");
+        assert!(e.contains("registrar.max_expires") || e.contains("registrar.default_expires"), "{e}");
+        let e = err("[registrar]\nmax_contacts_policy = \"evict\"\n");
+        assert!(e.contains("max_contacts_policy") && e.contains("reject"), "{e}");
+        let e = err("[auth]\nalgorithms = [\"SHA-512\"]\n");
+        assert!(e.contains("auth.algorithms[0]") && e.contains("SHA-256"), "{e}");
+        let e = err("[management]\nlisten = \"0.0.0.0:8060\"\n");
+        assert!(e.contains("management.token"), "{e}");
+        let e = err("[store]\nsynchronous = \"sometimes\"\n");
+        assert!(e.contains("store.synchronous"), "{e}");
     }
 }

@@ -2,7 +2,12 @@
 //! transports to the transaction layer and the request handlers, and the
 //! process lifecycle. Protocol logic lives in the `sip-*` crates.
 
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod logging;
+pub mod management;
+pub mod metrics;
+pub mod registrar_svc;
+pub mod store_map;
 pub mod server;

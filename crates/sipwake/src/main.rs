@@ -1,6 +1,8 @@
-//! The `sipwake` command: starts the server, or checks a configuration file.
+//! The `sipwake` command: starts the server, checks a configuration file,
+//! manages subscribers (`sipwake user`) and talks to a running server's
+//! management API (`sipwake ctl`).
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sip_transport::ListenSpec;
 use sipwake::config::{Config, LogFormat};
 use std::path::PathBuf;
@@ -8,11 +10,11 @@ use std::process::ExitCode;
 
 /// SIP registrar and proxy that wakes sleeping phones with push notifications (RFC 8599).
 #[derive(Parser, Debug)]
-#[command(name = "sipwake", version, about)]
+#[command(name = "sipwake", version, about, args_conflicts_with_subcommands = false)]
 struct Cli {
     /// Configuration file (TOML). Without it, the embedded default is used:
     /// UDP and TCP on 127.0.0.1:5060, data in ./sipwake-data.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Validate a configuration file and exit (0 = valid).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "listen"])]
@@ -22,11 +24,27 @@ struct Cli {
     #[arg(long, value_name = "SPEC")]
     listen: Vec<ListenSpec>,
     /// Data directory, replacing server.data_dir.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Management API address (IP:PORT), replacing management.listen.
+    #[arg(long, value_name = "ADDR")]
+    management: Option<String>,
     /// Log format, replacing log.format.
     #[arg(long, value_name = "plain|json")]
     log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage subscribers (digest credentials) in the server's database.
+    User {
+        #[command(subcommand)]
+        action: sipwake::cli::user::UserAction,
+    },
+    /// Query or change a running server through its management API.
+    Ctl(sipwake::cli::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +77,13 @@ fn main() -> ExitCode {
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
     }
+    if let Some(m) = &cli.management {
+        if m.parse::<std::net::SocketAddr>().is_err() {
+            eprintln!("error: --management {m:?} is not IP:PORT, e.g. 127.0.0.1:8060");
+            return ExitCode::from(2);
+        }
+        config.management.listen = m.clone();
+    }
     if let Some(f) = &cli.log_format {
         config.log.format = match f.as_str() {
             "plain" => LogFormat::Plain,
@@ -68,6 +93,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    }
+    match cli.command {
+        Some(Command::User { action }) => return sipwake::cli::user::run(&config, action),
+        Some(Command::Ctl(args)) => return sipwake::cli::ctl::run(&config, args),
+        None => {}
     }
     sipwake::logging::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -3,6 +3,8 @@
 
 use crate::config::Config;
 use crate::core::Core;
+use crate::management::MgmtState;
+use crate::registrar_svc::RegistrarService;
 use anyhow::Context;
 use sip_msg::Limits;
 use sip_transport::{TransportConfig, Transports};
@@ -29,14 +31,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let l: Vec<String> = config.listen.iter().map(|l| l.to_string()).collect();
         format!("cannot bind listeners [{}] (server.listen / --listen)", l.join(", "))
     })?;
-    let core = Arc::new(Core::new(&config, transports.clone()));
+    let metrics = crate::metrics::install();
+    let registrar = Arc::new(RegistrarService::open(&config, transports.clone())?);
+    let core = Arc::new(Core::new(&config, transports.clone(), registrar.clone()));
     transports.start(core.clone());
     let timers = tokio::spawn(core.clone().run_timers());
+    let expiry = {
+        let registrar = registrar.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let r = registrar.clone();
+                let _ = tokio::task::spawn_blocking(move || r.expire()).await;
+            }
+        })
+    };
+    let mgmt_addr = if config.management.enabled {
+        let listener = tokio::net::TcpListener::bind(&config.management.listen)
+            .await
+            .with_context(|| format!("cannot bind the management API on {} (management.listen)", config.management.listen))?;
+        let addr = listener.local_addr()?;
+        let state = MgmtState {
+            registrar: registrar.clone(),
+            core: core.clone(),
+            transports: transports.clone(),
+            metrics,
+            token: Some(config.management.token.clone()).filter(|t| !t.is_empty()),
+            started: std::time::Instant::now(),
+        };
+        let app = crate::management::router(state);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "management API stopped");
+            }
+        });
+        Some(addr)
+    } else {
+        None
+    };
     {
         let mut out = std::io::stdout().lock();
         for (t, a) in transports.local_addrs() {
             let _ = writeln!(out, "sipwake listening on {t}:{a}");
             tracing::info!(listener = %format!("{t}:{a}"), "listening");
+        }
+        if let Some(a) = mgmt_addr {
+            let _ = writeln!(out, "sipwake management on http://{a}");
+            tracing::info!(%a, "management API listening");
         }
         let _ = out.flush();
     }
@@ -45,6 +87,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     transports.shutdown();
     core.shutdown();
+    expiry.abort();
+    // Everything acknowledged is already durable; wait for what is in flight.
+    let r = registrar.clone();
+    let _ = tokio::task::spawn_blocking(move || r.flush()).await;
     // Let writers flush what is queued.
     tokio::time::sleep(Duration::from_millis(100)).await;
     timers.abort();

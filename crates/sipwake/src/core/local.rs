@@ -58,10 +58,6 @@ pub fn answer(req: &Message) -> Answer {
         return Answer::new(420).with(HeaderName::Unsupported, unsupported.join(", "));
     }
     let in_dialog = req.to().ok().is_some_and(|t| t.tag().is_some());
-    // §10.3 step 1 (RFC 4475 unksm2): the AoR in To must be a SIP or SIPS URI.
-    if method == Method::Register && req.to().ok().is_some_and(|t| t.uri.as_sip().is_none()) {
-        return Answer { code: 400, reason: Some("To Is Not A SIP URI"), headers: Vec::new() };
-    }
     match method {
         Method::Options => Answer::new(200)
             .with(HeaderName::Allow, ALLOW)
@@ -69,13 +65,8 @@ pub fn answer(req: &Message) -> Answer {
             .with(HeaderName::AcceptEncoding, "identity")
             .with(HeaderName::AcceptLanguage, "en"),
         Method::Other(_) => Answer::new(501).with(HeaderName::Allow, ALLOW),
-        Method::Register => Answer {
-            code: 501,
-            reason: Some("Registrar Not Enabled"),
-            headers: vec![(HeaderName::Allow, ALLOW.into())],
-        },
         _ if in_dialog => Answer::new(481),
-        // No location service yet: no user exists.
+        // Until the proxy routes requests to registered users (next issue), no target exists.
         _ => Answer::new(404),
     }
 }

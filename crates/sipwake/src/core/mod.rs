@@ -17,6 +17,8 @@ mod stats;
 pub use stats::Stats;
 
 use crate::config::Config;
+use crate::metrics;
+use crate::registrar_svc::RegistrarService;
 use bytes::Bytes;
 use rand::RngExt;
 use sip_msg::{HeaderName, Message, ParseFailure, response_from_headers};
@@ -39,10 +41,11 @@ pub struct Core {
     server_header: Bytes,
     stopping: AtomicBool,
     pub stats: Stats,
+    pub registrar: Arc<RegistrarService>,
 }
 
 impl Core {
-    pub fn new(config: &Config, transports: Transports) -> Core {
+    pub fn new(config: &Config, transports: Transports, registrar: Arc<RegistrarService>) -> Core {
         let s = &config.sip;
         let tcfg = sip_txn::Config {
             t1: s.t1(),
@@ -60,6 +63,7 @@ impl Core {
             server_header: Bytes::from(config.server_header.clone()),
             stopping: AtomicBool::new(false),
             stats: Stats::default(),
+            registrar,
         }
     }
 
@@ -154,6 +158,7 @@ impl Core {
 
     fn on_parse_failure(&self, src: Source, f: ParseFailure) {
         self.stats.parse_errors.fetch_add(1, Ordering::Relaxed);
+        metrics::parse_error();
         match f.partial {
             // RFC 3261 §16.3 / RFC 4475: a request we can route an answer for gets one.
             Some(p) if p.method != sip_msg::Method::Ack && p.headers.contains(&HeaderName::Via) => {
@@ -168,6 +173,7 @@ impl Core {
     fn on_request(&self, src: Source, mut msg: Message) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let method = msg.method().cloned().expect("a request");
+        metrics::request(method_label(&method));
         if let Err(e) = msg.validate() {
             if method == sip_msg::Method::Ack {
                 return;
@@ -189,9 +195,20 @@ impl Core {
         // ACK (which may match such an INVITE) and CANCEL (which must find
         // its INVITE) go through the transaction layer.
         if !matches!(method, sip_msg::Method::Invite | sip_msg::Method::Ack | sip_msg::Method::Cancel) {
-            let code = if self.stopping.load(Ordering::Relaxed) { 503 } else { 0 };
-            let a = if code == 0 { local::answer(&msg) } else { local::Answer::new(code) };
-            let resp = self.build_response(&msg, &stateless_tag(&msg), a.code, &a.headers);
+            if self.stopping.load(Ordering::Relaxed) {
+                let resp = self.build_response(&msg, &stateless_tag(&msg), 503, None, &[]);
+                self.send(&target, resp.to_bytes());
+                return;
+            }
+            if method == sip_msg::Method::Register && !has_unsupported_proxy_require(&msg) {
+                let build = |req: &Message, code: u16, reason: Option<&str>, extra: &[(HeaderName, String)]| {
+                    self.build_response(req, &stateless_tag(req), code, reason, extra)
+                };
+                self.registrar.handle(&msg, &src, target, build);
+                return;
+            }
+            let a = local::answer(&msg);
+            let resp = self.build_response(&msg, &stateless_tag(&msg), a.code, a.reason, &a.headers);
             self.send(&target, resp.to_bytes());
             return;
         }
@@ -245,19 +262,27 @@ impl Core {
         extra: &[(HeaderName, String)],
         now: Instant,
     ) {
-        let resp = self.build_response(req, &tag_for(key), code, extra);
+        let resp = self.build_response(req, &tag_for(key), code, None, extra);
         if let Err(e) = txn.respond(key, resp, now) {
             tracing::debug!(code, error = %e, "response not sent");
         }
     }
 
-    fn build_response(&self, req: &Message, tag: &str, code: u16, extra: &[(HeaderName, String)]) -> Message {
-        let mut resp = req.response(code, None, Some(tag));
+    fn build_response(
+        &self,
+        req: &Message,
+        tag: &str,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(HeaderName, String)],
+    ) -> Message {
+        let mut resp = req.response(code, reason, Some(tag));
         for (n, v) in extra {
             resp.headers.push(n.clone(), v.clone());
         }
         resp.headers.push(HeaderName::Server, self.server_header.clone());
         self.stats.count_response(code);
+        metrics::response(code);
         resp
     }
 
@@ -287,6 +312,39 @@ impl Handler for Core {
             Ok(m) => self.on_response(src, m),
         }
     }
+
+    fn on_closed(&self, conn: sip_transport::ConnId, _remote: std::net::SocketAddr) {
+        self.registrar.conn_closed(conn);
+    }
+}
+
+/// A bounded label for the method metric (unknown methods share one).
+fn method_label(m: &sip_msg::Method) -> &'static str {
+    use sip_msg::Method::*;
+    match m {
+        Invite => "INVITE",
+        Ack => "ACK",
+        Bye => "BYE",
+        Cancel => "CANCEL",
+        Register => "REGISTER",
+        Options => "OPTIONS",
+        Prack => "PRACK",
+        Subscribe => "SUBSCRIBE",
+        Notify => "NOTIFY",
+        Publish => "PUBLISH",
+        Info => "INFO",
+        Refer => "REFER",
+        Message => "MESSAGE",
+        Update => "UPDATE",
+        Other(_) => "other",
+    }
+}
+
+/// Proxy-Require names extensions a proxy must support (§16.3 step 4); the
+/// registrar checks Require itself. A REGISTER with an unsupported
+/// Proxy-Require is answered 420 by the local handler.
+fn has_unsupported_proxy_require(req: &Message) -> bool {
+    req.tokens(&HeaderName::ProxyRequire).next().is_some()
 }
 
 /// What the transaction layer produced during one call.

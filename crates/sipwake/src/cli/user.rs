@@ -1,0 +1,104 @@
+//! `sipwake user add|del|list`: subscribers in the server's database (the
+//! same file the server uses, `server.data_dir/sipwake.db`; a running
+//! server picks changes up within a second). Passwords are never stored:
+//! only the MD5 and SHA-256 HA1 hashes (RFC 8760).
+
+use clap::Subcommand;
+use location_store::{SqliteOptions, SqliteStore, Store, Subscriber};
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Add a subscriber or change its password. The password is read from
+    /// standard input when it is not a terminal, else prompted for.
+    Add {
+        /// user@domain
+        aor: String,
+    },
+    /// Delete a subscriber.
+    Del {
+        /// user@domain
+        aor: String,
+    },
+    /// List subscribers.
+    List,
+}
+
+fn split(aor: &str) -> Result<(String, String), String> {
+    let aor = aor.strip_prefix("sip:").unwrap_or(aor);
+    match aor.rsplit_once('@') {
+        Some((u, d)) if !u.is_empty() && !d.is_empty() && !d.contains([':', '/']) => {
+            Ok((u.to_string(), d.to_ascii_lowercase()))
+        }
+        _ => Err(format!("{aor:?} is not USER@DOMAIN (e.g. alice@example.com)")),
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let p1 = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let p2 = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if p1 != p2 {
+            return Err("the passwords differ".into());
+        }
+        Ok(p1)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+pub fn run(config: &Config, action: UserAction) -> ExitCode {
+    match run_inner(config, action) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {} (server.data_dir / --data-dir): {e}", config.data_dir.display()))?;
+    let path = config.data_dir.join("sipwake.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).map_err(|e| e.to_string())?;
+    match action {
+        UserAction::Add { aor } => {
+            let (user, domain) = split(&aor)?;
+            let password = read_password()?;
+            if password.is_empty() {
+                return Err("empty password".into());
+            }
+            let s = Subscriber {
+                ha1_md5: sip_auth::ha1(sip_auth::Algorithm::Md5, &user, &domain, &password),
+                ha1_sha256: sip_auth::ha1(sip_auth::Algorithm::Sha256, &user, &domain, &password),
+                user: user.clone(),
+                domain: domain.clone(),
+                created_at_ms: crate::registrar_svc::now_ms(),
+            };
+            store.put_subscriber(&s).map_err(|e| e.to_string())?;
+            println!("{user}@{domain} saved in {}", path.display());
+        }
+        UserAction::Del { aor } => {
+            let (user, domain) = split(&aor)?;
+            if store.delete_subscriber(&user, &domain).map_err(|e| e.to_string())? {
+                println!("{user}@{domain} deleted");
+            } else {
+                return Err(format!("no subscriber {user}@{domain} in {}", path.display()));
+            }
+        }
+        UserAction::List => {
+            let mut list = store.subscribers().map_err(|e| e.to_string())?;
+            list.sort_by(|a, b| (&a.domain, &a.user).cmp(&(&b.domain, &b.user)));
+            for s in list {
+                println!("{}@{}", s.user, s.domain);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The management HTTP API (axum), on its own listener: list and show AoRs
+//! with every attribute of their bindings (flow, Path, instance, expiry,
+//! push parameters — what OpenSIPS users get from `ul_dump`), delete a
+//! binding or an AoR, server statistics, Prometheus `/metrics`, `/health`.
+//!
+//! Bound to 127.0.0.1 by default; when a token is configured every route
+//! but `/health` needs `Authorization: Bearer <token>` (the config refuses a
+//! non-loopback address without a token). Read-only views take the
+//! registrar lock briefly and copy out; nothing here blocks the SIP path
+//! for long.
+
+use crate::core::Core;
+use crate::registrar_svc::{RegistrarService, now_ms};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use sip_registrar::{Aor, Binding};
+use sip_transport::Transports;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct MgmtState {
+    pub registrar: Arc<RegistrarService>,
+    pub core: Arc<Core>,
+    pub transports: Transports,
+    pub metrics: PrometheusHandle,
+    pub token: Option<String>,
+    pub started: Instant,
+}
+
+/// One binding as the API shows it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct BindingView {
+    pub id: String,
+    pub aor: String,
+    pub contact: String,
+    pub q: Option<String>,
+    pub expires_in_secs: u64,
+    pub expires_at_ms: u64,
+    pub call_id: String,
+    pub cseq: u32,
+    pub instance: Option<String>,
+    pub reg_id: Option<u32>,
+    pub path: Vec<String>,
+    pub flow: FlowView,
+    pub user_agent: Option<String>,
+    pub registered_at_ms: u64,
+    pub push_capable: bool,
+    pub push: Option<PushView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FlowView {
+    pub transport: String,
+    pub remote: String,
+    pub local: String,
+    /// The connection id while the connection the device registered on is open.
+    pub connection: Option<u64>,
+    /// Whether a request can reuse the flow now (UDP: always; TCP: while connected).
+    pub alive: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct PushView {
+    pub provider: String,
+    pub prid: Option<String>,
+    pub param: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct AorView {
+    pub aor: String,
+    pub bindings: Vec<BindingView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct AorList {
+    pub total: usize,
+    pub offset: usize,
+    pub aors: Vec<AorView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Removed {
+    pub removed: usize,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub offset: Option<usize>,
+    pub limit: Option<usize>,
+    /// Only AoRs starting with this text.
+    pub prefix: Option<String>,
+}
+
+fn view(b: &Binding, now: u64, transports: &Transports) -> BindingView {
+    let alive = match b.flow.conn {
+        Some(c) => transports.conn_alive(c),
+        None => !b.flow.transport.is_reliable(),
+    };
+    BindingView {
+        id: b.id.clone(),
+        aor: b.aor.to_string(),
+        contact: b.uri.to_string(),
+        q: b.q.map(sip_registrar::reply::format_q),
+        expires_in_secs: b.remaining_secs(now),
+        expires_at_ms: b.expires_at,
+        call_id: String::from_utf8_lossy(&b.call_id).into_owned(),
+        cseq: b.cseq,
+        instance: b.instance.clone(),
+        reg_id: b.reg_id,
+        path: b.path.clone(),
+        flow: FlowView {
+            transport: b.flow.transport.as_str().into(),
+            remote: b.flow.remote.to_string(),
+            local: b.flow.local.to_string(),
+            connection: b.flow.conn,
+            alive,
+        },
+        user_agent: b.user_agent.clone(),
+        registered_at_ms: b.registered_at,
+        push_capable: b.is_push_capable(),
+        push: b.push().map(|p| PushView { provider: p.provider, prid: p.prid, param: p.param }),
+    }
+}
+
+pub fn router(state: MgmtState) -> Router {
+    let api = Router::new()
+        .route("/metrics", get(metrics_route))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/aors", get(list_aors))
+        .route("/api/v1/aors/{aor}", get(show_aor).delete(delete_aor))
+        .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new().route("/health", get(|| async { "ok\n" })).merge(api).with_state(state)
+}
+
+async fn require_token(State(st): State<MgmtState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &st.token {
+        let ok = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "missing or wrong bearer token"})))
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+}
+
+fn not_found(what: String) -> Response {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": what }))).into_response()
+}
+
+fn parse_aor(s: &str) -> Result<Aor, Response> {
+    Aor::parse(s).ok_or_else(|| {
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": format!("{s:?} is not an AoR (user@domain)")})))
+            .into_response()
+    })
+}
+
+async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> Json<AorList> {
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let now = now_ms();
+    let reg = st.registrar.registrar.lock().expect("registrar");
+    let mut names: Vec<&Aor> = reg
+        .location
+        .aors()
+        .map(|(a, _)| a)
+        .filter(|a| q.prefix.as_deref().is_none_or(|p| a.as_str().starts_with(p)))
+        .collect();
+    names.sort();
+    let total = names.len();
+    let aors = names
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| AorView {
+            aor: a.to_string(),
+            bindings: reg.location.get(a).iter().map(|b| view(b, now, &st.transports)).collect(),
+        })
+        .collect();
+    Json(AorList { total, offset, aors })
+}
+
+async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
+    let aor = match parse_aor(&aor) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let now = now_ms();
+    let reg = st.registrar.registrar.lock().expect("registrar");
+    let bindings: Vec<BindingView> = reg.location.get(&aor).iter().map(|b| view(b, now, &st.transports)).collect();
+    if bindings.is_empty() {
+        return not_found(format!("no bindings for {aor}"));
+    }
+    Json(AorView { aor: aor.to_string(), bindings }).into_response()
+}
+
+async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
+    let aor = match parse_aor(&aor) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let svc = st.registrar.clone();
+    let n = tokio::task::spawn_blocking(move || svc.remove(&aor, None)).await.unwrap_or(0);
+    Json(Removed { removed: n }).into_response()
+}
+
+async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(String, String)>) -> Response {
+    let aor = match parse_aor(&aor) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let svc = st.registrar.clone();
+    let n = tokio::task::spawn_blocking(move || svc.remove(&aor, Some(&id))).await.unwrap_or(0);
+    if n == 0 {
+        return not_found("no such binding".into());
+    }
+    Json(Removed { removed: n }).into_response()
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct StatsView {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub aors: usize,
+    pub bindings: usize,
+    pub push_bindings: usize,
+    pub transactions: usize,
+    pub tcp_connections: usize,
+    pub requests: u64,
+    pub parse_errors: u64,
+    pub responses_2xx: u64,
+    pub responses_4xx: u64,
+    pub responses_5xx: u64,
+    pub store_commits: u64,
+    pub store_batches: u64,
+    pub store_failed_commits: u64,
+}
+
+async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
+    let (aors, bindings, push_bindings) = {
+        let reg = st.registrar.registrar.lock().expect("registrar");
+        let push = reg.location.aors().flat_map(|(_, bs)| bs.iter()).filter(|b| b.is_push_capable()).count();
+        (reg.location.aor_count(), reg.location.len(), push)
+    };
+    let s = &st.core.stats;
+    let store = st.registrar.store.stats();
+    Json(StatsView {
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_secs: st.started.elapsed().as_secs(),
+        aors,
+        bindings,
+        push_bindings,
+        transactions: st.core.transactions(),
+        tcp_connections: st.transports.conn_count(),
+        requests: s.requests.load(Ordering::Relaxed),
+        parse_errors: s.parse_errors.load(Ordering::Relaxed),
+        responses_2xx: s.responses_2xx.load(Ordering::Relaxed),
+        responses_4xx: s.responses_4xx.load(Ordering::Relaxed),
+        responses_5xx: s.responses_5xx.load(Ordering::Relaxed),
+        store_commits: store.commits,
+        store_batches: store.batches_done,
+        store_failed_commits: store.failed_commits,
+    })
+}

@@ -1,0 +1,74 @@
+//! Prometheus metrics: names, labels and buckets in one place, recorded
+//! through the `metrics` facade so hot paths only bump atomics, rendered
+//! by the management API at `/metrics`.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder (once per process); later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0],
+                )
+                .expect("valid buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!("sipwake_requests_total", "SIP requests received, by method");
+    metrics::describe_counter!("sipwake_responses_total", "Responses sipwake generated, by status class");
+    metrics::describe_counter!("sipwake_parse_errors_total", "Messages that failed to parse");
+    metrics::describe_counter!("sipwake_registrations_total", "REGISTER outcomes: ok, rejected, challenged");
+    metrics::describe_counter!("sipwake_auth_failures_total", "Failed digest authentications, by reason");
+    metrics::describe_gauge!("sipwake_bindings", "Bindings in the location service");
+    metrics::describe_histogram!("sipwake_request_duration_seconds", "Request in to final response out, by method");
+}
+
+pub fn request(method: &str) {
+    metrics::counter!("sipwake_requests_total", "method" => method.to_string()).increment(1);
+}
+
+pub fn response(code: u16) {
+    let class = match code {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "6xx",
+    };
+    metrics::counter!("sipwake_responses_total", "class" => class).increment(1);
+}
+
+pub fn parse_error() {
+    metrics::counter!("sipwake_parse_errors_total").increment(1);
+}
+
+pub fn registration(result: &'static str) {
+    metrics::counter!("sipwake_registrations_total", "result" => result).increment(1);
+}
+
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!("sipwake_auth_failures_total", "reason" => reason).increment(1);
+}
+
+pub fn bindings(n: usize) {
+    metrics::gauge!("sipwake_bindings").set(n as f64);
+}
+
+pub fn request_latency(method: &'static str, d: Duration) {
+    metrics::histogram!("sipwake_request_duration_seconds", "method" => method).record(d.as_secs_f64());
+}

@@ -1,0 +1,348 @@
+//! The registrar service of the server: authenticates REGISTERs, runs the
+//! sans-IO registrar, and makes every change durable before the 200 OK
+//! leaves (the store's group commit calls back, and the callback sends).
+//! It also expires bindings on a timer, forgets flows of closed
+//! connections, and keeps the subscriber cache in step with the database
+//! (the `sipwake user` CLI writes it from another process).
+//!
+//! Owns the locking around the registrar and the auth state. It must not
+//! parse or route anything itself: the core hands it validated requests and
+//! the address to answer.
+
+use crate::config::{Config, MaxContactsPolicyName};
+use crate::metrics;
+use crate::store_map;
+use anyhow::Context;
+use location_store::{SqliteOptions, SqliteStore, Store, Subscriber};
+use sip_auth::{AuthConfig, AuthOutcome, Authenticator, Which};
+use sip_msg::{HeaderName, Message};
+use sip_registrar::{Aor, Flow, FlowTransport, MaxContactsPolicy, RegisterInput, Registrar, RegistrarConfig, Reply};
+use sip_transport::{Source, Target, Transport, Transports};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Unix time in ms.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+
+pub struct RegistrarService {
+    pub registrar: Mutex<Registrar>,
+    pub store: Arc<dyn Store>,
+    auth: Option<Authenticator>,
+    users: UserCache,
+    transports: Transports,
+}
+
+impl RegistrarService {
+    /// Opens the store, loads the bindings (dropping expired ones) and
+    /// prepares authentication.
+    pub fn open(config: &Config, transports: Transports) -> anyhow::Result<RegistrarService> {
+        let path = config.data_dir.join("sipwake.db");
+        let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&path, opts).with_context(|| format!("cannot open the store {}", path.display()))?,
+        );
+        let mut domains: Vec<String> = config.registrar.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+        if config.registrar.serve_listen_addresses {
+            for (_, addr) in transports.local_addrs() {
+                for ip in served_ips(addr) {
+                    if !domains.contains(&ip) {
+                        domains.push(ip);
+                    }
+                }
+            }
+        }
+        let r = &config.registrar;
+        let rcfg = RegistrarConfig {
+            domains,
+            default_expires: r.default_expires,
+            min_expires: r.min_expires,
+            max_expires: r.max_expires,
+            max_contacts: r.max_contacts,
+            max_contacts_policy: match r.max_contacts_policy {
+                MaxContactsPolicyName::Reject => MaxContactsPolicy::Reject,
+                MaxContactsPolicyName::ReplaceOldest => MaxContactsPolicy::ReplaceOldest,
+            },
+            ..RegistrarConfig::default()
+        };
+        tracing::info!(domains = ?rcfg.domains, "registrar domains");
+        let mut registrar = Registrar::new(rcfg, rand::random());
+        let rows = store.load_bindings().context("cannot load bindings from the store")?;
+        let now = now_ms();
+        let total = rows.len();
+        let mut bindings = Vec::with_capacity(total);
+        let mut dead = Vec::new();
+        for row in rows {
+            let id = row.id.clone();
+            if row.expires_at_ms <= now {
+                dead.push(location_store::Change::Remove { id });
+                continue;
+            }
+            match store_map::from_row(row) {
+                Ok(b) => bindings.push(b),
+                Err(e) => {
+                    tracing::warn!(binding = %id, error = %e, "dropping an unreadable stored binding");
+                    dead.push(location_store::Change::Remove { id });
+                }
+            }
+        }
+        let kept = registrar.restore(bindings, now);
+        tracing::info!(loaded = kept, dropped = dead.len(), "bindings restored from the store");
+        if !dead.is_empty() {
+            store.submit(dead, Box::new(|_| {}));
+        }
+        let auth = if config.auth.enabled {
+            let mut acfg = AuthConfig::new(AuthConfig::random_secret());
+            acfg.nonce_ttl = Duration::from_secs(config.auth.nonce_ttl_secs);
+            acfg.algorithms = config
+                .auth
+                .algorithms
+                .iter()
+                .filter_map(|a| sip_auth::Algorithm::from_name(a))
+                .collect();
+            Some(Authenticator::new(acfg))
+        } else {
+            tracing::warn!("auth.enabled = false: anyone can register any AoR of the served domains");
+            None
+        };
+        let users = UserCache::new(store.clone());
+        metrics::bindings(registrar.location.len());
+        Ok(RegistrarService { registrar: Mutex::new(registrar), store, auth, users, transports })
+    }
+
+    /// Handles one validated REGISTER from `src`; the answer goes to `target`.
+    /// `build` makes a response with the core's conventions (To tag, Server header).
+    pub fn handle<F>(&self, req: &Message, src: &Source, target: Target, build: F)
+    where
+        F: Fn(&Message, u16, Option<&str>, &[(HeaderName, String)]) -> Message,
+    {
+        let started = Instant::now();
+        let now = now_ms();
+        let mut auth_user: Option<(String, String)> = None;
+        if let Some(auth) = &self.auth {
+            let realm = realm_of(req);
+            let outcome = auth.check(req, &realm, Which::Authorization, now, |user, realm, alg| {
+                self.users.ha1(user, realm, alg)
+            });
+            match outcome {
+                AuthOutcome::Authenticated { username } => auth_user = Some((username, realm)),
+                AuthOutcome::Challenge { stale, reason } => {
+                    if reason != sip_auth::reason::NO_CREDENTIALS {
+                        metrics::auth_failure(reason);
+                        tracing::debug!(reason, remote = %src.remote, "REGISTER authentication failed");
+                    }
+                    let headers: Vec<(HeaderName, String)> = auth
+                        .challenge(&realm, now, stale)
+                        .into_iter()
+                        .map(|c| (HeaderName::WwwAuthenticate, c))
+                        .collect();
+                    metrics::registration("challenged");
+                    self.send(&target, build(req, 401, None, &headers));
+                    metrics::request_latency("REGISTER", started.elapsed());
+                    return;
+                }
+            }
+        }
+        let flow = Flow {
+            transport: match src.transport {
+                Transport::Udp => FlowTransport::Udp,
+                Transport::Tcp => FlowTransport::Tcp,
+            },
+            remote: src.remote,
+            local: src.local,
+            conn: src.conn,
+        };
+        let outcome = {
+            let mut reg = self.registrar.lock().expect("registrar");
+            let o = reg.register(RegisterInput {
+                req,
+                flow,
+                now_ms: now,
+                auth_user: auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str())),
+            });
+            metrics::bindings(reg.location.len());
+            o
+        };
+        let Reply { code, reason, headers } = outcome.reply;
+        let resp = build(req, code, reason, &headers);
+        metrics::registration(if code == 200 { "ok" } else { "rejected" });
+        if code != 200 {
+            self.send(&target, resp);
+            metrics::request_latency("REGISTER", started.elapsed());
+            return;
+        }
+        // Every 200 goes through the store queue, so it leaves only once this
+        // change — and every change before it — is durable.
+        let changes: Vec<location_store::Change> = outcome.changes.iter().map(store_map::to_store).collect();
+        let transports = self.transports.clone();
+        let fail = build(req, 500, Some("Store Unavailable"), &[(HeaderName::RetryAfter, "5".into())]);
+        self.store.submit(
+            changes,
+            Box::new(move |res| {
+                let msg = match res {
+                    Ok(()) => resp,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot persist a registration; answering 500");
+                        fail
+                    }
+                };
+                if let Err(e) = transports.send(&target, msg.to_bytes()) {
+                    tracing::debug!(error = %e, "cannot send a REGISTER response");
+                }
+                metrics::request_latency("REGISTER", started.elapsed());
+            }),
+        );
+    }
+
+    fn send(&self, target: &Target, msg: Message) {
+        if let Err(e) = self.transports.send(target, msg.to_bytes()) {
+            tracing::debug!(error = %e, "cannot send a REGISTER response");
+        }
+    }
+
+    /// Removes expired bindings (called by the timer task).
+    pub fn expire(&self) {
+        let changes = {
+            let mut reg = self.registrar.lock().expect("registrar");
+            let c = reg.expire(now_ms());
+            metrics::bindings(reg.location.len());
+            c
+        };
+        if !changes.is_empty() {
+            tracing::debug!(count = changes.len(), "bindings expired");
+            self.store.submit(changes.iter().map(store_map::to_store).collect(), Box::new(|_| {}));
+        }
+    }
+
+    /// A connection closed: see [`Registrar::conn_closed`].
+    pub fn conn_closed(&self, conn: u64) {
+        let changes = {
+            let mut reg = self.registrar.lock().expect("registrar");
+            let c = reg.conn_closed(conn, now_ms());
+            metrics::bindings(reg.location.len());
+            c
+        };
+        if !changes.is_empty() {
+            self.store.submit(changes.iter().map(store_map::to_store).collect(), Box::new(|_| {}));
+        }
+    }
+
+    /// Removes one binding or a whole AoR (management API); returns how many went.
+    pub fn remove(&self, aor: &Aor, id: Option<&str>) -> usize {
+        let now = now_ms();
+        let changes = {
+            let mut reg = self.registrar.lock().expect("registrar");
+            let c = match id {
+                Some(id) => reg.remove_binding(aor, id, now).into_iter().collect(),
+                None => reg.remove_aor(aor, now),
+            };
+            metrics::bindings(reg.location.len());
+            c
+        };
+        let n = changes.len();
+        if n > 0 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.store.submit(
+                changes.iter().map(store_map::to_store).collect(),
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        n
+    }
+
+    /// Waits until everything submitted is durable.
+    pub fn flush(&self) {
+        self.store.flush();
+    }
+}
+
+/// The realm of a REGISTER: the domain of its To (the AoR's domain).
+fn realm_of(req: &Message) -> String {
+    req.to()
+        .ok()
+        .and_then(|t| t.uri.as_sip().map(|u| Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string()))
+        .unwrap_or_default()
+}
+
+/// The domains a listener address stands for: its IP, or for a wildcard
+/// address the loopback of its family.
+fn served_ips(addr: SocketAddr) -> Vec<String> {
+    let ip = addr.ip();
+    if ip.is_unspecified() {
+        if ip.is_ipv4() { vec!["127.0.0.1".into()] } else { vec!["[::1]".into()] }
+    } else if ip.is_ipv6() {
+        vec![format!("[{ip}]")]
+    } else {
+        vec![ip.to_string()]
+    }
+}
+
+/// Subscribers in memory, reloaded when the database says they changed
+/// (checked at most every 500 ms, or at once when a user is not found).
+struct UserCache {
+    store: Arc<dyn Store>,
+    map: RwLock<HashMap<(String, String), Subscriber>>,
+    state: Mutex<(Option<u64>, Instant)>,
+}
+
+impl UserCache {
+    fn new(store: Arc<dyn Store>) -> UserCache {
+        let c = UserCache {
+            store,
+            map: RwLock::new(HashMap::new()),
+            state: Mutex::new((None, Instant::now() - Duration::from_secs(10))),
+        };
+        c.refresh(true);
+        c
+    }
+
+    fn refresh(&self, force: bool) {
+        let mut st = self.state.lock().expect("user cache");
+        let min_gap = if force { Duration::from_millis(100) } else { Duration::from_millis(500) };
+        if st.0.is_some() && st.1.elapsed() < min_gap {
+            return;
+        }
+        st.1 = Instant::now();
+        let version = match self.store.subscribers_version() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the subscribers version");
+                return;
+            }
+        };
+        if st.0 == Some(version) {
+            return;
+        }
+        match self.store.subscribers() {
+            Ok(list) => {
+                let map = list.into_iter().map(|s| ((s.user.clone(), s.domain.to_ascii_lowercase()), s)).collect();
+                *self.map.write().expect("user cache") = map;
+                st.0 = Some(version);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot load subscribers"),
+        }
+    }
+
+    fn ha1(&self, user: &str, realm: &str, alg: sip_auth::Algorithm) -> Option<String> {
+        self.refresh(false);
+        let key = (user.to_string(), realm.to_ascii_lowercase());
+        let get = |m: &HashMap<(String, String), Subscriber>| {
+            m.get(&key).map(|s| match alg {
+                sip_auth::Algorithm::Md5 => s.ha1_md5.clone(),
+                sip_auth::Algorithm::Sha256 => s.ha1_sha256.clone(),
+            })
+        };
+        if let Some(h) = get(&self.map.read().expect("user cache")) {
+            return Some(h);
+        }
+        self.refresh(true);
+        get(&self.map.read().expect("user cache"))
+    }
+}
