@@ -13,6 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Install the signal handlers first: a SIGTERM that arrives while the
+    // server starts must still mean "stop cleanly".
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
     let s = &config.sip;
@@ -83,7 +88,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "sipwake ready");
-    wait_for_signal().await;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
     tracing::info!("shutting down");
     transports.shutdown();
     core.shutdown();
@@ -96,14 +104,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     timers.abort();
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -90,7 +90,7 @@ fn requests_get_the_right_final_answers() {
         (req("FOO", &format!("sip:bob@{s}"), "", 5), 501),
         (req("INVITE", "tel:+15551234", "", 6), 416),
         (req("OPTIONS", &format!("sip:{s}"), "\r\nProxy-Require: x-unknown", 7), 420),
-        (req("REGISTER", &format!("sip:{s}"), "", 8), 501),
+        (req("REGISTER", &format!("sip:{s}"), "", 8), 401),
         (req("OPTIONS", &format!("sip:{s} SIP/2.0"), "", 9), 400),
     ];
     for (msg, want) in cases {

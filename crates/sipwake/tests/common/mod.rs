@@ -24,6 +24,8 @@ pub struct Server {
     pub tcp: SocketAddr,
     /// Every listener the server printed, e.g. ("udp", [::1]:40000).
     pub listeners: Vec<(String, SocketAddr)>,
+    /// The management API address.
+    pub mgmt: SocketAddr,
     pub dir: tempfile::TempDir,
     pub stderr_log: PathBuf,
 }
@@ -44,7 +46,7 @@ impl Server {
             std::fs::write(&p, text).unwrap();
             cmd.arg("--config").arg(p);
         }
-        cmd.args(["--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"])
+        cmd.args(["--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0", "--management", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(extra)
@@ -62,14 +64,18 @@ impl Server {
         });
         let (mut udp, mut tcp) = (None, None);
         let mut listeners = Vec::new();
+        let mut mgmt = None;
         let want = 2 + extra.iter().filter(|a| **a == "--listen").count();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while listeners.len() < want {
+        while listeners.len() < want || mgmt.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
                 let _ = child.kill();
                 panic!("sipwake did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default())
             });
+            if let Some(rest) = line.strip_prefix("sipwake management on http://") {
+                mgmt = Some(rest.trim().parse().unwrap());
+            }
             if let Some(rest) = line.strip_prefix("sipwake listening on ") {
                 let (t, a) = rest.split_once(':').unwrap();
                 let a: SocketAddr = a.parse().unwrap();
@@ -81,7 +87,7 @@ impl Server {
                 listeners.push((t.to_string(), a));
             }
         }
-        Server { child, udp: udp.unwrap(), tcp: tcp.unwrap(), listeners, dir, stderr_log }
+        Server { child, udp: udp.unwrap(), tcp: tcp.unwrap(), listeners, mgmt: mgmt.unwrap(), dir, stderr_log }
     }
 
     /// The server's log so far (for assertion messages).

@@ -1,0 +1,163 @@
+//! The SQLite schema and its migrations, applied by the program itself at
+//! open: no manual upgrade step.
+//!
+//! The schema version is `PRAGMA user_version` (transactional, stored in
+//! the file header). [`MIGRATIONS`] is an ordered list: entry `i` takes the
+//! schema from version `i` to `i + 1`. All pending ones run in one
+//! `BEGIN IMMEDIATE` transaction, so two processes opening a fresh file at
+//! once (server and `sipwake user`) cannot both migrate, and a failure
+//! leaves the file unchanged. A file newer than [`SCHEMA_VERSION`] is
+//! refused.
+//!
+//! Owns the DDL. Rules: never edit a released entry, only append; keep each
+//! entry valid for a file at the previous version. Must not touch data rows
+//! except to transform them in a migration.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::conn::describe;
+use crate::error::{Error, Result};
+
+/// Version 1: bindings, subscribers, and a subscriber generation counter
+/// bumped by triggers (so any writer, this crate or a sqlite3 shell, makes
+/// [`crate::Store::subscribers_version`] change).
+const V1: &str = r#"
+CREATE TABLE bindings (
+    id               TEXT PRIMARY KEY NOT NULL,
+    aor              TEXT NOT NULL,
+    contact          TEXT NOT NULL,
+    q                INTEGER,
+    expires_at_ms    INTEGER NOT NULL,
+    call_id          TEXT NOT NULL,
+    cseq             INTEGER NOT NULL,
+    instance         TEXT,
+    reg_id           INTEGER,
+    path             TEXT NOT NULL DEFAULT '[]',
+    transport        TEXT NOT NULL,
+    remote           TEXT NOT NULL,
+    local            TEXT NOT NULL,
+    user_agent       TEXT,
+    registered_at_ms INTEGER NOT NULL,
+    extra            TEXT
+);
+CREATE INDEX bindings_aor ON bindings (aor);
+
+CREATE TABLE subscribers (
+    user          TEXT NOT NULL,
+    domain        TEXT NOT NULL,
+    ha1_md5       TEXT NOT NULL,
+    ha1_sha256    TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user, domain)
+) WITHOUT ROWID;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('subscribers_generation', 0);
+
+CREATE TRIGGER subscribers_generation_insert AFTER INSERT ON subscribers BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'subscribers_generation';
+END;
+CREATE TRIGGER subscribers_generation_update AFTER UPDATE ON subscribers BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'subscribers_generation';
+END;
+CREATE TRIGGER subscribers_generation_delete AFTER DELETE ON subscribers BEGIN
+    UPDATE meta SET value = value + 1 WHERE key = 'subscribers_generation';
+END;
+"#;
+
+/// Every migration, in order; index `i` goes from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this program writes (the number of migrations).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Bring the database to [`SCHEMA_VERSION`], or refuse a newer one.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+/// [`migrate`] with an explicit list (tests use longer or broken ones).
+pub(crate) fn migrate_with(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()> {
+    let known = u32::try_from(migrations.len()).unwrap_or(u32::MAX);
+    let open_err = |e: rusqlite::Error| Error::Open { path: path.to_owned(), reason: describe(&e) };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_err)?;
+    let raw: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(open_err)?;
+    let found = u32::try_from(raw).map_err(|_| Error::Open {
+        path: path.to_owned(),
+        reason: format!("its schema version (user_version) is {raw}: not a sipwake database; move it away"),
+    })?;
+    if found > known {
+        return Err(Error::SchemaTooNew { path: path.to_owned(), found, known });
+    }
+    if found == known {
+        return Ok(()); // dropping `tx` ends the read-only transaction
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+        let to = i as u32 + 1;
+        tx.execute_batch(sql).map_err(|e| Error::Migrate {
+            path: path.to_owned(),
+            from: found,
+            to,
+            reason: describe(&e),
+        })?;
+    }
+    let fail =
+        |e: rusqlite::Error| Error::Migrate { path: path.to_owned(), from: found, to: known, reason: describe(&e) };
+    tx.pragma_update(None, "user_version", known).map_err(fail)?;
+    tx.commit().map_err(fail)?;
+    tracing::info!(db = %path.display(), from = found, to = known, "migrated database schema");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn fresh_file_gets_every_migration_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        assert_eq!(user_version(&conn), i64::from(SCHEMA_VERSION));
+        migrate(&mut conn, &path).unwrap(); // idempotent
+        assert_eq!(user_version(&conn), i64::from(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn later_migration_applies_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let mut longer = MIGRATIONS.to_vec();
+        longer.push("ALTER TABLE bindings ADD COLUMN future TEXT;");
+        migrate_with(&mut conn, &path, &longer).unwrap();
+        assert_eq!(user_version(&conn), longer.len() as i64);
+        conn.execute_batch("SELECT future FROM bindings").unwrap();
+    }
+
+    #[test]
+    fn failing_migration_leaves_file_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = Connection::open(&path).unwrap();
+        let broken = [V1, "CREATE TABLE ok_table (x); THIS IS NOT SQL;"];
+        let err = migrate_with(&mut conn, &path, &broken).unwrap_err();
+        assert!(matches!(err, Error::Migrate { from: 0, to: 2, .. }), "{err:?}");
+        assert!(err.to_string().contains("m.db"), "{err}");
+        assert_eq!(user_version(&conn), 0);
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).unwrap();
+        assert_eq!(tables, 0, "rolled back");
+    }
+}

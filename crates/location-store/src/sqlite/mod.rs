@@ -1,0 +1,301 @@
+//! The embedded SQLite backend: [`SqliteStore`] and [`SqliteOptions`].
+//!
+//! One database file (WAL mode) with two connections:
+//! * the write connection, owned by the writer thread (`writer.rs`), which
+//!   applies submitted binding changes with group commit;
+//! * the read connection, behind a mutex, for the rare reads (start-up load,
+//!   subscribers), for subscriber writes, and for
+//!   [`Store::subscribers_version`].
+//!
+//! Opening creates the file if needed and migrates the schema
+//! (`migrations.rs`); `sipwake user` opens the same file concurrently, which
+//! WAL and the busy timeout allow.
+//!
+//! Owns the store handle and its lifecycle (dropping it finishes the queued
+//! work and joins the writer). Must not touch SQL of the tables directly
+//! (that is `rows.rs`) or connection settings (that is `conn.rs`).
+
+mod conn;
+mod migrations;
+mod rows;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SendError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+pub use migrations::SCHEMA_VERSION;
+
+use crate::error::{Error, Result};
+use crate::store::{Done, Store, StoreStats};
+use crate::types::{Change, StoredBinding, Subscriber};
+use conn::sqlite_err;
+use writer::{Counters, Job};
+
+/// Settings of a [`SqliteStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` instead of the default `NORMAL`.
+    ///
+    /// Durability trade-off, in WAL mode:
+    /// * `NORMAL` (false, the default): a commit is written to the WAL file
+    ///   (handed to the kernel) but not fsynced; the WAL is fsynced at
+    ///   checkpoints. An acknowledged change survives a crash or `kill -9`
+    ///   of sipwake, but the last commits before a power loss or kernel
+    ///   crash may be lost (the database stays consistent). Registrations
+    ///   are refreshed by the phones, so this is the usual choice.
+    /// * `FULL` (true): the WAL is fsynced at every commit, so an
+    ///   acknowledged change also survives a power loss. Each group commit
+    ///   then costs one fsync; group commit keeps throughput up, but the
+    ///   latency of one REGISTER is at least one fsync.
+    pub synchronous_full: bool,
+    /// How long a connection waits for a lock held by another connection
+    /// (e.g. `sipwake user` writing) before failing. Default 5 s.
+    pub busy_timeout: Duration,
+    /// The most batches one group commit takes off the queue (0 counts as
+    /// 1). Default 1000. Larger groups mean fewer commits but a longer
+    /// wait for the first batch of a group.
+    pub max_group_batches: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { synchronous_full: false, busy_timeout: Duration::from_secs(5), max_group_batches: 1000 }
+    }
+}
+
+/// The SQLite [`Store`]. Cheap to share behind an `Arc`; every method may be
+/// called from any thread.
+///
+/// Dropping it stops accepting work, finishes what is queued (every `done`
+/// is called) and joins the writer thread.
+pub struct SqliteStore {
+    path: PathBuf,
+    queue: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    writer_id: ThreadId,
+    read: Mutex<ReadSide>,
+    counters: Arc<Counters>,
+}
+
+/// The read connection and the cache behind [`Store::subscribers_version`].
+struct ReadSide {
+    conn: Connection,
+    /// `PRAGMA data_version` when `generation` was read; `None` after this
+    /// connection wrote (its own writes do not change its data_version).
+    data_version: Option<i64>,
+    generation: u64,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`, migrate its schema
+    /// and start the writer thread.
+    ///
+    /// Fails with a message naming the file and what to fix: the directory
+    /// is missing or not writable, the file is not a database, or it has a
+    /// newer schema than this program knows ([`Error::SchemaTooNew`]).
+    pub fn open(path: &Path, opts: SqliteOptions) -> Result<Self> {
+        let mut write_conn = conn::open_write(path, &opts)?;
+        migrations::migrate(&mut write_conn, path)?;
+        let read_conn = conn::open_read(path, &opts)?;
+        let counters = Arc::new(Counters::default());
+        let (queue, writer) = writer::spawn(write_conn, path.to_owned(), opts.max_group_batches, counters.clone())?;
+        tracing::debug!(db = %path.display(), synchronous_full = opts.synchronous_full, "location store open");
+        Ok(Self {
+            path: path.to_owned(),
+            queue: Some(queue),
+            writer_id: writer.thread().id(),
+            writer: Some(writer),
+            read: Mutex::new(ReadSide { conn: read_conn, data_version: None, generation: 0 }),
+            counters,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Counters of the write path (same as [`Store::stats`]).
+    pub fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    /// The read connection. A panic while it was held cannot leave it in a
+    /// state worse than an open transaction, which the next statement would
+    /// surface, so a poisoned lock is taken over.
+    fn read(&self) -> MutexGuard<'_, ReadSide> {
+        self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction on the read connection
+    /// (immediate, so that waiting for the writer uses the busy timeout
+    /// instead of failing on a stale snapshot).
+    fn write_on_read_conn<T>(&self, op: String, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut side = self.read();
+        let result = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(&side.conn, TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        side.data_version = None;
+        result.map_err(|e| sqlite_err(&self.path, op, &e))
+    }
+}
+
+impl Store for SqliteStore {
+    fn load_bindings(&self) -> Result<Vec<StoredBinding>> {
+        let side = self.read();
+        let err = |e: rusqlite::Error| sqlite_err(&self.path, "loading the bindings", &e);
+        let mut stmt = side.conn.prepare_cached(rows::SELECT_BINDINGS).map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            match rows::binding_from_row(row) {
+                Ok(b) => out.push(b),
+                // Bindings are soft state the phones refresh: one damaged row
+                // must not keep the registrar from starting.
+                Err((id, reason)) => tracing::warn!(
+                    db = %self.path.display(),
+                    binding = %id,
+                    %reason,
+                    "skipping a damaged binding row; delete it with the sqlite3 shell"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    fn submit(&self, changes: Vec<Change>, done: Done) {
+        self.counters.batches_submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let job = Job { changes, done };
+        let rejected = match &self.queue {
+            Some(queue) => match queue.send(job) {
+                Ok(()) => return,
+                Err(SendError(job)) => job,
+            },
+            None => job,
+        };
+        self.counters.batches_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (rejected.done)(Err(Error::WriterStopped { path: self.path.clone() }));
+    }
+
+    fn subscribers(&self) -> Result<Vec<Subscriber>> {
+        let side = self.read();
+        let err = |e: rusqlite::Error| sqlite_err(&self.path, "loading the subscribers", &e);
+        let mut stmt = side.conn.prepare_cached(rows::SELECT_SUBSCRIBERS).map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            out.push(rows::subscriber_from_row(row).map_err(|(what, reason)| self.corrupt(what, reason))?);
+        }
+        Ok(out)
+    }
+
+    fn get_subscriber(&self, user: &str, domain: &str) -> Result<Option<Subscriber>> {
+        let side = self.read();
+        let err = |e: rusqlite::Error| sqlite_err(&self.path, format!("reading subscriber {user}@{domain}"), &e);
+        let mut stmt = side.conn.prepare_cached(rows::GET_SUBSCRIBER).map_err(err)?;
+        let mut rows = stmt.query([user, domain]).map_err(err)?;
+        match rows.next().map_err(err)? {
+            Some(row) => rows::subscriber_from_row(row).map(Some).map_err(|(what, reason)| self.corrupt(what, reason)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_subscriber(&self, s: &Subscriber) -> Result<()> {
+        let created = rows::subscriber_created(s)?;
+        self.write_on_read_conn(format!("saving subscriber {}@{}", s.user, s.domain), |conn| {
+            rows::put_subscriber(conn, s, created)
+        })
+    }
+
+    fn delete_subscriber(&self, user: &str, domain: &str) -> Result<bool> {
+        self.write_on_read_conn(format!("deleting subscriber {user}@{domain}"), |conn| {
+            Ok(conn.prepare_cached(rows::DELETE_SUBSCRIBER)?.execute([user, domain])? > 0)
+        })
+    }
+
+    /// A generation counter kept in the database by triggers on the
+    /// subscribers table, so it changes for writes by any process. The fast
+    /// path is one `PRAGMA data_version` on the read connection: the counter
+    /// is only re-read when some other connection committed anything.
+    fn subscribers_version(&self) -> Result<u64> {
+        let mut side = self.read();
+        let err = |e: rusqlite::Error| sqlite_err(&self.path, "reading the subscribers version", &e);
+        let data_version: i64 = side.conn.pragma_query_value(None, "data_version", |r| r.get(0)).map_err(err)?;
+        if side.data_version == Some(data_version) {
+            return Ok(side.generation);
+        }
+        let raw: i64 = side
+            .conn
+            .prepare_cached(rows::SUBSCRIBERS_GENERATION)
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => {
+                    self.corrupt("meta row subscribers_generation".into(), "it is missing".into())
+                }
+                e => err(e),
+            })?;
+        let generation = u64::try_from(raw)
+            .map_err(|_| self.corrupt("meta row subscribers_generation".into(), format!("negative value {raw}")))?;
+        side.data_version = Some(data_version);
+        side.generation = generation;
+        Ok(generation)
+    }
+
+    fn flush(&self) {
+        if thread::current().id() == self.writer_id {
+            tracing::error!(
+                db = %self.path.display(),
+                "flush() called from a done callback would wait for itself; ignored"
+            );
+            return;
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(
+            Vec::new(),
+            Box::new(move |_| {
+                let _ = tx.send(());
+            }),
+        );
+        // An error means the callback was dropped uncalled (writer gone):
+        // nothing more will complete, so there is nothing to wait for.
+        let _ = rx.recv();
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+}
+
+impl SqliteStore {
+    fn corrupt(&self, what: String, reason: String) -> Error {
+        Error::Corrupt { path: self.path.clone(), what, reason }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        drop(self.queue.take()); // the writer finishes the queue, then ends
+        if let Some(writer) = self.writer.take() {
+            if thread::current().id() == self.writer_id {
+                return; // dropped from a done callback: the writer ends by itself
+            }
+            if writer.join().is_err() {
+                tracing::error!(db = %self.path.display(), "the location-store writer thread panicked");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).field("stats", &self.stats()).finish()
+    }
+}

@@ -1,0 +1,170 @@
+//! The SQL statements on the tables and the encoding of [`StoredBinding`]
+//! and [`Subscriber`] to and from rows (path as a JSON array of strings,
+//! unix-ms times as INTEGER).
+//!
+//! Owns every DML statement of the SQLite backend and the value checks done
+//! before a change enters a transaction. Must not open connections, manage
+//! transactions or threads (that is `mod.rs` and `writer.rs`) or change the
+//! schema (that is `migrations.rs`).
+
+use rusqlite::{Connection, Row, params};
+
+use crate::error::{Error, Result};
+use crate::types::{Change, StoredBinding, Subscriber};
+
+const UPSERT_BINDING: &str = "\
+INSERT INTO bindings (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
+                      transport, remote, local, user_agent, registered_at_ms, extra)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+ON CONFLICT (id) DO UPDATE SET
+    aor = excluded.aor, contact = excluded.contact, q = excluded.q, expires_at_ms = excluded.expires_at_ms,
+    call_id = excluded.call_id, cseq = excluded.cseq, instance = excluded.instance, reg_id = excluded.reg_id,
+    path = excluded.path, transport = excluded.transport, remote = excluded.remote, local = excluded.local,
+    user_agent = excluded.user_agent, registered_at_ms = excluded.registered_at_ms, extra = excluded.extra";
+const DELETE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1";
+const DELETE_AOR: &str = "DELETE FROM bindings WHERE aor = ?1";
+pub(crate) const SELECT_BINDINGS: &str = "\
+SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
+       transport, remote, local, user_agent, registered_at_ms, extra
+FROM bindings ORDER BY aor, id";
+
+pub(crate) const SELECT_SUBSCRIBERS: &str =
+    "SELECT user, domain, ha1_md5, ha1_sha256, created_at_ms FROM subscribers ORDER BY domain, user";
+pub(crate) const GET_SUBSCRIBER: &str =
+    "SELECT user, domain, ha1_md5, ha1_sha256, created_at_ms FROM subscribers WHERE user = ?1 AND domain = ?2";
+pub(crate) const PUT_SUBSCRIBER: &str = "\
+INSERT INTO subscribers (user, domain, ha1_md5, ha1_sha256, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (user, domain) DO UPDATE SET
+    ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256, created_at_ms = excluded.created_at_ms";
+pub(crate) const DELETE_SUBSCRIBER: &str = "DELETE FROM subscribers WHERE user = ?1 AND domain = ?2";
+pub(crate) const SUBSCRIBERS_GENERATION: &str = "SELECT value FROM meta WHERE key = 'subscribers_generation'";
+
+/// A [`Change`] checked and encoded, ready to be bound to a statement.
+pub(crate) enum Op<'a> {
+    Upsert { b: &'a StoredBinding, path_json: String, expires_at_ms: i64, registered_at_ms: i64 },
+    Remove(&'a str),
+    RemoveAor(&'a str),
+}
+
+/// Check that `change` can be stored and encode it. Runs before the
+/// transaction so that a bad value fails its own batch only.
+pub(crate) fn encode(change: &Change) -> Result<Op<'_>> {
+    Ok(match change {
+        Change::Upsert(b) => Op::Upsert {
+            b,
+            path_json: serde_json::to_string(&b.path).map_err(|e| invalid(b, "path", e.to_string()))?,
+            expires_at_ms: to_i64(b, "expires_at_ms", b.expires_at_ms)?,
+            registered_at_ms: to_i64(b, "registered_at_ms", b.registered_at_ms)?,
+        },
+        Change::Remove { id } => Op::Remove(id),
+        Change::RemoveAor { aor } => Op::RemoveAor(aor),
+    })
+}
+
+fn to_i64(b: &StoredBinding, field: &str, v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| invalid(b, field, format!("{v} is beyond the largest storable time ({})", i64::MAX)))
+}
+
+fn invalid(b: &StoredBinding, field: &str, reason: String) -> Error {
+    Error::Invalid { what: format!("binding {} of {}: {field}", b.id, b.aor), reason }
+}
+
+/// Apply one encoded change (inside the caller's transaction), with cached
+/// prepared statements.
+pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
+    match op {
+        Op::Upsert { b, path_json, expires_at_ms, registered_at_ms } => {
+            conn.prepare_cached(UPSERT_BINDING)?.execute(params![
+                b.id,
+                b.aor,
+                b.contact,
+                b.q,
+                expires_at_ms,
+                b.call_id,
+                b.cseq,
+                b.instance,
+                b.reg_id,
+                path_json,
+                b.transport,
+                b.remote,
+                b.local,
+                b.user_agent,
+                registered_at_ms,
+                b.extra,
+            ])?;
+        }
+        Op::Remove(id) => {
+            conn.prepare_cached(DELETE_BINDING)?.execute([id])?;
+        }
+        Op::RemoveAor(aor) => {
+            conn.prepare_cached(DELETE_AOR)?.execute([aor])?;
+        }
+    }
+    Ok(())
+}
+
+/// Decode a row of [`SELECT_BINDINGS`]; on failure, the id (if readable)
+/// and what is wrong.
+pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBinding, (String, String)> {
+    let id: String = row.get(0).map_err(|e| ("<unreadable id>".to_owned(), e.to_string()))?;
+    let decode = || -> std::result::Result<StoredBinding, String> {
+        let path_json: String = row.get(9).map_err(|e| e.to_string())?;
+        let path: Vec<String> =
+            serde_json::from_str(&path_json).map_err(|e| format!("path is not a JSON array of strings: {e}"))?;
+        let e = |e: rusqlite::Error| e.to_string();
+        Ok(StoredBinding {
+            id: id.clone(),
+            aor: row.get(1).map_err(e)?,
+            contact: row.get(2).map_err(e)?,
+            q: row.get(3).map_err(e)?,
+            expires_at_ms: get_u64(row, 4, "expires_at_ms")?,
+            call_id: row.get(5).map_err(e)?,
+            cseq: row.get(6).map_err(e)?,
+            instance: row.get(7).map_err(e)?,
+            reg_id: row.get(8).map_err(e)?,
+            path,
+            transport: row.get(10).map_err(e)?,
+            remote: row.get(11).map_err(e)?,
+            local: row.get(12).map_err(e)?,
+            user_agent: row.get(13).map_err(e)?,
+            registered_at_ms: get_u64(row, 14, "registered_at_ms")?,
+            extra: row.get(15).map_err(e)?,
+        })
+    };
+    decode().map_err(|reason| (id.clone(), reason))
+}
+
+/// A unix-ms time column (stored as a non-negative INTEGER).
+fn get_u64(row: &Row<'_>, idx: usize, name: &str) -> std::result::Result<u64, String> {
+    let v: i64 = row.get(idx).map_err(|e| format!("{name}: {e}"))?;
+    u64::try_from(v).map_err(|_| format!("{name} is negative ({v})"))
+}
+
+/// Decode a subscriber row (columns as in [`SELECT_SUBSCRIBERS`]); on
+/// failure, which row and what is wrong.
+pub(crate) fn subscriber_from_row(row: &Row<'_>) -> std::result::Result<Subscriber, (String, String)> {
+    let user: String = row.get(0).map_err(|e| ("subscriber <unreadable>".to_owned(), e.to_string()))?;
+    let domain: String = row.get(1).map_err(|e| (format!("subscriber {user}@?"), e.to_string()))?;
+    let what = || format!("subscriber {user}@{domain}");
+    Ok(Subscriber {
+        ha1_md5: row.get(2).map_err(|e| (what(), e.to_string()))?,
+        ha1_sha256: row.get(3).map_err(|e| (what(), e.to_string()))?,
+        created_at_ms: get_u64(row, 4, "created_at_ms").map_err(|e| (what(), e))?,
+        user: user.clone(),
+        domain: domain.clone(),
+    })
+}
+
+/// Check that a subscriber can be stored; its `created_at_ms` as stored.
+pub(crate) fn subscriber_created(s: &Subscriber) -> Result<i64> {
+    i64::try_from(s.created_at_ms).map_err(|_| Error::Invalid {
+        what: format!("subscriber {}@{}: created_at_ms", s.user, s.domain),
+        reason: format!("{} is beyond the largest storable time ({})", s.created_at_ms, i64::MAX),
+    })
+}
+
+/// Insert or replace a subscriber (`created` from [`subscriber_created`]).
+pub(crate) fn put_subscriber(conn: &Connection, s: &Subscriber, created: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(PUT_SUBSCRIBER)?.execute(params![s.user, s.domain, s.ha1_md5, s.ha1_sha256, created])?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The writer thread and group commit.
+//!
+//! One thread owns the write connection. It blocks for the first queued
+//! batch, then drains whatever else is queued (up to
+//! [`super::SqliteOptions::max_group_batches`]), applies all of it in ONE
+//! `BEGIN IMMEDIATE … COMMIT`, and then calls every batch's `done` in
+//! submission order. Under load thousands of batches share one commit (so
+//! durability does not cap throughput); without load the latency is one
+//! commit.
+//!
+//! Rules kept here:
+//! * strict order: batches are applied and completed in queue order, so a
+//!   later change to the same id wins, and a barrier (empty batch) completes
+//!   only after everything queued before it;
+//! * a group of barriers only needs no transaction;
+//! * a batch with a value that cannot be stored fails alone (checked before
+//!   the transaction); a failed commit fails every batch of its group, is
+//!   logged, and the thread goes on with the next group;
+//! * a panicking callback is caught and logged; the thread survives it.
+//!
+//! Owns the write connection, the queue's receiving end and the counters.
+//! Must not touch the read connection or the schema.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::conn::sqlite_err;
+use super::rows::{self, Op};
+use crate::error::{Error, Result};
+use crate::store::{Done, StoreStats};
+use crate::types::Change;
+
+/// A commit slower than this is logged as a warning (a slow disk, or another
+/// process holding the lock).
+const SLOW_COMMIT: Duration = Duration::from_secs(1);
+
+/// One submitted batch.
+pub(crate) struct Job {
+    pub(crate) changes: Vec<Change>,
+    pub(crate) done: Done,
+}
+
+/// Counters shared by the store handle and the writer thread.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) batches_submitted: AtomicU64,
+    pub(crate) batches_done: AtomicU64,
+    changes_committed: AtomicU64,
+    groups: AtomicU64,
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    largest_group: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> StoreStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StoreStats {
+            batches_submitted: get(&self.batches_submitted),
+            batches_done: get(&self.batches_done),
+            changes_committed: get(&self.changes_committed),
+            groups: get(&self.groups),
+            commits: get(&self.commits),
+            failed_commits: get(&self.failed_commits),
+            largest_group: get(&self.largest_group),
+        }
+    }
+}
+
+/// Start the writer thread on `conn`; returns the queue's sending end.
+pub(crate) fn spawn(
+    conn: Connection,
+    path: PathBuf,
+    max_group: usize,
+    counters: Arc<Counters>,
+) -> Result<(Sender<Job>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel();
+    let writer = Writer { conn, rx, path: path.clone(), max_group: max_group.max(1), counters };
+    let handle =
+        thread::Builder::new().name("store-writer".into()).spawn(move || writer.run()).map_err(|e| Error::Open {
+            path,
+            reason: format!("cannot start the writer thread: {e}; check the process and thread limits (ulimit -u)"),
+        })?;
+    Ok((tx, handle))
+}
+
+struct Writer {
+    conn: Connection,
+    rx: Receiver<Job>,
+    path: PathBuf,
+    max_group: usize,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Until every sender is gone (the store was dropped), and the queue is
+    /// empty: pending work is finished before the thread ends.
+    fn run(mut self) {
+        let mut group = Vec::with_capacity(self.max_group.min(4096));
+        while let Ok(first) = self.rx.recv() {
+            group.push(first);
+            while group.len() < self.max_group {
+                match self.rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut group);
+        }
+        tracing::debug!(db = %self.path.display(), "location-store writer stopped");
+    }
+
+    /// Apply one drained group and complete its batches in order.
+    fn process(&mut self, group: &mut Vec<Job>) {
+        self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.counters.largest_group.fetch_max(group.len() as u64, Ordering::Relaxed);
+
+        // Check and encode before the transaction: a bad value fails its own
+        // batch only.
+        let mut verdicts: Vec<Option<Error>> = Vec::with_capacity(group.len());
+        let mut ops: Vec<Op<'_>> = Vec::new();
+        for job in group.iter() {
+            let start = ops.len();
+            let mut verdict = None;
+            for change in &job.changes {
+                match rows::encode(change) {
+                    Ok(op) => ops.push(op),
+                    Err(e) => {
+                        tracing::warn!(db = %self.path.display(), error = %e, "rejected a batch of binding changes");
+                        ops.truncate(start);
+                        verdict = Some(e);
+                        break;
+                    }
+                }
+            }
+            verdicts.push(verdict);
+        }
+
+        let outcome = if ops.is_empty() { Ok(()) } else { self.commit(&ops, group.len()) };
+        match &outcome {
+            Ok(()) if !ops.is_empty() => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters.changes_committed.fetch_add(ops.len() as u64, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    db = %self.path.display(),
+                    batches = group.len(),
+                    changes = ops.len(),
+                    error = %e,
+                    "group commit failed; every batch in it was answered with the error"
+                );
+            }
+        }
+        drop(ops);
+
+        for (job, verdict) in group.drain(..).zip(verdicts) {
+            let result = match verdict {
+                Some(e) => Err(e),
+                None => outcome.clone(),
+            };
+            self.counters.batches_done.fetch_add(1, Ordering::Relaxed);
+            let done = job.done;
+            if catch_unwind(AssertUnwindSafe(move || done(result))).is_err() {
+                tracing::error!(db = %self.path.display(), "a done callback of the location store panicked");
+            }
+        }
+    }
+
+    /// One transaction for the whole group.
+    fn commit(&mut self, ops: &[Op<'_>], batches: usize) -> Result<()> {
+        let started = Instant::now();
+        let conn = &self.conn;
+        let result = (|| -> rusqlite::Result<()> {
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            for op in ops {
+                rows::apply(conn, op)?;
+            }
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if !conn.is_autocommit()
+                && let Err(rollback) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::warn!(db = %self.path.display(), error = %rollback, "rollback after a failed commit failed");
+            }
+            return Err(sqlite_err(&self.path, format!("commit of {} binding changes", ops.len()), &e));
+        }
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::warn!(
+                db = %self.path.display(),
+                ms = took.as_millis() as u64,
+                batches,
+                changes = ops.len(),
+                "slow commit"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! The backend-neutral interface: the [`Store`] trait that the registrar
+//! (and later the PostgreSQL and Redis backends) program against, the
+//! [`Done`] callback type, and [`StoreStats`].
+//!
+//! Owns the contract only (ordering, durability, threading). Must not touch
+//! any storage engine; implementations live in their own modules
+//! (`sqlite/`).
+
+use crate::error::Result;
+use crate::types::{Change, StoredBinding, Subscriber};
+
+/// Completion callback of [`Store::submit`]: called exactly once, with
+/// `Ok(())` once the batch is durable or with the error that prevented it.
+///
+/// It runs on the store's writer thread (or, if that thread is gone, on the
+/// submitting thread, with an error): keep it short (hand the result to
+/// the thread that waits for it) and never block on the store from inside it
+/// ([`Store::flush`] from a callback would wait for itself). Calling
+/// [`Store::submit`] from it is fine.
+pub type Done = Box<dyn FnOnce(Result<()>) + Send + 'static>;
+
+/// Durable storage of the registrar: bindings (written asynchronously, with
+/// group commit) and subscribers (written synchronously; rare).
+///
+/// Methods are callable from any number of OS threads at once.
+pub trait Store: Send + Sync {
+    /// Every stored binding, including expired ones (the registrar drops
+    /// those). Called at start-up.
+    fn load_bindings(&self) -> Result<Vec<StoredBinding>>;
+
+    /// Queue a batch of changes without blocking on I/O. `done` is called
+    /// (from the writer thread) once the batch is durable — committed, and
+    /// fsynced as far as the backend's sync setting promises — or failed.
+    ///
+    /// Ordering: batches are applied, and their `done` called, in the order
+    /// `submit` was called (a later change to the same id wins). An empty
+    /// `changes` is a barrier: its `done` fires once everything submitted
+    /// before it is done.
+    fn submit(&self, changes: Vec<Change>, done: Done);
+
+    /// Every subscriber.
+    fn subscribers(&self) -> Result<Vec<Subscriber>>;
+
+    /// One subscriber, if present.
+    fn get_subscriber(&self, user: &str, domain: &str) -> Result<Option<Subscriber>>;
+
+    /// Insert or replace a subscriber; durable when this returns.
+    fn put_subscriber(&self, s: &Subscriber) -> Result<()>;
+
+    /// Delete a subscriber; `true` if there was one.
+    fn delete_subscriber(&self, user: &str, domain: &str) -> Result<bool>;
+
+    /// A cheap counter that changes whenever the subscribers changed, also
+    /// when another process (the `sipwake user` CLI) changed them, so the
+    /// server knows when to reload its cache. Only equality is meaningful.
+    fn subscribers_version(&self) -> Result<u64>;
+
+    /// Block until everything submitted so far is done (shutdown, tests).
+    /// Must not be called from a [`Done`] callback.
+    fn flush(&self);
+
+    /// Counters of the write path (for metrics and tests).
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// Counters of the write path since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Batches handed to [`Store::submit`] (barriers included).
+    pub batches_submitted: u64,
+    /// Batches whose `done` has been called.
+    pub batches_done: u64,
+    /// Individual [`Change`]s committed.
+    pub changes_committed: u64,
+    /// Groups of batches the writer took off the queue at once.
+    pub groups: u64,
+    /// Transactions committed (groups of barriers only need none).
+    pub commits: u64,
+    /// Transactions that failed (every batch in them got the error).
+    pub failed_commits: u64,
+    /// The largest group drained, in batches.
+    pub largest_group: u64,
+}

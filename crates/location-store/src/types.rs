@@ -1,0 +1,127 @@
+//! Plain data types stored by the location store: [`StoredBinding`] (one
+//! registered contact of an AoR), [`Change`] (what [`crate::Store::submit`]
+//! applies) and [`Subscriber`] (digest credentials).
+//!
+//! Owns only the shape of the data. No SIP parsing happens here (the
+//! registrar converts its typed headers to and from these strings), and no
+//! storage-engine detail (column types, JSON encoding) leaks in: that belongs
+//! to the backends, e.g. `sqlite/rows.rs`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One binding of the location service: a Contact registered for an AoR
+/// (RFC 3261 §10), with what the registrar needs to route to it again after a
+/// restart.
+///
+/// Times are unix milliseconds. Values of `expires_at_ms` and
+/// `registered_at_ms` above `i64::MAX` are rejected by the SQLite backend (the
+/// batch carrying them fails, the rest of its commit group does not).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBinding {
+    /// Stable binding id (opaque, unique); the primary key. A later
+    /// [`Change::Upsert`] with the same id replaces the whole binding.
+    pub id: String,
+    /// Canonical AoR, e.g. `alice@example.com`.
+    pub aor: String,
+    /// The Contact URI as registered (serialized), possibly with `pn-*`
+    /// parameters (RFC 8599).
+    pub contact: String,
+    /// q-value × 1000 (`q=0.5` is `Some(500)`); `None` when absent.
+    pub q: Option<u16>,
+    /// When the binding expires, unix ms.
+    pub expires_at_ms: u64,
+    /// Call-ID of the REGISTER that created or last refreshed it.
+    pub call_id: String,
+    /// CSeq number of that REGISTER.
+    pub cseq: u32,
+    /// `+sip.instance` (RFC 5626), as given.
+    pub instance: Option<String>,
+    /// `reg-id` (RFC 5626).
+    pub reg_id: Option<u32>,
+    /// Path header values (RFC 3327), in order.
+    pub path: Vec<String>,
+    /// Transport the REGISTER came over: `"udp"`, `"tcp"`, ...
+    pub transport: String,
+    /// Source `IP:port` of the REGISTER.
+    pub remote: String,
+    /// Local `IP:port` it arrived on.
+    pub local: String,
+    /// User-Agent header, if any.
+    pub user_agent: Option<String>,
+    /// When the binding was first registered, unix ms.
+    pub registered_at_ms: u64,
+    /// JSON blob for later features (push state: next refresh time, last
+    /// push, failures). Stored and returned verbatim; not validated.
+    pub extra: Option<String>,
+}
+
+/// One change to the bindings, applied in submission order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "Upsert is the common case; boxing it would cost an allocation per change"
+)]
+pub enum Change {
+    /// Insert the binding, or replace the one with the same `id`.
+    Upsert(StoredBinding),
+    /// Remove the binding with this id (no error if there is none).
+    Remove {
+        /// Binding id.
+        id: String,
+    },
+    /// Remove every binding of this AoR (`REGISTER` with `Contact: *`).
+    RemoveAor {
+        /// Canonical AoR.
+        aor: String,
+    },
+}
+
+/// A subscriber's digest credentials: HA1 = H(user:realm:password) in MD5
+/// and SHA-256 (RFC 8760), lowercase hex. The realm is the domain.
+///
+/// `Debug` redacts the hashes: they are password equivalents.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    /// User part of the AoR, e.g. `alice`.
+    pub user: String,
+    /// Domain (and digest realm), e.g. `example.com`.
+    pub domain: String,
+    /// MD5 HA1, lowercase hex.
+    pub ha1_md5: String,
+    /// SHA-256 HA1, lowercase hex.
+    pub ha1_sha256: String,
+    /// When the subscriber was created, unix ms.
+    pub created_at_ms: u64,
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("ha1_md5", &"<redacted>")
+            .field("ha1_sha256", &"<redacted>")
+            .field("created_at_ms", &self.created_at_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriber_debug_redacts_hashes() {
+        let s = Subscriber {
+            user: "alice".into(),
+            domain: "example.com".into(),
+            ha1_md5: "deadbeef".into(),
+            ha1_sha256: "cafebabe".into(),
+            created_at_ms: 1,
+        };
+        let d = format!("{s:?}");
+        assert!(d.contains("alice") && !d.contains("deadbeef") && !d.contains("cafebabe"), "{d}");
+    }
+}
