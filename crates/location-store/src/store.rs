@@ -47,6 +47,12 @@ pub trait Store: Send + Sync {
     /// Insert or replace a subscriber; durable when this returns.
     fn put_subscriber(&self, s: &Subscriber) -> Result<()>;
 
+    /// Insert or replace many subscribers in one transaction (bulk import);
+    /// durable when this returns. The default calls [`Store::put_subscriber`] for each.
+    fn put_subscribers(&self, list: &[Subscriber]) -> Result<()> {
+        list.iter().try_for_each(|s| self.put_subscriber(s))
+    }
+
     /// Delete a subscriber; `true` if there was one.
     fn delete_subscriber(&self, user: &str, domain: &str) -> Result<bool>;
 

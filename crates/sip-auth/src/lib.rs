@@ -58,8 +58,8 @@ pub struct AuthConfig {
     /// How long a nonce is accepted; an older one whose response is right
     /// earns a fresh challenge with `stale=true`.
     pub nonce_ttl: Duration,
-    /// Algorithms offered and accepted. Challenges always list SHA-256 before
-    /// MD5 whatever the order here (RFC 8760 §2.4); an empty list means both.
+    /// Algorithms offered and accepted, in challenge order (RFC 8760 §2.4:
+    /// preferred first); an empty list means SHA-256 then MD5.
     pub algorithms: Vec<Algorithm>,
     /// Upper bound on the nonces whose nonce-count is tracked (memory bound
     /// of the replay guard). At least 1 is used.

@@ -89,8 +89,16 @@ fn challenge(stale: bool, reason: &'static str) -> AuthOutcome {
 impl Authenticator {
     pub fn new(cfg: AuthConfig) -> Authenticator {
         let ttl_ms = u64::try_from(cfg.nonce_ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut algorithms: Vec<Algorithm> =
-            Algorithm::PREFERENCE.into_iter().filter(|a| cfg.algorithms.contains(a)).collect();
+        // Challenge order is the configured order: RFC 8760 §2.4 wants the
+        // preferred algorithm first (SHA-256 by default), but clients that read
+        // only the first challenge and know only MD5 (sipp 3.6, older phones)
+        // need MD5 first, and that is the operator's call.
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        for a in &cfg.algorithms {
+            if !algorithms.contains(a) {
+                algorithms.push(*a);
+            }
+        }
         if algorithms.is_empty() {
             algorithms = Algorithm::PREFERENCE.to_vec();
         }

@@ -324,7 +324,11 @@ fn sess_algorithms_are_refused() {
 
 #[test]
 fn challenge_order_and_format() {
-    let s = Authenticator::new(AuthConfig { algorithms: vec![Algorithm::Md5, Algorithm::Sha256], ..cfg() });
+    // The configured order is the challenge order.
+    let md5_first = Authenticator::new(AuthConfig { algorithms: vec![Algorithm::Md5, Algorithm::Sha256], ..cfg() });
+    let ch = md5_first.challenge_with_random(REALM, T0, false, [7; 8]);
+    assert!(ch[0].contains("algorithm=MD5") && ch[1].contains("algorithm=SHA-256"));
+    let s = Authenticator::new(AuthConfig { algorithms: vec![Algorithm::Sha256, Algorithm::Md5], ..cfg() });
     let ch = s.challenge_with_random(REALM, T0, false, [7; 8]);
     assert_eq!(ch.len(), 2);
     let p0 = challenge_params(&ch[0]);

@@ -215,6 +215,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_subscribers(&self, list: &[Subscriber]) -> Result<()> {
+        let created: Vec<_> = list.iter().map(rows::subscriber_created).collect::<Result<_>>()?;
+        self.write_on_read_conn(format!("saving {} subscribers", list.len()), |conn| {
+            for (s, c) in list.iter().zip(created) {
+                rows::put_subscriber(conn, s, c)?;
+            }
+            Ok(())
+        })
+    }
+
     fn delete_subscriber(&self, user: &str, domain: &str) -> Result<bool> {
         self.write_on_read_conn(format!("deleting subscriber {user}@{domain}"), |conn| {
             Ok(conn.prepare_cached(rows::DELETE_SUBSCRIBER)?.execute([user, domain])? > 0)

@@ -25,6 +25,12 @@ pub enum UserAction {
     },
     /// List subscribers.
     List,
+    /// Add or update many subscribers at once from a file (or `-` for
+    /// standard input) of `user@domain password` lines (one transaction).
+    Import {
+        /// The file, or `-` for standard input.
+        file: String,
+    },
 }
 
 fn split(aor: &str) -> Result<(String, String), String> {
@@ -91,6 +97,35 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
             } else {
                 return Err(format!("no subscriber {user}@{domain} in {}", path.display()));
             }
+        }
+        UserAction::Import { file } => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?
+            };
+            let now = crate::registrar_svc::now_ms();
+            let mut subs = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (aor, password) = line
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| format!("{file}:{}: expected `user@domain password`", n + 1))?;
+                let (user, domain) = split(aor).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+                let password = password.trim();
+                subs.push(Subscriber {
+                    ha1_md5: sip_auth::ha1(sip_auth::Algorithm::Md5, &user, &domain, password),
+                    ha1_sha256: sip_auth::ha1(sip_auth::Algorithm::Sha256, &user, &domain, password),
+                    user,
+                    domain,
+                    created_at_ms: now,
+                });
+            }
+            store.put_subscribers(&subs).map_err(|e| e.to_string())?;
+            println!("{} subscribers saved in {}", subs.len(), path.display());
         }
         UserAction::List => {
             let mut list = store.subscribers().map_err(|e| e.to_string())?;

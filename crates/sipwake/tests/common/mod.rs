@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod phone;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -38,7 +40,11 @@ impl Server {
 
     /// Starts sipwake with extra arguments and an optional config text.
     pub fn start_with(extra: &[&str], config: Option<&str>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), extra, config)
+    }
+
+    /// Starts sipwake on an existing directory (its data in `dir/data`), e.g. after a crash.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>) -> Server {
         let stderr_log = dir.path().join("sipwake.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipwake"));
         if let Some(text) = config {
@@ -109,6 +115,43 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGKILL (no shutdown at all); gives the directory back for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        dir
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// GET a management API path; returns (status, body).
+    pub fn api(&self, method: &str, path: &str) -> (u16, String) {
+        let client = reqwest::blocking::Client::new();
+        let url = format!("http://{}{path}", self.mgmt);
+        let rq = match method {
+            "DELETE" => client.delete(url),
+            _ => client.get(url),
+        };
+        let resp = rq.send().expect("management API answers");
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap_or_default())
+    }
+
+    /// The bindings of an AoR as JSON values (empty when none).
+    pub fn bindings(&self, aor: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self.api("GET", &format!("/api/v1/aors/{aor}"));
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["bindings"].as_array().cloned().unwrap_or_default()
     }
 
     pub fn alive(&mut self) -> bool {
