@@ -21,6 +21,38 @@ pub struct Config {
     pub auth: AuthSection,
     pub store: StoreSection,
     pub management: ManagementSection,
+    pub proxy: ProxySection,
+}
+
+/// `[proxy]`: how requests to and from registered users are routed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySection {
+    /// Stay in the dialogs of calls through this server (Record-Route).
+    pub record_route: bool,
+    /// Challenge (407) initial requests whose From is in a served domain, so
+    /// the server is no open relay (only when `auth.enabled`).
+    pub authenticate_local_callers: bool,
+    /// Let unauthenticated requests from other domains reach local AoRs
+    /// (how calls come in from outside).
+    pub allow_unauthenticated_inbound: bool,
+    /// Forward initial requests of authenticated local users to other domains.
+    pub relay_for_local_users: bool,
+    /// Timer C: an INVITE branch with no final answer this long after its
+    /// last provisional is cancelled, seconds (RFC 3261: more than 180).
+    pub timer_c_secs: u64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            record_route: true,
+            authenticate_local_callers: true,
+            allow_unauthenticated_inbound: true,
+            relay_for_local_users: true,
+            timer_c_secs: 181,
+        }
+    }
 }
 
 /// `[registrar]`: the domains served and the REGISTER rules.
@@ -216,6 +248,7 @@ struct ConfigFile {
     auth: AuthSection,
     store: StoreSection,
     management: ManagementSection,
+    proxy: ProxySection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -337,6 +370,7 @@ impl Config {
                 file.store.synchronous
             )));
         }
+        range("proxy.timer_c_secs", file.proxy.timer_c_secs, 1, 3600, "seconds; RFC 3261 wants more than 180; default 181")?;
         let m = &file.management;
         if m.enabled {
             let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
@@ -359,6 +393,7 @@ impl Config {
             auth: file.auth,
             store: file.store,
             management: file.management,
+            proxy: file.proxy,
         })
     }
 }

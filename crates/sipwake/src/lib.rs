@@ -8,6 +8,7 @@ pub mod core;
 pub mod logging;
 pub mod management;
 pub mod metrics;
+pub mod proxy;
 pub mod registrar_svc;
 pub mod store_map;
 pub mod server;

@@ -204,6 +204,53 @@ impl RegistrarService {
         }
     }
 
+    /// Whether digest authentication is on.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// Checks credentials (Authorization or Proxy-Authorization) against the
+    /// subscribers; `None` when authentication is off.
+    pub fn authenticate(&self, req: &Message, realm: &str, which: Which) -> Option<AuthOutcome> {
+        let auth = self.auth.as_ref()?;
+        let out = auth.check(req, realm, which, now_ms(), |user, realm, alg| self.users.ha1(user, realm, alg));
+        if let AuthOutcome::Challenge { reason, .. } = &out
+            && *reason != sip_auth::reason::NO_CREDENTIALS
+        {
+            metrics::auth_failure(reason);
+        }
+        Some(out)
+    }
+
+    /// Challenge header values (WWW-/Proxy-Authenticate) for a realm.
+    pub fn challenge(&self, realm: &str, which: Which, stale: bool) -> Vec<(HeaderName, String)> {
+        self.auth
+            .as_ref()
+            .map(|a| a.challenge(realm, now_ms(), stale).into_iter().map(|c| (which.challenge_header(), c)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `user@domain` is a provisioned subscriber.
+    pub fn subscriber_exists(&self, user: &str, domain: &str) -> bool {
+        self.users.exists(user, domain)
+    }
+
+    /// Whether a domain is served.
+    pub fn serves(&self, domain: &str) -> bool {
+        self.registrar.lock().expect("registrar").config.serves(domain)
+    }
+
+    /// The served domains.
+    pub fn domains(&self) -> Vec<String> {
+        self.registrar.lock().expect("registrar").config.domains.clone()
+    }
+
+    /// Live bindings of an AoR.
+    pub fn lookup(&self, aor: &Aor) -> Vec<sip_registrar::Binding> {
+        let now = now_ms();
+        self.registrar.lock().expect("registrar").location.lookup(aor, now).cloned().collect()
+    }
+
     /// Removes expired bindings (called by the timer task).
     pub fn expire(&self) {
         let changes = {
@@ -330,6 +377,16 @@ impl UserCache {
             }
             Err(e) => tracing::warn!(error = %e, "cannot load subscribers"),
         }
+    }
+
+    fn exists(&self, user: &str, domain: &str) -> bool {
+        self.refresh(false);
+        let key = (user.to_string(), domain.to_ascii_lowercase());
+        if self.map.read().expect("user cache").contains_key(&key) {
+            return true;
+        }
+        self.refresh(true);
+        self.map.read().expect("user cache").contains_key(&key)
     }
 
     fn ha1(&self, user: &str, realm: &str, alg: sip_auth::Algorithm) -> Option<String> {

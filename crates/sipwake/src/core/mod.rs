@@ -11,6 +11,7 @@
 //! and `local`.
 
 pub mod local;
+mod proxying;
 pub mod routing;
 mod stats;
 
@@ -23,16 +24,26 @@ use bytes::Bytes;
 use rand::RngExt;
 use sip_msg::{HeaderName, Message, ParseFailure, response_from_headers};
 use sip_transport::{Handler, Source, Target, Transport, Transports};
-use sip_txn::{Peer, RequestEvent, ResponseEvent, ServerKey, TxnEvent, TxnLayer};
+use sip_txn::{Peer, ResponseEvent, ServerKey, TxnEvent, TxnLayer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// What sits behind the core's one lock: the transaction layer and the
+/// proxy contexts that drive it.
+pub(crate) struct State {
+    pub txn: TxnLayer,
+    pub proxy: crate::proxy::Table,
+}
+
 /// The server core; shared by every receive task and the timer task.
 pub struct Core {
     transports: Transports,
-    txn: Mutex<TxnLayer>,
+    state: Mutex<State>,
+    me: crate::proxy::route::Me,
+    tokens: crate::proxy::flow_token::FlowTokens,
+    pcfg: crate::proxy::ProxyConfig,
     /// Wakes the timer task when a deadline earlier than the one it sleeps on appears.
     timer_wake: Notify,
     /// The deadline the timer task sleeps until, as nanoseconds since `epoch` (u64::MAX = none).
@@ -54,9 +65,24 @@ impl Core {
             trying_delay: Duration::from_millis(s.trying_delay_ms),
             ..sip_txn::Config::default()
         };
+        let me = crate::proxy::route::Me {
+            listeners: transports.local_addrs(),
+            domains: registrar.domains(),
+        };
+        let p = &config.proxy;
+        let pcfg = crate::proxy::ProxyConfig {
+            record_route: p.record_route,
+            authenticate_local_callers: p.authenticate_local_callers,
+            allow_unauthenticated_inbound: p.allow_unauthenticated_inbound,
+            relay_for_local_users: p.relay_for_local_users,
+            timer_c: Duration::from_secs(p.timer_c_secs),
+        };
         Core {
             transports,
-            txn: Mutex::new(TxnLayer::new(tcfg)),
+            state: Mutex::new(State { txn: TxnLayer::new(tcfg), proxy: Default::default() }),
+            me,
+            tokens: crate::proxy::flow_token::FlowTokens::new(rand::random()),
+            pcfg,
             timer_wake: Notify::new(),
             timer_at: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
@@ -75,7 +101,19 @@ impl Core {
 
     /// Live transactions.
     pub fn transactions(&self) -> usize {
-        self.txn.lock().expect("txn layer").len()
+        self.state.lock().expect("core state").txn.len()
+    }
+
+    /// Requests being proxied.
+    pub fn proxy_contexts(&self) -> usize {
+        self.state.lock().expect("core state").proxy.ctxs.len()
+    }
+
+    fn next_deadline(st: &State) -> Option<Instant> {
+        match (st.txn.poll_timeout(), st.proxy.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs the transaction timers until shutdown.
@@ -84,11 +122,11 @@ impl Core {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let next = self.txn.lock().expect("txn layer").poll_timeout();
+            let next = Core::next_deadline(&self.state.lock().expect("core state"));
             let at = next.map_or(u64::MAX, |t| self.nanos(t));
             self.timer_at.store(at, Ordering::SeqCst);
             // Re-check after publishing, so a deadline added in between is not missed.
-            let next2 = self.txn.lock().expect("txn layer").poll_timeout();
+            let next2 = Core::next_deadline(&self.state.lock().expect("core state"));
             if next2 != next {
                 continue;
             }
@@ -102,9 +140,17 @@ impl Core {
                 None => self.timer_wake.notified().await,
             }
             let out = {
-                let mut txn = self.txn.lock().expect("txn layer");
-                txn.handle_timeout(Instant::now());
-                drain(&mut txn)
+                let mut st = self.state.lock().expect("core state");
+                let now = Instant::now();
+                st.txn.handle_timeout(now);
+                for key in st.proxy.due(now) {
+                    let actions = match st.proxy.ctxs.get_mut(&key) {
+                        Some(c) => c.proxy.handle_timeout(now),
+                        None => continue,
+                    };
+                    self.run_actions(&mut st, &key, actions, now);
+                }
+                self.settle(&mut st, now)
             };
             self.flush(out);
         }
@@ -127,19 +173,10 @@ impl Core {
         for (target, data) in out.transmits {
             self.send(&target, data);
         }
-        for ev in out.events {
-            match ev {
-                TxnEvent::AckTimeout { key } => {
-                    tracing::debug!(branch = ?key.branch(), "no ACK for a final response (Timer H)");
-                }
-                TxnEvent::TransportError { key } => tracing::debug!(?key, "transport error on transaction"),
-                TxnEvent::Timeout { key } => tracing::debug!(?key, "client transaction timed out"),
-                TxnEvent::Terminated { .. } => {}
-            }
-        }
     }
 
     fn send(&self, target: &Target, data: Bytes) {
+        tracing::trace!(remote = %target.remote, transport = %target.transport, len = data.len(), "send");
         if let Err(e) = self.transports.send(target, data) {
             self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(remote = %target.remote, error = %e, "send failed");
@@ -194,77 +231,21 @@ impl Core {
         // INVITE (whose non-2xx final must be retransmitted until ACKed),
         // ACK (which may match such an INVITE) and CANCEL (which must find
         // its INVITE) go through the transaction layer.
-        if !matches!(method, sip_msg::Method::Invite | sip_msg::Method::Ack | sip_msg::Method::Cancel) {
-            if self.stopping.load(Ordering::Relaxed) {
-                let resp = self.build_response(&msg, &stateless_tag(&msg), 503, None, &[]);
-                self.send(&target, resp.to_bytes());
-                return;
-            }
-            if method == sip_msg::Method::Register && !has_unsupported_proxy_require(&msg) {
+        if self.stopping.load(Ordering::Relaxed) && method != sip_msg::Method::Ack {
+            let resp = self.build_response(&msg, &stateless_tag(&msg), 503, None, &[]);
+            self.send(&target, resp.to_bytes());
+            return;
+        }
+        match method {
+            sip_msg::Method::Register if !has_unsupported_proxy_require(&msg) => {
                 let build = |req: &Message, code: u16, reason: Option<&str>, extra: &[(HeaderName, String)]| {
                     self.build_response(req, &stateless_tag(req), code, reason, extra)
                 };
                 self.registrar.handle(&msg, &src, target, build);
-                return;
             }
-            let a = local::answer(&msg);
-            let resp = self.build_response(&msg, &stateless_tag(&msg), a.code, a.reason, &a.headers);
-            self.send(&target, resp.to_bytes());
-            return;
-        }
-        let peer = to_peer(&target);
-        let now = Instant::now();
-        let out = {
-            let mut txn = self.txn.lock().expect("txn layer");
-            match txn.on_request(msg, peer, now) {
-                RequestEvent::New { key, msg, .. } => {
-                    let a = if self.stopping.load(Ordering::Relaxed) {
-                        local::Answer::new(503)
-                    } else {
-                        local::answer(&msg)
-                    };
-                    self.respond(&mut txn, &key, &msg, a.code, &a.headers, now);
-                }
-                RequestEvent::Cancel { key, invite, msg, .. } => match invite {
-                    // §9.2: the CANCEL matched; it gets 200. The local handler answers every
-                    // INVITE at once, so there is never a pending one to end with 487 here.
-                    Some(inv) => {
-                        self.respond(&mut txn, &key, &msg, 200, &[], now);
-                        tracing::debug!(branch = ?inv.branch(), "CANCEL for an INVITE already answered");
-                    }
-                    None => self.respond(&mut txn, &key, &msg, 481, &[], now),
-                },
-                // ACK for a 2xx / stray ACK: no dialogs here yet; absorbed.
-                RequestEvent::Ack { .. } | RequestEvent::AckAbsorbed { .. } | RequestEvent::Retransmission { .. } => {}
-                RequestEvent::Invalid { error, msg, .. } => {
-                    drop(txn);
-                    if msg.method() != Some(&sip_msg::Method::Ack) {
-                        self.reply_stateless(&src, &msg.headers, 400, error.reason);
-                    }
-                    return;
-                }
-            }
-            let next = txn.poll_timeout();
-            let out = drain(&mut txn);
-            self.maybe_wake_timers(next);
-            out
-        };
-        self.flush(out);
-    }
-
-    /// Builds and sends a response on a server transaction.
-    fn respond(
-        &self,
-        txn: &mut TxnLayer,
-        key: &ServerKey,
-        req: &Message,
-        code: u16,
-        extra: &[(HeaderName, String)],
-        now: Instant,
-    ) {
-        let resp = self.build_response(req, &tag_for(key), code, None, extra);
-        if let Err(e) = txn.respond(key, resp, now) {
-            tracing::debug!(code, error = %e, "response not sent");
+            sip_msg::Method::Ack => self.on_ack(src, msg, target),
+            sip_msg::Method::Cancel => self.on_cancel(src, msg, target),
+            _ => self.on_other_request(src, msg, target),
         }
     }
 
@@ -289,18 +270,23 @@ impl Core {
     fn on_response(&self, src: Source, msg: Message) {
         let now = Instant::now();
         let peer = to_peer(&Target::from(&src));
+        let mut stray = None;
         let out = {
-            let mut txn = self.txn.lock().expect("txn layer");
-            match txn.on_response(msg, peer, now) {
-                ResponseEvent::Stray { .. } | ResponseEvent::Invalid { .. } => {
-                    // RFC 3261 §18.1.2: responses that match nothing are dropped (RFC 4475 bcast).
+            let mut st = self.state.lock().expect("core state");
+            match st.txn.on_response(msg, peer, now) {
+                ResponseEvent::Stray { msg, .. } => stray = Some(msg),
+                ResponseEvent::Invalid { .. } => {
                     self.stats.stray_responses.fetch_add(1, Ordering::Relaxed);
                 }
-                ResponseEvent::Response { .. } | ResponseEvent::Absorbed { .. } => {}
+                ResponseEvent::Response { key, msg, .. } => self.on_branch_response(&mut st, key, msg, now),
+                ResponseEvent::Absorbed { .. } => {}
             }
-            drain(&mut txn)
+            self.settle(&mut st, now)
         };
         self.flush(out);
+        if let Some(m) = stray {
+            self.forward_stray_response(m);
+        }
     }
 }
 
@@ -349,12 +335,12 @@ fn has_unsupported_proxy_require(req: &Message) -> bool {
 
 /// What the transaction layer produced during one call.
 #[derive(Default)]
-struct Output {
+pub(crate) struct Output {
     transmits: Vec<(Target, Bytes)>,
     events: Vec<TxnEvent>,
 }
 
-fn drain(txn: &mut TxnLayer) -> Output {
+pub(crate) fn drain(txn: &mut TxnLayer) -> Output {
     let mut out = Output::default();
     while let Some(t) = txn.poll_transmit() {
         out.transmits.push((from_peer(&t.to), t.data));
