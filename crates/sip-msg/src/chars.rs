@@ -85,8 +85,7 @@ pub fn escapes_valid(s: &[u8]) -> bool {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
-            if i + 2 >= s.len() || !(s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= s.len() || !(s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit()) {
                 return false;
             }
             i += 3;
@@ -112,6 +111,42 @@ pub fn unescape(s: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether `s` lies inside `src` (so that `src.slice_ref(s)` and offset
+/// arithmetic between the two are valid).
+pub fn within(src: &[u8], s: &[u8]) -> bool {
+    let (a, b) = (src.as_ptr() as usize, s.as_ptr() as usize);
+    b >= a && b + s.len() <= a + src.len()
+}
+
+/// Appends the decimal form of `n` (no allocation).
+pub(crate) fn put_decimal(out: &mut bytes::BytesMut, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    bytes::BufMut::put_slice(out, &buf[i..]);
+}
+
+/// Appends a host as it is written in a URI or Via (IPv6 in brackets).
+pub(crate) fn put_host(out: &mut bytes::BytesMut, h: &crate::uri::Host) {
+    use std::fmt::Write;
+    match h {
+        crate::uri::Host::Name(n) => bytes::BufMut::put_slice(out, n),
+        crate::uri::Host::V4(a) => {
+            let _ = write!(out, "{a}");
+        }
+        crate::uri::Host::V6(a) => {
+            let _ = write!(out, "[{a}]");
+        }
+    }
 }
 
 /// Parses a decimal number of at most `u32` range; leading zeros allowed.
@@ -151,6 +186,14 @@ mod tests {
         assert_eq!(parse_u32(b"4294967296"), None);
         assert_eq!(parse_u32(b"-1"), None);
         assert_eq!(parse_u32(b""), None);
+    }
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 65535, u64::from(u32::MAX), u64::MAX] {
+            let mut b = bytes::BytesMut::new();
+            put_decimal(&mut b, n);
+            assert_eq!(&b[..], n.to_string().as_bytes());
+        }
     }
     #[test]
     fn trimming() {

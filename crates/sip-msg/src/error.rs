@@ -14,6 +14,9 @@ pub enum ErrorKind {
     TooLarge,
     /// A stream has not delivered the whole message yet (framing only).
     Incomplete,
+    /// Well-formed but asks for something this element does not implement:
+    /// 501 (RFC 4475 mismatch02, an unknown method whose CSeq disagrees).
+    NotImplemented,
 }
 
 /// A parse or validation failure with a short human reason.
@@ -30,12 +33,19 @@ impl Error {
     pub const fn too_large(reason: &'static str) -> Self {
         Error { kind: ErrorKind::TooLarge, reason }
     }
+    pub const fn version(reason: &'static str) -> Self {
+        Error { kind: ErrorKind::VersionNotSupported, reason }
+    }
+    pub const fn not_implemented(reason: &'static str) -> Self {
+        Error { kind: ErrorKind::NotImplemented, reason }
+    }
     /// The status code a server answers a request that failed this way.
     pub fn status(&self) -> u16 {
         match self.kind {
             ErrorKind::BadRequest | ErrorKind::Incomplete => 400,
             ErrorKind::VersionNotSupported => 505,
             ErrorKind::TooLarge => 513,
+            ErrorKind::NotImplemented => 501,
         }
     }
 }

@@ -21,12 +21,19 @@ macro_rules! header_names {
         impl HeaderName {
             /// Canonicalises a received name (case-insensitive, compact forms).
             pub fn from_bytes(name: &[u8]) -> HeaderName {
+                HeaderName::known(name).unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(name)))
+            }
+
+            /// The variant of a known name (long or compact form, any case),
+            /// or `None` for a name that would be kept as `Other`.
+            pub fn known(name: &[u8]) -> Option<HeaderName> {
                 if name.len() == 1 {
                     let c = name[0].to_ascii_lowercase();
-                    $( $( if c == $compact { return HeaderName::$var; } )? )*
+                    $( $( if c == $compact { return Some(HeaderName::$var); } )? )*
+                    return None;
                 }
-                $( if name.eq_ignore_ascii_case($long.as_bytes()) { return HeaderName::$var; } )*
-                HeaderName::Other(Bytes::copy_from_slice(name))
+                $( if name.eq_ignore_ascii_case($long.as_bytes()) { return Some(HeaderName::$var); } )*
+                None
             }
 
             /// The long form used when serialising.

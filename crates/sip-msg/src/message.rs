@@ -7,7 +7,7 @@
 //! never holds a stale typed copy.
 
 use crate::chars::{parse_u32, trim};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::header::{HeaderName, Headers};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
@@ -131,23 +131,39 @@ impl Message {
     /// methods whose CSeq disagrees are reported as 501 (RFC 4475 mismatch02).
     pub fn validate(&self) -> Result<()> {
         let h = &self.headers;
-        for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
-            if !h.contains(&name) {
-                return Err(Error::bad(match name {
-                    HeaderName::Via => "missing Via",
-                    HeaderName::From => "missing From",
-                    HeaderName::To => "missing To",
-                    HeaderName::CallId => "missing Call-ID",
-                    _ => "missing CSeq",
-                }));
-            }
-        }
+        // One pass: which mandatory headers are there, and whether a
+        // single-valued one is repeated (multi01).
+        let mut present = [false; 5];
+        let mut singles: [Option<std::mem::Discriminant<HeaderName>>; 16] = [None; 16];
+        let mut repeated = false;
         for hd in h.iter() {
-            if hd.name.is_single() && h.count(&hd.name) > 1 {
-                return Err(Error::bad("a header that may appear once appears more than once"));
+            match hd.name {
+                HeaderName::Via => present[0] = true,
+                HeaderName::From => present[1] = true,
+                HeaderName::To => present[2] = true,
+                HeaderName::CallId => present[3] = true,
+                HeaderName::CSeq => present[4] = true,
+                _ => {}
+            }
+            if hd.name.is_single() {
+                let d = std::mem::discriminant(&hd.name);
+                match singles.iter_mut().find(|s| s.is_none() || **s == Some(d)) {
+                    Some(slot) if slot.is_some() => repeated = true,
+                    Some(slot) => *slot = Some(d),
+                    None => {}
+                }
             }
         }
-        self.vias()?;
+        const MISSING: [&str; 5] = ["missing Via", "missing From", "missing To", "missing Call-ID", "missing CSeq"];
+        if let Some(i) = present.iter().position(|&p| !p) {
+            return Err(Error::bad(MISSING[i]));
+        }
+        if repeated {
+            return Err(Error::bad("a header that may appear once appears more than once"));
+        }
+        for v in h.get_all(&HeaderName::Via) {
+            Via::parse(v)?;
+        }
         let cseq = self.cseq()?;
         self.from()?;
         self.to()?;
@@ -160,14 +176,14 @@ impl Message {
                 return Err(if method.is_known() {
                     Error::bad("CSeq method does not match the request method")
                 } else {
-                    Error { kind: ErrorKind::BadRequest, reason: "unknown method with mismatched CSeq" }
+                    Error::not_implemented("unknown method with mismatched CSeq")
                 });
             }
             if uri.as_sip().is_some_and(|u| u.headers.is_some()) {
                 return Err(Error::bad("headers are not allowed in a Request-URI"));
             }
-            if h.contains(&HeaderName::Contact) {
-                self.contacts()?;
+            for v in h.get_all(&HeaderName::Contact) {
+                Contact::parse(v)?;
             }
             for name in [HeaderName::Route, HeaderName::RecordRoute, HeaderName::Path] {
                 for v in h.get_all(&name) {
@@ -190,7 +206,7 @@ impl Message {
             }
             StartLine::Response { code, reason } => {
                 out.put_slice(b"SIP/2.0 ");
-                out.put_slice(code.to_string().as_bytes());
+                crate::chars::put_decimal(out, u64::from(*code));
                 out.put_u8(b' ');
                 out.put_slice(reason);
                 out.put_slice(b"\r\n");
@@ -218,15 +234,26 @@ impl Message {
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(512 + self.body.len());
+        let mut b = BytesMut::with_capacity(self.wire_len_hint());
         self.write(&mut b);
         b.freeze()
+    }
+
+    /// About the serialised size (exact but for the start line's URI and the
+    /// Content-Length digits), so that [`Message::to_bytes`] allocates once.
+    fn wire_len_hint(&self) -> usize {
+        let start = match &self.start {
+            StartLine::Request { method, .. } => method.as_bytes().len() + 128,
+            StartLine::Response { reason, .. } => reason.len() + 14,
+        };
+        let headers: usize = self.headers.iter().map(|h| h.name.as_str().len() + h.value.len() + 4).sum();
+        start + headers + 24 + 2 + self.body.len()
     }
 }
 
 fn write_cl(out: &mut BytesMut, n: usize) {
     out.put_slice(b"Content-Length: ");
-    out.put_slice(n.to_string().as_bytes());
+    crate::chars::put_decimal(out, n as u64);
     out.put_slice(b"\r\n");
 }
 
@@ -292,9 +319,7 @@ pub fn response_from_headers(req: &Headers, code: u16, reason: Option<&str>, to_
     let mut headers = Headers::with_capacity(8);
     for hd in req.iter() {
         match hd.name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                headers.0.push(hd.clone())
-            }
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => headers.0.push(hd.clone()),
             HeaderName::To => {
                 let mut value = hd.value.clone();
                 if code != 100

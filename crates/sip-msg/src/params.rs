@@ -15,10 +15,7 @@ pub struct Params(pub Vec<(Bytes, Option<Bytes>)>);
 impl Params {
     /// The value of `name`: `None` if absent, `Some(None)` if present without value.
     pub fn get(&self, name: &str) -> Option<Option<&Bytes>> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_ref())
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_ref())
     }
     /// The value of `name` when present with a value.
     pub fn value(&self, name: &str) -> Option<&Bytes> {
@@ -61,6 +58,10 @@ impl Params {
 /// (after trimming). LWS is allowed around `;` and `=`. Values are tokens,
 /// quoted strings (kept with their quotes) or bracketed IPv6 references.
 pub fn parse_header_params(src: &Bytes, s: &[u8]) -> Result<Params> {
+    if !crate::chars::within(src, s) {
+        let own = Bytes::copy_from_slice(s);
+        return parse_header_params(&own, &own);
+    }
     let mut params = Params::default();
     let base = s.as_ptr() as usize - src.as_ptr() as usize;
     let mut i = 0;
@@ -133,27 +134,50 @@ pub fn skip_quoted(s: &[u8], start: usize) -> Result<usize> {
 
 /// Parses URI parameters from `s` (which starts at `;`): no white space.
 pub fn parse_uri_params(src: &Bytes, s: &[u8]) -> Result<Params> {
+    if !crate::chars::within(src, s) {
+        let own = Bytes::copy_from_slice(s);
+        return parse_uri_params(&own, &own);
+    }
     let mut params = Params::default();
     if s.is_empty() {
         return Ok(params);
     }
-    let base = s.as_ptr() as usize - src.as_ptr() as usize;
-    for part in s[1..].split(|&c| c == b';') {
-        let off = part.as_ptr() as usize - s.as_ptr() as usize + base;
-        if part.is_empty() {
+    if s[0] != b';' {
+        return Err(Error::bad("URI parameters must start with ';'"));
+    }
+    // One pass: paramchar / escapes, at most one '=' and not first.
+    let mut i = 1;
+    loop {
+        let start = i;
+        let mut eq = None;
+        while i < s.len() && s[i] != b';' {
+            match s[i] {
+                b'=' if eq.is_some() || i == start => return Err(Error::bad("malformed URI parameter")),
+                b'=' => eq = Some(i),
+                b'%' => {
+                    if !(s.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                        && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                    {
+                        return Err(Error::bad("invalid escape in URI parameter"));
+                    }
+                    i += 2;
+                }
+                c if !is_uri_param(c) => return Err(Error::bad("invalid character in URI parameter")),
+                _ => {}
+            }
+            i += 1;
+        }
+        if start == i {
             return Err(Error::bad("empty URI parameter"));
         }
-        if !part.iter().all(|&c| is_uri_param(c) || c == b'=') || !crate::chars::escapes_valid(part) {
-            return Err(Error::bad("invalid character in URI parameter"));
+        params.0.push(match eq {
+            Some(eq) => (src.slice_ref(&s[start..eq]), Some(src.slice_ref(&s[eq + 1..i]))),
+            None => (src.slice_ref(&s[start..i]), None),
+        });
+        if i >= s.len() {
+            break;
         }
-        match memchr::memchr(b'=', part) {
-            Some(eq) if eq > 0 && part[eq + 1..].iter().all(|&c| c != b'=') => params.0.push((
-                src.slice(off..off + eq),
-                Some(src.slice(off + eq + 1..off + part.len())),
-            )),
-            Some(_) => return Err(Error::bad("malformed URI parameter")),
-            None => params.0.push((src.slice(off..off + part.len()), None)),
-        }
+        i += 1;
     }
     Ok(params)
 }

@@ -4,7 +4,11 @@
 //! and trailing octets are ignored; stream: Content-Length is mandatory and
 //! exact), the start line, header line splitting with folding and comma
 //! lists, and the hard limits, which are checked before anything is
-//! allocated. Header *values* are typed lazily by the accessors on
+//! allocated.
+//!
+//! Line ends: CRLF, or a bare LF (RFC 5118's archive files have those); a
+//! CR anywhere else in the start line or header section is a 400, since a
+//! peer that ends lines at a bare CR would read different headers. Header *values* are typed lazily by the accessors on
 //! [`Message`]; this module only indexes them.
 //!
 //! Written by hand (see `shared/docs/dependencies.md` §1): no published
@@ -35,9 +39,11 @@ impl Default for Limits {
     }
 }
 
-/// A message that could not be parsed. When the start line was a request and
-/// the headers could be indexed, `partial` holds what is needed to answer it
-/// (its method and headers), so a server can send 400/505 instead of silence.
+/// A message that could not be parsed. When the start line was a request,
+/// `partial` holds what is needed to answer it (its method and headers), so a
+/// server can send 400/505/513 instead of silence: all the headers for a
+/// 400/505, and for a 513 (a size limit) only Via, From, To, Call-ID and
+/// CSeq, each within the limits. A response gets no `partial`: it is dropped.
 #[derive(Debug)]
 pub struct ParseFailure {
     pub error: Error,
@@ -73,7 +79,9 @@ pub fn parse_framed(buf: Bytes, limits: &Limits) -> std::result::Result<Message,
 pub enum Frame {
     /// `skip` octets of CRLF keep-alive precede a message of `len` octets.
     Message { skip: usize, len: usize },
-    /// Only CRLFs: `ping` is true when a double CRLF (RFC 5626 ping) was seen.
+    /// `len` octets of CR/LF keep-alive to skip. `ping` is true when they end
+    /// with a double CRLF (an RFC 5626 ping, answered with one CRLF); each
+    /// ping is reported once, however the stream was cut into reads.
     KeepAlive { len: usize, ping: bool },
     /// More octets are needed.
     Incomplete,
@@ -83,20 +91,32 @@ pub enum Frame {
 /// Errors (missing, repeated, negative or oversized Content-Length, header
 /// section over the limit) mean the stream cannot be resynchronised and the
 /// connection must be closed.
+///
+/// The result does not depend on how the stream was cut into reads: a
+/// message is only reported once all of it is there, and CR/LF keep-alives
+/// are consumed so that a double-CRLF ping (RFC 5626 §4.4.1) is reported
+/// once, whether its four octets arrived together or one by one. Octets
+/// that may still become part of a ping are left in the buffer
+/// ([`Frame::Incomplete`]) until the next octet tells.
 pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<Frame> {
-    let skip = buf.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(buf.len());
-    if skip == buf.len() {
-        if skip == 0 {
-            return Ok(Frame::Incomplete);
+    const PING: &[u8] = b"\r\n\r\n";
+    let run = buf.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(buf.len());
+    if run > 0 {
+        let crlf = &buf[..run];
+        if let Some(p) = memchr::memmem::find(crlf, PING) {
+            return Ok(Frame::KeepAlive { len: p + PING.len(), ping: true });
         }
-        let ping = buf.windows(4).any(|w| w == b"\r\n\r\n");
-        // Keep a lone CR that may start the next CRLF.
-        let len = if buf.ends_with(b"\r") { skip - 1 } else { skip };
-        return if len == 0 { Ok(Frame::Incomplete) } else { Ok(Frame::KeepAlive { len, ping }) };
+        if run < buf.len() {
+            // A message follows: the whole run is a plain keep-alive.
+            return Ok(Frame::KeepAlive { len: run, ping: false });
+        }
+        // Keep the longest tail that may still grow into a ping.
+        let keep = (1..PING.len()).rev().find(|&k| crlf.ends_with(&PING[..k])).unwrap_or(0);
+        let len = run - keep;
+        return Ok(if len == 0 { Frame::Incomplete } else { Frame::KeepAlive { len, ping: false } });
     }
-    if skip > 0 {
-        let ping = buf[..skip].windows(4).any(|w| w == b"\r\n\r\n");
-        return Ok(Frame::KeepAlive { len: skip, ping });
+    if buf.is_empty() {
+        return Ok(Frame::Incomplete);
     }
     let Some(hdr_end) = find_header_end(buf) else {
         if buf.len() > limits.max_message {
@@ -104,33 +124,47 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<Frame> {
         }
         return Ok(Frame::Incomplete);
     };
-    let mut cl: Option<usize> = None;
+    // Content-Length, read as the parser reads it: the value may be folded
+    // onto continuation lines, and after unfolding it is one number.
     let head = &buf[..hdr_end];
     let mut lines = head.split(|&c| c == b'\n');
     lines.next(); // start line
-    let mut prev_cl = false;
+    let mut seen = false;
+    let mut in_cl = false;
+    let mut value: Option<&[u8]> = None;
+    let mut pieces = 0;
     for line in lines {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = strip_cr(line);
         if line.first().is_some_and(|&c| is_ws(c)) {
-            if prev_cl {
-                return Err(Error::bad("folded Content-Length"));
+            if in_cl && !trim(line).is_empty() {
+                value = Some(trim(line));
+                pieces += 1;
             }
             continue;
         }
-        prev_cl = false;
+        in_cl = false;
         let Some(colon) = memchr::memchr(b':', line) else { continue };
         let name = trim(&line[..colon]);
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            if cl.is_some() {
+            if seen {
                 return Err(Error::bad("more than one Content-Length"));
             }
+            seen = true;
+            in_cl = true;
             let v = trim(&line[colon + 1..]);
-            let n = parse_u32(v).ok_or(Error::bad("Content-Length is not a non-negative number"))?;
-            cl = Some(n as usize);
-            prev_cl = true;
+            if !v.is_empty() {
+                value = Some(v);
+                pieces += 1;
+            }
         }
     }
-    let cl = cl.ok_or(Error::bad("Content-Length is mandatory on stream transports"))?;
+    if !seen {
+        return Err(Error::bad("Content-Length is mandatory on stream transports"));
+    }
+    let cl = value
+        .filter(|_| pieces == 1)
+        .and_then(parse_u32)
+        .ok_or(Error::bad("Content-Length is not a non-negative number"))? as usize;
     let len = hdr_end.checked_add(cl).ok_or(Error::too_large("Content-Length overflow"))?;
     if len > limits.max_message {
         return Err(Error::too_large("message larger than the limit"));
@@ -155,79 +189,38 @@ fn find_header_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// The header section of a message, indexed.
+struct Index {
+    headers: Headers,
+    body_start: usize,
+    /// The first malformed header line, if any (the rest are still indexed,
+    /// so that a 400 can be built from them).
+    error: Option<Error>,
+}
+
 fn parse(buf: Bytes, stream: bool, limits: &Limits) -> std::result::Result<Message, ParseFailure> {
-    if buf.len() > limits.max_message {
-        return Err(Error::too_large("message larger than the limit").into());
-    }
     let b = &buf[..];
-    let mut pos = b.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(b.len());
-    if pos == b.len() {
+    let sl_off = b.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(b.len());
+    if buf.len() > limits.max_message {
+        return Err(too_large(&buf, sl_off, Error::too_large("message larger than the limit"), limits));
+    }
+    if sl_off == b.len() {
         return Err(Error::bad("empty message").into());
     }
     // Start line.
-    let sl_end = memchr::memchr(b'\n', &b[pos..]).map(|p| pos + p).ok_or(Error::bad("no end of start line"))?;
-    let sl = strip_cr(&b[pos..sl_end]);
+    let sl_end = memchr::memchr(b'\n', &b[sl_off..]).map(|p| sl_off + p).ok_or(Error::bad("no end of start line"))?;
+    let sl = strip_cr(&b[sl_off..sl_end]);
     if sl.len() > limits.max_header_len {
-        return Err(Error::too_large("start line too long").into());
+        return Err(too_large(&buf, sl_off, Error::too_large("start line too long"), limits));
     }
-    let sl_off = pos;
-    pos = sl_end + 1;
+    let Index { headers, body_start, error: header_error } = match index_headers(&buf, sl_end + 1, stream, limits) {
+        Ok(i) => i,
+        Err(e) if e.kind == ErrorKind::TooLarge => return Err(too_large(&buf, sl_off, e, limits)),
+        Err(e) => return Err(e.into()),
+    };
 
-    // Header lines: (start, end) of each logical header (folded lines joined).
-    let mut headers = Headers::with_capacity(16);
-    let body_start;
-    let mut header_error: Option<Error> = None;
-    let mut cur: Option<(usize, usize, bool)> = None; // start, end (excl. line break), folded
-    loop {
-        if pos >= b.len() {
-            // A datagram may end without the empty line (RFC 4475 baddn).
-            if stream {
-                return Err(Error::bad("header section not terminated").into());
-            }
-            if let Some((s, e, f)) = cur.take() {
-                add_header(&buf, s, e, f, &mut headers, limits, &mut header_error);
-            }
-            body_start = b.len();
-            break;
-        }
-        let lf = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |p| pos + p);
-        let line = strip_cr(&b[pos..lf]);
-        let line_end = pos + line.len();
-        if line.is_empty() {
-            if let Some((s, e, f)) = cur.take() {
-                add_header(&buf, s, e, f, &mut headers, limits, &mut header_error);
-            }
-            body_start = (lf + 1).min(b.len());
-            break;
-        }
-        if is_ws(line[0]) {
-            match cur.as_mut() {
-                Some(c) => {
-                    c.1 = line_end;
-                    c.2 = true;
-                }
-                None => header_error = header_error.or(Some(Error::bad("continuation line before any header"))),
-            }
-        } else {
-            if let Some((s, e, f)) = cur.take() {
-                add_header(&buf, s, e, f, &mut headers, limits, &mut header_error);
-            }
-            cur = Some((pos, line_end, false));
-        }
-        if cur.is_some_and(|c| c.1 - c.0 > limits.max_header_len) {
-            return Err(Error::too_large("header field too long").into());
-        }
-        if headers.len() > limits.max_headers {
-            return Err(Error::too_large("too many header fields").into());
-        }
-        pos = lf + 1;
-    }
-    if headers.len() > limits.max_headers {
-        return Err(Error::too_large("too many header fields").into());
-    }
-
-    let start = parse_start_line(&buf, sl, sl_off);
-    let fail = |error: Error, start: &std::result::Result<StartLine, (Option<Method>, Error)>, headers: Headers| {
+    let start = parse_start_line(&buf, sl);
+    let fail = |error: Error, start: &StartResult, headers: Headers| {
         let method = match start {
             Ok(StartLine::Request { method, .. }) => Some(method.clone()),
             Err((m, _)) => m.clone(),
@@ -244,9 +237,11 @@ fn parse(buf: Bytes, stream: bool, limits: &Limits) -> std::result::Result<Messa
     }
 
     // Content-Length and body.
-    let cl_count = headers.count(&HeaderName::ContentLength);
-    let cl_val = headers.get(&HeaderName::ContentLength).cloned();
-    if cl_count > 1 {
+    let (cl_val, more_cl) = {
+        let mut cl_vals = headers.get_all(&HeaderName::ContentLength);
+        (cl_vals.next().cloned(), cl_vals.next().is_some())
+    };
+    if more_cl {
         return Err(fail(Error::bad("more than one Content-Length"), &start, headers));
     }
     let avail = b.len() - body_start;
@@ -266,6 +261,126 @@ fn parse(buf: Bytes, stream: bool, limits: &Limits) -> std::result::Result<Messa
     };
     let start = start.unwrap_or_else(|_| unreachable!("checked above"));
     Ok(Message { start, headers, body })
+}
+
+/// Indexes the header lines from `pos` up to and including the empty line.
+/// Fails only on a size limit or an unterminated header section on a stream;
+/// a malformed line is reported in [`Index::error`].
+fn index_headers(buf: &Bytes, mut pos: usize, stream: bool, limits: &Limits) -> Result<Index> {
+    let b = &buf[..];
+    let mut idx = Index { headers: Headers::with_capacity(16), body_start: b.len(), error: None };
+    // (start, end excluding the line break, folded) of the logical header being read.
+    let mut cur: Option<(usize, usize, bool)> = None;
+    loop {
+        if pos >= b.len() {
+            // A datagram may end without the empty line (RFC 4475 baddn).
+            if stream {
+                return Err(Error::bad("header section not terminated"));
+            }
+            break;
+        }
+        let lf = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |p| pos + p);
+        let line = strip_cr(&b[pos..lf]);
+        let line_end = pos + line.len();
+        if line.is_empty() {
+            idx.body_start = (lf + 1).min(b.len());
+            break;
+        }
+        if memchr::memchr(b'\r', line).is_some() {
+            // A CR that does not end a line: some peers would take it as a line
+            // break, so forwarding it could smuggle a header past them.
+            idx.error = idx.error.or(Some(Error::bad("bare CR in header section")));
+        }
+        if is_ws(line[0]) {
+            match cur.as_mut() {
+                Some(c) => {
+                    c.1 = line_end;
+                    c.2 = true;
+                }
+                None => idx.error = idx.error.or(Some(Error::bad("continuation line before any header"))),
+            }
+        } else {
+            if let Some((s, e, f)) = cur.take() {
+                add_header(buf, s, e, f, &mut idx.headers, limits, &mut idx.error);
+            }
+            cur = Some((pos, line_end, false));
+        }
+        if cur.is_some_and(|c| c.1 - c.0 > limits.max_header_len) {
+            return Err(Error::too_large("header field too long"));
+        }
+        if idx.headers.len() > limits.max_headers {
+            return Err(Error::too_large("too many header fields"));
+        }
+        pos = lf + 1;
+    }
+    if let Some((s, e, f)) = cur.take() {
+        add_header(buf, s, e, f, &mut idx.headers, limits, &mut idx.error);
+    }
+    if idx.headers.len() > limits.max_headers {
+        return Err(Error::too_large("too many header fields"));
+    }
+    Ok(idx)
+}
+
+/// A size-limit failure. When the start line is a request, what is needed to
+/// answer 513 (Via, From, To, Call-ID, CSeq, each within the limits) is
+/// salvaged into `partial`, so that the sender hears why.
+fn too_large(buf: &Bytes, sl_off: usize, error: Error, limits: &Limits) -> ParseFailure {
+    let b = &buf[..];
+    let sl_end = memchr::memchr(b'\n', &b[sl_off..]).map_or(b.len(), |p| sl_off + p);
+    let Some(method) = request_method(strip_cr(&b[sl_off..sl_end])) else {
+        return error.into();
+    };
+    let mut headers = Headers::with_capacity(8);
+    let mut pos = sl_end + 1;
+    let mut cur: Option<(usize, usize, bool)> = None;
+    let keep = |cur: Option<(usize, usize, bool)>, headers: &mut Headers| {
+        let Some((s, e, f)) = cur else { return };
+        let line = &b[s..e];
+        if e - s > limits.max_header_len {
+            return;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else { return };
+        let Some(name) = HeaderName::known(trim(&line[..colon])) else { return };
+        if matches!(name, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq) {
+            let mut one = Headers::default();
+            let mut err = None;
+            add_header(buf, s, e, f, &mut one, limits, &mut err);
+            for h in one.0 {
+                if headers.len() < limits.max_headers {
+                    headers.0.push(h);
+                }
+            }
+        }
+    };
+    while pos < b.len() {
+        let lf = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |p| pos + p);
+        let line = strip_cr(&b[pos..lf]);
+        if line.is_empty() {
+            break;
+        }
+        if is_ws(line[0]) {
+            if let Some(c) = cur.as_mut() {
+                c.1 = pos + line.len();
+                c.2 = true;
+            }
+        } else {
+            keep(cur.take(), &mut headers);
+            cur = Some((pos, pos + line.len(), false));
+        }
+        pos = lf + 1;
+    }
+    keep(cur.take(), &mut headers);
+    ParseFailure { error, partial: Some(Box::new(Partial { method, headers })) }
+}
+
+/// The method of a start line that looks like a request line.
+fn request_method(sl: &[u8]) -> Option<Method> {
+    if sl.len() >= 4 && sl[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let m = &sl[..memchr::memchr(b' ', sl)?];
+    all_token(m).then(|| Method::from_bytes(m))
 }
 
 fn strip_cr(s: &[u8]) -> &[u8] {
@@ -291,43 +406,35 @@ fn add_header(
         *err = err.take().or(Some(Error::bad("invalid header name")));
         return;
     }
-    let name = HeaderName::from_bytes(name_raw);
-    let value: Bytes = if folded {
-        Bytes::from(unfold(&line[colon + 1..]))
-    } else {
-        let v = trim(&line[colon + 1..]);
-        let off = v.as_ptr() as usize - buf.as_ptr() as usize;
-        buf.slice(off..off + v.len())
-    };
+    let name = HeaderName::known(name_raw).unwrap_or_else(|| HeaderName::Other(buf.slice_ref(name_raw)));
+    let value: Bytes =
+        if folded { Bytes::from(unfold(&line[colon + 1..])) } else { buf.slice_ref(trim(&line[colon + 1..])) };
     if name.is_list() {
         let strict = matches!(
             name,
             HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path
         );
-        match split_list(&value) {
-            Ok(parts) => {
-                for (s, e) in parts {
-                    if s == e {
-                        if strict {
-                            *err = err.take().or(Some(Error::bad("empty element in header list")));
-                            return;
-                        }
-                        continue;
-                    }
-                    if headers.len() > limits.max_headers {
-                        return;
-                    }
-                    headers.0.push(Header { name: name.clone(), value: value.slice(s..e) });
+        let res = split_list(&value, |s, e| {
+            if s == e {
+                if strict {
+                    return Err(Error::bad("empty element in header list"));
                 }
+                return Ok(());
             }
-            Err(e) => *err = err.take().or(Some(e)),
+            if headers.len() <= limits.max_headers {
+                headers.0.push(Header { name: name.clone(), value: value.slice(s..e) });
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            *err = err.take().or(Some(e));
         }
     } else {
         headers.0.push(Header { name, value });
     }
 }
 
-/// Replaces every line break with the white space after it by one SP.
+/// Replaces every line break with the white space around it by one SP.
 fn unfold(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
@@ -349,54 +456,62 @@ fn unfold(v: &[u8]) -> Vec<u8> {
     trim(&out).to_vec()
 }
 
-/// Splits a comma list, respecting quoted strings and `<...>`; returns the
-/// trimmed (start, end) of each element.
-fn split_list(v: &[u8]) -> Result<Vec<(usize, usize)>> {
-    let mut out = Vec::with_capacity(2);
+/// Splits a comma list, respecting quoted strings and `<...>`, and calls
+/// `each` with the trimmed (start, end) of every element, empty ones
+/// included (start == end). Stops at the first error.
+fn split_list(v: &[u8], mut each: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
     let mut i = 0;
     let mut st = 0;
     let mut angle = false;
-    let push = |out: &mut Vec<(usize, usize)>, s: usize, e: usize| {
+    let mut any = false;
+    let mut emit = |s: usize, e: usize| {
         let t = trim(&v[s..e]);
         let ts = if t.is_empty() { s } else { t.as_ptr() as usize - v.as_ptr() as usize };
-        out.push((ts, ts + t.len()));
+        each(ts, ts + t.len())
     };
     while i < v.len() {
+        // Jump to the next octet that matters in the current state.
+        let next = if angle { memchr::memchr(b'>', &v[i..]) } else { memchr::memchr3(b'"', b'<', b',', &v[i..]) };
+        let Some(n) = next else { break };
+        i += n;
         match v[i] {
-            b'"' if !angle => {
+            b'"' => {
                 i = crate::params::skip_quoted(v, i)?;
                 continue;
             }
             b'<' => angle = true,
             b'>' => angle = false,
-            b',' if !angle => {
-                push(&mut out, st, i);
+            _ => {
+                emit(st, i)?;
+                any = true;
                 st = i + 1;
             }
-            _ => {}
         }
         i += 1;
     }
     if angle {
         return Err(Error::bad("unterminated <> in header list"));
     }
-    if !(out.is_empty() && trim(&v[st..]).is_empty()) {
-        push(&mut out, st, v.len());
+    if any || !trim(&v[st..]).is_empty() {
+        emit(st, v.len())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 type StartResult = std::result::Result<StartLine, (Option<Method>, Error)>;
 
-fn parse_start_line(buf: &Bytes, sl: &[u8], off: usize) -> StartResult {
+fn parse_start_line(buf: &Bytes, sl: &[u8]) -> StartResult {
     let bad = |r| Err((None, Error::bad(r)));
+    if memchr::memchr(b'\r', sl).is_some() {
+        return Err((request_method(sl), Error::bad("bare CR in start line")));
+    }
     if sl.len() >= 4 && sl[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut it = sl.splitn(3, |&c| c == b' ');
         let ver = it.next().unwrap_or_default();
         let code = it.next().unwrap_or_default();
         if !ver.eq_ignore_ascii_case(b"SIP/2.0") {
-            return Err((None, Error { kind: ErrorKind::VersionNotSupported, reason: "unsupported SIP version" }));
+            return Err((None, Error::version("unsupported SIP version")));
         }
         let Some(reason) = it.next() else { return bad("status line without reason phrase") };
         if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
@@ -409,24 +524,25 @@ fn parse_start_line(buf: &Bytes, sl: &[u8], off: usize) -> StartResult {
         if reason.iter().any(|&c| c < 0x20 && c != b'\t') {
             return bad("control character in reason phrase");
         }
-        let ro = off + (sl.len() - reason.len());
-        return Ok(StartLine::Response { code, reason: buf.slice(ro..ro + reason.len()) });
+        return Ok(StartLine::Response { code, reason: buf.slice_ref(reason) });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (exactly single SPs).
-    let parts: Vec<&[u8]> = sl.split(|&c| c == b' ').collect();
-    let method = parts.first().filter(|m| all_token(m)).map(|m| Method::from_bytes(m));
-    let Some(method) = method else { return bad("invalid method") };
-    if parts.len() != 3 {
-        return Err((Some(method), Error::bad("request line is not METHOD SP URI SP VERSION")));
+    let mut parts = sl.split(|&c| c == b' ');
+    let m = parts.next().unwrap_or_default();
+    if !all_token(m) {
+        return bad("invalid method");
     }
-    let version = parts[2];
+    let method = Method::from_bytes(m);
+    let (Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err((Some(method), Error::bad("request line is not METHOD SP URI SP VERSION")));
+    };
     if !(version.len() >= 5 && version[..4].eq_ignore_ascii_case(b"SIP/")) {
         return Err((Some(method), Error::bad("invalid SIP version")));
     }
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {
-        return Err((Some(method), Error { kind: ErrorKind::VersionNotSupported, reason: "unsupported SIP version" }));
+        return Err((Some(method), Error::version("unsupported SIP version")));
     }
-    match Uri::parse(buf, parts[1]) {
+    match Uri::parse(buf, uri) {
         Ok(uri) => Ok(StartLine::Request { method, uri }),
         Err(e) => Err((Some(method), e)),
     }
@@ -446,6 +562,11 @@ mod tests {
         assert!(frame_stream(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n", &L).is_err());
         assert!(frame_stream(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", &L).is_err());
         assert!(frame_stream(b"X sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\nab", &L).is_err());
+        // A folded value is read as the parser reads it (unfolded, one number).
+        let folded = b"X sip:a@b SIP/2.0\r\nContent-Length:\r\n  2\r\n\r\nab";
+        assert_eq!(frame_stream(folded, &L).unwrap(), Frame::Message { skip: 0, len: folded.len() });
+        assert!(frame_stream(b"X sip:a@b SIP/2.0\r\nl: 1\r\n 2\r\n\r\nab", &L).is_err());
+        assert!(frame_stream(b"X sip:a@b SIP/2.0\r\nl:\r\n\r\nab", &L).is_err());
         let huge = b"X sip:a@b SIP/2.0\r\nContent-Length: 4294967295\r\n\r\n";
         assert_eq!(frame_stream(huge, &L).unwrap_err().kind, ErrorKind::TooLarge);
     }
@@ -453,20 +574,36 @@ mod tests {
     #[test]
     fn keepalives() {
         assert_eq!(frame_stream(b"\r\n\r\n", &L).unwrap(), Frame::KeepAlive { len: 4, ping: true });
-        assert_eq!(frame_stream(b"\r\n", &L).unwrap(), Frame::KeepAlive { len: 2, ping: false });
-        assert_eq!(frame_stream(b"\r\n\r", &L).unwrap(), Frame::KeepAlive { len: 2, ping: false });
+        // A CRLF that may be the first half of a ping waits for the next octets.
+        assert_eq!(frame_stream(b"\r\n", &L).unwrap(), Frame::Incomplete);
+        assert_eq!(frame_stream(b"\r\n\r", &L).unwrap(), Frame::Incomplete);
+        assert_eq!(frame_stream(b"\n\r\n", &L).unwrap(), Frame::KeepAlive { len: 1, ping: false });
+        assert_eq!(frame_stream(b"\r\n\r\n\r\n", &L).unwrap(), Frame::KeepAlive { len: 4, ping: true });
+        assert_eq!(frame_stream(b"\n\n\n", &L).unwrap(), Frame::KeepAlive { len: 3, ping: false });
         assert_eq!(frame_stream(b"\r\nINV", &L).unwrap(), Frame::KeepAlive { len: 2, ping: false });
         assert_eq!(frame_stream(b"", &L).unwrap(), Frame::Incomplete);
+    }
+
+    fn split_vec(v: &[u8]) -> Result<Vec<(usize, usize)>> {
+        let mut out = Vec::new();
+        split_list(v, |s, e| {
+            out.push((s, e));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     #[test]
     fn splits_lists() {
         let v = b"<sip:a@b>;x=\"1,2\", sip:c@d ,\"q,\" <sip:e@f>";
-        let parts = split_list(v).unwrap();
+        let parts = split_vec(v).unwrap();
         let got: Vec<&[u8]> = parts.iter().map(|&(s, e)| &v[s..e]).collect();
         assert_eq!(got, vec![&b"<sip:a@b>;x=\"1,2\""[..], b"sip:c@d", b"\"q,\" <sip:e@f>"]);
-        assert_eq!(split_list(b"").unwrap(), vec![]);
-        assert_eq!(split_list(b"a,,b").unwrap().len(), 3);
+        assert_eq!(split_vec(b"").unwrap(), vec![]);
+        assert_eq!(split_vec(b"a,,b").unwrap().len(), 3);
+        assert_eq!(split_vec(b" , ").unwrap().len(), 2);
+        assert!(split_vec(b"<sip:a@b").is_err());
+        assert!(split_vec(b"\"a,b").is_err());
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum Host {
 impl Host {
     /// Parses `example.com`, `192.0.2.1` or `[2001:db8::1]`.
     pub fn parse(src: &Bytes, s: &[u8]) -> Result<Host> {
+        if !crate::chars::within(src, s) {
+            let own = Bytes::copy_from_slice(s);
+            return Host::parse(&own, &own);
+        }
         if s.first() == Some(&b'[') {
             if s.last() != Some(&b']') {
                 return Err(Error::bad("unterminated IPv6 reference"));
@@ -32,15 +36,26 @@ impl Host {
         if s.is_empty() {
             return Err(Error::bad("empty host"));
         }
-        if s.iter().all(|&c| c.is_ascii_digit() || c == b'.') && s.iter().filter(|&&c| c == b'.').count() == 3 {
-            let txt = std::str::from_utf8(s).map_err(|_| Error::bad("bad IPv4 address"))?;
-            return txt.parse().map(Host::V4).map_err(|_| Error::bad("invalid IPv4 address"));
+        // One pass: what characters, how many dots, any "..".
+        let (mut dots, mut numeric, mut name_chars, mut double_dot) = (0, true, true, false);
+        let mut prev = 0u8;
+        for &c in s {
+            if c == b'.' {
+                dots += 1;
+                double_dot |= prev == b'.';
+            } else if !c.is_ascii_digit() {
+                numeric = false;
+            }
+            name_chars &= is_hostname(c);
+            prev = c;
         }
-        if !s.iter().all(|&c| is_hostname(c)) || s[0] == b'.' || s[0] == b'-' || s.windows(2).any(|w| w == b"..") {
+        if numeric && dots == 3 {
+            return parse_v4(s).map(Host::V4).ok_or(Error::bad("invalid IPv4 address"));
+        }
+        if !name_chars || s[0] == b'.' || s[0] == b'-' || double_dot {
             return Err(Error::bad("invalid host name"));
         }
-        let off = s.as_ptr() as usize - src.as_ptr() as usize;
-        Ok(Host::Name(src.slice(off..off + s.len())))
+        Ok(Host::Name(src.slice_ref(s)))
     }
     /// The IP address, when the host is one.
     pub fn ip(&self) -> Option<IpAddr> {
@@ -57,6 +72,22 @@ impl Host {
             (a, b) => a == b,
         }
     }
+}
+
+/// RFC 3261 IPv4address: four groups of 1*3DIGIT, each at most 255. Leading
+/// zeros are decimal (`192.0.002.1` is 192.0.2.1), as the grammar allows
+/// them; `std` refuses them.
+fn parse_v4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut out = [0u8; 4];
+    let mut n = 0;
+    for part in s.split(|&c| c == b'.') {
+        if n == 4 || part.is_empty() || part.len() > 3 {
+            return None;
+        }
+        out[n] = u8::try_from(crate::chars::parse_u32(part)?).ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(out))
 }
 
 impl From<IpAddr> for Host {
@@ -98,12 +129,19 @@ pub enum Uri {
     Sip(SipUri),
     /// tel: and every other scheme: the scheme (lower-cased on compare) and
     /// the rest after the colon, both as received.
-    Other { scheme: Bytes, rest: Bytes },
+    Other {
+        scheme: Bytes,
+        rest: Bytes,
+    },
 }
 
 impl Uri {
     /// Parses a URI occupying all of `s` (a slice of `src`).
     pub fn parse(src: &Bytes, s: &[u8]) -> Result<Uri> {
+        if !crate::chars::within(src, s) {
+            let own = Bytes::copy_from_slice(s);
+            return Uri::parse(&own, &own);
+        }
         let colon = memchr::memchr(b':', s).ok_or(Error::bad("URI without scheme"))?;
         let scheme = &s[..colon];
         if scheme.is_empty()
@@ -231,13 +269,10 @@ impl SipUri {
             }
             out.put_u8(b'@');
         }
-        match &self.host {
-            Host::Name(n) => out.put_slice(n),
-            h => out.put_slice(h.to_string().as_bytes()),
-        }
+        crate::chars::put_host(out, &self.host);
         if let Some(p) = self.port {
             out.put_u8(b':');
-            out.put_slice(p.to_string().as_bytes());
+            crate::chars::put_decimal(out, u64::from(p));
         }
         self.params.write(out);
         if let Some(h) = &self.headers {
@@ -256,17 +291,30 @@ impl SipUri {
         {
             return false;
         }
+        // Parameter names and values compare case-insensitively after
+        // unescaping (`;%6C%72` is `;lr`, `n%61me=v%61lue` is `name=value`).
+        let norm = |p: &Params| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            p.0.iter()
+                .map(|(n, v)| (unescape(n).to_ascii_lowercase(), v.as_ref().map(|v| unescape(v).to_ascii_lowercase())))
+                .collect()
+        };
+        let (mine, theirs) = (norm(&self.params), norm(&o.params));
+        let find =
+            |ps: &[(Vec<u8>, Option<Vec<u8>>)], name: &[u8]| ps.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         // user, ttl, method, maddr and transport must match when in either one.
-        for name in ["user", "ttl", "method", "maddr", "transport"] {
-            if !param_eq(self.params.get(name), o.params.get(name)) {
+        for name in [&b"user"[..], b"ttl", b"method", b"maddr", b"transport"] {
+            if find(&mine, name) != find(&theirs, name) {
                 return false;
             }
         }
-        // Any other parameter present in both must match.
-        for (n, v) in &self.params.0 {
-            let name = String::from_utf8_lossy(n);
-            if let Some(ov) = o.params.get(&name)
-                && !param_eq(Some(v.as_ref()), Some(ov))
+        // Any other parameter present in both must match (the first of a
+        // repeated name counts, as for `Params::get`).
+        for (i, (n, v)) in mine.iter().enumerate() {
+            if mine[..i].iter().any(|(m, _)| m == n) {
+                continue;
+            }
+            if let Some(ov) = find(&theirs, n)
+                && &ov != v
             {
                 return false;
             }
@@ -280,18 +328,6 @@ impl SipUri {
             v
         };
         hdrs(&self.headers) == hdrs(&o.headers)
-    }
-}
-
-fn param_eq(a: Option<Option<&Bytes>>, b: Option<Option<&Bytes>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(x), Some(y)) => match (x, y) {
-            (None, None) => true,
-            (Some(x), Some(y)) => unescape(x).eq_ignore_ascii_case(&unescape(y)),
-            _ => false,
-        },
-        _ => false,
     }
 }
 
@@ -312,9 +348,8 @@ pub fn split_hostport(s: &[u8]) -> Result<(&[u8], Option<u16>)> {
         None => Ok((s, None)),
         Some(c) => {
             let p = &s[c + 1..];
-            let port = crate::chars::parse_u32(p)
-                .filter(|&p| p <= u32::from(u16::MAX))
-                .ok_or(Error::bad("invalid port"))?;
+            let port =
+                crate::chars::parse_u32(p).filter(|&p| p <= u32::from(u16::MAX)).ok_or(Error::bad("invalid port"))?;
             Ok((&s[..c], Some(port as u16)))
         }
     }
@@ -350,6 +385,25 @@ mod tests {
         assert!(Uri::parse_bytes("sip:2001:db8::10").is_err());
         assert!(Uri::parse_bytes("sip:[2001:db8:::192.0.2.1]").is_err());
         assert!(Uri::parse_bytes("sip:[2001:db8::192.0.2.1]").is_ok());
+        assert!(Uri::parse_bytes("sip:[2001:db8::10]x").is_err());
+        assert!(Uri::parse_bytes("sip:[2001:db8::10]:").is_err());
+        assert!(Uri::parse_bytes("sip:[2001:db8::10]:65536").is_err());
+    }
+    #[test]
+    fn ipv4() {
+        assert_eq!(sip("sip:192.0.2.1").host, Host::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(sip("sip:192.0.002.001").host, Host::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        for bad in ["sip:256.0.0.1", "sip:1..2.3", "sip:1.2.3.", "sip:1.2.3.0001"] {
+            assert!(Uri::parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+    #[test]
+    fn foreign_slices() {
+        // A slice that is not inside `src` is copied, never mis-sliced.
+        let src = Bytes::from_static(b"unrelated");
+        let u = Uri::parse(&src, b"sip:alice@example.com;lr").unwrap();
+        assert_eq!(u.as_sip().unwrap().user.as_deref(), Some(&b"alice"[..]));
+        assert!(Host::parse(&src, b"example.com").is_ok());
     }
     #[test]
     fn odd_users() {
@@ -375,5 +429,11 @@ mod tests {
         assert!(!sip("sip:bob@biloxi.com").equivalent(&sip("sip:bob@biloxi.com:5060")));
         assert!(!sip("sip:bob@biloxi.com;transport=udp").equivalent(&sip("sip:bob@biloxi.com")));
         assert!(sip("sip:carol@chicago.com;newparam=5").equivalent(&sip("sip:carol@chicago.com;security=on")));
+        // Escaped parameter names and values (RFC 4475 esc01).
+        let esc = sip("sip:caller@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31");
+        assert!(esc.equivalent(&sip("sip:caller@host5.example.net;lr;name=value%2541")));
+        assert!(!esc.equivalent(&sip("sip:caller@host5.example.net;lr;name=valueA")));
+        assert!(!sip("sip:a@b;%74ransport=tcp").equivalent(&sip("sip:a@b;transport=udp")));
+        assert!(!sip("sip:a@b;%74ransport=tcp").equivalent(&sip("sip:a@b")));
     }
 }

@@ -3,7 +3,7 @@
 use crate::chars::{is_token, is_ws, trim};
 use crate::error::{Error, Result};
 use crate::params::{Params, parse_header_params};
-use crate::uri::{Host, split_hostport};
+use crate::uri::Host;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The branch prefix that marks RFC 3261 transaction ids.
@@ -48,13 +48,12 @@ impl Via {
             return Err(Error::bad("Via protocol is not SIP/2.0/<transport>"));
         }
         let base = s.as_ptr() as usize - value.as_ptr() as usize;
-        let transport = value.slice(base + (parts[2].as_ptr() as usize - s.as_ptr() as usize)..).slice(..parts[2].len());
-        // sent-by ends at ';' (params) — LWS around ':' is allowed.
+        let transport =
+            value.slice(base + (parts[2].as_ptr() as usize - s.as_ptr() as usize)..).slice(..parts[2].len());
+        // sent-by ends at ';' (params); LWS is allowed around its ':' only.
         let sb_end = s[i..].iter().position(|&c| c == b';').map_or(s.len(), |p| p + i);
-        let sent_by: Vec<u8> = s[i..sb_end].iter().copied().filter(|&c| !is_ws(c)).collect();
-        let sent_by = Bytes::from(sent_by);
-        let (h, port) = split_hostport(&sent_by)?;
-        let host = Host::parse(&sent_by, h)?;
+        let (h, port) = split_sent_by(trim(&s[i..sb_end]))?;
+        let host = Host::parse(value, h)?;
         let params = parse_header_params(value, &s[sb_end..])?;
         Ok(Via { transport, host, port, params })
     }
@@ -66,8 +65,9 @@ impl Via {
         self.params.value("received")
     }
     /// `Some(None)` when `rport` is present without a value (asked for).
+    /// A value that is not a port number reads as `Some(None)`.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|v| crate::chars::parse_u32(v)).map(|p| p as u16))
+        self.params.get("rport").map(|v| v.and_then(|v| crate::chars::parse_u32(v)).and_then(|p| u16::try_from(p).ok()))
     }
     pub fn maddr(&self) -> Option<&Bytes> {
         self.params.value("maddr")
@@ -85,13 +85,10 @@ impl Via {
         out.put_slice(b"SIP/2.0/");
         out.put_slice(&self.transport);
         out.put_u8(b' ');
-        match &self.host {
-            Host::Name(n) => out.put_slice(n),
-            h => out.put_slice(h.to_string().as_bytes()),
-        }
+        crate::chars::put_host(out, &self.host);
         if let Some(p) = self.port {
             out.put_u8(b':');
-            out.put_slice(p.to_string().as_bytes());
+            crate::chars::put_decimal(out, u64::from(p));
         }
         self.params.write(out);
     }
@@ -100,6 +97,28 @@ impl Via {
         self.write(&mut b);
         b.freeze()
     }
+}
+
+/// Splits a sent-by (`host [ SWS ":" SWS port ]`, already trimmed).
+fn split_sent_by(s: &[u8]) -> Result<(&[u8], Option<u16>)> {
+    let (host, port) = if s.first() == Some(&b'[') {
+        let close = memchr::memchr(b']', s).ok_or(Error::bad("unterminated IPv6 reference"))?;
+        let after = trim(&s[close + 1..]);
+        match after.split_first() {
+            None => return Ok((s, None)),
+            Some((b':', p)) => (&s[..=close], p),
+            Some(_) => return Err(Error::bad("garbage after IPv6 reference in Via")),
+        }
+    } else {
+        match memchr::memchr(b':', s) {
+            None => return Ok((s, None)),
+            Some(c) => (trim(&s[..c]), &s[c + 1..]),
+        }
+    };
+    let port = crate::chars::parse_u32(trim(port))
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(Error::bad("invalid port in Via"))?;
+    Ok((host, Some(port)))
 }
 
 #[cfg(test)]
@@ -126,6 +145,15 @@ mod tests {
         assert!(via(";").is_err());
         assert!(via("").is_err());
         assert!(!via("SIP/2.0/UDP h;branch=z9hG4bK").unwrap().has_rfc3261_branch());
+        // LWS only around the ':' of sent-by, never inside the host or port.
+        assert!(via("SIP/2.0/UDP host junk;branch=z9hG4bKx").is_err());
+        assert!(via("SIP/2.0/UDP 192.0.2.1:50 60").is_err());
+        let v = via("SIP/2.0/UDP [::1] : 5070 ;rport=70000").unwrap();
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.rport(), Some(None));
+        assert!(via("SIP/2.0/UDP [::1]x").is_err());
+        assert!(via("SIP/2.0/UDP host:").is_err());
+        assert!(via("SIP/2.0/UDP host:65536").is_err());
     }
     #[test]
     fn roundtrip() {
