@@ -52,7 +52,9 @@ impl Core {
             return Decision::Reject(416, None, Vec::new());
         };
         let domain = Aor::from_uri(&sip_msg::SipUri::new(ruri.host.clone(), None)).to_string();
-        let to_us = !has_route && flow.is_none() && (self.me.is_me(&ruri) || (ruri.user.is_none() && self.registrar.serves(&domain)));
+        // Addressed to the server itself (no user part): answered here. With a
+        // user part, our address is a domain like any other (sip:alice@IP).
+        let to_us = !has_route && flow.is_none() && ruri.user.is_none() && (self.me.is_me(&ruri) || self.registrar.serves(&domain));
         if to_us {
             return Decision::Local;
         }
@@ -131,8 +133,12 @@ impl Core {
                         conn: Some(c),
                     })
                 } else {
-                    // UDP: to the source address of its REGISTER (NAT).
-                    Some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
+                    // UDP: to the source address of its REGISTER when the device
+                    // is behind NAT (its Contact names another IP, or it uses
+                    // outbound); else to its Contact (RFC 3261).
+                    let contact_ip = b.uri.as_sip().and_then(|u| u.host.ip());
+                    let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
+                    natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
                 };
                 (b.id.clone(), b.q.unwrap_or(1000), BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow })
             })

@@ -178,29 +178,77 @@ pub fn free_udp_port() -> u16 {
 /// Runs a sipp scenario from `tests/sipp/` against `target`; returns
 /// (success, combined output). `transport` is "u1" or "t1".
 pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, calls: u32, extra: &[&str]) -> (bool, String) {
+    sipp_start(scenario, target, transport, calls, None, extra).wait(Duration::from_secs(60))
+}
+
+/// A sipp process running in the background.
+pub struct Sipp {
+    child: Child,
+    work: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// Starts sipp in the background on `port` (or a free one).
+pub fn sipp_start(scenario: &str, target: SocketAddr, transport: &str, calls: u32, port: Option<u16>, extra: &[&str]) -> Sipp {
     let work = tempfile::tempdir().unwrap();
     let scen = repo().join("tests/sipp").join(scenario);
-    let port = free_udp_port().to_string();
+    let port = port.unwrap_or_else(free_udp_port);
     let cport = free_udp_port().to_string();
     let mport = free_udp_port().to_string();
-    let out = Command::new("sipp")
+    let child = Command::new("sipp")
         .current_dir(work.path())
         .arg(target.to_string())
         .args(["-sf", scen.to_str().unwrap(), "-t", transport, "-m", &calls.to_string()])
-        .args(["-i", "127.0.0.1", "-p", &port, "-cp", &cport, "-mp", &mport])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-cp", &cport, "-mp", &mport])
         .args(["-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err"])
         .args(extra)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("sipp is installed (apt-get install sip-tester)");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    for entry in std::fs::read_dir(work.path()).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().ends_with("_errors.log") {
-            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    Sipp { child, work, port }
+}
+
+impl Sipp {
+    /// Waits for sipp to finish; (success, output including its error log).
+    pub fn wait(mut self, limit: Duration) -> (bool, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut text = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut text);
         }
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        for entry in std::fs::read_dir(self.work.path()).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().ends_with("_errors.log") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        if status.is_none() {
+            text.push_str("\n(sipp killed: it did not finish in time)");
+        }
+        (status.is_some_and(|s| s.success()), text)
     }
-    (out.status.success(), text)
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Sends one datagram and waits for one answer (None on timeout).
