@@ -16,7 +16,7 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A change the store must make durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    Upsert(Binding),
+    Upsert(Box<Binding>),
     Remove { aor: Aor, id: String },
 }
 

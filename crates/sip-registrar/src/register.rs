@@ -106,7 +106,7 @@ impl Registrar {
                     changes.push(Change::Remove { aor: b.aor, id: b.id });
                 }
             } else {
-                changes.push(Change::Upsert(b.clone()));
+                changes.push(Change::Upsert(Box::new(b.clone())));
             }
         }
         changes
@@ -310,7 +310,7 @@ impl Registrar {
             }
             for b in upserts {
                 self.location.upsert(b.clone());
-                outcome.changes.push(Change::Upsert(b));
+                outcome.changes.push(Change::Upsert(Box::new(b)));
             }
         }
         // Step 8: the 200 lists every current binding.

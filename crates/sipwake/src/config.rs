@@ -329,7 +329,8 @@ impl Config {
         }
         let r = &file.registrar;
         for (i, d) in r.domains.iter().enumerate() {
-            let ipv6_literal = d.starts_with('[') && d.ends_with(']') && d[1..d.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
+            let ipv6_literal =
+                d.starts_with('[') && d.ends_with(']') && d[1..d.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
             if d.is_empty() || (!ipv6_literal && d.contains(['@', ':', '/', ' '])) {
                 return Err(ConfigError(format!(
                     "registrar.domains[{i}] = {d:?} is not a domain name; give bare domains like \"example.com\", \"192.0.2.1\" or \"[2001:db8::1]\" (no user, scheme or port)"
@@ -342,7 +343,13 @@ impl Config {
             ));
         }
         range("registrar.min_expires", u64::from(r.min_expires), 1, 86_400, "seconds; default 60")?;
-        range("registrar.max_expires", u64::from(r.max_expires), u64::from(r.min_expires), 604_800, "seconds, at least registrar.min_expires; default 7200")?;
+        range(
+            "registrar.max_expires",
+            u64::from(r.max_expires),
+            u64::from(r.min_expires),
+            604_800,
+            "seconds, at least registrar.min_expires; default 7200",
+        )?;
         range(
             "registrar.default_expires",
             u64::from(r.default_expires),
@@ -350,19 +357,30 @@ impl Config {
             u64::from(r.max_expires),
             "seconds, between registrar.min_expires and registrar.max_expires; default 3600",
         )?;
-        range("registrar.max_contacts", r.max_contacts as u64, 0, 10_000, "bindings per AoR; 0 = unlimited; default 10")?;
+        range(
+            "registrar.max_contacts",
+            r.max_contacts as u64,
+            0,
+            10_000,
+            "bindings per AoR; 0 = unlimited; default 10",
+        )?;
         let a = &file.auth;
         if a.algorithms.is_empty() {
             return Err(ConfigError("auth.algorithms = [] is empty; allowed values: \"SHA-256\", \"MD5\"".into()));
         }
         for (i, alg) in a.algorithms.iter().enumerate() {
             if !["SHA-256", "MD5"].iter().any(|x| x.eq_ignore_ascii_case(alg)) {
-                return Err(ConfigError(format!("auth.algorithms[{i}] = {alg:?} is not supported; allowed: \"SHA-256\", \"MD5\"")));
+                return Err(ConfigError(format!(
+                    "auth.algorithms[{i}] = {alg:?} is not supported; allowed: \"SHA-256\", \"MD5\""
+                )));
             }
         }
         range("auth.nonce_ttl_secs", a.nonce_ttl_secs, 10, 86_400, "seconds; default 300")?;
         if file.store.backend != "sqlite" {
-            return Err(ConfigError(format!("store.backend = {:?} is not available; allowed: \"sqlite\"", file.store.backend)));
+            return Err(ConfigError(format!(
+                "store.backend = {:?} is not available; allowed: \"sqlite\"",
+                file.store.backend
+            )));
         }
         if !["normal", "full"].contains(&file.store.synchronous.as_str()) {
             return Err(ConfigError(format!(
@@ -370,7 +388,13 @@ impl Config {
                 file.store.synchronous
             )));
         }
-        range("proxy.timer_c_secs", file.proxy.timer_c_secs, 1, 3600, "seconds; RFC 3261 wants more than 180; default 181")?;
+        range(
+            "proxy.timer_c_secs",
+            file.proxy.timer_c_secs,
+            1,
+            3600,
+            "seconds; RFC 3261 wants more than 180; default 181",
+        )?;
         let m = &file.management;
         if m.enabled {
             let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {

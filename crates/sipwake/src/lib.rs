@@ -10,5 +10,5 @@ pub mod management;
 pub mod metrics;
 pub mod proxy;
 pub mod registrar_svc;
-pub mod store_map;
 pub mod server;
+pub mod store_map;

@@ -163,20 +163,19 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }
 
 fn not_found(what: String) -> Response {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": what }))).into_response()
 }
 
-fn parse_aor(s: &str) -> Result<Aor, Response> {
+fn parse_aor(s: &str) -> Result<Aor, Box<Response>> {
     Aor::parse(s).ok_or_else(|| {
-        (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": format!("{s:?} is not an AoR (user@domain)")})))
-            .into_response()
+        Box::new(
+            (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": format!("{s:?} is not an AoR (user@domain)")})))
+                .into_response(),
+        )
     })
 }
 
@@ -208,7 +207,7 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
 async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let now = now_ms();
     let reg = st.registrar.registrar.lock().expect("registrar");
@@ -222,7 +221,7 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
 async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let svc = st.registrar.clone();
     let n = tokio::task::spawn_blocking(move || svc.remove(&aor, None)).await.unwrap_or(0);
@@ -232,7 +231,7 @@ async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Res
 async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(String, String)>) -> Response {
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let svc = st.registrar.clone();
     let n = tokio::task::spawn_blocking(move || svc.remove(&aor, Some(&id))).await.unwrap_or(0);

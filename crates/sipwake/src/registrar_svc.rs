@@ -28,7 +28,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-
 pub struct RegistrarService {
     pub registrar: Mutex<Registrar>,
     pub store: Arc<dyn Store>,
@@ -98,12 +97,7 @@ impl RegistrarService {
         let auth = if config.auth.enabled {
             let mut acfg = AuthConfig::new(AuthConfig::random_secret());
             acfg.nonce_ttl = Duration::from_secs(config.auth.nonce_ttl_secs);
-            acfg.algorithms = config
-                .auth
-                .algorithms
-                .iter()
-                .filter_map(|a| sip_auth::Algorithm::from_name(a))
-                .collect();
+            acfg.algorithms = config.auth.algorithms.iter().filter_map(|a| sip_auth::Algorithm::from_name(a)).collect();
             Some(Authenticator::new(acfg))
         } else {
             tracing::warn!("auth.enabled = false: anyone can register any AoR of the served domains");
@@ -125,9 +119,8 @@ impl RegistrarService {
         let mut auth_user: Option<(String, String)> = None;
         if let Some(auth) = &self.auth {
             let realm = realm_of(req);
-            let outcome = auth.check(req, &realm, Which::Authorization, now, |user, realm, alg| {
-                self.users.ha1(user, realm, alg)
-            });
+            let outcome =
+                auth.check(req, &realm, Which::Authorization, now, |user, realm, alg| self.users.ha1(user, realm, alg));
             match outcome {
                 AuthOutcome::Authenticated { username } => auth_user = Some((username, realm)),
                 AuthOutcome::Challenge { stale, reason } => {

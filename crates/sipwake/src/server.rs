@@ -53,9 +53,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
     };
     let mgmt_addr = if config.management.enabled {
-        let listener = tokio::net::TcpListener::bind(&config.management.listen)
-            .await
-            .with_context(|| format!("cannot bind the management API on {} (management.listen)", config.management.listen))?;
+        let listener = tokio::net::TcpListener::bind(&config.management.listen).await.with_context(|| {
+            format!("cannot bind the management API on {} (management.listen)", config.management.listen)
+        })?;
         let addr = listener.local_addr()?;
         let state = MgmtState {
             registrar: registrar.clone(),

@@ -15,7 +15,8 @@ const NO_AUTH: &str = "[auth]\nenabled = false\n";
 
 /// Registers `user` with sipp from `port` (then free for the callee sipp on the same port).
 fn register_sipp(server: SocketAddr, user: &str, transport: &str, port: u16) {
-    let (ok, out) = sipp_start("register_plain.xml", server, transport, 1, Some(port), &["-s", user]).wait(Duration::from_secs(20));
+    let (ok, out) =
+        sipp_start("register_plain.xml", server, transport, 1, Some(port), &["-s", user]).wait(Duration::from_secs(20));
     assert!(ok, "registering {user} from port {port} failed:\n{out}");
 }
 
@@ -231,7 +232,7 @@ fn udp_caller_reaches_tcp_callee_over_its_own_connection() {
         s += &get("Call-ID:")[0];
         s += "\r\n";
         s += &get("CSeq:")[0];
-        s += &format!("\r\nContact: <sip:kim@192.0.2.99:5999;transport=tcp>\r\nContent-Length: 0\r\n\r\n");
+        s += "\r\nContact: <sip:kim@192.0.2.99:5999;transport=tcp>\r\nContent-Length: 0\r\n\r\n";
         s
     };
     let ringing = resp("180 Ringing");
@@ -246,7 +247,12 @@ fn udp_caller_reaches_tcp_callee_over_its_own_connection() {
     let bh: Vec<&str> = bye_msg.split("\r\n").take_while(|l| !l.is_empty()).collect();
     let mut ok_bye = String::from("SIP/2.0 200 OK\r\n");
     for l in bh.iter().skip(1) {
-        if l.starts_with("Via:") || l.starts_with("From:") || l.starts_with("To:") || l.starts_with("Call-ID:") || l.starts_with("CSeq:") {
+        if l.starts_with("Via:")
+            || l.starts_with("From:")
+            || l.starts_with("To:")
+            || l.starts_with("Call-ID:")
+            || l.starts_with("CSeq:")
+        {
             ok_bye += l;
             ok_bye += "\r\n";
         }

@@ -298,7 +298,8 @@ fn restart_after_kill_keeps_every_acknowledged_binding() {
 
 #[test]
 fn expired_bindings_are_removed_by_timer() {
-    let server = Server::start_with(&[], Some("[auth]\nenabled = false\n[registrar]\nmin_expires = 1\ndefault_expires = 60\n"));
+    let server =
+        Server::start_with(&[], Some("[auth]\nenabled = false\n[registrar]\nmin_expires = 1\ndefault_expires = 60\n"));
     let mut p = Phone::udp(server.udp, "ivy", "127.0.0.1");
     assert_eq!(status_of(p.register(&["<sip:ivy@192.0.2.1>;expires=1"], &[]).as_bytes()), 200);
     assert_eq!(server.bindings("ivy@127.0.0.1").len(), 1);
@@ -318,7 +319,18 @@ fn management_api_and_ctl() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["total"], 1);
     let b = &v["aors"][0]["bindings"][0];
-    for key in ["id", "contact", "expires_in_secs", "call_id", "cseq", "path", "flow", "instance", "push_capable", "user_agent"] {
+    for key in [
+        "id",
+        "contact",
+        "expires_in_secs",
+        "call_id",
+        "cseq",
+        "path",
+        "flow",
+        "instance",
+        "push_capable",
+        "user_agent",
+    ] {
         assert!(b.get(key).is_some(), "missing {key} in {b}");
     }
     assert_eq!(b["user_agent"], "TestPhone/1.0");
@@ -349,7 +361,12 @@ fn management_api_and_ctl() {
     // Metrics.
     let (st, m) = server.api("GET", "/metrics");
     assert_eq!(st, 200);
-    for name in ["sipwake_registrations_total", "sipwake_bindings", "sipwake_request_duration_seconds_bucket", "sipwake_requests_total"] {
+    for name in [
+        "sipwake_registrations_total",
+        "sipwake_bindings",
+        "sipwake_request_duration_seconds_bucket",
+        "sipwake_requests_total",
+    ] {
         assert!(m.contains(name), "{name} missing from /metrics:\n{m}");
     }
 }

@@ -123,7 +123,9 @@ fn via_port(msg: &[u8]) -> u16 {
 fn inside_netns() {
     let server = Server::start_with(
         &[],
-        Some("[auth]\nenabled = false\n[registrar]\ndomains = [\"example.com\"]\n[proxy]\nrelay_for_local_users = false\n"),
+        Some(
+            "[auth]\nenabled = false\n[registrar]\ndomains = [\"example.com\"]\n[proxy]\nrelay_for_local_users = false\n",
+        ),
     );
     let data = repo().join("crates/sip-msg/tests/data");
     let verdicts = std::fs::read_to_string(data.join("rfc4475/verdicts.tsv")).unwrap();
@@ -225,8 +227,16 @@ fn inside_netns() {
     };
     let mut nul = contacts("null-%2500-null@example.com");
     nul.sort();
-    assert_eq!(nul, vec!["sip:%00%00@host5.example.com", "sip:%00@host5.example.com"], "escnull: two distinct contacts");
-    assert_eq!(contacts("watson@example.com"), vec!["sip:+19725552222@gw1.example.net;unknownparam"], "cparam02 URI parameter");
+    assert_eq!(
+        nul,
+        vec!["sip:%00%00@host5.example.com", "sip:%00@host5.example.com"],
+        "escnull: two distinct contacts"
+    );
+    assert_eq!(
+        contacts("watson@example.com"),
+        vec!["sip:+19725552222@gw1.example.net;unknownparam"],
+        "cparam02 URI parameter"
+    );
     assert_eq!(contacts("user@example.com"), vec!["sip:user@example.com?Route=%3Csip:sip.example.com%3E"], "regescrt");
     assert_eq!(contacts("j.user@example.com").len(), 1, "dblreq/regaut01");
 }

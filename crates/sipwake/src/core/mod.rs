@@ -65,10 +65,7 @@ impl Core {
             trying_delay: Duration::from_millis(s.trying_delay_ms),
             ..sip_txn::Config::default()
         };
-        let me = crate::proxy::route::Me {
-            listeners: transports.local_addrs(),
-            domains: registrar.domains(),
-        };
+        let me = crate::proxy::route::Me { listeners: transports.local_addrs(), domains: registrar.domains() };
         let p = &config.proxy;
         let pcfg = crate::proxy::ProxyConfig {
             record_route: p.record_route,

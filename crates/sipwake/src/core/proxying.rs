@@ -22,7 +22,7 @@ pub(super) enum Decision {
     /// Answer with this status (and headers).
     Reject(u16, Option<&'static str>, Vec<(HeaderName, String)>),
     /// Proxy it: the request (after Route processing) and its targets.
-    Proxy { request: Message, targets: Vec<(String, u16, BranchTarget)>, record_route: bool },
+    Proxy { request: Box<Message>, targets: Vec<(String, u16, BranchTarget)>, record_route: bool },
 }
 
 impl Core {
@@ -54,7 +54,10 @@ impl Core {
         let domain = Aor::from_uri(&sip_msg::SipUri::new(ruri.host.clone(), None)).to_string();
         // Addressed to the server itself (no user part): answered here. With a
         // user part, our address is a domain like any other (sip:alice@IP).
-        let to_us = !has_route && flow.is_none() && ruri.user.is_none() && (self.me.is_me(&ruri) || self.registrar.serves(&domain));
+        let to_us = !has_route
+            && flow.is_none()
+            && ruri.user.is_none()
+            && (self.me.is_me(&ruri) || self.registrar.serves(&domain));
         if to_us {
             return Decision::Local;
         }
@@ -78,10 +81,9 @@ impl Core {
             return self.forward_single(req, has_route, flow, src);
         }
         // An initial request: who is calling?
-        let from_domain = msg
-            .from()
-            .ok()
-            .and_then(|f| f.uri.as_sip().map(|u| Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string()));
+        let from_domain = msg.from().ok().and_then(|f| {
+            f.uri.as_sip().map(|u| Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string())
+        });
         let from_local = from_domain.as_deref().is_some_and(|d| self.registrar.serves(d));
         let local_target = self.registrar.serves(&domain);
         let mut authenticated = false;
@@ -91,12 +93,20 @@ impl Core {
                 Some(AuthOutcome::Authenticated { username }) => {
                     let from_user = msg.from().ok().and_then(|f| f.uri.as_sip().and_then(|u| u.user_unescaped()));
                     if from_user.as_deref() != Some(username.as_bytes()) {
-                        return Decision::Reject(403, Some("Forbidden (From does not match the credentials)"), Vec::new());
+                        return Decision::Reject(
+                            403,
+                            Some("Forbidden (From does not match the credentials)"),
+                            Vec::new(),
+                        );
                     }
                     authenticated = true;
                 }
                 Some(AuthOutcome::Challenge { stale, .. }) => {
-                    return Decision::Reject(407, None, self.registrar.challenge(&realm, Which::ProxyAuthorization, stale));
+                    return Decision::Reject(
+                        407,
+                        None,
+                        self.registrar.challenge(&realm, Which::ProxyAuthorization, stale),
+                    );
                 }
                 None => {}
             }
@@ -117,7 +127,11 @@ impl Core {
         let bindings = self.registrar.lookup(&aor);
         if bindings.is_empty() {
             let known = self.registrar.subscriber_exists(aor.user(), aor.domain());
-            return if known { Decision::Reject(480, None, Vec::new()) } else { Decision::Reject(404, None, Vec::new()) };
+            return if known {
+                Decision::Reject(480, None, Vec::new())
+            } else {
+                Decision::Reject(404, None, Vec::new())
+            };
         }
         let targets = bindings
             .iter()
@@ -140,15 +154,23 @@ impl Core {
                     let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
                     natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
                 };
-                (b.id.clone(), b.q.unwrap_or(1000), BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow })
+                (
+                    b.id.clone(),
+                    b.q.unwrap_or(1000),
+                    BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow },
+                )
             })
             .collect();
-        Decision::Proxy { request: req, targets, record_route: self.pcfg.record_route && px::creates_dialog(&method) }
+        Decision::Proxy {
+            request: Box::new(req),
+            targets,
+            record_route: self.pcfg.record_route && px::creates_dialog(&method),
+        }
     }
 
     fn forward_single(&self, req: Message, has_route: bool, flow: Option<Target>, _src: &Source) -> Decision {
         let t = BranchTarget { uri: None, path: Vec::new(), flow: if has_route { None } else { flow } };
-        Decision::Proxy { request: req, targets: vec![("next-hop".into(), 1000, t)], record_route: false }
+        Decision::Proxy { request: Box::new(req), targets: vec![("next-hop".into(), 1000, t)], record_route: false }
     }
 
     /// Requests other than REGISTER, ACK and CANCEL.
@@ -170,7 +192,7 @@ impl Core {
             }
             Decision::Reject(c, r, h) => (c, r, h),
             Decision::Proxy { request, targets, record_route } => {
-                return self.start_proxy(src, msg, request, targets, record_route, target);
+                return self.start_proxy(src, msg, *request, targets, record_route, target);
             }
         };
         if method != Method::Invite {
@@ -263,7 +285,7 @@ impl Core {
                     let br = route::branch(&ctx.loop_hash, st.proxy.seq);
                     let src = ctx.source;
                     let rr = |dest: &Target| px::record_route_values(&self.me, &self.tokens, &src, dest);
-                    let rr_opt: Option<&dyn Fn(&Target) -> Vec<String>> = if ctx.record_route { Some(&rr) } else { None };
+                    let rr_opt: Option<branch::RecordRouteFn<'_>> = if ctx.record_route { Some(&rr) } else { None };
                     let built = branch::build(&ctx.request, &t, &self.me, &br, rr_opt);
                     let sent = built.and_then(|(m, dest)| st.txn.send_request(m, to_peer(&dest), now).ok());
                     let ctx = st.proxy.ctxs.get_mut(key).expect("context");

@@ -18,6 +18,9 @@ pub struct BranchTarget {
     pub flow: Option<Target>,
 }
 
+/// Makes the Record-Route values for a branch going to a destination.
+pub type RecordRouteFn<'a> = &'a dyn Fn(&Target) -> Vec<String>;
+
 /// Builds the branch request and its destination; `None` when no next hop
 /// can be found (the branch then fails like a 503).
 pub fn build(
@@ -25,7 +28,7 @@ pub fn build(
     t: &BranchTarget,
     me: &Me,
     branch: &str,
-    record_route: Option<&dyn Fn(&Target) -> Vec<String>>,
+    record_route: Option<RecordRouteFn<'_>>,
 ) -> Option<(Message, Target)> {
     let mut m = orig.clone();
     if let Some(uri) = &t.uri

@@ -71,10 +71,7 @@ impl FlowRef {
         };
         let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
         let conn = u64::from_be_bytes(rest.get(2..10)?.try_into().ok()?);
-        Some((
-            FlowRef { transport, remote: SocketAddr::new(ip, port), conn: (conn != 0).then_some(conn) },
-            &rest[10..],
-        ))
+        Some((FlowRef { transport, remote: SocketAddr::new(ip, port), conn: (conn != 0).then_some(conn) }, &rest[10..]))
     }
 }
 

@@ -97,12 +97,7 @@ impl Table {
 
 /// Flow-token Record-Route values for a dialog between `src` and `dest`:
 /// one, or two when the transport or address family changes (RFC 5658).
-pub fn record_route_values(
-    me: &Me,
-    tokens: &FlowTokens,
-    src: &Source,
-    dest: &Target,
-) -> Vec<String> {
+pub fn record_route_values(me: &Me, tokens: &FlowTokens, src: &Source, dest: &Target) -> Vec<String> {
     let in_flow = FlowRef { transport: src.transport, remote: src.remote, conn: src.conn };
     let out_flow = FlowRef { transport: dest.transport, remote: dest.remote, conn: dest.conn };
     let user = tokens.encode(&in_flow, &out_flow);

@@ -101,9 +101,10 @@ pub fn stateless_branch(incoming: &[u8]) -> String {
 /// 482), as opposed to a spiral (through us, but retargeted).
 pub fn is_loop(req: &Message, me: &Me, hash: &str) -> bool {
     let marker = format!("z9hG4bKsw{hash}.");
-    req.headers.get_all(&HeaderName::Via).filter_map(|v| Via::parse(v).ok()).any(|v| {
-        me.is_my_via(&v) && v.branch().is_some_and(|b| b.starts_with(marker.as_bytes()))
-    })
+    req.headers
+        .get_all(&HeaderName::Via)
+        .filter_map(|v| Via::parse(v).ok())
+        .any(|v| me.is_my_via(&v) && v.branch().is_some_and(|b| b.starts_with(marker.as_bytes())))
 }
 
 /// The Request-URI without RFC 8599 parameters (`pn-*`), which never go to
@@ -120,8 +121,7 @@ pub fn strip_push_params(uri: &Uri) -> Uri {
 /// returns the user parts of the popped URIs (flow tokens).
 pub fn pop_my_routes(req: &mut Message, me: &Me) -> Vec<String> {
     let mut users = Vec::new();
-    loop {
-        let Some(idx) = req.headers.0.iter().position(|h| h.name == HeaderName::Route) else { break };
+    while let Some(idx) = req.headers.0.iter().position(|h| h.name == HeaderName::Route) {
         let Ok(na) = NameAddr::parse(&req.headers.0[idx].value) else { break };
         let Some(u) = na.uri.as_sip() else { break };
         if !me.is_me(u) {
@@ -162,11 +162,7 @@ pub fn undo_strict_routing(req: &mut Message, me: &Me) -> Option<String> {
 /// branch like a 503 (§16.9). Registered devices are unaffected: they are
 /// reached over their flow or at the address in their Contact.
 pub fn next_hop(req: &Message) -> Option<Target> {
-    let route_uri = req
-        .headers
-        .get(&HeaderName::Route)
-        .and_then(|v| NameAddr::parse(v).ok())
-        .map(|na| na.uri);
+    let route_uri = req.headers.get(&HeaderName::Route).and_then(|v| NameAddr::parse(v).ok()).map(|na| na.uri);
     let uri = route_uri.as_ref().or(req.uri())?;
     let sip = uri.as_sip()?;
     let transport = match sip.params.value("transport") {
@@ -198,7 +194,10 @@ mod tests {
 
     fn me() -> Me {
         Me {
-            listeners: vec![(Transport::Udp, "127.0.0.1:5070".parse().unwrap()), (Transport::Tcp, "127.0.0.1:5071".parse().unwrap())],
+            listeners: vec![
+                (Transport::Udp, "127.0.0.1:5070".parse().unwrap()),
+                (Transport::Tcp, "127.0.0.1:5071".parse().unwrap()),
+            ],
             domains: vec!["example.com".into()],
         }
     }
@@ -232,7 +231,8 @@ mod tests {
         let r = msg(INV);
         let h = loop_hash(&r);
         assert!(!is_loop(&r, &m, &h));
-        let looped = INV.replacen("Via: ", &format!("Via: SIP/2.0/UDP 127.0.0.1:5070;branch={}\nVia: ", branch(&h, 1)), 1);
+        let looped =
+            INV.replacen("Via: ", &format!("Via: SIP/2.0/UDP 127.0.0.1:5070;branch={}\nVia: ", branch(&h, 1)), 1);
         assert!(is_loop(&msg(&looped), &m, &h));
         // Retargeted: a different Request-URI gives a different hash (a spiral).
         let spiral = looped.replacen("INVITE sip:bob@example.com", "INVITE sip:bob@192.0.2.9", 1);
@@ -248,10 +248,14 @@ mod tests {
 
     #[test]
     fn next_hops() {
-        let r = msg("OPTIONS sip:bob@192.0.2.7:5062;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+        let r = msg(
+            "OPTIONS sip:bob@192.0.2.7:5062;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+        );
         let t = next_hop(&r).unwrap();
         assert_eq!((t.transport, t.remote), (Transport::Tcp, "192.0.2.7:5062".parse().unwrap()));
-        let r = msg("OPTIONS sip:bob@[2001:db8::1] SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nRoute: <sip:192.0.2.8:5080;lr>\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+        let r = msg(
+            "OPTIONS sip:bob@[2001:db8::1] SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nRoute: <sip:192.0.2.8:5080;lr>\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+        );
         assert_eq!(next_hop(&r).unwrap().remote, "192.0.2.8:5080".parse().unwrap());
     }
 }

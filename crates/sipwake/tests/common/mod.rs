@@ -121,8 +121,7 @@ impl Server {
     pub fn kill9(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     /// The data directory.
@@ -189,7 +188,14 @@ pub struct Sipp {
 }
 
 /// Starts sipp in the background on `port` (or a free one).
-pub fn sipp_start(scenario: &str, target: SocketAddr, transport: &str, calls: u32, port: Option<u16>, extra: &[&str]) -> Sipp {
+pub fn sipp_start(
+    scenario: &str,
+    target: SocketAddr,
+    transport: &str,
+    calls: u32,
+    port: Option<u16>,
+    extra: &[&str],
+) -> Sipp {
     let work = tempfile::tempdir().unwrap();
     let scen = repo().join("tests/sipp").join(scenario);
     let port = port.unwrap_or_else(free_udp_port);
