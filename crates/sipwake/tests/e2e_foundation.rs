@@ -33,7 +33,7 @@ fn udp_final_response_is_retransmitted_until_ack() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = sock.local_addr().unwrap();
     let invite = format!(
-        "INVITE sip:nobody@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-retx-1\r\nFrom: <sip:a@{local}>;tag=1\r\nTo: <sip:nobody@{s}>\r\nCall-ID: retx-1\r\nCSeq: 7 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "INVITE sip:nobody@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-retx-1\r\nFrom: <sip:a@caller.example>;tag=1\r\nTo: <sip:nobody@{s}>\r\nCall-ID: retx-1\r\nCSeq: 7 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         s = server.udp
     );
     sock.send_to(invite.as_bytes(), server.udp).unwrap();
@@ -59,7 +59,7 @@ fn udp_final_response_is_retransmitted_until_ack() {
     // ACK it; then nothing more arrives.
     let to = String::from_utf8_lossy(&finals[0].1).lines().find(|l| l.starts_with("To:")).unwrap().to_string();
     let ack = format!(
-        "ACK sip:nobody@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-retx-1\r\nFrom: <sip:a@{local}>;tag=1\r\n{to}\r\nCall-ID: retx-1\r\nCSeq: 7 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "ACK sip:nobody@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-retx-1\r\nFrom: <sip:a@caller.example>;tag=1\r\n{to}\r\nCall-ID: retx-1\r\nCSeq: 7 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         s = server.udp
     );
     sock.send_to(ack.as_bytes(), server.udp).unwrap();
@@ -79,7 +79,7 @@ fn requests_get_the_right_final_answers() {
     let s = server.udp;
     let req = |method: &str, uri: &str, extra: &str, n: u32| {
         format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ans-{n}\r\nFrom: <sip:a@{local}>;tag=1\r\nTo: <sip:b@{s}>{extra}\r\nCall-ID: ans-{n}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ans-{n}\r\nFrom: <sip:a@caller.example>;tag=1\r\nTo: <sip:b@{s}>{extra}\r\nCall-ID: ans-{n}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         )
     };
     let cases: Vec<(String, u16)> = vec![
@@ -87,7 +87,8 @@ fn requests_get_the_right_final_answers() {
         (req("MESSAGE", &format!("sip:bob@{s}"), "", 2), 404),
         (req("BYE", &format!("sip:bob@{s}"), ";tag=x", 3), 481),
         (req("CANCEL", &format!("sip:bob@{s}"), "", 4), 481),
-        (req("FOO", &format!("sip:bob@{s}"), "", 5), 501),
+        (req("FOO", &format!("sip:{s}"), "", 5), 501),
+        (req("FOO", &format!("sip:bob@{s}"), "", 10), 404),
         (req("INVITE", "tel:+15551234", "", 6), 416),
         (req("OPTIONS", &format!("sip:{s}"), "\r\nProxy-Require: x-unknown", 7), 420),
         (req("REGISTER", &format!("sip:{s}"), "", 8), 401),
@@ -118,12 +119,12 @@ fn cancel_matching_an_answered_invite_gets_200() {
     let local = sock.local_addr().unwrap();
     let s = server.udp;
     let invite = format!(
-        "INVITE sip:bob@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-can-1\r\nFrom: <sip:a@{local}>;tag=1\r\nTo: <sip:bob@{s}>\r\nCall-ID: can-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "INVITE sip:bob@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-can-1\r\nFrom: <sip:a@caller.example>;tag=1\r\nTo: <sip:bob@{s}>\r\nCall-ID: can-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     let resp = udp_exchange(&sock, s, invite.as_bytes(), Duration::from_secs(3)).unwrap();
     assert_eq!(status_of(&resp), 404);
     let cancel = format!(
-        "CANCEL sip:bob@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-can-1\r\nFrom: <sip:a@{local}>;tag=1\r\nTo: <sip:bob@{s}>\r\nCall-ID: can-1\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "CANCEL sip:bob@{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-can-1\r\nFrom: <sip:a@caller.example>;tag=1\r\nTo: <sip:bob@{s}>\r\nCall-ID: can-1\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     sock.send_to(cancel.as_bytes(), s).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -146,7 +147,7 @@ fn malformed_messages_get_400_or_are_dropped_and_server_survives() {
     let s = server.udp;
     // Negative Content-Length: 400.
     let bad = format!(
-        "OPTIONS sip:{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-bad-1\r\nFrom: <sip:a@{local}>;tag=1\r\nTo: <sip:{s}>\r\nCall-ID: bad-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: -5\r\n\r\n"
+        "OPTIONS sip:{s} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-bad-1\r\nFrom: <sip:a@caller.example>;tag=1\r\nTo: <sip:{s}>\r\nCall-ID: bad-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: -5\r\n\r\n"
     );
     let resp = udp_exchange(&sock, s, bad.as_bytes(), Duration::from_secs(3)).unwrap();
     assert_eq!(status_of(&resp), 400);

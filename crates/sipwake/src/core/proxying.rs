@@ -76,8 +76,8 @@ impl Core {
         if !unsupported.is_empty() {
             return Decision::Reject(420, None, vec![(HeaderName::Unsupported, unsupported.join(", "))]);
         }
-        if in_dialog || flow.is_some() {
-            // Mid-dialog: the route set decides, no lookup.
+        if flow.is_some() || (in_dialog && (has_route || !self.registrar.serves(&domain))) {
+            // Mid-dialog: the route set (or the remote target) decides, no lookup.
             return self.forward_single(req, has_route, flow, src);
         }
         // An initial request: who is calling?
@@ -87,7 +87,7 @@ impl Core {
         let from_local = from_domain.as_deref().is_some_and(|d| self.registrar.serves(d));
         let local_target = self.registrar.serves(&domain);
         let mut authenticated = false;
-        if from_local && self.pcfg.authenticate_local_callers && self.registrar.auth_enabled() {
+        if !in_dialog && from_local && self.pcfg.authenticate_local_callers && self.registrar.auth_enabled() {
             let realm = from_domain.clone().unwrap_or_default();
             match self.registrar.authenticate(msg, &realm, Which::ProxyAuthorization) {
                 Some(AuthOutcome::Authenticated { username }) => {
@@ -119,12 +119,16 @@ impl Core {
             }
             return Decision::Reject(403, Some("Relaying Denied"), Vec::new());
         }
-        if !from_local && !self.pcfg.allow_unauthenticated_inbound {
+        if !in_dialog && !from_local && !self.pcfg.allow_unauthenticated_inbound {
             return Decision::Reject(403, Some("Forbidden (inbound calls not allowed)"), Vec::new());
         }
         // §16.5: the target set from the location service.
         let aor = Aor::from_uri(&ruri);
         let bindings = self.registrar.lookup(&aor);
+        if bindings.is_empty() && in_dialog {
+            // A mid-dialog request to one of our AoRs with nobody there.
+            return Decision::Reject(481, None, Vec::new());
+        }
         if bindings.is_empty() {
             let known = self.registrar.subscriber_exists(aor.user(), aor.domain());
             return if known {

@@ -107,12 +107,15 @@ pub fn is_loop(req: &Message, me: &Me, hash: &str) -> bool {
         .any(|v| me.is_my_via(&v) && v.branch().is_some_and(|b| b.starts_with(marker.as_bytes())))
 }
 
-/// The Request-URI without RFC 8599 parameters (`pn-*`), which never go to
-/// the device or anyone else (RFC 8599 §5.2).
+/// The Request-URI of a branch: the contact without RFC 8599 parameters
+/// (`pn-*`, which never go to the device or anyone else, RFC 8599 §5.2)
+/// and without URI headers (`?h=v` never appears in a Request-URI,
+/// RFC 3261 §19.1.5; RFC 4475 regescrt/escruri).
 pub fn strip_push_params(uri: &Uri) -> Uri {
     let mut u = uri.clone();
     if let Some(s) = u.as_sip_mut() {
         s.params.0.retain(|(n, _)| !(n.len() >= 3 && n[..3].eq_ignore_ascii_case(b"pn-")));
+        s.headers = None;
     }
     u
 }
@@ -244,6 +247,8 @@ mod tests {
     fn push_params_stripped() {
         let u = Uri::parse_bytes("sip:bob@192.0.2.1;transport=tcp;pn-provider=apns;pn-prid=x;PN-param=y").unwrap();
         assert_eq!(strip_push_params(&u).to_string(), "sip:bob@192.0.2.1;transport=tcp");
+        let u = Uri::parse_bytes("sip:user@example.com?Route=%3Csip:sip.example.com%3E").unwrap();
+        assert_eq!(strip_push_params(&u).to_string(), "sip:user@example.com");
     }
 
     #[test]
