@@ -163,6 +163,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
+    crate::metrics::state(st.core.transactions(), st.core.proxy_contexts(), st.transports.conn_count());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }
 
@@ -249,6 +250,8 @@ pub struct StatsView {
     pub bindings: usize,
     pub push_bindings: usize,
     pub transactions: usize,
+    pub proxy_contexts: usize,
+    pub branches_started: u64,
     pub tcp_connections: usize,
     pub requests: u64,
     pub parse_errors: u64,
@@ -275,6 +278,8 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
         bindings,
         push_bindings,
         transactions: st.core.transactions(),
+        proxy_contexts: st.core.proxy_contexts(),
+        branches_started: s.branches.load(Ordering::Relaxed),
         tcp_connections: st.transports.conn_count(),
         requests: s.requests.load(Ordering::Relaxed),
         parse_errors: s.parse_errors.load(Ordering::Relaxed),

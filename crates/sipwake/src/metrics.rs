@@ -38,6 +38,14 @@ fn describe() {
     metrics::describe_counter!("sipwake_auth_failures_total", "Failed digest authentications, by reason");
     metrics::describe_gauge!("sipwake_bindings", "Bindings in the location service");
     metrics::describe_histogram!("sipwake_request_duration_seconds", "Request in to final response out, by method");
+    metrics::describe_counter!(
+        "sipwake_proxied_total",
+        "Proxied requests by method and the final status sent upstream"
+    );
+    metrics::describe_counter!("sipwake_branches_total", "Branches (forwarded copies of a request) started");
+    metrics::describe_gauge!("sipwake_transactions", "SIP transactions in progress");
+    metrics::describe_gauge!("sipwake_proxy_contexts", "Requests being proxied");
+    metrics::describe_gauge!("sipwake_tcp_connections", "Open TCP connections");
 }
 
 pub fn request(method: &str) {
@@ -74,4 +82,19 @@ pub fn bindings(n: usize) {
 
 pub fn request_latency(method: &'static str, d: Duration) {
     metrics::histogram!("sipwake_request_duration_seconds", "method" => method).record(d.as_secs_f64());
+}
+
+pub fn proxied(method: &'static str, code: u16) {
+    metrics::counter!("sipwake_proxied_total", "method" => method, "code" => code.to_string()).increment(1);
+}
+
+pub fn branch_started() {
+    metrics::counter!("sipwake_branches_total").increment(1);
+}
+
+/// Gauges read from the server state when /metrics is scraped.
+pub fn state(transactions: usize, contexts: usize, connections: usize) {
+    metrics::gauge!("sipwake_transactions").set(transactions as f64);
+    metrics::gauge!("sipwake_proxy_contexts").set(contexts as f64);
+    metrics::gauge!("sipwake_tcp_connections").set(connections as f64);
 }

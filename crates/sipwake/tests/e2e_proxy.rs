@@ -44,6 +44,15 @@ fn basic_call_with_record_route_over_udp_and_tcp() {
         check(&format!("caller over {t}"), caller, &server);
         check(&format!("callee over {t}"), bob.wait(Duration::from_secs(20)), &server);
     }
+    // Calls by final code, branches and transactions are visible in /metrics and ctl stats.
+    let (_, m) = server.api("GET", "/metrics");
+    assert!(m.contains("sipwake_proxied_total{method=\"INVITE\",code=\"200\"} 2"), "{m}");
+    assert!(m.contains("sipwake_branches_total"), "{m}");
+    assert!(m.contains("sipwake_transactions"), "{m}");
+    let (_, stats) = server.api("GET", "/api/v1/stats");
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(v["branches_started"].as_u64().unwrap() >= 4, "{stats}");
+    assert!(v.get("proxy_contexts").is_some() && v.get("transactions").is_some(), "{stats}");
 }
 
 #[test]

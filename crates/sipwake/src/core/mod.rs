@@ -302,7 +302,7 @@ impl Handler for Core {
 }
 
 /// A bounded label for the method metric (unknown methods share one).
-fn method_label(m: &sip_msg::Method) -> &'static str {
+pub(crate) fn method_label(m: &sip_msg::Method) -> &'static str {
     use sip_msg::Method::*;
     match m {
         Invite => "INVITE",

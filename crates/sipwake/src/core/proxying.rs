@@ -266,6 +266,8 @@ impl Core {
                 source: src,
                 record_route,
                 loop_hash: hash,
+                counted: false,
+                started: now,
             };
             st.proxy.ctxs.insert(key.clone(), ctx);
             self.run_actions(&mut st, &key, actions, now);
@@ -295,6 +297,8 @@ impl Core {
                     let ctx = st.proxy.ctxs.get_mut(key).expect("context");
                     match sent {
                         Some(ckey) => {
+                            crate::metrics::branch_started();
+                            self.stats.branches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             ctx.branches.insert(branch, ckey.clone());
                             st.proxy.by_client.insert(ckey, (key.clone(), branch));
                         }
@@ -312,11 +316,13 @@ impl Core {
                 Action::Forward { response } => {
                     let code = response.status().unwrap_or(0);
                     self.stats.count_response(code);
+                    count_final(ctx, code);
                     if let Err(e) = st.txn.respond(key, *response, now) {
                         tracing::debug!(code, error = %e, "response not forwarded");
                     }
                 }
                 Action::Respond { code, reason } => {
+                    count_final(ctx, code);
                     let resp = self.build_response(&ctx.request, &tag_for(key), code, reason, &[]);
                     if let Err(e) = st.txn.respond(key, resp, now) {
                         tracing::debug!(code, error = %e, "response not sent");
@@ -491,5 +497,15 @@ impl Core {
         if let Some((target, data)) = self.stray_target(&msg) {
             self.send(&target, data);
         }
+    }
+}
+
+/// Counts the first final status a proxied request got upstream.
+fn count_final(ctx: &mut Ctx, code: u16) {
+    if code >= 200 && !ctx.counted {
+        ctx.counted = true;
+        let method = ctx.request.method().map_or("other", super::method_label);
+        crate::metrics::proxied(method, code);
+        crate::metrics::request_latency(method, ctx.started.elapsed());
     }
 }

@@ -12,6 +12,7 @@ pub struct Stats {
     pub responses_4xx: AtomicU64,
     pub responses_5xx: AtomicU64,
     pub responses_other: AtomicU64,
+    pub branches: AtomicU64,
 }
 
 impl Stats {

@@ -51,6 +51,10 @@ pub struct Ctx {
     pub source: Source,
     pub record_route: bool,
     pub loop_hash: String,
+    /// Whether the final status was counted in the metrics.
+    pub counted: bool,
+    /// When the request arrived (latency histogram).
+    pub started: Instant,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.
