@@ -43,6 +43,10 @@ pub fn build(
     for p in t.path.iter().rev() {
         m.headers.push_front(HeaderName::Route, p.clone());
     }
+    // §16.6 step 6: a next hop that is a strict router (its Route URI has no
+    // `lr`) gets the Request-URI in place of its Route value, and our
+    // Request-URI goes to the end of the route set.
+    strict_route(&mut m);
     let dest = match (&t.flow, t.path.is_empty()) {
         (Some(f), true) => *f,
         _ => next_hop(&m)?,
@@ -56,4 +60,37 @@ pub fn build(
     let via = format!("SIP/2.0/{} {local};branch={branch};rport", dest.transport.as_via());
     m.headers.push_front(HeaderName::Via, via);
     Some((m, dest))
+}
+
+fn strict_route(m: &mut Message) {
+    let Some(first) = m.headers.0.iter().position(|h| h.name == HeaderName::Route) else { return };
+    let Ok(na) = sip_msg::NameAddr::parse(&m.headers.0[first].value) else { return };
+    if na.uri.as_sip().is_none_or(|u| u.params.contains("lr")) {
+        return;
+    }
+    let sip_msg::StartLine::Request { uri, .. } = &mut m.start else { return };
+    let old = std::mem::replace(uri, na.uri);
+    m.headers.0.remove(first);
+    m.headers.push(HeaderName::Route, format!("<{old}>"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use sip_msg::{Limits, parse_datagram};
+
+    #[test]
+    fn strict_router_next_hop() {
+        let s = "BYE sip:callee@192.0.2.5 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nRoute: <sip:192.0.2.1:5070>\r\nRoute: <sip:192.0.2.2;lr>\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+        let mut m = parse_datagram(Bytes::from(s), &Limits::default()).unwrap();
+        strict_route(&mut m);
+        assert_eq!(m.uri().unwrap().to_string(), "sip:192.0.2.1:5070");
+        let routes: Vec<_> = m.headers.get_all(&HeaderName::Route).cloned().collect();
+        assert_eq!(routes, vec![Bytes::from_static(b"<sip:192.0.2.2;lr>"), Bytes::from_static(b"<sip:callee@192.0.2.5>")]);
+        // A loose router next: nothing changes.
+        let mut loose = parse_datagram(Bytes::from(s.replace("<sip:192.0.2.1:5070>", "<sip:192.0.2.1:5070;lr>")), &Limits::default()).unwrap();
+        strict_route(&mut loose);
+        assert_eq!(loose.uri().unwrap().to_string(), "sip:callee@192.0.2.5");
+    }
 }
