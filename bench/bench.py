@@ -3,17 +3,30 @@
 
 One command (from the repository root):
 
-    bench/run.sh                 # all scenarios
-    bench/run.sh options         # one scenario
+    bench/run.sh                          # all scenarios
+    bench/run.sh options                  # one scenario
     bench/run.sh options --rates 5000,10000,20000 --secs 5
+    bench/run.sh register register_auth --rates 2000,5000,10000,20000 --secs 5
+    bench/run.sh rss --rss-bindings 100000
+
+Scenarios:
+  options        OPTIONS answered 200 (stateless on both servers).
+  register       REGISTER of a new AoR per call, auth off -> 200.
+  register_auth  REGISTER -> 401 -> REGISTER with digest credentials -> 200,
+                 a new AoR per call (subscribers provisioned beforehand).
+  rss            memory per binding: registers --rss-bindings distinct AoRs at
+                 --rss-rate and reads the server's memory before, halfway and after.
 
 For each scenario and each server it drives the server with sipp at
-increasing rates and prints, per rate: the rate sipp achieved, the failure
-ratio, latency percentiles measured by sip-probe (µs resolution; sipp's own
-are 1 ms), and the server's CPU seconds per 1000 requests (utime+stime of
-the server and its children, from /proc). A rate counts as sustained when
-failures stay under 0.1% and sipp reaches 90% of the target. Only loopback
-addresses are used.
+increasing rates and prints, per rate: the calls/s sipp completed (a call
+is one OPTIONS, one REGISTER, or the two REGISTERs of an authenticated
+registration, counted when its 200 arrives), requests/s, the failure ratio,
+sipp's retransmissions, latency percentiles measured by sip-probe (µs
+resolution; sipp's own are 1 ms), and the server's CPU per call and per
+request (utime+stime of the server and its children, from /proc, divided
+by the calls sipp and the probe completed). A rate counts as sustained
+when failures stay under 0.1% and sipp reaches 90% of the target. Only
+loopback addresses are used. See bench/README.md.
 """
 
 import argparse
@@ -27,9 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK = os.sysconf("SC_CLK_TCK")
+DOMAIN = "127.0.0.1"  # The AoRs' domain: the listener IP, which sipwake serves by default.
+PASSWORD = "secret"  # Every benchmark subscriber's password (bench/kamailio.cfg hard-codes it too).
+PROBE_RATE = 200  # sip-probe's requests/s during every measurement.
 
 
 def free_port(kind=socket.SOCK_DGRAM):
@@ -75,7 +92,8 @@ def cpu_seconds(pid):
 
 
 def rss_bytes(pid):
-    """Sum of RSS over the process tree (Kamailio's shared memory counted once per process it touched)."""
+    """Sum of PSS over the process tree: pages shared between the processes
+    (Kamailio's shared memory) are split between them, so counted once."""
     total = 0
     for p in proc_tree(pid):
         try:
@@ -88,38 +106,166 @@ def rss_bytes(pid):
     return total
 
 
+def vm_rss(pid):
+    """VmRSS of one process, bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def machine_cpu():
+    """CPU seconds: all CPUs busy ('busy'), and this script with its
+    waited-for children, sipp and the probe ('self')."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    t = os.times()
+    return {"busy": (sum(v) - v[3] - v[4]) / CLK,
+            "self": t.user + t.system + t.children_user + t.children_system}
+
+
+def disk_ticks(path=None):
+    """ms the disk holding `path` (the temporary directory) spent doing I/O (io_ticks)."""
+    st = os.stat(path or tempfile.gettempdir()).st_dev
+    try:
+        with open(f"/sys/dev/block/{os.major(st)}:{os.minor(st)}/stat") as f:
+            return int(f.read().split()[9])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def machine_busy(secs=0.5):
+    """Share of all CPUs busy over `secs` (before a run nothing of ours runs,
+    so this is what other processes take)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]
+    t0, i0 = sample()
+    time.sleep(secs)
+    t1, i1 = sample()
+    return 100.0 * (1 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def quiet(args):
+    """Waits (up to --wait-idle seconds) until other processes leave the
+    CPUs and the disk idle, since the numbers are only comparable on an idle
+    machine (sipwake's REGISTER path waits for its database on disk); warns
+    when they do not."""
+    def sample():
+        d0 = disk_ticks()
+        busy = machine_busy(1.0)
+        return busy, (disk_ticks() - d0) / 10.0
+    deadline = time.time() + args.wait_idle
+    busy, disk = sample()
+    waited = False
+    while (busy > 10 or disk > 10) and time.time() < deadline:
+        if not waited:
+            print(f"# other processes keep {busy:.0f}% of the CPUs and the disk {disk:.0f}% busy; "
+                  f"waiting up to {args.wait_idle} s", flush=True)
+            waited = True
+        time.sleep(2)
+        busy, disk = sample()
+    if busy > 10 or disk > 10:
+        print(f"# warning: other processes kept {busy:.0f}% of the CPUs and the disk {disk:.0f}% busy at the start "
+              f"of this sweep; its numbers are not comparable", flush=True)
+
+
 class Server:
     name = "?"
+    proc = None
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            tree = proc_tree(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            # Children the main process left behind (Kamailio's, when it was
+            # killed rather than stopped): only the ones this run started.
+            time.sleep(0.2)
+            for p in tree[1:]:
+                if self._ours(p):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def _ours(self, pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return self.dir.encode() in f.read()
+        except OSError:
+            return False
+
+    def bindings(self):
+        return None
+
+    def memory(self):
+        """{name: bytes} of the memory figures this server offers."""
+        return {}
 
 
 class Sipwake(Server):
+    """sipwake with a fresh data directory per start. `config` is TOML text;
+    `users` a list of `user@domain password` lines imported (one
+    transaction, `sipwake user import`) before the server starts."""
+
     name = "sipwake"
 
-    def __init__(self, workdir, config=None):
+    def __init__(self, workdir, config=None, users=None):
         self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="sipwake-", dir=workdir)
+        self.data = os.path.join(self.dir, "data")
         binary = os.path.join(ROOT, "target", "release", "sipwake")
-        args = [binary, "--listen", f"udp:127.0.0.1:{self.port}", "--data-dir", os.path.join(workdir, "sipwake-data")]
+        if users:
+            path = os.path.join(self.dir, "users.txt")
+            with open(path, "w") as f:
+                f.write("\n".join(users) + "\n")
+            subprocess.run([binary, "user", "import", path, "--data-dir", self.data], check=True,
+                           stdout=subprocess.DEVNULL)
+        args = [binary, "--listen", f"udp:127.0.0.1:{self.port}", "--data-dir", self.data,
+                "--management", "127.0.0.1:0"]
         if config:
-            path = os.path.join(workdir, "sipwake.toml")
+            path = os.path.join(self.dir, "sipwake.toml")
             with open(path, "w") as f:
                 f.write(config)
             args += ["--config", path]
-        self.log = open(os.path.join(workdir, "sipwake.log"), "w")
+        self.log = open(os.path.join(self.dir, "sipwake.log"), "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env=dict(os.environ, RUST_LOG="warn"))
-        line = self.proc.stdout.readline()
-        if "listening" not in line:
-            raise RuntimeError("sipwake did not start; see " + self.log.name)
         self.pid = self.proc.pid
+        self.mgmt = None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.stop()
+                raise RuntimeError("sipwake did not start; see " + self.log.name)
+            m = re.search(r"management on (http://\S+)", line)
+            if m:
+                self.mgmt = m.group(1)
+                break
+
+    def stats(self):
+        with urllib.request.urlopen(self.mgmt + "/api/v1/stats", timeout=10) as r:
+            return json.load(r)
+
+    def bindings(self):
+        try:
+            return self.stats()["bindings"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def memory(self):
+        out = {"VmRSS": vm_rss(self.pid)}
+        db = sum(os.path.getsize(os.path.join(self.data, f)) for f in os.listdir(self.data)
+                 if f.startswith("sipwake.db"))
+        out["db files on disk"] = db
+        return out
 
 
 class Kamailio(Server):
@@ -127,11 +273,14 @@ class Kamailio(Server):
 
     def __init__(self, workdir):
         self.port = free_port()
-        self.log = open(os.path.join(workdir, "kamailio.log"), "w")
+        self.dir = tempfile.mkdtemp(prefix="kamailio-", dir=workdir)
+        self.ctl = "unix:" + os.path.join(self.dir, "kamailio_ctl")
+        self.log = open(os.path.join(self.dir, "kamailio.log"), "w")
         cfg = os.path.join(ROOT, "bench", "kamailio.cfg")
         self.proc = subprocess.Popen(
             ["kamailio", "-f", cfg, "-DD", "-E", "-x", "tlsf", "-m", "4096", "-M", "64", "-n", "2",
-             "-l", f"udp:127.0.0.1:{self.port}", "-Y", workdir, "-P", os.path.join(workdir, "kamailio.pid")],
+             "-l", f"udp:127.0.0.1:{self.port}", "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
+             "-A", f'BENCH_CTL="{self.ctl}"'],
             stdout=self.log, stderr=self.log)
         self.pid = self.proc.pid
         # Ready when it answers an OPTIONS.
@@ -142,7 +291,23 @@ class Kamailio(Server):
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
+        self.stop()
         raise RuntimeError("kamailio did not start; see " + self.log.name)
+
+    def rpc(self, *cmd):
+        r = subprocess.run(["kamcmd", "-s", self.ctl, *cmd], capture_output=True, text=True, timeout=30)
+        return r.stdout
+
+    def bindings(self):
+        m = re.search(r"usrloc:location_contacts = (\d+)", self.rpc("stats.get_statistics", "usrloc:"))
+        return int(m.group(1)) if m else None
+
+    def memory(self):
+        out = {"PSS (all processes)": rss_bytes(self.pid)}
+        m = re.search(r"real_used: (\d+)", self.rpc("core.shmmem"))
+        if m:
+            out["shm real_used"] = int(m.group(1))
+        return out
 
 
 def probe_once(port):
@@ -163,89 +328,182 @@ def probe_once(port):
         s.close()
 
 
-def run_sipp(scenario, port, rate, secs, workdir, extra=()):
-    """Runs sipp at `rate` for `secs`; returns (successful, failed, elapsed_s)."""
-    stf = os.path.join(workdir, f"sipp_{port}_{rate}.csv")
-    calls = rate * secs
-    args = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(ROOT, "bench", "sipp", scenario),
-            "-t", "u1", "-i", "127.0.0.1", "-p", str(free_port()), "-cp", str(free_port()),
-            "-mp", str(free_port()), "-r", str(rate), "-m", str(calls), "-l", str(max(rate, 1000)),
-            "-buff_size", "8388608", "-nostdin", "-recv_timeout", "5000", "-timeout", f"{secs * 3 + 10}s",
-            "-trace_stat", "-stf", stf, "-fd", "1", *extra]
-    t0 = time.time()
-    subprocess.run(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.time() - t0
-    ok = failed = 0
-    try:
-        with open(stf) as f:
-            rows = [r for r in f.read().splitlines() if r.strip()]
-        head = rows[0].split(";")
-        last = rows[-1].split(";")
-        ok = int(last[head.index("SuccessfulCall(C)")])
-        failed = int(last[head.index("FailedCall(C)")])
-        elapsed_c = last[head.index("ElapsedTime(C)")]
-        h, m, s = elapsed_c.split(":")[:3]
-        e = int(h) * 3600 + int(m) * 60 + float(s)
-        if e > 0:
-            elapsed = e
-    except (OSError, ValueError, IndexError):
-        pass
-    return ok, failed, elapsed
+def user(i):
+    return f"u{i:06d}"
 
 
-def run_probe(port, rate, secs, register=None):
+class Pool:
+    """The AoRs of one server run, handed out in order so that every call
+    registers an AoR no call of this run registered before."""
+
+    def __init__(self, first=1):
+        self.next = first
+
+    def take(self, n):
+        first = self.next
+        self.next += n
+        return first
+
+
+def write_inf(path, first, n, auth):
+    """sipp injection file: users first..first+n-1 (field0), and for auth the
+    credentials keyword (field1; sipp 3.6 does not expand [field0] inside
+    [authentication ...])."""
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for i in range(first, first + n):
+            u = user(i)
+            f.write(f"{u};[authentication username={u} password={PASSWORD}];\n" if auth else f"{u};\n")
+
+
+def split(total, parts):
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, auth=False):
+    """Runs sipp at `rate` calls/s for `secs` (split over `procs` sipp
+    processes); with `pool`, each process gets an injection file of fresh
+    users. Returns (successful, failed, retransmissions, elapsed_s)."""
+    running = []
+    for i, r in enumerate(split(rate, procs)):
+        if r == 0:
+            continue
+        calls = r * secs
+        stf = os.path.join(workdir, f"sipp_{port}_{rate}_{i}_{time.time_ns()}.csv")
+        args = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(ROOT, "bench", "sipp", scenario),
+                "-t", "u1", "-i", "127.0.0.1", "-p", str(free_port()), "-cp", str(free_port()),
+                "-mp", str(free_port()), "-r", str(r), "-m", str(calls), "-l", str(max(r, 1000)),
+                "-buff_size", "8388608", "-nostdin", "-recv_timeout", "5000", "-timeout", f"{secs * 3 + 10}s",
+                "-trace_stat", "-stf", stf, "-fd", "1", *extra]
+        if pool is not None:
+            inf = stf.removesuffix(".csv") + "_users.csv"
+            write_inf(inf, pool.take(calls), calls, auth)
+            args += ["-inf", inf]
+        running.append((subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                        stf, time.time()))
+    ok = failed = retrans = 0
+    elapsed = 0.0
+    for p, stf, t0 in running:
+        p.wait()
+        e = time.time() - t0
+        try:
+            with open(stf) as f:
+                rows = [r for r in f.read().splitlines() if r.strip()]
+            head = rows[0].split(";")
+            last = rows[-1].split(";")
+            ok += int(last[head.index("SuccessfulCall(C)")])
+            failed += int(last[head.index("FailedCall(C)")])
+            retrans += int(last[head.index("Retransmissions(C)")])
+            # StartTime/CurrentTime end in epoch seconds with µs (ElapsedTime has 1 s resolution).
+            ec = float(last[head.index("CurrentTime")].split()[-1]) - float(last[head.index("StartTime")].split()[-1])
+            if ec > 0:
+                e = ec
+        except (OSError, ValueError, IndexError):
+            pass
+        elapsed = max(elapsed, e)
+    return ok, failed, retrans, elapsed
+
+
+def run_probe(port, rate, secs, register=None, first=0, password=None):
     args = [os.path.join(ROOT, "target", "release", "sip-probe"), "--target", f"127.0.0.1:{port}",
             "--rate", str(rate), "--secs", str(secs)]
     if register:
-        args += ["--register", register]
+        args += ["--register", register, "--user-prefix", "probe", "--first", str(first)]
+    if password:
+        args += ["--password", password]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
-def measure(server, scenario, rate, secs, workdir, probe_register=None, sipp_extra=()):
-    probe = run_probe(server.port, 200, max(secs - 1, 1), probe_register)
-    c0 = cpu_seconds(server.pid)
-    ok, failed, elapsed = run_sipp(scenario, server.port, rate, secs, workdir, sipp_extra)
-    c1 = cpu_seconds(server.pid)
-    out, _ = probe.communicate(timeout=30)
+class Kind:
+    """What a scenario sends: sipp file, requests per call, and how the
+    probe measures latency."""
+
+    def __init__(self, name, xml, reqs_per_call=1, register=False, auth=False):
+        self.name, self.xml, self.reqs_per_call, self.register, self.auth = name, xml, reqs_per_call, register, auth
+
+
+OPTIONS = Kind("options", "options.xml")
+REGISTER = Kind("register", "register.xml", register=True)
+REGISTER_AUTH = Kind("register_auth", "register_auth.xml", reqs_per_call=2, register=True, auth=True)
+
+
+def probe_secs(secs):
+    return max(secs - 1, 1)
+
+
+def measure(server, kind, rate, secs, workdir, args, pool=None, probe_pool=None):
+    probe_n = PROBE_RATE * probe_secs(secs)
+    probe = run_probe(server.port, PROBE_RATE, probe_secs(secs), DOMAIN if kind.register else None,
+                      probe_pool.take(probe_n) if probe_pool else 0, PASSWORD if kind.auth else None)
+    c0, m0, t0, d0 = cpu_seconds(server.pid), machine_cpu(), time.time(), disk_ticks()
+    extra = ("-nd",) if kind.register else ()
+    ok, failed, retrans, elapsed = run_sipp(kind.xml, server.port, rate, secs, workdir, extra,
+                                            args.sipp_procs, pool, kind.auth)
+    out, _ = probe.communicate(timeout=60)
+    c1, m1, t1, d1 = cpu_seconds(server.pid), machine_cpu(), time.time(), disk_ticks()
     try:
         lat = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         lat = {}
     total = ok + failed
+    # The server also served the probe's calls during the run: count them.
+    done = ok + lat.get("answered", 0)
+    cpu = c1 - c0
+    achieved = ok / elapsed if elapsed > 0 else 0.0
+    # CPU the machine spent on anything but the server, sipp, the probe and this script.
+    other = (m1["busy"] - m0["busy"]) - cpu - (m1["self"] - m0["self"])
     return {
-        "server": server.name, "scenario": scenario.removesuffix(".xml"), "rate": rate,
-        "achieved": ok / elapsed if elapsed > 0 else 0.0,
-        "ok": ok, "failed": failed,
+        "other_pct": max(0.0, 100.0 * other / ((t1 - t0) * os.cpu_count())),
+        "disk_pct": (d1 - d0) / (10.0 * (t1 - t0)),
+        "server": server.name, "scenario": kind.name, "rate": rate,
+        "achieved": achieved, "req_s": achieved * kind.reqs_per_call,
+        "ok": ok, "failed": failed, "retrans": retrans,
         "fail_pct": 100.0 * failed / total if total else 100.0,
         "p50_us": lat.get("p50_us"), "p99_us": lat.get("p99_us"), "p999_us": lat.get("p999_us"),
-        "cpu_s_per_1k": 1000.0 * (c1 - c0) / ok if ok else None,
-        "cpu_us_per_req": 1e6 * (c1 - c0) / ok if ok else None,
+        "leg_p50_us": lat.get("leg_p50_us"), "leg_p99_us": lat.get("leg_p99_us"),
+        "cpu_us_per_call": 1e6 * cpu / done if done else None,
+        "cpu_us_per_req": 1e6 * cpu / (done * kind.reqs_per_call) if done else None,
+        "bindings": server.bindings() if kind.register else None,
     }
 
 
 def fmt(v, spec):
-    return format(v, spec) if isinstance(v, (int, float)) else "-"
+    if isinstance(v, (int, float)):
+        return format(v, spec)
+    w = re.match(r"[<>^]?(\d*)", spec).group(1)
+    return format("-", f">{w}") if w else "-"
+
+
+HEADER = (f"{'scenario':<13} {'server':<8} {'rate/s':>7} {'calls/s':>8} {'req/s':>8} {'fail%':>7} {'retr':>6} "
+          f"{'p50µs':>6} {'p99µs':>6} {'p99.9µs':>7} {'leg50':>6} {'leg99':>6} {'cpuµs/call':>10} {'cpuµs/req':>9} "
+          f"{'bindings':>8} {'oth%':>5} {'dsk%':>5}")
 
 
 def print_row(r):
-    print(f"{r['scenario']:<10} {r['server']:<9} {r['rate']:>7} {fmt(r['achieved'], '>10.0f')} "
-          f"{fmt(r['fail_pct'], '>7.3f')} {fmt(r['p50_us'], '>7')} {fmt(r['p99_us'], '>7')} {fmt(r['p999_us'], '>8')} "
-          f"{fmt(r['cpu_s_per_1k'], '>9.4f')} {fmt(r['cpu_us_per_req'], '>8.1f')}", flush=True)
+    print(f"{r['scenario']:<13} {r['server']:<8} {r['rate']:>7} {fmt(r['achieved'], '>8.0f')} {fmt(r['req_s'], '>8.0f')} "
+          f"{fmt(r['fail_pct'], '>7.3f')} {fmt(r['retrans'], '>6')} {fmt(r['p50_us'], '>6')} {fmt(r['p99_us'], '>6')} "
+          f"{fmt(r['p999_us'], '>7')} {fmt(r['leg_p50_us'], '>6')} {fmt(r['leg_p99_us'], '>6')} "
+          f"{fmt(r['cpu_us_per_call'], '>10.1f')} {fmt(r['cpu_us_per_req'], '>9.1f')} {fmt(r['bindings'], '>8')} "
+          f"{fmt(r.get('other_pct'), '>5.1f')} {fmt(r.get('disk_pct'), '>5.1f')}",
+          flush=True)
 
 
-HEADER = (f"{'scenario':<10} {'server':<9} {'rate/s':>7} {'achieved/s':>10} {'fail%':>7} {'p50µs':>7} "
-          f"{'p99µs':>7} {'p99.9µs':>8} {'cpu_s/1k':>9} {'cpuµs/req':>8}")
+def sustained(r):
+    return r["fail_pct"] < 0.1 and r["achieved"] >= 0.9 * r["rate"]
 
 
-def sweep(make_server, scenario, rates, secs, workdir, **kw):
+def sweep(make_server, kind, rates, secs, workdir, args):
+    quiet(args)
     server = make_server()
+    pool = Pool() if kind.register else None
+    probe_pool = Pool(0) if kind.register else None
     rows = []
     try:
         for rate in rates:
-            r = measure(server, scenario, rate, secs, workdir, **kw)
+            r = measure(server, kind, rate, secs, workdir, args, pool, probe_pool)
             print_row(r)
             rows.append(r)
-            if r["fail_pct"] >= 0.1 or r["achieved"] < 0.9 * rate:
+            if not sustained(r):
                 break
     finally:
         server.stop()
@@ -253,26 +511,34 @@ def sweep(make_server, scenario, rates, secs, workdir, **kw):
 
 
 def best(rows):
-    good = [r for r in rows if r["fail_pct"] < 0.1 and r["achieved"] >= 0.9 * r["rate"]]
+    good = [r for r in rows if sustained(r)]
     return max(good, key=lambda r: r["achieved"]) if good else None
 
 
-def scenario_options(args, workdir):
-    results = {}
-    for name, make in servers(args, workdir):
-        results[name] = sweep(make, "options.xml", args.rates, args.secs, workdir)
-    return results
-
-
-def servers(args, workdir):
-    out = [("sipwake", lambda: Sipwake(workdir))]
+def servers(args, workdir, kind=OPTIONS):
+    """(name, constructor) of the servers to compare, set up for `kind`."""
+    if kind.register:
+        auth = "enabled = true\n# MD5 only, as Kamailio's auth module: same digest work on both.\nalgorithms = [\"MD5\"]\n" \
+            if kind.auth else "enabled = false\n"
+        config = f"[auth]\n{auth}\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
+        users = None
+        if kind.auth:
+            # Subscribers for every call the sweep may make (the AoRs are new
+            # per call), at least --aors, and for the probe's calls.
+            need = max(args.aors, sum(r * args.secs for r in args.rates))
+            users = [f"{user(i)}@{DOMAIN} {PASSWORD}" for i in range(1, need + 1)]
+            users += [f"probe{i}@{DOMAIN} {PASSWORD}" for i in range(PROBE_RATE * probe_secs(args.secs) * len(args.rates))]
+        make_sw = lambda: Sipwake(workdir, config, users)  # noqa: E731
+    else:
+        make_sw = lambda: Sipwake(workdir)  # noqa: E731
+    out = [("sipwake", make_sw)]
     if not args.no_kamailio:
         out.append(("kamailio", lambda: Kamailio(workdir)))
     return out
 
 
-def summarize(title, results):
-    print(f"\n== {title}: highest sustained rate (<0.1% failures) ==")
+def compare(title, kind, results):
+    print(f"\n== {title}: highest sustained rate (<0.1% failures, >=90% of the offered rate) ==")
     print(HEADER)
     picked = {}
     for name, rows in results.items():
@@ -281,47 +547,149 @@ def summarize(title, results):
             print_row(b)
             picked[name] = b
         else:
-            print(f"{'':<10} {name:<9} no sustained rate")
+            print(f"{kind.name:<13} {name:<8} no sustained rate")
+    if "sipwake" not in results or "kamailio" not in results:
+        return
     if "sipwake" in picked and "kamailio" in picked:
-        s, k = picked["sipwake"], picked["kamailio"]
-        # CPU per request compared at the same offered rate (the lower of the two best rates).
-        same = [(rs, rk) for rs in results["sipwake"] for rk in results["kamailio"]
-                if rs["rate"] == rk["rate"] and rs["cpu_us_per_req"] and rk["cpu_us_per_req"]]
-        print(f"ratio sipwake/kamailio: sustained rate {s['achieved'] / k['achieved']:.2f}x", end="")
-        if same:
-            rs, rk = same[-1]
-            print(f", CPU per request at {rs['rate']}/s {rs['cpu_us_per_req'] / rk['cpu_us_per_req']:.2f}x "
-                  f"({rs['cpu_us_per_req']:.1f} vs {rk['cpu_us_per_req']:.1f} µs)", end="")
-        print()
+        print(f"ratio sipwake/kamailio, highest sustained calls/s: "
+              f"{picked['sipwake']['achieved'] / picked['kamailio']['achieved']:.2f}x")
+    print(f"\n== {title}: sipwake vs kamailio at each offered rate (ratio = sipwake/kamailio; "
+          f"for fail%, latency and CPU lower is better) ==")
+    print(f"{'rate/s':>7} | {'calls/s sw':>10} {'kam':>7} {'x':>5} | {'fail% sw':>8} {'kam':>6} | "
+          f"{'p50µs sw':>8} {'kam':>5} {'x':>5} | {'p99µs sw':>8} {'kam':>5} {'x':>5} | "
+          f"{'cpuµs/call sw':>13} {'kam':>6} {'x':>5}")
+    ks = {r["rate"]: r for r in results["kamailio"]}
+
+    def ratio(a, b):
+        return f"{a / b:5.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "    -"
+
+    for s in results["sipwake"]:
+        k = ks.get(s["rate"])
+        if not k:
+            continue
+        print(f"{s['rate']:>7} | {s['achieved']:>10.0f} {k['achieved']:>7.0f} {ratio(s['achieved'], k['achieved'])} | "
+              f"{s['fail_pct']:>8.3f} {k['fail_pct']:>6.3f} | "
+              f"{fmt(s['p50_us'], '>8')} {fmt(k['p50_us'], '>5')} {ratio(s['p50_us'], k['p50_us'])} | "
+              f"{fmt(s['p99_us'], '>8')} {fmt(k['p99_us'], '>5')} {ratio(s['p99_us'], k['p99_us'])} | "
+              f"{fmt(s['cpu_us_per_call'], '>13.1f')} {fmt(k['cpu_us_per_call'], '>6.1f')} "
+              f"{ratio(s['cpu_us_per_call'], k['cpu_us_per_call'])}")
 
 
-SCENARIOS = {"options": ("OPTIONS", scenario_options)}
+def scenario_sweep(kind):
+    def run(args, workdir):
+        results = {}
+        for name, make in servers(args, workdir, kind):
+            results[name] = sweep(make, kind, args.rates, args.secs, workdir, args)
+        return results
+    return run
+
+
+def scenario_rss(args, workdir):
+    """Memory per binding: fresh server (auth off), memory right after
+    start-up, after N/2 and after N distinct AoRs registered at --rss-rate."""
+    n = args.rss_bindings
+    rate = args.rss_rate
+    print(f"\n== memory per binding: {n} distinct AoRs registered (auth off) at {rate}/s, "
+          f"one binding each, Expires 3600 ==")
+    results = {}
+    for name, make in servers(args, workdir, REGISTER):
+        quiet(args)
+        server = make()
+        pool = Pool()
+        try:
+            time.sleep(1)
+            m0 = server.memory()
+            b0 = server.bindings() or 0
+            steps = []
+            for part in split(n, 2):
+                secs = max(1, -(-part // rate))
+                r = -(-part // secs)
+                c0 = cpu_seconds(server.pid)
+                ok, failed, retrans, _ = run_sipp(REGISTER.xml, server.port, r, secs, workdir, ("-nd",),
+                                                  args.sipp_procs, pool, False)
+                cpu = cpu_seconds(server.pid) - c0
+                time.sleep(2)
+                steps.append((ok, failed, retrans, server.bindings(), server.memory(), cpu))
+        finally:
+            server.stop()
+        ok = sum(s[0] for s in steps)
+        failed = sum(s[1] for s in steps)
+        retrans = sum(s[2] for s in steps)
+        (okh, _, _, bh, mh, cpuh), (ok1, _, _, b1, m1, cpu1) = steps
+        print(f"{name}: sipp 200 OKs {ok}, failed {failed}, retransmissions {retrans}; "
+              f"bindings the server reports: {b0} at start, {bh} halfway, {b1} at the end; CPU per REGISTER "
+              f"{fmt(1e6 * cpuh / okh if okh else None, '.1f')} µs in the first half, "
+              f"{fmt(1e6 * cpu1 / ok1 if ok1 else None, '.1f')} µs in the second")
+        print(f"  {'memory':<22} {'at start':>12} {'halfway':>12} {'at end':>12} {'B/binding (start->end)':>23} "
+              f"{'B/binding (half->end)':>22}")
+        for key in m0:
+            d_all = (m1[key] - m0[key]) / (b1 - b0) if b1 and b1 > b0 else None
+            d_half = (m1[key] - mh[key]) / (b1 - bh) if b1 and bh and b1 > bh else None
+            print(f"  {key:<22} {m0[key]:>12} {mh[key]:>12} {m1[key]:>12} {fmt(d_all, '>23.0f')} {fmt(d_half, '>22.0f')}")
+        if retrans or failed:
+            print(f"  note: {retrans} retransmissions / {failed} failures mean answers were late by > 500 ms at "
+                  f"times; the requests queued meanwhile may have raised the memory high-water mark")
+        results[name] = {"bindings": b1, "start": m0, "half": mh, "end": m1}
+    s, k = results.get("sipwake"), results.get("kamailio")
+    if s and k and s["bindings"] and k["bindings"]:
+        sw = (s["end"]["VmRSS"] - s["start"]["VmRSS"]) / s["bindings"]
+        kp = (k["end"]["PSS (all processes)"] - k["start"]["PSS (all processes)"]) / k["bindings"]
+        line = f"bytes per binding: sipwake {sw:.0f} (VmRSS), kamailio {kp:.0f} (PSS)"
+        if "shm real_used" in k["end"]:
+            ksh = (k["end"]["shm real_used"] - k["start"]["shm real_used"]) / k["bindings"]
+            line += f" / {ksh:.0f} (shm real_used)"
+        print(line + f"; ratio sipwake/kamailio (PSS) {sw / kp:.2f}x" if kp else line)
+    return None
+
+
+SCENARIOS = {
+    "options": ("OPTIONS", OPTIONS, scenario_sweep(OPTIONS)),
+    "register": ("REGISTER, auth off (new AoR per call)", REGISTER, scenario_sweep(REGISTER)),
+    "register_auth": ("REGISTER with digest auth (REGISTER->401->REGISTER->200, new AoR per call)", REGISTER_AUTH,
+                      scenario_sweep(REGISTER_AUTH)),
+    "rss": ("memory per binding", None, scenario_rss),
+}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=", ".join(SCENARIOS))
-    ap.add_argument("--rates", default="2000,5000,10000,20000,30000,40000,60000")
-    ap.add_argument("--secs", type=int, default=5)
+    ap.add_argument("--rates", default="2000,5000,10000,20000,30000,40000,60000", help="calls/s, comma-separated")
+    ap.add_argument("--secs", type=int, default=5, help="seconds per rate")
+    ap.add_argument("--aors", type=int, default=100000,
+                    help="subscribers provisioned for register_auth (at least; grown to what the sweep may use, "
+                         "since every call registers a new AoR)")
+    ap.add_argument("--rss-bindings", type=int, default=100000, help="bindings registered by the rss scenario")
+    ap.add_argument("--rss-rate", type=int, default=5000, help="REGISTER/s of the rss scenario")
+    ap.add_argument("--sipp-procs", type=int, default=1,
+                    help="sipp processes sharing each rate (one sipp tops out near 30k calls/s)")
+    ap.add_argument("--wait-idle", type=int, default=300,
+                    help="before each sweep, wait up to this many seconds for other processes to leave the CPUs idle")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]
-    for tool in ["sipp"] + ([] if args.no_kamailio else ["kamailio"]):
+    for name in args.scenarios:
+        if name not in SCENARIOS:
+            sys.exit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    for tool in ["sipp"] + ([] if args.no_kamailio else ["kamailio", "kamcmd"]):
         if not shutil.which(tool):
-            sys.exit(f"{tool} is not installed: apt-get install -y {'sip-tester' if tool == 'sipp' else tool}")
+            sys.exit(f"{tool} is not installed: apt-get install -y {'sip-tester' if tool == 'sipp' else 'kamailio'}")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT, check=True)
     sipp_v = re.search(r"v[0-9.]+", subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout)
-    print(f"machine: {os.cpu_count()} cores; sipp {sipp_v.group(0) if sipp_v else '?'}")
+    print(f"machine: {os.cpu_count()} cores; sipp {sipp_v.group(0) if sipp_v else '?'} x{args.sipp_procs}; "
+          f"probe {PROBE_RATE} calls/s during each measurement")
     with tempfile.TemporaryDirectory(prefix="sipwake-bench-") as workdir:
-        print(HEADER)
         for name in args.scenarios:
-            if name not in SCENARIOS:
-                sys.exit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
-            title, fn = SCENARIOS[name]
+            title, kind, fn = SCENARIOS[name]
+            if kind is not None:
+                lat = ("latency (sip-probe): REGISTER->401->REGISTER->200, whole exchange; leg50/leg99: the "
+                       "authenticated REGISTER->200 alone" if kind.auth else "latency (sip-probe): request->200")
+                print(f"\n== {title} ==\n# {lat}\n{HEADER}", flush=True)
             results = fn(args, workdir)
-            summarize(title, results)
+            if kind is not None:
+                compare(title, kind, results)
 
 
 if __name__ == "__main__":

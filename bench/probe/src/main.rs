@@ -6,13 +6,29 @@
 //! socket (open loop: sends do not wait for answers), matches answers by
 //! Call-ID, and prints one JSON line: sent, answered, p50/p90/p99/p999/max
 //! in µs. Requests are OPTIONS by default; `--register DOMAIN` sends
-//! REGISTERs for distinct AoRs instead. It is a benchmark tool only: it
-//! sends to the address it is given, which the bench script sets to
-//! loopback.
+//! REGISTERs for distinct AoRs instead (`{--user-prefix}{N}@DOMAIN`, N
+//! counting from `--first`, default `probe` and 0).
+//!
+//! With `--password PW` as well, each REGISTER goes through digest
+//! authentication: the 401 is answered with a second REGISTER carrying
+//! `Authorization` (MD5, `qop=auth` when offered), and the latency is taken
+//! from the first REGISTER to the 200 (the whole exchange, two round trips);
+//! `leg_p50_us`/`leg_p99_us`/`leg_p999_us` give the second leg alone
+//! (authenticated REGISTER → 200).
+//!
+//! It is a benchmark tool only: it sends to the address it is given, which
+//! the bench script sets to loopback.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+struct Pending {
+    first: Instant,
+    /// When the authenticated REGISTER left (auth mode only).
+    second: Option<Instant>,
+    user: String,
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -21,63 +37,262 @@ fn main() {
     let rate: u64 = get("--rate").map_or(200, |r| r.parse().expect("--rate N"));
     let secs: u64 = get("--secs").map_or(5, |r| r.parse().expect("--secs N"));
     let register = get("--register");
+    let prefix = get("--user-prefix").unwrap_or_else(|| "probe".into());
+    let first: u64 = get("--first").map_or(0, |r| r.parse().expect("--first N"));
+    let password = get("--password");
     let sock = UdpSocket::bind(if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).expect("bind");
     let local = sock.local_addr().expect("local addr");
     sock.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
     let total = rate * secs;
     let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let start = Instant::now();
-    let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(total as usize);
+    let mut pending: HashMap<String, Pending> = HashMap::with_capacity(total as usize);
     let mut lat: Vec<u64> = Vec::with_capacity(total as usize);
+    let mut leg: Vec<u64> = Vec::new();
+    let mut sent = 0usize;
     let mut buf = [0u8; 65_536];
     let mut next = 0u64;
     let pid = std::process::id();
     let end_at = start + interval * total as u32 + Duration::from_secs(2);
-    while Instant::now() < end_at && (next < total || lat.len() < sent_at.len()) {
+    while Instant::now() < end_at && (next < total || lat.len() < sent) {
         let now = Instant::now();
         while next < total && start + interval * next as u32 <= now {
             let call_id = format!("probe-{pid}-{next}");
+            let user = format!("{prefix}{}", first + next);
             let msg = match &register {
                 None => format!(
                     "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe@{local}>;tag={next}\r\nTo: <sip:{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 ),
-                Some(domain) => format!(
-                    "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe{next}@{domain}>;tag={next}\r\nTo: <sip:probe{next}@{domain}>\r\nCall-ID: {call_id}\r\nCSeq: 1 REGISTER\r\nContact: <sip:probe{next}@{local}>\r\nExpires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-                ),
+                Some(domain) => register_msg(domain, &user, local, &call_id, next, 1, None, password.is_some()),
             };
             if sock.send_to(msg.as_bytes(), target).is_ok() {
-                sent_at.insert(call_id, Instant::now());
+                pending.insert(call_id, Pending { first: Instant::now(), second: None, user });
+                sent += 1;
             }
             next += 1;
         }
         if let Ok((n, _)) = sock.recv_from(&mut buf) {
             let got = Instant::now();
             let text = String::from_utf8_lossy(&buf[..n]);
+            let Some(cid) = header(&text, "Call-ID") else { continue };
+            if text.starts_with("SIP/2.0 401")
+                && let (Some(domain), Some(pw)) = (&register, &password)
+                && let Some(p) = pending.get_mut(cid)
+                && p.second.is_none()
+            {
+                let Some(auth) = authorization(&text, &p.user, pw, &format!("sip:{domain}")) else { continue };
+                let tag: u64 = cid.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let msg = register_msg(domain, &p.user, local, cid, tag, 2, Some(&auth), true);
+                if sock.send_to(msg.as_bytes(), target).is_ok() {
+                    p.second = Some(Instant::now());
+                }
+                continue;
+            }
             if !text.starts_with("SIP/2.0 2") {
                 continue;
             }
-            if let Some(cid) = text.lines().find_map(|l| l.strip_prefix("Call-ID: ")).map(str::trim)
-                && let Some(t0) = sent_at.get(cid)
-            {
-                lat.push(got.duration_since(*t0).as_micros() as u64);
+            if let Some(p) = pending.get(cid) {
+                lat.push(got.duration_since(p.first).as_micros() as u64);
+                if let Some(t2) = p.second {
+                    leg.push(got.duration_since(t2).as_micros() as u64);
+                }
             }
         }
     }
     lat.sort_unstable();
-    let pct = |p: f64| -> u64 {
-        if lat.is_empty() {
+    leg.sort_unstable();
+    let pct = |v: &[u64], p: f64| -> u64 {
+        if v.is_empty() {
             return 0;
         }
-        lat[((lat.len() as f64 - 1.0) * p).round() as usize]
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
-    println!(
-        "{{\"sent\":{},\"answered\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}}}",
-        sent_at.len(),
+    let mut out = format!(
+        "{{\"sent\":{},\"answered\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}",
+        sent,
         lat.len(),
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(0.999),
+        pct(&lat, 0.50),
+        pct(&lat, 0.90),
+        pct(&lat, 0.99),
+        pct(&lat, 0.999),
         lat.last().copied().unwrap_or(0)
     );
+    if password.is_some() {
+        out.push_str(&format!(
+            ",\"leg_p50_us\":{},\"leg_p99_us\":{},\"leg_p999_us\":{}",
+            pct(&leg, 0.50),
+            pct(&leg, 0.99),
+            pct(&leg, 0.999)
+        ));
+    }
+    out.push('}');
+    println!("{out}");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn register_msg(
+    domain: &str,
+    user: &str,
+    local: SocketAddr,
+    call_id: &str,
+    tag: u64,
+    cseq: u32,
+    auth: Option<&str>,
+    bench_auth: bool,
+) -> String {
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    // X-Bench-Auth makes bench/kamailio.cfg authenticate (sipwake ignores it).
+    let x = if bench_auth { "X-Bench-Auth: 1\r\n" } else { "" };
+    format!(
+        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-{cseq}\r\nFrom: <sip:{user}@{domain}>;tag={tag}\r\nTo: <sip:{user}@{domain}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\n{auth}{x}Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The value of the first header `name` (full form, case-insensitive).
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// An `Authorization` value answering the MD5 challenge of a 401 (or the
+/// challenge without algorithm, which means MD5).
+fn authorization(msg: &str, user: &str, password: &str, uri: &str) -> Option<String> {
+    let challenge = msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        if !n.trim().eq_ignore_ascii_case("WWW-Authenticate") {
+            return None;
+        }
+        let p = params(v.trim().strip_prefix("Digest")?);
+        let alg = p.iter().find(|(k, _)| k == "algorithm").map(|(_, v)| v.as_str());
+        matches!(alg, None | Some("MD5") | Some("md5")).then_some(p)
+    })?;
+    let get = |k: &str| challenge.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let realm = get("realm")?;
+    let nonce = get("nonce")?;
+    let qop_auth = get("qop").is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    let ha1 = md5_hex(format!("{user}:{realm}:{password}").as_bytes());
+    let ha2 = md5_hex(format!("REGISTER:{uri}").as_bytes());
+    let cnonce = "0a4f113b";
+    let mut out = format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\"");
+    if qop_auth {
+        let response = md5_hex(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}").as_bytes());
+        out.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\", response=\"{response}\""));
+    } else {
+        let response = md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes());
+        out.push_str(&format!(", response=\"{response}\""));
+    }
+    out.push_str(", algorithm=MD5");
+    if let Some(o) = get("opaque") {
+        out.push_str(&format!(", opaque=\"{o}\""));
+    }
+    Some(out)
+}
+
+/// `k=v` / `k="v"` parameters of a challenge, names lower-cased.
+fn params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b',' || b[i].is_ascii_whitespace()) {
+            i += 1;
+        }
+        let k0 = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b',' {
+            i += 1;
+        }
+        let key = s[k0..i].trim().to_ascii_lowercase();
+        if i >= b.len() || b[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut val = String::new();
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                }
+                val.push(b[i] as char);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            let v0 = i;
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            val = s[v0..i].trim().to_string();
+        }
+        out.push((key, val));
+    }
+    out
+}
+
+/// MD5 (RFC 1321) as lower-case hex; digest auth needs nothing else.
+fn md5_hex(data: &[u8]) -> String {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14,
+        20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
+        10, 15, 21,
+    ];
+    let k: Vec<u32> = (0..64).map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32).collect();
+    let mut msg = data.to_vec();
+    let bits = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bits.to_le_bytes());
+    let (mut a0, mut b0, mut c0, mut d0) = (0x6745_2301u32, 0xefcd_ab89u32, 0x98ba_dcfeu32, 0x1032_5476u32);
+    for chunk in msg.chunks(64) {
+        let m: Vec<u32> = chunk.chunks(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f.rotate_left(S[i]));
+        }
+        a0 = a0.wrapping_add(a);
+        b0 = b0.wrapping_add(b);
+        c0 = c0.wrapping_add(c);
+        d0 = d0.wrapping_add(d);
+    }
+    [a0, b0, c0, d0].iter().flat_map(|w| w.to_le_bytes()).map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_vectors() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            md5_hex(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
+    }
+
+    #[test]
+    fn answers_md5_challenge() {
+        let msg = "SIP/2.0 401 Unauthorized\r\nCall-ID: x\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", opaque=\"o\", algorithm=SHA-256, qop=\"auth\"\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", opaque=\"o\", algorithm=MD5, qop=\"auth\"\r\n\r\n";
+        let a = authorization(msg, "u", "p", "sip:d").unwrap();
+        assert!(a.contains("qop=auth") && a.contains("opaque=\"o\"") && a.contains("algorithm=MD5"), "{a}");
+        assert_eq!(header(msg, "call-id"), Some("x"));
+    }
 }
