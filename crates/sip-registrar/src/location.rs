@@ -35,8 +35,8 @@ pub struct Location {
     /// (expires_at, aor, id); entries whose binding changed are stale and skipped.
     schedule: BinaryHeap<Reverse<(u64, Aor, String)>>,
     by_conn: Map<u64, Vec<(Aor, String)>>,
-    /// Removed bindings by (AoR, match key), see [`Location::match_key`].
-    tombstones: Map<(Aor, String), Tombstone>,
+    /// Removed bindings by AoR: (match key, tombstone), see [`Location::match_key`].
+    tombstones: Map<Aor, Vec<(String, Tombstone)>>,
     tomb_schedule: BinaryHeap<Reverse<(u64, Aor, String)>>,
     count: usize,
 }
@@ -85,7 +85,8 @@ impl Location {
                 v.push((b.aor.clone(), b.id.clone()));
             }
         }
-        let list = self.aors.entry(b.aor.clone()).or_default();
+        // Most AoRs have one binding: do not let Vec round the first allocation up to 4.
+        let list = self.aors.entry(b.aor.clone()).or_insert_with(|| Vec::with_capacity(1));
         match list.iter_mut().find(|x| x.id == b.id) {
             Some(x) => {
                 if let Some(old) = x.flow.conn
@@ -125,11 +126,13 @@ impl Location {
             remove_conn_ref(&mut self.by_conn, conn, aor, id);
         }
         if tombstone_ms > 0 {
-            let key = (aor.clone(), Location::match_key(&b));
+            let key = Location::match_key(&b);
             let until = now_ms + tombstone_ms;
             let (call_id, cseq) = by.map_or((b.call_id.clone(), b.cseq), |(c, s)| (c.clone(), s));
-            self.tombstones.insert(key.clone(), Tombstone { call_id, cseq, until });
-            self.tomb_schedule.push(Reverse((until, key.0, key.1)));
+            let list = self.tombstones.entry(aor.clone()).or_insert_with(|| Vec::with_capacity(1));
+            list.retain(|(k, _)| *k != key);
+            list.push((key.clone(), Tombstone { call_id, cseq, until }));
+            self.tomb_schedule.push(Reverse((until, aor.clone(), key)));
         }
         Some(b)
     }
@@ -148,9 +151,21 @@ impl Location {
     /// recently by a request with this Call-ID.
     pub fn tombstone(&self, aor: &Aor, key: &str, call_id: &[u8], now_ms: u64) -> Option<u32> {
         self.tombstones
-            .get(&(aor.clone(), key.to_string()))
-            .filter(|t| t.until > now_ms && t.call_id == call_id)
-            .map(|t| t.cseq)
+            .get(aor)?
+            .iter()
+            .find(|(k, t)| k == key && t.until > now_ms && t.call_id == call_id)
+            .map(|(_, t)| t.cseq)
+    }
+
+    /// Whether this AoR's state was written by a REGISTER with this Call-ID
+    /// and CSeq (a binding, or a tombstone, carries them): a retransmission of
+    /// a request already processed.
+    pub fn processed(&self, aor: &Aor, call_id: &[u8], cseq: u32, now_ms: u64) -> bool {
+        self.get(aor).iter().any(|b| b.call_id == call_id && b.cseq == cseq)
+            || self
+                .tombstones
+                .get(aor)
+                .is_some_and(|l| l.iter().any(|(_, t)| t.until > now_ms && t.call_id == call_id && t.cseq == cseq))
     }
 
     /// The earliest expiry of any binding (may be a stale entry: harmless, it only wakes early).
@@ -178,9 +193,11 @@ impl Location {
                 break;
             }
             let Reverse((t, aor, key)) = self.tomb_schedule.pop().expect("peeked");
-            let k = (aor, key);
-            if self.tombstones.get(&k).is_some_and(|x| x.until == t) {
-                self.tombstones.remove(&k);
+            if let Some(list) = self.tombstones.get_mut(&aor) {
+                list.retain(|(k, x)| !(*k == key && x.until == t));
+                if list.is_empty() {
+                    self.tombstones.remove(&aor);
+                }
             }
         }
         out

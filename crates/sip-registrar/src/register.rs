@@ -265,10 +265,12 @@ impl Registrar {
                 upserts.push(Binding {
                     id,
                     aor: aor.clone(),
-                    uri: w.uri,
+                    // Own copies: slices of the request would keep the whole
+                    // datagram alive for the binding's lifetime.
+                    uri: compact_uri(&w.uri),
                     q: w.q,
                     expires_at: now + u64::from(expires) * 1000,
-                    call_id: call_id.clone(),
+                    call_id: Bytes::copy_from_slice(&call_id),
                     cseq,
                     instance: w.instance,
                     reg_id: w.reg_id,
@@ -364,6 +366,11 @@ impl Registrar {
         let reg_id = if outbound && instance.is_some() { reg_id } else { None };
         Ok(Wanted { uri: na.uri.clone(), expires, q, instance, reg_id })
     }
+}
+
+/// A copy of a URI that owns its bytes (one small buffer).
+fn compact_uri(u: &Uri) -> Uri {
+    Uri::parse_bytes(u.to_bytes()).unwrap_or_else(|_| u.clone())
 }
 
 /// Whether an existing binding is the one a Contact of the request refers to:

@@ -123,6 +123,22 @@ impl RegistrarService {
                 auth.check(req, &realm, Which::Authorization, now, |user, realm, alg| self.users.ha1(user, realm, alg));
             match outcome {
                 AuthOutcome::Authenticated { username } => auth_user = Some((username, realm)),
+                // A retransmission of a REGISTER already processed (its 200 was lost
+                // or late): the nonce-count was used, but the password was right
+                // (stale) and the registrar holds the state this very request wrote.
+                // Answer it like the original, not with a challenge.
+                AuthOutcome::Challenge { stale: true, reason }
+                    if reason == sip_auth::reason::REPLAYED_NONCE && self.already_processed(req, now) =>
+                {
+                    let user = req
+                        .headers
+                        .get_all(&HeaderName::Authorization)
+                        .filter_map(|v| sip_auth::parse_credentials(v).ok().flatten())
+                        .find(|c| c.realm == realm)
+                        .map(|c| c.username)
+                        .unwrap_or_default();
+                    auth_user = Some((user, realm));
+                }
                 AuthOutcome::Challenge { stale, reason } => {
                     if reason != sip_auth::reason::NO_CREDENTIALS {
                         metrics::auth_failure(reason);
@@ -172,7 +188,6 @@ impl RegistrarService {
         // change — and every change before it — is durable.
         let changes: Vec<location_store::Change> = outcome.changes.iter().map(store_map::to_store).collect();
         let transports = self.transports.clone();
-        let fail = build(req, 500, Some("Store Unavailable"), &[(HeaderName::RetryAfter, "5".into())]);
         self.store.submit(
             changes,
             Box::new(move |res| {
@@ -180,7 +195,7 @@ impl RegistrarService {
                     Ok(()) => resp,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot persist a registration; answering 500");
-                        fail
+                        store_failure(resp)
                     }
                 };
                 if let Err(e) = transports.send(&target, msg.to_bytes()) {
@@ -189,6 +204,14 @@ impl RegistrarService {
                 metrics::request_latency("REGISTER", started.elapsed());
             }),
         );
+    }
+
+    /// Whether this REGISTER (its Call-ID and CSeq) already wrote its AoR's state.
+    fn already_processed(&self, req: &Message, now: u64) -> bool {
+        let (Some(call_id), Ok(cseq), Ok(to)) = (req.call_id(), req.cseq(), req.to()) else { return false };
+        let Some(uri) = to.uri.as_sip() else { return false };
+        let aor = Aor::from_uri(uri);
+        self.registrar.lock().expect("registrar").location.processed(&aor, call_id, cseq.seq, now)
     }
 
     fn send(&self, target: &Target, msg: Message) {
@@ -301,6 +324,16 @@ impl RegistrarService {
     pub fn flush(&self) {
         self.store.flush();
     }
+}
+
+/// The 500 sent instead of a 200 when the store failed: the same response
+/// with another status, no bindings, and Retry-After (built only on failure).
+fn store_failure(mut resp: Message) -> Message {
+    resp.start = sip_msg::StartLine::Response { code: 500, reason: bytes::Bytes::from_static(b"Store Unavailable") };
+    resp.headers.remove_all(&HeaderName::Contact);
+    resp.headers.push(HeaderName::RetryAfter, "5");
+    metrics::response(500);
+    resp
 }
 
 /// The realm of a REGISTER: the domain of its To (the AoR's domain).

@@ -39,6 +39,10 @@ pub(crate) fn open_write(path: &Path, opts: &SqliteOptions) -> Result<Connection
         });
     }
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT).map_err(open_err)?;
+    // Checkpoints (and their fsyncs) run on the checkpointer thread, never
+    // inside the writer's commit path: a commit must not wait for a disk flush
+    // of the main database file.
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
     Ok(conn)
 }
 

@@ -15,6 +15,7 @@
 //! work and joins the writer). Must not touch SQL of the tables directly
 //! (that is `rows.rs`) or connection settings (that is `conn.rs`).
 
+mod checkpoint;
 mod conn;
 mod migrations;
 mod rows;
@@ -80,6 +81,7 @@ pub struct SqliteStore {
     writer_id: ThreadId,
     read: Mutex<ReadSide>,
     counters: Arc<Counters>,
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// The read connection and the cache behind [`Store::subscribers_version`].
@@ -104,6 +106,7 @@ impl SqliteStore {
         let read_conn = conn::open_read(path, &opts)?;
         let counters = Arc::new(Counters::default());
         let (queue, writer) = writer::spawn(write_conn, path.to_owned(), opts.max_group_batches, counters.clone())?;
+        let checkpointer = checkpoint::spawn(conn::open_read(path, &opts)?, path.to_owned())?;
         tracing::debug!(db = %path.display(), synchronous_full = opts.synchronous_full, "location store open");
         Ok(Self {
             path: path.to_owned(),
@@ -112,6 +115,7 @@ impl SqliteStore {
             writer: Some(writer),
             read: Mutex::new(ReadSide { conn: read_conn, data_version: None, generation: 0 }),
             counters,
+            checkpointer: Some(checkpointer),
         })
     }
 
@@ -292,6 +296,9 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.take() {
+            c.stop();
+        }
         drop(self.queue.take()); // the writer finishes the queue, then ends
         if let Some(writer) = self.writer.take() {
             if thread::current().id() == self.writer_id {

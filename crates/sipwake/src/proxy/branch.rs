@@ -87,9 +87,16 @@ mod tests {
         strict_route(&mut m);
         assert_eq!(m.uri().unwrap().to_string(), "sip:192.0.2.1:5070");
         let routes: Vec<_> = m.headers.get_all(&HeaderName::Route).cloned().collect();
-        assert_eq!(routes, vec![Bytes::from_static(b"<sip:192.0.2.2;lr>"), Bytes::from_static(b"<sip:callee@192.0.2.5>")]);
+        assert_eq!(
+            routes,
+            vec![Bytes::from_static(b"<sip:192.0.2.2;lr>"), Bytes::from_static(b"<sip:callee@192.0.2.5>")]
+        );
         // A loose router next: nothing changes.
-        let mut loose = parse_datagram(Bytes::from(s.replace("<sip:192.0.2.1:5070>", "<sip:192.0.2.1:5070;lr>")), &Limits::default()).unwrap();
+        let mut loose = parse_datagram(
+            Bytes::from(s.replace("<sip:192.0.2.1:5070>", "<sip:192.0.2.1:5070;lr>")),
+            &Limits::default(),
+        )
+        .unwrap();
         strict_route(&mut loose);
         assert_eq!(loose.uri().unwrap().to_string(), "sip:callee@192.0.2.5");
     }

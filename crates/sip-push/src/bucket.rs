@@ -1,0 +1,62 @@
+//! The Bucket (RFC 8599 §5.6.2): the state of parked requests and of the
+//! pushes awaiting a result. Data only; the rules live in `park.rs`.
+
+use crate::types::{BindingKey, ParkKind, RequestId};
+use std::time::Instant;
+
+/// One parked request.
+pub(crate) struct Parked {
+    pub method: String,
+    pub call_id: String,
+    pub kind: ParkKind,
+    pub deadline: Instant,
+    /// Generation of its hold timer.
+    pub generation: u64,
+    /// One per distinct target, in the order given.
+    pub branches: Vec<Branch>,
+    pub woken: u32,
+}
+
+pub(crate) struct Branch {
+    pub binding: BindingKey,
+    /// `Some`: still waiting; the time its push went out (if one did).
+    pub waiting: Option<Option<Instant>>,
+}
+
+impl Parked {
+    pub fn branch_mut(&mut self, binding: &BindingKey) -> Option<&mut Branch> {
+        self.branches.iter_mut().find(|b| &b.binding == binding)
+    }
+    pub fn all_done(&self) -> bool {
+        self.branches.iter().all(|b| b.waiting.is_none())
+    }
+}
+
+/// What a push is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PushKind {
+    Refresh,
+    Initial,
+    MidDialog,
+}
+
+impl From<ParkKind> for PushKind {
+    fn from(k: ParkKind) -> PushKind {
+        match k {
+            ParkKind::Initial => PushKind::Initial,
+            ParkKind::MidDialog => PushKind::MidDialog,
+        }
+    }
+}
+
+/// A push whose result is awaited.
+pub(crate) struct PendingPush {
+    pub binding: BindingKey,
+    /// The PRID it went to: a rejection of an old token does not
+    /// invalidate a binding that re-registered with a new one.
+    pub prid: String,
+    pub request: Option<RequestId>,
+    pub kind: PushKind,
+    pub deadline: Instant,
+    pub generation: u64,
+}

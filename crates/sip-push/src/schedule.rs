@@ -1,0 +1,49 @@
+//! When refresh pushes go (R8–R11, OpenSIPS #2873): a list of offsets
+//! before expiry, the first one the lead (≥ 120 s) and the rest retries
+//! while the binding is not refreshed. With the defaults: expiry − 120,
+//! − 60, − 30, − 15 s.
+//!
+//! * A binding with the `+sip.pnsreg` tag refreshes itself before expiry −
+//!   `pnsreg_interval`; its first push is the RFC's fallback at expiry −
+//!   120 s (R9), then the retries below 120 s.
+//! * Never at or after expiry, never in the past: an overdue first push
+//!   (restore after downtime) goes at `not_before`, i.e. at once; a fresh
+//!   registration's first push is never sooner than [`MIN_GAP`] after it.
+//! * Retries are never closer than [`MIN_GAP`] to the previous push; retry
+//!   points already passed are skipped.
+
+use crate::config::{MIN_REFRESH_LEAD, PushConfig};
+use std::time::{Duration, Instant};
+
+/// Minimum time between a REGISTER and its first refresh push, and between
+/// two refresh pushes of one binding.
+pub const MIN_GAP: Duration = Duration::from_secs(5);
+
+/// The offsets of both kinds of binding, computed once from the config.
+#[derive(Clone, Debug)]
+pub(crate) struct RefreshPlan {
+    normal: Vec<Duration>,
+    pnsreg: Vec<Duration>,
+}
+
+impl RefreshPlan {
+    pub fn new(cfg: &PushConfig) -> RefreshPlan {
+        let retries = |below: Duration| cfg.refresh_retry_offsets.iter().copied().filter(move |o| *o < below);
+        RefreshPlan {
+            normal: std::iter::once(cfg.refresh_lead).chain(retries(cfg.refresh_lead)).collect(),
+            pnsreg: std::iter::once(MIN_REFRESH_LEAD).chain(retries(MIN_REFRESH_LEAD)).collect(),
+        }
+    }
+
+    /// The next refresh push of a binding expiring at `expires_at` that
+    /// has had `sent` refresh pushes in this cycle, not before `not_before`;
+    /// `None`: no more pushes, let it expire.
+    pub fn next(&self, expires_at: Instant, pnsreg: bool, sent: u32, not_before: Instant) -> Option<Instant> {
+        let offsets = if pnsreg { &self.pnsreg } else { &self.normal };
+        if sent == 0 {
+            let p = expires_at.checked_sub(offsets[0]).map_or(not_before, |p| p.max(not_before));
+            return (p < expires_at).then_some(p);
+        }
+        offsets[1..].iter().filter_map(|o| expires_at.checked_sub(*o)).find(|p| *p >= not_before && *p < expires_at)
+    }
+}

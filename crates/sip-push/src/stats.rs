@@ -1,0 +1,85 @@
+//! Observability: counters ([`Stats`]) and the per-binding view
+//! ([`BindingView`]) that `sipwake ctl` shows. Wake latency is not
+//! aggregated here: each [`crate::Output::Fork`] carries it, for the core's
+//! histogram.
+
+use crate::types::BindingKey;
+use serde::Serialize;
+
+/// Counters of one push reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PushCounters {
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// The PNS said the token is dead.
+    pub rejected: u64,
+    /// No result before the push's deadline.
+    pub unanswered: u64,
+}
+
+/// Why parked branches ended without a fork.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EndCounters {
+    pub push_failed: u64,
+    pub push_rejected: u64,
+    pub register_failed: u64,
+    pub timeout: u64,
+    pub binding_gone: u64,
+    pub unknown_binding: u64,
+}
+
+/// Monotonic counters since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub refresh: PushCounters,
+    pub initial: PushCounters,
+    pub mid_dialog: PushCounters,
+    /// Push results for unknown or forgotten push ids.
+    pub late_results: u64,
+    /// Requests parked.
+    pub parked: u64,
+    /// Forks after a push and a REGISTER.
+    pub woken: u64,
+    /// Forks without a push: the core said the device is awake (R44).
+    pub skipped_awake: u64,
+    /// Forks without a push: registered within `skip_interval` (R44).
+    pub skipped_recent: u64,
+    pub branches_ended: EndCounters,
+    pub requests_done: u64,
+    /// Requests done with no fork at all (they get 480).
+    pub requests_unreached: u64,
+    pub requests_cancelled: u64,
+    pub purrs_issued: u64,
+    pub purrs_resolved: u64,
+    pub purrs_refused: u64,
+    pub registrations: u64,
+    pub bindings_expired: u64,
+    pub bindings_removed: u64,
+    pub bindings_invalidated: u64,
+}
+
+/// One push binding as the engine sees it (times relative to the `now`
+/// the view was taken at, in ms). No PRID: the view may be shown to
+/// operators only, but there is no need to spread tokens (R65).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BindingView {
+    pub binding: BindingKey,
+    pub provider: String,
+    pub pnsreg: bool,
+    pub expires_in_ms: u64,
+    pub registered_ago_ms: Option<u64>,
+    /// When the next refresh push goes (`None`: none before expiry).
+    pub next_refresh_in_ms: Option<u64>,
+    /// Refresh pushes sent since the last registration.
+    pub refresh_attempts: u32,
+    pub last_push_ago_ms: Option<u64>,
+    /// Push failures since the last successful push.
+    pub consecutive_failures: u32,
+    /// The PNS rejected the token; no pushes until it re-registers.
+    pub invalid: bool,
+    /// Requests parked on it.
+    pub parked: usize,
+    /// PURRs that resolve to it (current and replaced).
+    pub purrs: usize,
+}
