@@ -14,6 +14,9 @@ Scenarios:
   register       REGISTER of a new AoR per call, auth off -> 200.
   register_auth  REGISTER -> 401 -> REGISTER with digest credentials -> 200,
                  a new AoR per call (subscribers provisioned beforehand).
+  calls          call setups through the proxy: INVITE -> 100/180/200 -> ACK,
+                 BYE -> 200 (sipp caller and sipp callee, the callee
+                 registered beforehand; auth off on sipwake).
   rss            memory per binding: registers --rss-bindings distinct AoRs at
                  --rss-rate and reads the server's memory before, halfway and after.
 
@@ -404,9 +407,11 @@ def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, 
     return ok, failed, retrans, elapsed
 
 
-def run_probe(port, rate, secs, register=None, first=0, password=None):
+def run_probe(port, rate, secs, register=None, first=0, password=None, call=None):
     args = [os.path.join(ROOT, "target", "release", "sip-probe"), "--target", f"127.0.0.1:{port}",
             "--rate", str(rate), "--secs", str(secs)]
+    if call:
+        args += ["--call", call]
     if register:
         args += ["--register", register, "--user-prefix", "probe", "--first", str(first)]
     if password:
@@ -418,13 +423,70 @@ class Kind:
     """What a scenario sends: sipp file, requests per call, and how the
     probe measures latency."""
 
-    def __init__(self, name, xml, reqs_per_call=1, register=False, auth=False):
+    def __init__(self, name, xml, reqs_per_call=1, register=False, auth=False, call=False):
         self.name, self.xml, self.reqs_per_call, self.register, self.auth = name, xml, reqs_per_call, register, auth
+        self.call = call
 
 
 OPTIONS = Kind("options", "options.xml")
 REGISTER = Kind("register", "register.xml", register=True)
 REGISTER_AUTH = Kind("register_auth", "register_auth.xml", reqs_per_call=2, register=True, auth=True)
+# A call: INVITE, ACK and BYE through the proxy (3 requests; with the answers 7 messages each way).
+CALLS = Kind("calls", "call_uac.xml", reqs_per_call=3, call=True)
+CALLEE = "callee"  # The AoR (CALLEE@DOMAIN) the sipp callee registers; every call goes to it.
+
+
+class Callee:
+    """The called party of the `calls` scenario: a sipp UAS (sipp/call_uas.xml)
+    on its own port, registered as CALLEE@DOMAIN with Contact = that port. The
+    REGISTER is sent from the UAS's port before sipp binds it, so the source
+    address and the Contact agree and both servers send the INVITEs there."""
+
+    def __init__(self, server, workdir):
+        self.port = free_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", self.port))
+        s.settimeout(2)
+        msg = (f"REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKcallee{time.time_ns()}\r\n"
+               f"From: <sip:{CALLEE}@{DOMAIN}>;tag=callee\r\nTo: <sip:{CALLEE}@{DOMAIN}>\r\n"
+               f"Call-ID: callee{time.time_ns()}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{CALLEE}@127.0.0.1:{self.port}>\r\n"
+               f"Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        try:
+            s.sendto(msg.encode(), ("127.0.0.1", server.port))
+            data, _ = s.recvfrom(65535)
+        finally:
+            s.close()
+        if not data.startswith(b"SIP/2.0 200"):
+            raise RuntimeError(f"{server.name} did not register the callee: {data[:80]!r}")
+        self.stf = os.path.join(workdir, f"sipp_uas_{server.name}_{self.port}.csv")
+        self.proc = subprocess.Popen(
+            ["sipp", "-sf", os.path.join(ROOT, "bench", "sipp", "call_uas.xml"), "-t", "u1", "-i", "127.0.0.1",
+             "-p", str(self.port), "-cp", str(free_port()), "-mp", str(free_port()), "-l", "1000000",
+             "-buff_size", "8388608", "-nostdin", "-recv_timeout", "10000", "-trace_stat", "-stf", self.stf,
+             "-fd", "1"],
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if self.proc.poll() is not None:
+            raise RuntimeError("the sipp callee did not start")
+
+    def stats(self):
+        """(successful, failed, retransmissions) of the callee so far."""
+        try:
+            with open(self.stf) as f:
+                rows = [r for r in f.read().splitlines() if r.strip()]
+            head, last = rows[0].split(";"), rows[-1].split(";")
+            return tuple(int(last[head.index(k)]) for k in ("SuccessfulCall(C)", "FailedCall(C)", "Retransmissions(C)"))
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)  # sipp: dump stats and quit
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def probe_secs(secs):
@@ -434,9 +496,10 @@ def probe_secs(secs):
 def measure(server, kind, rate, secs, workdir, args, pool=None, probe_pool=None):
     probe_n = PROBE_RATE * probe_secs(secs)
     probe = run_probe(server.port, PROBE_RATE, probe_secs(secs), DOMAIN if kind.register else None,
-                      probe_pool.take(probe_n) if probe_pool else 0, PASSWORD if kind.auth else None)
+                      probe_pool.take(probe_n) if probe_pool else 0, PASSWORD if kind.auth else None,
+                      CALLEE if kind.call else None)
     c0, m0, t0, d0 = cpu_seconds(server.pid), machine_cpu(), time.time(), disk_ticks()
-    extra = ("-nd",) if kind.register else ()
+    extra = ("-nd",) if kind.register else ("-s", CALLEE) if kind.call else ()
     ok, failed, retrans, elapsed = run_sipp(kind.xml, server.port, rate, secs, workdir, extra,
                                             args.sipp_procs, pool, kind.auth)
     out, _ = probe.communicate(timeout=60)
@@ -498,7 +561,10 @@ def sweep(make_server, kind, rates, secs, workdir, args):
     pool = Pool() if kind.register else None
     probe_pool = Pool(0) if kind.register else None
     rows = []
+    callee = None
     try:
+        if kind.call:
+            callee = Callee(server, workdir)
         for rate in rates:
             r = measure(server, kind, rate, secs, workdir, args, pool, probe_pool)
             print_row(r)
@@ -506,6 +572,12 @@ def sweep(make_server, kind, rates, secs, workdir, args):
             if not sustained(r):
                 break
     finally:
+        if callee:
+            callee.stop()
+            st = callee.stats()
+            if st:
+                print(f"# {server.name}: the sipp callee completed {st[0]} calls, failed {st[1]}, "
+                      f"retransmitted {st[2]} times (200s to INVITEs whose ACK was late or lost)", flush=True)
         server.stop()
     return rows
 
@@ -517,7 +589,7 @@ def best(rows):
 
 def servers(args, workdir, kind=OPTIONS):
     """(name, constructor) of the servers to compare, set up for `kind`."""
-    if kind.register:
+    if kind.register or kind.call:
         auth = "enabled = true\n# MD5 only, as Kamailio's auth module: same digest work on both.\nalgorithms = [\"MD5\"]\n" \
             if kind.auth else "enabled = false\n"
         config = f"[auth]\n{auth}\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
@@ -647,6 +719,7 @@ SCENARIOS = {
     "register": ("REGISTER, auth off (new AoR per call)", REGISTER, scenario_sweep(REGISTER)),
     "register_auth": ("REGISTER with digest auth (REGISTER->401->REGISTER->200, new AoR per call)", REGISTER_AUTH,
                       scenario_sweep(REGISTER_AUTH)),
+    "calls": ("calls through the proxy (INVITE->100/180->200->ACK, BYE->200)", CALLS, scenario_sweep(CALLS)),
     "rss": ("memory per binding", None, scenario_rss),
 }
 
@@ -685,7 +758,10 @@ def main():
             title, kind, fn = SCENARIOS[name]
             if kind is not None:
                 lat = ("latency (sip-probe): REGISTER->401->REGISTER->200, whole exchange; leg50/leg99: the "
-                       "authenticated REGISTER->200 alone" if kind.auth else "latency (sip-probe): request->200")
+                       "authenticated REGISTER->200 alone" if kind.auth else
+                       "latency (sip-probe): INVITE->200 through the proxy (callee's reaction included); leg50/leg99: "
+                       "BYE->200; req/s and cpuµs/req count INVITE, ACK and BYE" if kind.call else
+                       "latency (sip-probe): request->200")
                 print(f"\n== {title} ==\n# {lat}\n{HEADER}", flush=True)
             results = fn(args, workdir)
             if kind is not None:

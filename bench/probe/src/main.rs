@@ -16,6 +16,14 @@
 //! `leg_p50_us`/`leg_p99_us`/`leg_p999_us` give the second leg alone
 //! (authenticated REGISTER → 200).
 //!
+//! With `--call USER` it places calls instead: INVITE `sip:USER@target`
+//! (the proxy routes it to USER's registered contact), and on the 200 an
+//! ACK and a BYE along the Record-Route set, to the 200's Contact. The
+//! latency is INVITE → 200 (the callee's answer through the proxy: both
+//! hops, the callee's own reaction included); `leg_p50_us`/`leg_p99_us`/
+//! `leg_p999_us` give BYE → 200, and `answered` counts completed calls
+//! (BYE answered 200).
+//!
 //! It is a benchmark tool only: it sends to the address it is given, which
 //! the bench script sets to loopback.
 
@@ -28,6 +36,8 @@ struct Pending {
     /// When the authenticated REGISTER left (auth mode only).
     second: Option<Instant>,
     user: String,
+    /// When the BYE left (call mode only).
+    bye: Option<Instant>,
 }
 
 fn main() {
@@ -40,6 +50,7 @@ fn main() {
     let prefix = get("--user-prefix").unwrap_or_else(|| "probe".into());
     let first: u64 = get("--first").map_or(0, |r| r.parse().expect("--first N"));
     let password = get("--password");
+    let call = get("--call");
     let sock = UdpSocket::bind(if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).expect("bind");
     let local = sock.local_addr().expect("local addr");
     sock.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
@@ -50,23 +61,25 @@ fn main() {
     let mut lat: Vec<u64> = Vec::with_capacity(total as usize);
     let mut leg: Vec<u64> = Vec::new();
     let mut sent = 0usize;
+    let mut done = 0usize;
     let mut buf = [0u8; 65_536];
     let mut next = 0u64;
     let pid = std::process::id();
     let end_at = start + interval * total as u32 + Duration::from_secs(2);
-    while Instant::now() < end_at && (next < total || lat.len() < sent) {
+    while Instant::now() < end_at && (next < total || done < sent) {
         let now = Instant::now();
         while next < total && start + interval * next as u32 <= now {
             let call_id = format!("probe-{pid}-{next}");
             let user = format!("{prefix}{}", first + next);
             let msg = match &register {
+                None if call.is_some() => invite_msg(call.as_deref().unwrap_or(""), target, local, &call_id, next),
                 None => format!(
                     "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe@{local}>;tag={next}\r\nTo: <sip:{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 ),
                 Some(domain) => register_msg(domain, &user, local, &call_id, next, 1, None, password.is_some()),
             };
             if sock.send_to(msg.as_bytes(), target).is_ok() {
-                pending.insert(call_id, Pending { first: Instant::now(), second: None, user });
+                pending.insert(call_id, Pending { first: Instant::now(), second: None, user, bye: None });
                 sent += 1;
             }
             next += 1;
@@ -91,7 +104,30 @@ fn main() {
             if !text.starts_with("SIP/2.0 2") {
                 continue;
             }
+            if call.is_some() {
+                let Some(p) = pending.get_mut(cid) else { continue };
+                let cseq = header(&text, "CSeq").unwrap_or("");
+                if cseq.ends_with("INVITE") {
+                    // A retransmitted 200 (our ACK was lost) is answered again; timed once.
+                    if p.bye.is_none() {
+                        lat.push(got.duration_since(p.first).as_micros() as u64);
+                    }
+                    let (ack, bye) = in_dialog(&text, local, cid);
+                    let _ = sock.send_to(ack.as_bytes(), target);
+                    if p.bye.is_none() && sock.send_to(bye.as_bytes(), target).is_ok() {
+                        p.bye = Some(Instant::now());
+                    }
+                } else if cseq.ends_with("BYE")
+                    && let Some(t2) = p.bye
+                {
+                    leg.push(got.duration_since(t2).as_micros() as u64);
+                    pending.remove(cid);
+                    done += 1;
+                }
+                continue;
+            }
             if let Some(p) = pending.get(cid) {
+                done += 1;
                 lat.push(got.duration_since(p.first).as_micros() as u64);
                 if let Some(t2) = p.second {
                     leg.push(got.duration_since(t2).as_micros() as u64);
@@ -110,14 +146,14 @@ fn main() {
     let mut out = format!(
         "{{\"sent\":{},\"answered\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}",
         sent,
-        lat.len(),
+        if call.is_some() { done } else { lat.len() },
         pct(&lat, 0.50),
         pct(&lat, 0.90),
         pct(&lat, 0.99),
         pct(&lat, 0.999),
         lat.last().copied().unwrap_or(0)
     );
-    if password.is_some() {
+    if password.is_some() || call.is_some() {
         out.push_str(&format!(
             ",\"leg_p50_us\":{},\"leg_p99_us\":{},\"leg_p999_us\":{}",
             pct(&leg, 0.50),
@@ -127,6 +163,43 @@ fn main() {
     }
     out.push('}');
     println!("{out}");
+}
+
+/// INVITE `sip:{user}@{target}` with a small SDP body.
+fn invite_msg(user: &str, target: SocketAddr, local: SocketAddr, call_id: &str, tag: u64) -> String {
+    let ip = local.ip();
+    let sdp = format!("v=0\r\no=probe 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n");
+    format!(
+        "INVITE sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-1\r\nFrom: <sip:probe@bench.example>;tag={tag}\r\nTo: <sip:{user}@{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@{local}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// ACK and BYE for the dialog a 200 to our INVITE established: Request-URI
+/// = the 200's Contact, Route = its Record-Route set reversed, To with the
+/// callee's tag. Both go to the proxy (the bench's proxies record-route).
+fn in_dialog(ok: &str, local: SocketAddr, call_id: &str) -> (String, String) {
+    let to = header(ok, "To").unwrap_or("");
+    let from = header(ok, "From").unwrap_or("");
+    let contact = header(ok, "Contact").unwrap_or("");
+    let uri = contact.split_once('<').and_then(|(_, r)| r.split_once('>')).map_or(contact, |(u, _)| u);
+    let mut rr: Vec<&str> = ok
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case("Record-Route").then(|| v.trim())
+        })
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    rr.reverse();
+    let route = if rr.is_empty() { String::new() } else { format!("Route: {}\r\n", rr.join(", ")) };
+    let msg = |method: &str, cseq: u32| {
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-{method}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{route}Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    (msg("ACK", 1), msg("BYE", 2))
 }
 
 #[allow(clippy::too_many_arguments)]
