@@ -57,6 +57,4 @@ pub(crate) struct PendingPush {
     pub prid: String,
     pub request: Option<RequestId>,
     pub kind: PushKind,
-    pub deadline: Instant,
-    pub generation: u64,
 }

@@ -18,11 +18,12 @@
 //!   resolution.
 //! * **Observability**: [`Stats`], [`BindingView`], wake latency per fork.
 //!
-//! Modules: [`config`] (knobs, validation), [`classify`] (REGISTER
+//! Modules: [`config`] (knobs, validation), [`mod@classify`] (REGISTER
 //! Contacts), [`caps`] (Feature-Caps), [`types`] (ids), [`output`] (what
 //! the core does), `schedule` (refresh points), `timers` (heap with lazy
 //! deletion), [`purr`], `bucket` (parked state), [`engine`] (the engine,
-//! bindings, timers), `park` (parking and waking), [`stats`].
+//! timers, push sending), `register` (REGISTER side: bindings, PURRs,
+//! restore), `park` (parking and waking), [`stats`] (counters, views).
 //!
 //! # Driving it (the core)
 //!
@@ -48,6 +49,7 @@ pub mod engine;
 pub mod output;
 mod park;
 pub mod purr;
+mod register;
 mod schedule;
 pub mod stats;
 mod timers;
@@ -56,10 +58,11 @@ pub mod types;
 pub use caps::FeatureCaps;
 pub use classify::{Classification, ContactInfo, Rejection, classify, min_push_expires, upstream_pns};
 pub use config::{ConfigError, MIN_REFRESH_LEAD, ParamRule, ProviderConfig, PushConfig, TIMER_F};
-pub use engine::{PushEngine, Registration, Restored};
+pub use engine::{MAX_PENDING_PER_BINDING, PushEngine};
 pub use output::{BranchEnd, Output, PushError, PushReason, PushRequest, UNREACHABLE_STATUS};
 pub use park::{Park, ParkError};
 pub use purr::{PurrRecord, RandomSource};
+pub use register::{Registration, Restored};
 pub use schedule::MIN_GAP;
 pub use stats::{BindingView, EndCounters, PushCounters, Stats};
 pub use types::{BindingKey, ParkKind, ParkTarget, PnInfo, PushId, RequestId};

@@ -61,7 +61,7 @@ pub struct PushRequest {
     /// expiration / WebPush `TTL` / FCM `ttl`.
     pub ttl_secs: u32,
     /// After this the push is useless (the request's hold ends, or the
-    /// binding expires); results arriving later are ignored.
+    /// binding expires): the sender may drop it if still queued.
     #[serde(skip)]
     pub deadline: Instant,
 }

@@ -47,3 +47,34 @@ impl RefreshPlan {
         offsets[1..].iter().filter_map(|o| expires_at.checked_sub(*o)).find(|p| *p >= not_before && *p < expires_at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> RefreshPlan {
+        RefreshPlan::new(&PushConfig::with_providers(["apns"]))
+    }
+
+    #[test]
+    fn points_of_a_normal_and_a_pnsreg_binding() {
+        let t0 = Instant::now();
+        let e = t0 + Duration::from_secs(3600);
+        let p = plan();
+        let s = |t: Option<Instant>| t.map(|t| (t - t0).as_secs());
+        assert_eq!(s(p.next(e, false, 0, t0)), Some(3480));
+        assert_eq!(s(p.next(e, false, 1, t0 + Duration::from_secs(3485))), Some(3540));
+        assert_eq!(s(p.next(e, false, 2, t0 + Duration::from_secs(3545))), Some(3570));
+        assert_eq!(s(p.next(e, false, 3, t0 + Duration::from_secs(3575))), Some(3585));
+        assert_eq!(s(p.next(e, false, 4, t0 + Duration::from_secs(3590))), None, "never at or after expiry");
+        assert_eq!(s(p.next(e, true, 0, t0)), Some(3480));
+    }
+
+    #[test]
+    fn overdue_first_point_goes_at_not_before_and_never_past_expiry() {
+        let t0 = Instant::now();
+        let e = t0 + Duration::from_secs(50);
+        assert_eq!(plan().next(e, false, 0, t0), Some(t0));
+        assert_eq!(plan().next(e, false, 0, e), None);
+    }
+}

@@ -3,8 +3,10 @@
 //! aggregated here: each [`crate::Output::Fork`] carries it, for the core's
 //! histogram.
 
+use crate::engine::{Due, PushEngine};
 use crate::types::BindingKey;
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// Counters of one push reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -14,7 +16,8 @@ pub struct PushCounters {
     pub failed: u64,
     /// The PNS said the token is dead.
     pub rejected: u64,
-    /// No result before the push's deadline.
+    /// Never answered: the binding went away, or
+    /// [`crate::engine::MAX_PENDING_PER_BINDING`] newer pushes were sent.
     pub unanswered: u64,
 }
 
@@ -82,4 +85,57 @@ pub struct BindingView {
     pub parked: usize,
     /// PURRs that resolve to it (current and replaced).
     pub purrs: usize,
+}
+
+impl PushEngine {
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Push bindings tracked.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
+    }
+
+    /// Requests parked now.
+    pub fn parked_count(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Pushes awaiting a result.
+    pub fn pending_pushes(&self) -> usize {
+        self.pushes.len()
+    }
+
+    /// Timer entries held (live and stale), for diagnostics.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// One binding as `sipwake ctl` shows it.
+    pub fn binding_view(&self, key: &str, now: Instant) -> Option<BindingView> {
+        let (k, b) = self.bindings.get_key_value(key)?;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Some(BindingView {
+            binding: k.clone(),
+            provider: b.info.provider.clone(),
+            pnsreg: b.pnsreg,
+            expires_in_ms: ms(b.expires_at.saturating_duration_since(now)),
+            registered_ago_ms: b.registered_at.map(|t| ms(now.saturating_duration_since(t))),
+            next_refresh_in_ms: (b.timer.2 == Due::Refresh).then(|| ms(b.timer.0.saturating_duration_since(now))),
+            refresh_attempts: b.attempt,
+            last_push_ago_ms: b.last_push.map(|t| ms(now.saturating_duration_since(t))),
+            consecutive_failures: b.consecutive_failures,
+            invalid: b.invalid,
+            parked: b.parked.len(),
+            purrs: self.purrs.count(key),
+        })
+    }
+
+    /// Every binding's view, sorted by key (O(n log n): for management only).
+    pub fn binding_views(&self, now: Instant) -> Vec<BindingView> {
+        let mut keys: Vec<&BindingKey> = self.bindings.keys().collect();
+        keys.sort();
+        keys.into_iter().filter_map(|k| self.binding_view(k, now)).collect()
+    }
 }

@@ -12,7 +12,8 @@ fn r8_first_push_at_expiry_minus_lead_then_retries_then_nothing() {
     h.register("b1", apns("tok"), 300);
     let out = h.run_to(10_000);
     assert_eq!(refresh_times(&out, "b1"), [180, 240, 270, 285], "lead 120, retries at -60/-30/-15");
-    let attempts: Vec<u32> = pushes(&out.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()).iter().map(|p| p.attempt).collect();
+    let attempts: Vec<u32> =
+        pushes(&out.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()).iter().map(|p| p.attempt).collect();
     assert_eq!(attempts, [1, 2, 3, 4]);
     assert_eq!(h.engine.binding_count(), 0, "expired at 300");
     assert_eq!(h.engine.stats().bindings_expired, 1);
@@ -210,7 +211,7 @@ fn binding_view_for_ctl() {
 }
 
 #[test]
-fn unanswered_pushes_are_forgotten_at_their_deadline() {
+fn unanswered_pushes_are_given_up_with_the_binding() {
     let mut h = Harness::new(cfg());
     h.register("b1", apns("tok"), 300);
     let out = h.run_to(200);

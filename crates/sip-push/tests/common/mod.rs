@@ -42,7 +42,13 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(cfg: PushConfig) -> Harness {
-        let engine = PushEngine::new(cfg, rng(7)).expect("valid config");
+        Harness::with_seed(cfg, 7)
+    }
+
+    /// A harness whose RNG starts at `seed` (a restarted process draws
+    /// different random numbers).
+    pub fn with_seed(cfg: PushConfig, seed: u64) -> Harness {
+        let engine = PushEngine::new(cfg, rng(seed)).expect("valid config");
         let t0 = Instant::now();
         Harness { engine, t0, now: t0 }
     }
