@@ -22,6 +22,119 @@ pub struct Config {
     pub store: StoreSection,
     pub management: ManagementSection,
     pub proxy: ProxySection,
+    pub push: PushSection,
+}
+
+/// `[push]`: RFC 8599 push notifications (OpenSIPS names in brackets).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSection {
+    /// Wake devices with pushes (pn_enable; off by default, as in OpenSIPS).
+    pub enable: bool,
+    /// Hand out PURRs for mid-dialog wake-ups (pn_enable_purr).
+    pub purr: bool,
+    /// Supported `pn-provider` values (pn_providers).
+    pub providers: Vec<String>,
+    /// Contact parameters that make a binding push-capable (pn_ct_match_params).
+    pub ct_match_params: Vec<String>,
+    /// The `+sip.pnsreg` value (pn_pnsreg_interval), seconds.
+    pub pnsreg_interval: u32,
+    /// Refresh push this long before expiry (pn_trigger_interval), seconds, at least 120.
+    pub refresh_lead_secs: u64,
+    /// Retries of an unanswered refresh push, seconds before expiry ([] = one push only).
+    pub refresh_retries_secs: Vec<u64>,
+    /// No push for a device that registered this recently (pn_skip_pn_interval), seconds.
+    pub skip_interval_secs: u64,
+    /// How long a parked INVITE waits for its device (pn_refresh_timeout), seconds.
+    pub invite_hold_secs: u64,
+    /// How long a parked non-INVITE waits (under 32 s), seconds.
+    pub non_invite_hold_secs: u64,
+    /// Answer 555 to REGISTERs for providers not in `providers`.
+    pub reply_555: bool,
+    /// Shortest expiry accepted for a push binding (423 below it), seconds.
+    pub min_push_expires: u32,
+    /// How pushes are delivered, per provider (or "*" for all).
+    pub senders: std::collections::BTreeMap<String, SenderSection>,
+}
+
+/// `[push.senders.<provider>]`: exactly one of `webhook` or `exec`.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderSection {
+    /// POST a JSON event to this URL.
+    pub webhook: Option<String>,
+    /// Or run this program (no shell), the event in its environment and on stdin.
+    pub exec: Option<Vec<String>>,
+    pub timeout_ms: Option<u64>,
+    /// Extra HTTP headers for webhooks, e.g. { Authorization = "Bearer ..." }.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Sign webhook bodies: X-Sipwake-Signature: sha256=HMAC(body).
+    pub hmac_secret: Option<String>,
+}
+
+impl Default for PushSection {
+    fn default() -> Self {
+        let d = sip_push::PushConfig::default();
+        PushSection {
+            enable: false,
+            purr: false,
+            providers: vec!["apns".into(), "fcm".into(), "webpush".into()],
+            ct_match_params: d.ct_match_params.clone(),
+            pnsreg_interval: d.pnsreg_interval,
+            refresh_lead_secs: d.refresh_lead.as_secs(),
+            refresh_retries_secs: d.refresh_retry_offsets.iter().map(|x| x.as_secs()).collect(),
+            skip_interval_secs: d.skip_interval.as_secs(),
+            invite_hold_secs: d.invite_hold.as_secs(),
+            non_invite_hold_secs: d.non_invite_hold.as_secs(),
+            reply_555: d.reply_555,
+            min_push_expires: d.min_push_expires,
+            senders: Default::default(),
+        }
+    }
+}
+
+impl PushSection {
+    /// The engine's configuration.
+    pub fn to_engine_config(&self) -> sip_push::PushConfig {
+        let mut c = sip_push::PushConfig::with_providers(self.providers.iter().map(String::as_str));
+        c.enable = self.enable;
+        c.purr = self.purr;
+        c.ct_match_params = self.ct_match_params.clone();
+        c.pnsreg_interval = self.pnsreg_interval;
+        c.refresh_lead = Duration::from_secs(self.refresh_lead_secs);
+        c.refresh_retry_offsets = self.refresh_retries_secs.iter().map(|s| Duration::from_secs(*s)).collect();
+        c.skip_interval = Duration::from_secs(self.skip_interval_secs);
+        c.invite_hold = Duration::from_secs(self.invite_hold_secs);
+        c.non_invite_hold = Duration::from_secs(self.non_invite_hold_secs);
+        c.reply_555 = self.reply_555;
+        c.min_push_expires = self.min_push_expires;
+        c
+    }
+
+    /// The senders' configuration.
+    pub fn sender_configs(&self) -> Vec<(String, push_senders::SenderConfig)> {
+        self.senders
+            .iter()
+            .map(|(name, s)| {
+                let timeout = Duration::from_millis(s.timeout_ms.unwrap_or(5000));
+                let cfg = match (&s.webhook, &s.exec) {
+                    (Some(url), _) => push_senders::SenderConfig::Webhook {
+                        url: url.clone(),
+                        timeout,
+                        headers: s.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        hmac_secret: s.hmac_secret.clone(),
+                    },
+                    (None, Some(cmd)) => push_senders::SenderConfig::Exec {
+                        program: cmd.first().cloned().unwrap_or_default().into(),
+                        args: cmd.iter().skip(1).cloned().collect(),
+                        timeout,
+                    },
+                    (None, None) => unreachable!("validated"),
+                };
+                (name.clone(), cfg)
+            })
+            .collect()
+    }
 }
 
 /// `[proxy]`: how requests to and from registered users are routed.
@@ -249,6 +362,7 @@ struct ConfigFile {
     store: StoreSection,
     management: ManagementSection,
     proxy: ProxySection,
+    push: PushSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -418,6 +532,7 @@ impl Config {
             store: file.store,
             management: file.management,
             proxy: file.proxy,
+            push: file.push,
         })
     }
 }

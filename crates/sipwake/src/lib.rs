@@ -9,6 +9,7 @@ pub mod logging;
 pub mod management;
 pub mod metrics;
 pub mod proxy;
+pub mod push_svc;
 pub mod registrar_svc;
 pub mod server;
 pub mod store_map;

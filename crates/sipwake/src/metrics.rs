@@ -46,6 +46,8 @@ fn describe() {
     metrics::describe_gauge!("sipwake_transactions", "SIP transactions in progress");
     metrics::describe_gauge!("sipwake_proxy_contexts", "Requests being proxied");
     metrics::describe_gauge!("sipwake_tcp_connections", "Open TCP connections");
+    metrics::describe_counter!("sipwake_pushes_total", "Pushes by provider, reason and result");
+    metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
 }
 
 pub fn request(method: &str) {
@@ -97,4 +99,13 @@ pub fn state(transactions: usize, contexts: usize, connections: usize) {
     metrics::gauge!("sipwake_transactions").set(transactions as f64);
     metrics::gauge!("sipwake_proxy_contexts").set(contexts as f64);
     metrics::gauge!("sipwake_tcp_connections").set(connections as f64);
+}
+
+pub fn wake_latency(d: Duration) {
+    metrics::histogram!("sipwake_push_wake_latency_seconds").record(d.as_secs_f64());
+}
+
+pub fn push(provider: &str, reason: &str, result: &'static str) {
+    metrics::counter!("sipwake_pushes_total", "provider" => provider.to_string(), "reason" => reason.to_string(), "result" => result)
+        .increment(1);
 }

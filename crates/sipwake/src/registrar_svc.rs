@@ -34,6 +34,8 @@ pub struct RegistrarService {
     auth: Option<Authenticator>,
     users: UserCache,
     transports: Transports,
+    /// RFC 8599 push support (when `push.enable`).
+    pub push: Option<Arc<crate::push_svc::PushService>>,
 }
 
 impl RegistrarService {
@@ -105,7 +107,9 @@ impl RegistrarService {
         };
         let users = UserCache::new(store.clone());
         metrics::bindings(registrar.location.len());
-        Ok(RegistrarService { registrar: Mutex::new(registrar), store, auth, users, transports })
+        let push =
+            if config.push.enable { Some(Arc::new(crate::push_svc::PushService::new(&config.push)?)) } else { None };
+        Ok(RegistrarService { registrar: Mutex::new(registrar), store, auth, users, transports, push })
     }
 
     /// Handles one validated REGISTER from `src`; the answer goes to `target`.
@@ -165,6 +169,18 @@ impl RegistrarService {
             local: src.local,
             conn: src.conn,
         };
+        // RFC 8599: classify the Contacts; 555 / 423 come before any change.
+        let classes = match &self.push {
+            Some(p) => match p.precheck(req, self.registrar.lock().expect("registrar").config.default_expires) {
+                crate::push_svc::Precheck::Reject(code, headers) => {
+                    metrics::registration("rejected");
+                    self.send(&target, build(req, code, None, &headers));
+                    return;
+                }
+                crate::push_svc::Precheck::Go(c) => c,
+            },
+            None => Vec::new(),
+        };
         let outcome = {
             let mut reg = self.registrar.lock().expect("registrar");
             let o = reg.register(RegisterInput {
@@ -176,7 +192,14 @@ impl RegistrarService {
             metrics::bindings(reg.location.len());
             o
         };
-        let Reply { code, reason, headers } = outcome.reply;
+        let Reply { code, reason, mut headers } = outcome.reply;
+        if code == 200
+            && let Some(p) = &self.push
+        {
+            for fc in p.registered(&classes, &outcome.changes, now) {
+                headers.push((HeaderName::FeatureCaps, fc));
+            }
+        }
         let resp = build(req, code, reason, &headers);
         metrics::registration(if code == 200 { "ok" } else { "rejected" });
         if code != 200 {
@@ -261,6 +284,11 @@ impl RegistrarService {
         self.registrar.lock().expect("registrar").config.domains.clone()
     }
 
+    /// One binding, as it is now.
+    pub fn binding(&self, aor: &Aor, id: &str) -> Option<sip_registrar::Binding> {
+        self.registrar.lock().expect("registrar").location.binding(aor, id).cloned()
+    }
+
     /// Live bindings of an AoR.
     pub fn lookup(&self, aor: &Aor) -> Vec<sip_registrar::Binding> {
         let now = now_ms();
@@ -275,6 +303,9 @@ impl RegistrarService {
             metrics::bindings(reg.location.len());
             c
         };
+        if let Some(p) = &self.push {
+            p.removed(&changes);
+        }
         if !changes.is_empty() {
             tracing::debug!(count = changes.len(), "bindings expired");
             self.store.submit(changes.iter().map(store_map::to_store).collect(), Box::new(|_| {}));
@@ -289,6 +320,9 @@ impl RegistrarService {
             metrics::bindings(reg.location.len());
             c
         };
+        if let Some(p) = &self.push {
+            p.removed(&changes);
+        }
         if !changes.is_empty() {
             self.store.submit(changes.iter().map(store_map::to_store).collect(), Box::new(|_| {}));
         }
@@ -299,13 +333,16 @@ impl RegistrarService {
         let now = now_ms();
         let changes = {
             let mut reg = self.registrar.lock().expect("registrar");
-            let c = match id {
+            let c: Vec<_> = match id {
                 Some(id) => reg.remove_binding(aor, id, now).into_iter().collect(),
                 None => reg.remove_aor(aor, now),
             };
             metrics::bindings(reg.location.len());
             c
         };
+        if let Some(p) = &self.push {
+            p.removed(&changes);
+        }
         let n = changes.len();
         if n > 0 {
             let (tx, rx) = std::sync::mpsc::channel();

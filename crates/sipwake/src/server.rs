@@ -39,6 +39,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = crate::metrics::install();
     let registrar = Arc::new(RegistrarService::open(&config, transports.clone())?);
     let core = Arc::new(Core::new(&config, transports.clone(), registrar.clone()));
+    let _ = core.weak.set(Arc::downgrade(&core));
     transports.start(core.clone());
     let timers = tokio::spawn(core.clone().run_timers());
     let expiry = {

@@ -53,6 +53,10 @@ pub struct Core {
     stopping: AtomicBool,
     pub stats: Stats,
     pub registrar: Arc<RegistrarService>,
+    /// A handle on the Arc this core lives in (set by the server at start):
+    /// push deliveries run as tasks that report back to the core.
+    pub weak: std::sync::OnceLock<std::sync::Weak<Core>>,
+    rt: tokio::runtime::Handle,
 }
 
 impl Core {
@@ -87,6 +91,8 @@ impl Core {
             stopping: AtomicBool::new(false),
             stats: Stats::default(),
             registrar,
+            weak: std::sync::OnceLock::new(),
+            rt: tokio::runtime::Handle::current(),
         }
     }
 
@@ -106,11 +112,9 @@ impl Core {
         self.state.lock().expect("core state").proxy.ctxs.len()
     }
 
-    fn next_deadline(st: &State) -> Option<Instant> {
-        match (st.txn.poll_timeout(), st.proxy.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    fn next_deadline(&self, st: &State) -> Option<Instant> {
+        let push = self.registrar.push.as_ref().and_then(|p| p.engine.lock().expect("push engine").poll_timeout());
+        [st.txn.poll_timeout(), st.proxy.next_deadline(), push].into_iter().flatten().min()
     }
 
     /// Runs the transaction timers until shutdown.
@@ -119,11 +123,11 @@ impl Core {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let next = Core::next_deadline(&self.state.lock().expect("core state"));
+            let next = self.next_deadline(&self.state.lock().expect("core state"));
             let at = next.map_or(u64::MAX, |t| self.nanos(t));
             self.timer_at.store(at, Ordering::SeqCst);
             // Re-check after publishing, so a deadline added in between is not missed.
-            let next2 = Core::next_deadline(&self.state.lock().expect("core state"));
+            let next2 = self.next_deadline(&self.state.lock().expect("core state"));
             if next2 != next {
                 continue;
             }
@@ -150,6 +154,10 @@ impl Core {
                 self.settle(&mut st, now)
             };
             self.flush(out);
+            if let Some(push) = &self.registrar.push {
+                push.engine.lock().expect("push engine").handle_timeout(Instant::now());
+                self.drain_push();
+            }
         }
     }
 
@@ -239,6 +247,8 @@ impl Core {
                     self.build_response(req, &stateless_tag(req), code, reason, extra)
                 };
                 self.registrar.handle(&msg, &src, target, build);
+                // A woken device's REGISTER releases the requests parked for it.
+                self.drain_push();
             }
             sip_msg::Method::Ack => self.on_ack(src, msg, target),
             sip_msg::Method::Cancel => self.on_cancel(src, msg, target),

@@ -21,8 +21,15 @@ pub(super) enum Decision {
     Local,
     /// Answer with this status (and headers).
     Reject(u16, Option<&'static str>, Vec<(HeaderName, String)>),
-    /// Proxy it: the request (after Route processing) and its targets.
-    Proxy { request: Box<Message>, targets: Vec<(String, u16, BranchTarget)>, record_route: bool },
+    /// Proxy it: the request (after Route processing), its targets, and the
+    /// push bindings to wake first (RFC 8599: binding id, flow alive).
+    Proxy {
+        request: Box<Message>,
+        targets: Vec<(String, u16, BranchTarget)>,
+        record_route: bool,
+        park: Vec<(String, bool)>,
+        aor: Option<Aor>,
+    },
 }
 
 impl Core {
@@ -137,44 +144,54 @@ impl Core {
                 Decision::Reject(404, None, Vec::new())
             };
         }
-        let targets = bindings
+        let push_on = self.registrar.push.is_some();
+        let (push_bindings, plain): (Vec<_>, Vec<_>) = bindings.iter().partition(|b| push_on && b.is_push_capable());
+        let park: Vec<(String, bool)> = push_bindings
             .iter()
-            .map(|b| {
-                let flow = if !b.path.is_empty() {
-                    None
-                } else if b.flow.transport.is_reliable() {
-                    // Over the connection the device opened, while it is open;
-                    // else to its Contact like any RFC 3261 client.
-                    b.flow.conn.filter(|c| self.transports.conn_alive(*c)).map(|c| Target {
-                        transport: Transport::Tcp,
-                        remote: b.flow.remote,
-                        conn: Some(c),
-                    })
-                } else {
-                    // UDP: to the source address of its REGISTER when the device
-                    // is behind NAT (its Contact names another IP, or it uses
-                    // outbound); else to its Contact (RFC 3261).
-                    let contact_ip = b.uri.as_sip().and_then(|u| u.host.ip());
-                    let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
-                    natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
-                };
-                (
-                    b.id.clone(),
-                    b.q.unwrap_or(1000),
-                    BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow },
-                )
-            })
+            .map(|b| (b.id.clone(), b.flow.conn.is_some_and(|c| self.transports.conn_alive(c))))
             .collect();
+        let targets = plain.iter().map(|b| (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(b))).collect();
         Decision::Proxy {
             request: Box::new(req),
             targets,
             record_route: self.pcfg.record_route && px::creates_dialog(&method),
+            park,
+            aor: Some(aor),
         }
+    }
+
+    /// How a branch reaches a binding: over its flow, its Path, or its Contact.
+    pub(super) fn branch_target(&self, b: &sip_registrar::Binding) -> BranchTarget {
+        let flow = if !b.path.is_empty() {
+            None
+        } else if b.flow.transport.is_reliable() {
+            // Over the connection the device opened, while it is open;
+            // else to its Contact like any RFC 3261 client.
+            b.flow.conn.filter(|c| self.transports.conn_alive(*c)).map(|c| Target {
+                transport: Transport::Tcp,
+                remote: b.flow.remote,
+                conn: Some(c),
+            })
+        } else {
+            // UDP: to the source address of its REGISTER when the device is
+            // behind NAT (its Contact names another IP, or it uses outbound);
+            // else to its Contact (RFC 3261).
+            let contact_ip = b.uri.as_sip().and_then(|u| u.host.ip());
+            let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
+            natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
+        };
+        BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow }
     }
 
     fn forward_single(&self, req: Message, has_route: bool, flow: Option<Target>, _src: &Source) -> Decision {
         let t = BranchTarget { uri: None, path: Vec::new(), flow: if has_route { None } else { flow } };
-        Decision::Proxy { request: Box::new(req), targets: vec![("next-hop".into(), 1000, t)], record_route: false }
+        Decision::Proxy {
+            request: Box::new(req),
+            targets: vec![("next-hop".into(), 1000, t)],
+            record_route: false,
+            park: Vec::new(),
+            aor: None,
+        }
     }
 
     /// Requests other than REGISTER, ACK and CANCEL.
@@ -195,8 +212,10 @@ impl Core {
                 (a.code, a.reason, a.headers)
             }
             Decision::Reject(c, r, h) => (c, r, h),
-            Decision::Proxy { request, targets, record_route } => {
-                return self.start_proxy(src, msg, *request, targets, record_route, target);
+            Decision::Proxy { request, targets, record_route, park, aor } => {
+                self.start_proxy(src, msg, *request, targets, record_route, target, park, aor);
+                self.drain_push();
+                return;
             }
         };
         if method != Method::Invite {
@@ -226,6 +245,7 @@ impl Core {
         self.flush(out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_proxy(
         &self,
         src: Source,
@@ -234,6 +254,8 @@ impl Core {
         targets: Vec<(String, u16, BranchTarget)>,
         record_route: bool,
         target: Target,
+        park: Vec<(String, bool)>,
+        aor: Option<Aor>,
     ) {
         let now = Instant::now();
         let out = {
@@ -256,7 +278,43 @@ impl Core {
             }
             let px_targets = targets.iter().map(|(id, q, _)| PxTarget { id: id.clone(), q: *q }).collect();
             let cfg = ContextConfig { timer_c: self.pcfg.timer_c, ..ContextConfig::default() };
-            let (proxy, actions) = ProxyContext::new(method, px_targets, cfg, now);
+            // RFC 8599: push the sleeping devices and hold a slot for each.
+            let mut push_request = None;
+            let mut held = 0;
+            if let (Some(push), false) = (&self.registrar.push, park.is_empty()) {
+                st.proxy.next_push_request += 1;
+                let rid = sip_push::RequestId(st.proxy.next_push_request);
+                let parked = push.engine.lock().expect("push engine").handle_park(
+                    sip_push::Park {
+                        request: rid,
+                        method: method.clone(),
+                        call_id: request.call_id().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default(),
+                        kind: sip_push::ParkKind::Initial,
+                        targets: park
+                            .iter()
+                            .map(|(id, awake)| sip_push::ParkTarget {
+                                binding: sip_push::BindingKey::new(id.as_str()),
+                                awake: *awake,
+                            })
+                            .collect(),
+                    },
+                    now,
+                );
+                match parked {
+                    Ok(n) if n > 0 => {
+                        held = n;
+                        push_request = Some(rid);
+                        st.proxy.by_push.insert(rid.0, key.clone());
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = ?e, "request not parked"),
+                }
+            }
+            let (proxy, actions) = if held > 0 {
+                ProxyContext::new_held(method, px_targets, held, cfg, now)
+            } else {
+                ProxyContext::new(method, px_targets, cfg, now)
+            };
             let hash = route::loop_hash(&request);
             let ctx = Ctx {
                 proxy,
@@ -268,6 +326,8 @@ impl Core {
                 loop_hash: hash,
                 counted: false,
                 started: now,
+                push_request,
+                aor,
             };
             st.proxy.ctxs.insert(key.clone(), ctx);
             self.run_actions(&mut st, &key, actions, now);
@@ -341,7 +401,92 @@ impl Core {
             for ck in ctx.branches.values() {
                 st.proxy.by_client.remove(ck);
             }
+            if let Some(rid) = ctx.push_request {
+                st.proxy.by_push.remove(&rid.0);
+                if let Some(push) = &self.registrar.push {
+                    push.engine.lock().expect("push engine").handle_cancel(rid);
+                }
+            }
         }
+    }
+
+    /// Carries out what the push engine decided (RFC 8599): pushes go to the
+    /// senders, woken devices become branches, ended waits release slots.
+    pub(super) fn drain_push(&self) {
+        let Some(push) = self.registrar.push.clone() else { return };
+        loop {
+            let outs: Vec<sip_push::Output> = {
+                let mut e = push.engine.lock().expect("push engine");
+                std::iter::from_fn(|| e.poll_output()).collect()
+            };
+            if outs.is_empty() {
+                return;
+            }
+            for o in outs {
+                match o {
+                    sip_push::Output::Push(req) => self.send_push(&push, req),
+                    sip_push::Output::Fork { request, binding, wake_latency } => {
+                        if let Some(l) = wake_latency {
+                            crate::metrics::wake_latency(l);
+                        }
+                        self.push_fork(request, binding.as_str());
+                    }
+                    sip_push::Output::BranchEnded { request, .. } => self.push_release(request),
+                    sip_push::Output::RequestDone { request, .. } => {
+                        self.state.lock().expect("core state").proxy.by_push.remove(&request.0);
+                    }
+                    sip_push::Output::BindingInvalid { binding } => {
+                        tracing::info!(binding = binding.as_str(), "push service says the device token is dead");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_push(&self, push: &std::sync::Arc<crate::push_svc::PushService>, req: sip_push::PushRequest) {
+        let Some(core) = self.weak.get().and_then(std::sync::Weak::upgrade) else { return };
+        let push = push.clone();
+        self.rt.spawn(async move {
+            let reason = req.reason.opensips_reason();
+            let result = push.senders.send(&req).await;
+            crate::metrics::push(&req.provider, &reason, if result.is_ok() { "ok" } else { "failed" });
+            push.engine.lock().expect("push engine").handle_push_result(req.id, result, Instant::now());
+            core.drain_push();
+        });
+    }
+
+    /// A parked request's device registered: its binding becomes a branch.
+    fn push_fork(&self, request: sip_push::RequestId, binding: &str) {
+        let now = Instant::now();
+        let out = {
+            let mut st = self.state.lock().expect("core state");
+            let Some(skey) = st.proxy.by_push.get(&request.0).cloned() else { return };
+            let Some(ctx) = st.proxy.ctxs.get_mut(&skey) else { return };
+            let fresh = ctx.aor.as_ref().and_then(|a| self.registrar.binding(a, binding));
+            let mut actions = Vec::new();
+            if let Some(b) = fresh {
+                ctx.targets.insert(b.id.clone(), self.branch_target(&b));
+                actions.extend(ctx.proxy.add_targets(vec![PxTarget { id: b.id.clone(), q: b.q.unwrap_or(1000) }], now));
+            }
+            actions.extend(ctx.proxy.release(1, now));
+            self.run_actions(&mut st, &skey, actions, now);
+            self.settle(&mut st, now)
+        };
+        self.flush(out);
+    }
+
+    /// A parked request gave up on one device.
+    fn push_release(&self, request: sip_push::RequestId) {
+        let now = Instant::now();
+        let out = {
+            let mut st = self.state.lock().expect("core state");
+            let Some(skey) = st.proxy.by_push.get(&request.0).cloned() else { return };
+            let Some(ctx) = st.proxy.ctxs.get_mut(&skey) else { return };
+            let actions = ctx.proxy.release(1, now);
+            self.run_actions(&mut st, &skey, actions, now);
+            self.settle(&mut st, now)
+        };
+        self.flush(out);
     }
 
     /// A response on one of our client transactions.
@@ -392,7 +537,7 @@ impl Core {
                 }
             }
         }
-        let next = Core::next_deadline(st);
+        let next = self.next_deadline(st);
         let d = drain(&mut st.txn);
         out.transmits = d.transmits;
         self.maybe_wake_timers(next);
@@ -420,6 +565,10 @@ impl Core {
                     if let Some(inv) = invite
                         && let Some(ctx) = st.proxy.ctxs.get_mut(&inv)
                     {
+                        // S3: nothing is delivered to a woken device later.
+                        if let (Some(rid), Some(push)) = (ctx.push_request, &self.registrar.push) {
+                            push.engine.lock().expect("push engine").handle_cancel(rid);
+                        }
                         let actions = ctx.proxy.on_cancel(now);
                         self.run_actions(&mut st, &inv, actions, now);
                     }

@@ -55,6 +55,10 @@ pub struct Ctx {
     pub counted: bool,
     /// When the request arrived (latency histogram).
     pub started: Instant,
+    /// The push engine's name for this request, when devices were pushed (RFC 8599).
+    pub push_request: Option<sip_push::RequestId>,
+    /// The AoR looked up (to find woken bindings again).
+    pub aor: Option<sip_registrar::Aor>,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.
@@ -67,6 +71,9 @@ pub struct Table {
     pub timers: BinaryHeap<Reverse<(Instant, u64)>>,
     pub timer_keys: Map<u64, ServerKey>,
     pub seq: u64,
+    /// Contexts by push-engine request id.
+    pub by_push: Map<u64, ServerKey>,
+    pub next_push_request: u64,
 }
 
 impl Table {

@@ -1,0 +1,118 @@
+//! The push service of the server: the sans-IO `sip_push::PushEngine`
+//! behind a lock, its REGISTER-side hooks (classification, 555/423,
+//! Feature-Caps, binding updates), and the senders that deliver its pushes.
+//!
+//! Owns the engine's lock and the mapping of configuration onto the
+//! engine. The core carries out the engine's outputs (forks, releases) on
+//! its proxy contexts; this module must not touch them.
+
+use crate::config::PushSection;
+use sip_msg::{Contact, HeaderName, Message};
+use sip_push::{BindingKey, Classification, ContactInfo, PushConfig, PushEngine, Registration, Rejection};
+use sip_registrar::location::Change;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct PushService {
+    pub engine: Mutex<PushEngine>,
+    pub cfg: PushConfig,
+    pub senders: push_senders::Senders,
+}
+
+/// What the REGISTER hooks decided before the registrar runs.
+pub enum Precheck {
+    /// Answer with this status (and headers) instead of registering.
+    Reject(u16, Vec<(HeaderName, String)>),
+    /// Register; these are the classifications of the Contacts (URI text, class).
+    Go(Vec<(String, Classification)>),
+}
+
+impl PushService {
+    pub fn new(sec: &PushSection) -> anyhow::Result<PushService> {
+        let cfg = sec.to_engine_config();
+        let engine = PushEngine::new(cfg.clone(), |buf: &mut [u8]| rand::fill(buf)).map_err(|errs| {
+            anyhow::anyhow!(
+                "invalid [push] configuration: {}",
+                errs.iter().map(|e| format!("push.{}: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
+            )
+        })?;
+        let senders =
+            push_senders::Senders::new(sec.sender_configs()).map_err(|e| anyhow::anyhow!("[push.senders]: {e}"))?;
+        Ok(PushService { engine: Mutex::new(engine), cfg, senders })
+    }
+
+    /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
+    /// whether it gets 555 or 423 instead of a registration.
+    pub fn precheck(&self, req: &Message, default_expires: u32) -> Precheck {
+        let upstream = sip_push::upstream_pns(req.headers.get_all(&HeaderName::FeatureCaps).map(|v| &v[..]));
+        let header_expires = req.expires();
+        let mut classes = Vec::new();
+        let engine = self.engine.lock().expect("push engine");
+        for c in req.contacts().unwrap_or_default() {
+            let Contact::Addr(na) = c else { continue };
+            let expires = na
+                .params
+                .value("expires")
+                .and_then(|v| sip_msg::chars::parse_u32(v))
+                .or(header_expires)
+                .unwrap_or(default_expires);
+            let class = engine.classify(&ContactInfo::from_name_addr(&na, expires, &upstream));
+            match class.rejection(&self.cfg) {
+                Some(Rejection::PnsNotSupported) => return Precheck::Reject(555, Vec::new()),
+                Some(Rejection::IntervalTooBrief { min_expires }) => {
+                    return Precheck::Reject(423, vec![(HeaderName::MinExpires, min_expires.to_string())]);
+                }
+                None => {}
+            }
+            classes.push((na.uri.to_string(), class));
+        }
+        Precheck::Go(classes)
+    }
+
+    /// After a successful REGISTER: tells the engine about the bindings it
+    /// wrote and returns the Feature-Caps values for the 200 OK.
+    pub fn registered(&self, classes: &[(String, Classification)], changes: &[Change], now_ms: u64) -> Vec<String> {
+        let now = Instant::now();
+        let mut engine = self.engine.lock().expect("push engine");
+        let mut purrs: Vec<(usize, Option<String>)> = Vec::new();
+        for ch in changes {
+            match ch {
+                Change::Upsert(b) => {
+                    let uri = b.uri.to_string();
+                    let Some(i) = classes.iter().position(|(u, _)| *u == uri) else { continue };
+                    let expires = Duration::from_millis(b.expires_at.saturating_sub(now_ms));
+                    let (info, pnsreg) = match &classes[i].1 {
+                        Classification::Push { info, pnsreg } => (Some(info.clone()), *pnsreg),
+                        _ => (None, false),
+                    };
+                    let had_push = info.is_some();
+                    let purr = engine.handle_register_ok(
+                        Registration { binding: BindingKey::new(b.id.as_str()), info, expires, pnsreg },
+                        now,
+                    );
+                    if had_push {
+                        purrs.push((i, purr));
+                    }
+                }
+                Change::Remove { id, .. } => engine.handle_removed(&BindingKey::new(id.as_str()), now),
+            }
+        }
+        let items = classes.iter().enumerate().filter_map(|(i, (_, class))| match class {
+            Classification::Push { .. } => purrs.iter().find(|(j, _)| *j == i).map(|(_, p)| (class, p.as_deref())),
+            Classification::Query { .. } => Some((class, None)),
+            _ => None,
+        });
+        engine.feature_caps(items)
+    }
+
+    /// Bindings removed without a REGISTER (expiry, management, lost flows).
+    pub fn removed(&self, changes: &[Change]) {
+        let now = Instant::now();
+        let mut engine = self.engine.lock().expect("push engine");
+        for ch in changes {
+            if let Change::Remove { id, .. } = ch {
+                engine.handle_removed(&BindingKey::new(id.as_str()), now);
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! End-to-end tests of RFC 8599 push wake-up in registrar mode: the real
+//! binary, a scripted sleeping phone, a caller, and a local webhook
+//! receiver that plays the push service: on each push it records it and,
+//! as a phone's OS would, wakes the phone, which re-REGISTERs.
+
+mod common;
+
+use common::phone::{Phone, header_of};
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A local webhook receiver: every POST body goes to the channel; answers `status`.
+fn webhook(status: u16) -> (String, mpsc::Receiver<serde_json::Value>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/push", l.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        let _ = tx.send(v);
+                    }
+                    let reason = if status == 200 { "OK" } else { "Error" };
+                    let _ = w.write_all(format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        "[auth]\nenabled = false\n[push]\nenable = true\n{extra}\n[push.senders.\"*\"]\nwebhook = \"{url}\"\ntimeout_ms = 2000\n"
+    )
+}
+
+const INSTANCE: &str = "+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-00000000a001>\"";
+
+fn push_contact(p: &Phone, prid: &str) -> String {
+    format!("<sip:dev@{};pn-provider=apns;pn-prid={prid};pn-param=TEAM1.com.example.voip>;{INSTANCE}", p.local())
+}
+
+/// Reads datagrams on the caller socket until a final response (>= 200) arrives.
+fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status_of(t.as_bytes()) >= 200 {
+            return Some(t);
+        }
+    }
+}
+
+fn invite(server: std::net::SocketAddr, sock: &UdpSocket, n: u32) -> String {
+    let local = sock.local_addr().unwrap();
+    let m = format!(
+        "INVITE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-push-{n}\r\nFrom: <sip:caller@other.example>;tag=c{n}\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: push-call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(m.as_bytes(), server).unwrap();
+    m
+}
+
+#[test]
+fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let contact = push_contact(&dev, "TOKEN-A");
+    let r = dev.register(&[&contact], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(header_of(&r, "Feature-Caps"), Some("*;+sip.pns=\"apns\""), "{r}");
+    // The caller's INVITE: 100 Trying, and a push to the device.
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller, 1);
+    let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    assert_eq!(push["provider"], "apns");
+    assert_eq!(push["prid"], "TOKEN-A");
+    assert_eq!(push["param"], "TEAM1.com.example.voip");
+    assert_eq!(push["reason"], "ini-INVITE");
+    assert_eq!(push["call_id"], "push-call-1");
+    // Nothing reached the sleeping device yet.
+    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    dsock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    assert!(dsock.recv_from(&mut buf).is_err(), "the INVITE went to a sleeping device");
+    // The OS wakes the app: it re-REGISTERs (same instance, new PRID), then gets the INVITE.
+    let contact2 = push_contact(&dev, "TOKEN-B");
+    let r = dev.register(&[&contact2], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    dsock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, from) = dsock.recv_from(&mut buf).expect("the INVITE after wake-up");
+    let inv = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(inv.starts_with(&format!("INVITE sip:dev@{} SIP/2.0", dev.local())), "pn-* must be stripped: {inv}");
+    assert!(!inv.lines().next().unwrap().contains("pn-"), "{inv}");
+    // The device answers busy; the caller gets it.
+    let hdrs: Vec<&str> = inv.split("\r\n").take_while(|l| !l.is_empty()).collect();
+    let mut resp = String::from("SIP/2.0 486 Busy Here\r\n");
+    for h in &hdrs[1..] {
+        if h.starts_with("Via:") || h.starts_with("From:") || h.starts_with("Call-ID:") || h.starts_with("CSeq:") {
+            resp += h;
+            resp += "\r\n";
+        } else if h.starts_with("To:") {
+            resp += &format!("{h};tag=dev1\r\n");
+        }
+    }
+    resp += "Content-Length: 0\r\n\r\n";
+    dsock.send_to(resp.as_bytes(), from).unwrap();
+    let f = final_response(&caller, Duration::from_secs(5)).expect("a final answer");
+    assert_eq!(status_of(f.as_bytes()), 486, "{f}");
+    // The proxy's ACK for the 486 reaches the device.
+    let (n, _) = dsock.recv_from(&mut buf).expect("the ACK for the 486");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("ACK "), "{}", String::from_utf8_lossy(&buf[..n]));
+    // Exactly one INVITE reached the device (no duplicate per REGISTER).
+    let r = dev.register(&[&contact2], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200);
+    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    dsock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    while let Ok((n, _)) = dsock.recv_from(&mut buf) {
+        let t = String::from_utf8_lossy(&buf[..n]);
+        assert!(!t.starts_with("INVITE"), "a second INVITE: {t}");
+    }
+    let (_, m) = server.api("GET", "/metrics");
+    assert!(m.contains("sipwake_pushes_total{provider=\"apns\",reason=\"ini-INVITE\",result=\"ok\"} 1"), "{m}");
+    assert!(m.contains("sipwake_push_wake_latency_seconds"), "{m}");
+}
+
+use common::phone::Link;
+
+#[test]
+fn device_never_wakes_480_and_push_failure_480_at_once() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "invite_hold_secs = 2")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T1")], &["Expires: 600"]).as_bytes()), 200);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = std::time::Instant::now();
+    invite(server.udp, &caller, 2);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    let f = final_response(&caller, Duration::from_secs(6)).expect("an answer");
+    assert_eq!(status_of(f.as_bytes()), 480, "{f}");
+    assert!(t0.elapsed() >= Duration::from_millis(1900), "480 before the hold time");
+
+    // A push service that fails: 480 at once.
+    let (url, _pushes) = webhook(500);
+    let server = Server::start_with(&[], Some(&config(&url, "invite_hold_secs = 20")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T2")], &["Expires: 600"]).as_bytes()), 200);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = std::time::Instant::now();
+    invite(server.udp, &caller, 3);
+    let f = final_response(&caller, Duration::from_secs(10)).expect("an answer");
+    assert_eq!(status_of(f.as_bytes()), 480, "{f}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "not at once: {:?}", t0.elapsed());
+}
+
+#[test]
+fn cancel_while_parked_delivers_nothing_later() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T3")], &["Expires: 600"]).as_bytes()), 200);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    invite(server.udp, &caller, 4);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    let cancel = format!(
+        "CANCEL sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-push-4\r\nFrom: <sip:caller@other.example>;tag=c4\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: push-call-4\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller.send_to(cancel.as_bytes(), server.udp).unwrap();
+    let mut codes = Vec::new();
+    caller.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    while codes.len() < 2 {
+        let Ok((n, _)) = caller.recv_from(&mut buf) else { break };
+        let c = status_of(&buf[..n]);
+        if c >= 200 {
+            codes.push(c);
+        }
+    }
+    codes.sort();
+    assert_eq!(codes, vec![200, 487]);
+    // The device wakes later: it gets nothing.
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T3")], &["Expires: 600"]).as_bytes()), 200);
+    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    dsock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    while let Ok((n, _)) = dsock.recv_from(&mut buf) {
+        assert!(!String::from_utf8_lossy(&buf[..n]).starts_with("INVITE"), "INVITE delivered after CANCEL");
+    }
+}
+
+#[test]
+fn plain_and_push_devices_of_one_aor() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut sleeper = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(sleeper.register(&[&push_contact(&sleeper, "T4")], &["Expires: 600"]).as_bytes()), 200);
+    let mut desk = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = desk.register(&[&format!("<sip:dev@{}>", desk.local())], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200);
+    assert!(header_of(&r, "Feature-Caps").is_none(), "a plain binding gets no push indicator: {r}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller, 5);
+    // The plain device gets the INVITE at once; the push device is pushed.
+    let Link::Udp(dsock) = &desk.link else { unreachable!() };
+    dsock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = dsock.recv_from(&mut buf).expect("INVITE to the plain device");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("INVITE"));
+    let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push for the sleeping one");
+    assert_eq!(push["prid"], "T4");
+}
+
+#[test]
+fn unsupported_provider_and_too_short_expiry() {
+    let (url, _) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "reply_555 = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let c = format!("<sip:dev@{};pn-provider=acme;pn-prid=x;pn-param=y>", dev.local());
+    let r = dev.register(&[&c], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 555, "{r}");
+    let r = dev.register(&[&push_contact(&dev, "T5")], &["Expires: 100"]);
+    assert_eq!(status_of(r.as_bytes()), 423, "{r}");
+    assert!(header_of(&r, "Min-Expires").is_some(), "{r}");
+    // A query REGISTER (pn-provider without pn-prid) lists what is supported.
+    let q = format!("<sip:dev@{};pn-provider=>", dev.local());
+    let r = dev.register(&[&q], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let caps: Vec<&str> = r.lines().filter_map(|l| l.strip_prefix("Feature-Caps: ")).collect();
+    assert_eq!(caps, vec!["*;+sip.pns=\"apns\"", "*;+sip.pns=\"fcm\"", "*;+sip.pns=\"webpush\""], "{r}");
+}
