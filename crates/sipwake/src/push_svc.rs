@@ -17,6 +17,8 @@ pub struct PushService {
     pub engine: Mutex<PushEngine>,
     pub cfg: PushConfig,
     pub senders: push_senders::Senders,
+    /// The AoR of each push binding (the engine knows bindings by id only).
+    aors: Mutex<std::collections::HashMap<String, sip_registrar::Aor>>,
 }
 
 /// What the REGISTER hooks decided before the registrar runs.
@@ -38,7 +40,7 @@ impl PushService {
         })?;
         let senders =
             push_senders::Senders::new(sec.sender_configs()).map_err(|e| anyhow::anyhow!("[push.senders]: {e}"))?;
-        Ok(PushService { engine: Mutex::new(engine), cfg, senders })
+        Ok(PushService { engine: Mutex::new(engine), cfg, senders, aors: Mutex::new(Default::default()) })
     }
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
@@ -86,6 +88,9 @@ impl PushService {
                         _ => (None, false),
                     };
                     let had_push = info.is_some();
+                    if had_push {
+                        self.aors.lock().expect("push aors").insert(b.id.clone(), b.aor.clone());
+                    }
                     let purr = engine.handle_register_ok(
                         Registration { binding: BindingKey::new(b.id.as_str()), info, expires, pnsreg },
                         now,
@@ -94,7 +99,10 @@ impl PushService {
                         purrs.push((i, purr));
                     }
                 }
-                Change::Remove { id, .. } => engine.handle_removed(&BindingKey::new(id.as_str()), now),
+                Change::Remove { id, .. } => {
+                    engine.handle_removed(&BindingKey::new(id.as_str()), now);
+                    self.aors.lock().expect("push aors").remove(id);
+                }
             }
         }
         let items = classes.iter().enumerate().filter_map(|(i, (_, class))| match class {
@@ -105,6 +113,46 @@ impl PushService {
         engine.feature_caps(items)
     }
 
+    /// Re-arms the refresh schedule of stored push bindings (start-up);
+    /// returns how many were restored. PURRs are not persisted: a device
+    /// gets a new one at its next REGISTER.
+    pub fn restore<'a>(&self, bindings: impl Iterator<Item = &'a sip_registrar::Binding>, now_ms: u64) -> usize {
+        let now = Instant::now();
+        let mut engine = self.engine.lock().expect("push engine");
+        let mut n = 0;
+        for b in bindings {
+            let left = b.expires_at.saturating_sub(now_ms);
+            // Classified as at registration (the expiry check already passed then).
+            let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
+            if let Classification::Push { info, pnsreg } = engine.classify(&info) {
+                let restored = engine.restore(
+                    sip_push::Restored {
+                        binding: BindingKey::new(b.id.as_str()),
+                        info,
+                        expires_in: Duration::from_millis(left),
+                        pnsreg,
+                        registered_ago: Some(Duration::from_millis(now_ms.saturating_sub(b.registered_at))),
+                        purrs: Vec::new(),
+                    },
+                    now,
+                );
+                if restored {
+                    self.aors.lock().expect("push aors").insert(b.id.clone(), b.aor.clone());
+                }
+                n += usize::from(restored);
+            }
+        }
+        n
+    }
+
+    /// The binding (id, AoR) a PURR names, if it is one of ours and alive (R50:
+    /// a forged or unknown PURR resolves to nothing and never causes a push).
+    pub fn resolve_purr(&self, purr: &str) -> Option<(String, sip_registrar::Aor)> {
+        let key = self.engine.lock().expect("push engine").resolve_purr(purr, Instant::now())?;
+        let aor = self.aors.lock().expect("push aors").get(key.as_str()).cloned()?;
+        Some((key.as_str().to_string(), aor))
+    }
+
     /// Bindings removed without a REGISTER (expiry, management, lost flows).
     pub fn removed(&self, changes: &[Change]) {
         let now = Instant::now();
@@ -112,6 +160,7 @@ impl PushService {
         for ch in changes {
             if let Change::Remove { id, .. } = ch {
                 engine.handle_removed(&BindingKey::new(id.as_str()), now);
+                self.aors.lock().expect("push aors").remove(id);
             }
         }
     }

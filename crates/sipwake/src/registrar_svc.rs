@@ -113,10 +113,14 @@ impl RegistrarService {
     }
 
     /// Handles one validated REGISTER from `src`; the answer goes to `target`.
-    /// `build` makes a response with the core's conventions (To tag, Server header).
-    pub fn handle<F>(&self, req: &Message, src: &Source, target: Target, build: F)
+    /// `build` makes a response with the core's conventions (To tag, Server
+    /// header); `after` runs once the answer is sent (after the commit for a
+    /// 200): the core then forks requests parked for the device (RFC 8599), so
+    /// a woken phone sees its 200 OK before the INVITE.
+    pub fn handle<F, A>(&self, req: &Message, src: &Source, target: Target, build: F, after: A)
     where
         F: Fn(&Message, u16, Option<&str>, &[(HeaderName, String)]) -> Message,
+        A: FnOnce() + Send + 'static,
     {
         let started = Instant::now();
         let now = now_ms();
@@ -156,6 +160,7 @@ impl RegistrarService {
                     metrics::registration("challenged");
                     self.send(&target, build(req, 401, None, &headers));
                     metrics::request_latency("REGISTER", started.elapsed());
+                    after();
                     return;
                 }
             }
@@ -175,6 +180,7 @@ impl RegistrarService {
                 crate::push_svc::Precheck::Reject(code, headers) => {
                     metrics::registration("rejected");
                     self.send(&target, build(req, code, None, &headers));
+                    after();
                     return;
                 }
                 crate::push_svc::Precheck::Go(c) => c,
@@ -205,6 +211,7 @@ impl RegistrarService {
         if code != 200 {
             self.send(&target, resp);
             metrics::request_latency("REGISTER", started.elapsed());
+            after();
             return;
         }
         // Every 200 goes through the store queue, so it leaves only once this
@@ -225,6 +232,7 @@ impl RegistrarService {
                     tracing::debug!(error = %e, "cannot send a REGISTER response");
                 }
                 metrics::request_latency("REGISTER", started.elapsed());
+                after();
             }),
         );
     }

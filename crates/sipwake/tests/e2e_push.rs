@@ -119,10 +119,8 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let contact2 = push_contact(&dev, "TOKEN-B");
     let r = dev.register(&[&contact2], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
     let Link::Udp(dsock) = &dev.link else { unreachable!() };
-    dsock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (n, from) = dsock.recv_from(&mut buf).expect("the INVITE after wake-up");
-    let inv = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(inv.starts_with(&format!("INVITE sip:dev@{} SIP/2.0", dev.local())), "pn-* must be stripped: {inv}");
     assert!(!inv.lines().next().unwrap().contains("pn-"), "{inv}");
     // The device answers busy; the caller gets it.
@@ -141,15 +139,12 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let f = final_response(&caller, Duration::from_secs(5)).expect("a final answer");
     assert_eq!(status_of(f.as_bytes()), 486, "{f}");
     // The proxy's ACK for the 486 reaches the device.
-    let (n, _) = dsock.recv_from(&mut buf).expect("the ACK for the 486");
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("ACK "), "{}", String::from_utf8_lossy(&buf[..n]));
+    let (ack, _) = dev.next_request(Duration::from_secs(3)).expect("the ACK for the 486");
+    assert!(ack.starts_with("ACK "), "{ack}");
     // Exactly one INVITE reached the device (no duplicate per REGISTER).
     let r = dev.register(&[&contact2], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200);
-    let Link::Udp(dsock) = &dev.link else { unreachable!() };
-    dsock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    while let Ok((n, _)) = dsock.recv_from(&mut buf) {
-        let t = String::from_utf8_lossy(&buf[..n]);
+    while let Some((t, _)) = dev.next_request(Duration::from_millis(500)) {
         assert!(!t.starts_with("INVITE"), "a second INVITE: {t}");
     }
     let (_, m) = server.api("GET", "/metrics");
@@ -214,10 +209,8 @@ fn cancel_while_parked_delivers_nothing_later() {
     assert_eq!(codes, vec![200, 487]);
     // The device wakes later: it gets nothing.
     assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T3")], &["Expires: 600"]).as_bytes()), 200);
-    let Link::Udp(dsock) = &dev.link else { unreachable!() };
-    dsock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    while let Ok((n, _)) = dsock.recv_from(&mut buf) {
-        assert!(!String::from_utf8_lossy(&buf[..n]).starts_with("INVITE"), "INVITE delivered after CANCEL");
+    while let Some((t, _)) = dev.next_request(Duration::from_millis(500)) {
+        assert!(!t.starts_with("INVITE"), "INVITE delivered after CANCEL");
     }
 }
 
@@ -260,4 +253,103 @@ fn unsupported_provider_and_too_short_expiry() {
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     let caps: Vec<&str> = r.lines().filter_map(|l| l.strip_prefix("Feature-Caps: ")).collect();
     assert_eq!(caps, vec!["*;+sip.pns=\"apns\"", "*;+sip.pns=\"fcm\"", "*;+sip.pns=\"webpush\""], "{r}");
+}
+
+#[test]
+fn mid_dialog_bye_with_pn_purr_wakes_the_device_and_forged_purr_does_not() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "purr = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = dev.register(&[&push_contact(&dev, "T6")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let caps = header_of(&r, "Feature-Caps").expect("Feature-Caps").to_string();
+    let purr = caps.split("+sip.pnspurr=\"").nth(1).and_then(|s| s.split('"').next()).expect("a PURR").to_string();
+    assert!(caps.starts_with("*;+sip.pns=\"apns\";"), "{caps}");
+    assert!(purr.len() >= 22 && purr.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{purr}");
+    // A peer sends a BYE in a dialog with the device, to its Contact with the PURR.
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = peer.local_addr().unwrap();
+    let dev_addr = dev.local();
+    let bye = |p: &str, n: u32| {
+        format!(
+            "BYE sip:dev@{d};pn-purr={p} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-purr-{n}\r\nFrom: <sip:peer@other.example>;tag=p{n}\r\nTo: <sip:dev@127.0.0.1>;tag=d{n}\r\nCall-ID: purr-{n}\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            d = dev_addr
+        )
+    };
+    peer.send_to(bye(&purr, 1).as_bytes(), server.udp).unwrap();
+    let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push for the mid-dialog BYE");
+    assert_eq!(push["reason"], "mid-BYE");
+    assert_eq!(push["prid"], "T6");
+    // The device wakes and registers; the BYE follows.
+    let r = dev.register(&[&push_contact(&dev, "T6")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}\n{}", server.log());
+    let (got, _) = dev.next_request(Duration::from_secs(5)).expect("the BYE after wake-up");
+    assert!(got.starts_with("BYE "), "{got}");
+    assert!(!got.lines().next().unwrap().contains("pn-purr"), "{got}");
+    // A forged PURR never causes a push: the BYE is routed by its Request-URI.
+    peer.send_to(bye("AAAAAAAAAAAAAAAAAAAAAA", 2).as_bytes(), server.udp).unwrap();
+    // (Retransmissions of the first BYE, which the device did not answer, may come first.)
+    loop {
+        let (t, _) = dev.next_request(Duration::from_secs(5)).expect("the BYE routed normally");
+        if t.contains("Call-ID: purr-2") {
+            break;
+        }
+    }
+    assert!(pushes.recv_timeout(Duration::from_millis(500)).is_err(), "a forged PURR caused a push");
+}
+
+#[test]
+fn message_to_a_sleeping_device() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T7")], &["Expires: 600"]).as_bytes()), 200);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sender.local_addr().unwrap();
+    let msg = format!(
+        "MESSAGE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-pm-1\r\nFrom: <sip:s@other.example>;tag=s1\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: pm-1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    );
+    sender.send_to(msg.as_bytes(), server.udp).unwrap();
+    let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    assert_eq!(push["reason"], "ini-MESSAGE");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T7")], &["Expires: 600"]).as_bytes()), 200);
+    let (got, from) = dev.next_request(Duration::from_secs(5)).expect("the MESSAGE after wake-up");
+    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    assert!(got.starts_with("MESSAGE ") && got.ends_with("hello"), "{got}");
+    // The device answers 200; the sender gets it.
+    let hdrs: Vec<&str> = got.split("\r\n").take_while(|l| !l.is_empty()).collect();
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for h in &hdrs[1..] {
+        if h.starts_with("Via:")
+            || h.starts_with("From:")
+            || h.starts_with("Call-ID:")
+            || h.starts_with("CSeq:")
+            || h.starts_with("To:")
+        {
+            ok += h;
+            ok += "\r\n";
+        }
+    }
+    ok += "Content-Length: 0\r\n\r\n";
+    dsock.send_to(ok.as_bytes(), from).unwrap();
+    let f = final_response(&sender, Duration::from_secs(5)).expect("an answer");
+    assert_eq!(status_of(f.as_bytes()), 200, "{f}");
+}
+
+#[test]
+fn de_registration_stops_pushes() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T8")], &["Expires: 600"]).as_bytes()), 200);
+    // RFC 8599 §4.1.2: the removal REGISTER has no pn-prid.
+    let c = format!("<sip:dev@{};pn-provider=apns>;{INSTANCE};expires=0", dev.local());
+    let r = dev.register(&[&c], &[]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert!(server.bindings("dev@127.0.0.1").is_empty(), "{r}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller, 9);
+    let f = final_response(&caller, Duration::from_secs(3)).expect("an answer");
+    assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
+    assert!(pushes.recv_timeout(Duration::from_millis(500)).is_err(), "a push after de-registration");
 }

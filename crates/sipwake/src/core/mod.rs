@@ -246,9 +246,15 @@ impl Core {
                 let build = |req: &Message, code: u16, reason: Option<&str>, extra: &[(HeaderName, String)]| {
                     self.build_response(req, &stateless_tag(req), code, reason, extra)
                 };
-                self.registrar.handle(&msg, &src, target, build);
-                // A woken device's REGISTER releases the requests parked for it.
-                self.drain_push();
+                // A woken device's REGISTER releases the requests parked for it,
+                // once its 200 OK is out.
+                let weak = self.weak.get().cloned();
+                let after = move || {
+                    if let Some(core) = weak.and_then(|w| w.upgrade()) {
+                        core.drain_push();
+                    }
+                };
+                self.registrar.handle(&msg, &src, target, build, after);
             }
             sip_msg::Method::Ack => self.on_ack(src, msg, target),
             sip_msg::Method::Cancel => self.on_cancel(src, msg, target),

@@ -15,6 +15,15 @@ use sip_transport::{Source, Target, Transport};
 use sip_txn::{ClientKey, RequestEvent, ServerKey, TxnEvent, TxnKey};
 use std::time::Instant;
 
+/// How a proxied request is handled besides its targets: Record-Route, and
+/// the push bindings to wake first.
+pub(super) struct Parking {
+    record_route: bool,
+    bindings: Vec<(String, bool)>,
+    aor: Option<Aor>,
+    mid_dialog: bool,
+}
+
 /// What to do with a request.
 pub(super) enum Decision {
     /// Answer it here (OPTIONS to the server, requests to it).
@@ -29,6 +38,8 @@ pub(super) enum Decision {
         record_route: bool,
         park: Vec<(String, bool)>,
         aor: Option<Aor>,
+        /// The push (if any) wakes a device for a mid-dialog request (PURR, RFC 8599 §6).
+        mid_dialog: bool,
     },
 }
 
@@ -51,6 +62,11 @@ impl Core {
             }
         });
         let has_route = req.headers.contains(&HeaderName::Route);
+        // RFC 8599 §6: a mid-dialog request carrying one of our PURRs (in the
+        // Request-URI, or the top Route) goes to a device that may be asleep.
+        if in_dialog && let Some(d) = self.purr_decision(&req) {
+            return d;
+        }
         let Some(ruri) = req.uri().and_then(|u| u.as_sip()).cloned() else {
             if has_route || flow.is_some() {
                 // A non-SIP Request-URI can still be routed by Route / flow.
@@ -144,7 +160,8 @@ impl Core {
                 Decision::Reject(404, None, Vec::new())
             };
         }
-        let push_on = self.registrar.push.is_some();
+        // RFC 8599 §6: a mid-dialog request without pn-purr is never pushed.
+        let push_on = self.registrar.push.is_some() && !in_dialog;
         let (push_bindings, plain): (Vec<_>, Vec<_>) = bindings.iter().partition(|b| push_on && b.is_push_capable());
         let park: Vec<(String, bool)> = push_bindings
             .iter()
@@ -157,7 +174,34 @@ impl Core {
             record_route: self.pcfg.record_route && px::creates_dialog(&method),
             park,
             aor: Some(aor),
+            mid_dialog: false,
         }
+    }
+
+    fn purr_decision(&self, req: &Message) -> Option<Decision> {
+        let push = self.registrar.push.as_ref().filter(|p| p.cfg.purr)?;
+        let from_uri = |u: &sip_msg::Uri| u.as_sip().and_then(|s| s.params.value("pn-purr").cloned());
+        let purr = req.uri().and_then(from_uri).or_else(|| {
+            req.headers
+                .get(&HeaderName::Route)
+                .and_then(|v| sip_msg::NameAddr::parse(v).ok())
+                .and_then(|na| from_uri(&na.uri))
+        })?;
+        let Some((id, aor)) = push.resolve_purr(&String::from_utf8_lossy(&purr)) else {
+            // R50: unknown or forged: no push, the request is routed as usual.
+            tracing::debug!("unknown pn-purr; routing normally");
+            return None;
+        };
+        let b = self.registrar.binding(&aor, &id)?;
+        let awake = b.flow.conn.is_some_and(|c| self.transports.conn_alive(c));
+        Some(Decision::Proxy {
+            request: Box::new(req.clone()),
+            targets: Vec::new(),
+            record_route: false,
+            park: vec![(id, awake)],
+            aor: Some(aor),
+            mid_dialog: true,
+        })
     }
 
     /// How a branch reaches a binding: over its flow, its Path, or its Contact.
@@ -191,6 +235,7 @@ impl Core {
             record_route: false,
             park: Vec::new(),
             aor: None,
+            mid_dialog: false,
         }
     }
 
@@ -212,8 +257,9 @@ impl Core {
                 (a.code, a.reason, a.headers)
             }
             Decision::Reject(c, r, h) => (c, r, h),
-            Decision::Proxy { request, targets, record_route, park, aor } => {
-                self.start_proxy(src, msg, *request, targets, record_route, target, park, aor);
+            Decision::Proxy { request, targets, record_route, park, aor, mid_dialog } => {
+                let park = Parking { record_route, bindings: park, aor, mid_dialog };
+                self.start_proxy(src, msg, *request, targets, target, park);
                 self.drain_push();
                 return;
             }
@@ -245,18 +291,16 @@ impl Core {
         self.flush(out);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_proxy(
         &self,
         src: Source,
         msg: Message,
         request: Message,
         targets: Vec<(String, u16, BranchTarget)>,
-        record_route: bool,
         target: Target,
-        park: Vec<(String, bool)>,
-        aor: Option<Aor>,
+        parking: Parking,
     ) {
+        let Parking { record_route, bindings: park, aor, mid_dialog } = parking;
         let now = Instant::now();
         let out = {
             let mut st = self.state.lock().expect("core state");
@@ -289,7 +333,7 @@ impl Core {
                         request: rid,
                         method: method.clone(),
                         call_id: request.call_id().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default(),
-                        kind: sip_push::ParkKind::Initial,
+                        kind: if mid_dialog { sip_push::ParkKind::MidDialog } else { sip_push::ParkKind::Initial },
                         targets: park
                             .iter()
                             .map(|(id, awake)| sip_push::ParkTarget {

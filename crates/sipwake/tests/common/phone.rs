@@ -22,6 +22,8 @@ pub struct Phone {
     /// The last Authorization header sent (to replay it on purpose).
     pub last_auth: Option<String>,
     pub nc: u32,
+    /// Requests that arrived while waiting for a response (UDP), oldest first.
+    pub pending: std::collections::VecDeque<(String, SocketAddr)>,
 }
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
@@ -48,6 +50,7 @@ impl Phone {
             password: None,
             last_auth: None,
             nc: 0,
+            pending: Default::default(),
         }
     }
     pub fn local(&self) -> SocketAddr {
@@ -95,8 +98,15 @@ impl Phone {
             Link::Udp(sock) => {
                 sock.send_to(msg.as_bytes(), self.server).unwrap();
                 let mut buf = vec![0u8; 65_536];
-                let (n, _) = sock.recv_from(&mut buf).expect("a response");
-                String::from_utf8_lossy(&buf[..n]).into_owned()
+                // A request may overtake the response (a woken phone's INVITE): keep it for later.
+                loop {
+                    let Ok((n, from)) = sock.recv_from(&mut buf) else { return String::new() };
+                    let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if t.starts_with("SIP/2.0 ") {
+                        return t;
+                    }
+                    self.pending.push_back((t, from));
+                }
             }
             Link::Tcp(s) => {
                 s.write_all(msg.as_bytes()).unwrap();
@@ -114,6 +124,19 @@ impl Phone {
                 String::from_utf8_lossy(&got).into_owned()
             }
         }
+    }
+
+    /// The next request for this phone (UDP): one that overtook a response, or the next datagram.
+    pub fn next_request(&mut self, wait: Duration) -> Option<(String, SocketAddr)> {
+        if let Some(r) = self.pending.pop_front() {
+            return Some(r);
+        }
+        let Link::Udp(sock) = &self.link else { return None };
+        sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let r = sock.recv_from(&mut buf).ok().map(|(n, from)| (String::from_utf8_lossy(&buf[..n]).into_owned(), from));
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        r
     }
 
     /// REGISTERs (answering one 401 when a password is set); returns the final response.
