@@ -127,6 +127,11 @@ impl Senders {
     /// schedules those). Never panics. `Failed` when no sender serves the
     /// provider or the deadline has passed.
     pub async fn send(&self, req: &PushRequest) -> Result<(), PushError> {
+        self.send_for(req, None).await
+    }
+
+    /// [`Senders::send`] with the AoR of the binding, which the event then carries.
+    pub async fn send_for(&self, req: &PushRequest, aor: Option<&str>) -> Result<(), PushError> {
         let Some(sender) = self.find(&req.provider) else {
             tracing::warn!(push = req.id.0, provider = %req.provider, "no push sender for provider");
             return Err(PushError::Failed);
@@ -136,7 +141,8 @@ impl Senders {
             tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline passed; not sent");
             return Err(PushError::Failed);
         }
-        let payload = Payload::new(req);
+        let mut payload = Payload::new(req);
+        payload.aor = aor;
         let body = payload.to_json();
         let fut = async {
             match sender {

@@ -27,8 +27,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 ///   de-duplicate (the engine may send several pushes per binding).
 /// * `deadline_unix_ms` is [`PushRequest::deadline`] mapped onto wall-clock
 ///   time (ms since the Unix epoch) when the payload is built.
-/// * There is no `aor`: [`PushRequest`] does not carry the AoR, only the
-///   registrar's opaque `binding` key.
+/// * `aor` is the binding's address-of-record when the server passed it
+///   ([`crate::Senders::send_for`]), else `null`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Payload<'a> {
     pub event: &'static str,
@@ -41,6 +41,8 @@ pub struct Payload<'a> {
     pub method: Option<&'a str>,
     pub call_id: Option<&'a str>,
     pub binding: &'a str,
+    /// The binding's address-of-record, when the caller knows it.
+    pub aor: Option<&'a str>,
     pub attempt: u32,
     pub ttl_secs: u32,
     pub deadline_unix_ms: u64,
@@ -64,6 +66,7 @@ impl<'a> Payload<'a> {
             method,
             call_id,
             binding: req.binding.as_str(),
+            aor: None,
             attempt: req.attempt,
             ttl_secs: req.ttl_secs,
             deadline_unix_ms: deadline_unix_ms(req.deadline),
@@ -97,6 +100,7 @@ pub fn env_vars(p: &Payload<'_>) -> Vec<(&'static str, String)> {
         ("SIPWAKE_CALL_ID", p.call_id.unwrap_or("").to_owned()),
         ("SIPWAKE_METHOD", p.method.unwrap_or("").to_owned()),
         ("SIPWAKE_BINDING", p.binding.to_owned()),
+        ("SIPWAKE_AOR", p.aor.unwrap_or_default().to_owned()),
         ("SIPWAKE_ATTEMPT", p.attempt.to_string()),
         ("SIPWAKE_TTL", p.ttl_secs.to_string()),
         ("SIPWAKE_PUSH_ID", p.id.to_string()),

@@ -80,6 +80,7 @@ async fn ok_200_posts_exact_json() {
             "method": "INVITE",
             "call_id": "a84b4c76e66710@pc33",
             "binding": "b-42",
+            "aor": null,
             "attempt": 1,
             "ttl_secs": 30,
         })

@@ -502,6 +502,32 @@ impl Config {
                 file.store.synchronous
             )));
         }
+        let p = &file.push;
+        if p.enable {
+            if let Err(errs) = p.to_engine_config().validate() {
+                let e = &errs[0];
+                return Err(ConfigError(format!("push.{}: {}", e.key, e.message)));
+            }
+            if p.senders.is_empty() {
+                return Err(ConfigError(
+                    "push.enable = true but no [push.senders.<provider>] is configured; add e.g. [push.senders.\"*\"] webhook = \"https://push-gateway.example/sip\"".into(),
+                ));
+            }
+        }
+        for (name, s) in &p.senders {
+            if s.webhook.is_some() == s.exec.as_ref().is_some_and(|e| !e.is_empty()) {
+                return Err(ConfigError(format!(
+                    "push.senders.{name}: set exactly one of webhook = \"URL\" or exec = [\"/path/to/program\", \"arg\"...]"
+                )));
+            }
+            if let Some(url) = &s.webhook
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError(format!(
+                    "push.senders.{name}.webhook = {url:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
         range(
             "proxy.timer_c_secs",
             file.proxy.timer_c_secs,
@@ -610,5 +636,13 @@ mod tests {
         assert!(e.contains("management.token"), "{e}");
         let e = err("[store]\nsynchronous = \"sometimes\"\n");
         assert!(e.contains("store.synchronous"), "{e}");
+        let e = err("[push]\nenable = true\n");
+        assert!(e.contains("push.senders"), "{e}");
+        let e = err(
+            "[push]\nenable = true\nrefresh_lead_secs = 60\n[push.senders.\"*\"]\nwebhook = \"http://127.0.0.1:9/x\"\n",
+        );
+        assert!(e.contains("refresh_lead"), "{e}");
+        let e = err("[push.senders.apns]\nwebhook = \"ftp://x\"\n");
+        assert!(e.contains("push.senders.apns.webhook"), "{e}");
     }
 }

@@ -153,6 +153,11 @@ impl PushService {
         Some((key.as_str().to_string(), aor))
     }
 
+    /// The AoR of a push binding.
+    pub fn aor_of(&self, binding: &str) -> Option<String> {
+        self.aors.lock().expect("push aors").get(binding).map(|a| a.to_string())
+    }
+
     /// Bindings removed without a REGISTER (expiry, management, lost flows).
     pub fn removed(&self, changes: &[Change]) {
         let now = Instant::now();

@@ -110,6 +110,8 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     assert_eq!(push["param"], "TEAM1.com.example.voip");
     assert_eq!(push["reason"], "ini-INVITE");
     assert_eq!(push["call_id"], "push-call-1");
+    assert_eq!(push["aor"], "dev@127.0.0.1");
+    assert!(push["binding"].is_string() && push["attempt"].is_u64() && push["deadline_unix_ms"].is_u64(), "{push}");
     // Nothing reached the sleeping device yet.
     let Link::Udp(dsock) = &dev.link else { unreachable!() };
     dsock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();

@@ -492,7 +492,8 @@ impl Core {
         let push = push.clone();
         self.rt.spawn(async move {
             let reason = req.reason.opensips_reason();
-            let result = push.senders.send(&req).await;
+            let aor = push.aor_of(req.binding.as_str());
+            let result = push.senders.send_for(&req, aor.as_deref()).await;
             crate::metrics::push(&req.provider, &reason, if result.is_ok() { "ok" } else { "failed" });
             push.engine.lock().expect("push engine").handle_push_result(req.id, result, Instant::now());
             core.drain_push();
