@@ -54,6 +54,8 @@ pub struct BindingView {
     pub registered_at_ms: u64,
     pub push_capable: bool,
     pub push: Option<PushView>,
+    /// The push engine's view (next refresh, last push, failures, parked requests), when push is on.
+    pub push_state: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -100,7 +102,11 @@ pub struct ListQuery {
     pub prefix: Option<String>,
 }
 
-fn view(b: &Binding, now: u64, transports: &Transports) -> BindingView {
+fn view(b: &Binding, now: u64, transports: &Transports, push: Option<&crate::push_svc::PushService>) -> BindingView {
+    let push_state = push.and_then(|p| {
+        let e = p.engine.lock().expect("push engine");
+        e.binding_view(&b.id, std::time::Instant::now()).and_then(|v| serde_json::to_value(v).ok())
+    });
     let alive = match b.flow.conn {
         Some(c) => transports.conn_alive(c),
         None => !b.flow.transport.is_reliable(),
@@ -128,6 +134,7 @@ fn view(b: &Binding, now: u64, transports: &Transports) -> BindingView {
         registered_at_ms: b.registered_at,
         push_capable: b.is_push_capable(),
         push: b.push().map(|p| PushView { provider: p.provider, prid: p.prid, param: p.param }),
+        push_state,
     }
 }
 
@@ -164,6 +171,9 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
     crate::metrics::state(st.core.transactions(), st.core.proxy_contexts(), st.transports.conn_count());
+    if let Some(p) = &st.registrar.push {
+        crate::metrics::parked(p.engine.lock().expect("push engine").parked_count());
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }
 
@@ -184,6 +194,7 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(10_000);
     let now = now_ms();
+    let push = st.registrar.push.clone();
     let reg = st.registrar.registrar.lock().expect("registrar");
     let mut names: Vec<&Aor> = reg
         .location
@@ -199,7 +210,7 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
         .take(limit)
         .map(|a| AorView {
             aor: a.to_string(),
-            bindings: reg.location.get(a).iter().map(|b| view(b, now, &st.transports)).collect(),
+            bindings: reg.location.get(a).iter().map(|b| view(b, now, &st.transports, push.as_deref())).collect(),
         })
         .collect();
     Json(AorList { total, offset, aors })
@@ -211,8 +222,10 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
         Err(r) => return *r,
     };
     let now = now_ms();
+    let push = st.registrar.push.clone();
     let reg = st.registrar.registrar.lock().expect("registrar");
-    let bindings: Vec<BindingView> = reg.location.get(&aor).iter().map(|b| view(b, now, &st.transports)).collect();
+    let bindings: Vec<BindingView> =
+        reg.location.get(&aor).iter().map(|b| view(b, now, &st.transports, push.as_deref())).collect();
     if bindings.is_empty() {
         return not_found(format!("no bindings for {aor}"));
     }

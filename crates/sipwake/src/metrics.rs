@@ -47,6 +47,7 @@ fn describe() {
     metrics::describe_gauge!("sipwake_proxy_contexts", "Requests being proxied");
     metrics::describe_gauge!("sipwake_tcp_connections", "Open TCP connections");
     metrics::describe_counter!("sipwake_pushes_total", "Pushes by provider, reason and result");
+    metrics::describe_gauge!("sipwake_push_parked_requests", "Requests held while their devices are woken");
     metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
 }
 
@@ -108,4 +109,8 @@ pub fn wake_latency(d: Duration) {
 pub fn push(provider: &str, reason: &str, result: &'static str) {
     metrics::counter!("sipwake_pushes_total", "provider" => provider.to_string(), "reason" => reason.to_string(), "result" => result)
         .increment(1);
+}
+
+pub fn parked(n: usize) {
+    metrics::gauge!("sipwake_push_parked_requests").set(n as f64);
 }

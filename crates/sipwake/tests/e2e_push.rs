@@ -101,6 +101,11 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let r = dev.register(&[&contact], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     assert_eq!(header_of(&r, "Feature-Caps"), Some("*;+sip.pns=\"apns\""), "{r}");
+    // The management API shows the binding's push state (sipwake ctl aor --json).
+    let b = server.bindings("dev@127.0.0.1");
+    assert_eq!(b[0]["push_capable"], true);
+    let next = b[0]["push_state"]["next_refresh_in_ms"].as_u64().expect("a refresh scheduled");
+    assert!(next > 470_000 && next <= 480_000, "refresh at expiry - 120 s: {next}");
     // The caller's INVITE: 100 Trying, and a push to the device.
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
     invite(server.udp, &caller, 1);
@@ -152,6 +157,7 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let (_, m) = server.api("GET", "/metrics");
     assert!(m.contains("sipwake_pushes_total{provider=\"apns\",reason=\"ini-INVITE\",result=\"ok\"} 1"), "{m}");
     assert!(m.contains("sipwake_push_wake_latency_seconds"), "{m}");
+    assert!(m.contains("sipwake_push_parked_requests"), "{m}");
 }
 
 use common::phone::Link;
