@@ -361,3 +361,32 @@ fn de_registration_stops_pushes() {
     assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
     assert!(pushes.recv_timeout(Duration::from_millis(500)).is_err(), "a push after de-registration");
 }
+
+#[test]
+fn refresh_push_before_expiry_with_retries_and_none_after_refresh() {
+    // Expires 127 with the 120 s lead: the refresh push is due after ~7 s;
+    // retries at expiry-113 s and expiry-108 s (every ~5 s) while the device
+    // does not refresh; after its REGISTER the schedule moves to the new expiry.
+    let (url, pushes) = webhook(200);
+    let extra = "min_push_expires = 121\nrefresh_retries_secs = [113, 108]";
+    let server = Server::start_with(&[], Some(&config(&url, extra)));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let t0 = std::time::Instant::now();
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "R1")], &["Expires: 127"]).as_bytes()), 200);
+    let first = pushes.recv_timeout(Duration::from_secs(15)).expect("a refresh push");
+    let at = t0.elapsed();
+    assert_eq!(first["reason"], "reg-refresh");
+    assert_eq!(first["prid"], "R1");
+    assert_eq!(first["attempt"], 1);
+    assert!(at >= Duration::from_secs(5) && at < Duration::from_secs(12), "first refresh push at {at:?}");
+    let retry = pushes.recv_timeout(Duration::from_secs(12)).expect("a retry: the device did not refresh");
+    assert_eq!(retry["reason"], "reg-refresh");
+    assert_eq!(retry["attempt"], 2);
+    // The device refreshes (for 600 s): no more pushes for a long while.
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "R1")], &["Expires: 600"]).as_bytes()), 200);
+    while let Ok(p) = pushes.recv_timeout(Duration::from_millis(200)) {
+        // (a retry already in flight when the REGISTER arrived)
+        assert_eq!(p["attempt"], 3, "{p}");
+    }
+    assert!(pushes.recv_timeout(Duration::from_secs(6)).is_err(), "push after the refresh");
+}

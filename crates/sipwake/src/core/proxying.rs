@@ -459,10 +459,12 @@ impl Core {
     pub(super) fn drain_push(&self) {
         let Some(push) = self.registrar.push.clone() else { return };
         loop {
-            let outs: Vec<sip_push::Output> = {
+            let (outs, next): (Vec<sip_push::Output>, _) = {
                 let mut e = push.engine.lock().expect("push engine");
-                std::iter::from_fn(|| e.poll_output()).collect()
+                (std::iter::from_fn(|| e.poll_output()).collect(), e.poll_timeout())
             };
+            // A new refresh deadline (a REGISTER re-armed it) wakes the timer task.
+            self.maybe_wake_timers(next);
             if outs.is_empty() {
                 return;
             }
