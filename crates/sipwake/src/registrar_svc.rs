@@ -107,8 +107,15 @@ impl RegistrarService {
         };
         let users = UserCache::new(store.clone());
         metrics::bindings(registrar.location.len());
-        let push =
-            if config.push.enable { Some(Arc::new(crate::push_svc::PushService::new(&config.push)?)) } else { None };
+        let push = if config.push.enable {
+            let p = crate::push_svc::PushService::new(&config.push)?;
+            // The refresh schedule survives a restart: rebuilt from the stored bindings.
+            let restored = p.restore(registrar.location.aors().flat_map(|(_, bs)| bs.iter()), now);
+            tracing::info!(restored, "push bindings scheduled for refresh");
+            Some(Arc::new(p))
+        } else {
+            None
+        };
         Ok(RegistrarService { registrar: Mutex::new(registrar), store, auth, users, transports, push })
     }
 

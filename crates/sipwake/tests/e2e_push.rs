@@ -390,3 +390,23 @@ fn refresh_push_before_expiry_with_retries_and_none_after_refresh() {
     }
     assert!(pushes.recv_timeout(Duration::from_secs(6)).is_err(), "push after the refresh");
 }
+
+#[test]
+fn refresh_schedule_survives_a_restart() {
+    let (url, pushes) = webhook(200);
+    let extra = "min_push_expires = 121\nrefresh_retries_secs = []";
+    let cfg = config(&url, extra);
+    let server = Server::start_with(&[], Some(&cfg));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "S1")], &["Expires: 130"]).as_bytes()), 200);
+    // kill -9 before the refresh push is due (at ~10 s), then start again on the same data.
+    let dir = server.kill9();
+    let t0 = std::time::Instant::now();
+    let server = Server::start_in(dir, &[], Some(&cfg));
+    let Ok(p) = pushes.recv_timeout(Duration::from_secs(20)) else {
+        panic!("no refresh push after the restart\n{}", server.log())
+    };
+    assert_eq!(p["reason"], "reg-refresh");
+    assert_eq!(p["prid"], "S1");
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+}
