@@ -17,6 +17,10 @@ Scenarios:
   calls          call setups through the proxy: INVITE -> 100/180/200 -> ACK,
                  BYE -> 200 (sipp caller and sipp callee, the callee
                  registered beforehand; auth off on sipwake).
+  push           RFC 8599 push wake-up, sipwake only: wake latency (REGISTER in ->
+                 parked INVITE out), pushes dispatched/s to devices that never
+                 wake, REGISTER/s with push Contacts beside plain REGISTER of
+                 both servers.
   rss            memory per binding: registers --rss-bindings distinct AoRs at
                  --rss-rate and reads the server's memory before, halfway and after.
 
@@ -407,7 +411,7 @@ def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, 
     return ok, failed, retrans, elapsed
 
 
-def run_probe(port, rate, secs, register=None, first=0, password=None, call=None):
+def run_probe(port, rate, secs, register=None, first=0, password=None, call=None, pn=False):
     args = [os.path.join(ROOT, "target", "release", "sip-probe"), "--target", f"127.0.0.1:{port}",
             "--rate", str(rate), "--secs", str(secs)]
     if call:
@@ -416,6 +420,8 @@ def run_probe(port, rate, secs, register=None, first=0, password=None, call=None
         args += ["--register", register, "--user-prefix", "probe", "--first", str(first)]
     if password:
         args += ["--password", password]
+    if pn:
+        args += ["--pn"]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
@@ -423,15 +429,17 @@ class Kind:
     """What a scenario sends: sipp file, requests per call, and how the
     probe measures latency."""
 
-    def __init__(self, name, xml, reqs_per_call=1, register=False, auth=False, call=False):
+    def __init__(self, name, xml, reqs_per_call=1, register=False, auth=False, call=False, pn=False):
         self.name, self.xml, self.reqs_per_call, self.register, self.auth = name, xml, reqs_per_call, register, auth
-        self.call = call
+        self.call, self.pn = call, pn
 
 
 OPTIONS = Kind("options", "options.xml")
 REGISTER = Kind("register", "register.xml", register=True)
 REGISTER_AUTH = Kind("register_auth", "register_auth.xml", reqs_per_call=2, register=True, auth=True)
 # A call: INVITE, ACK and BYE through the proxy (3 requests; with the answers 7 messages each way).
+# REGISTER with an RFC 8599 push Contact (pn-* parameters, +sip.instance); sipwake only.
+REGISTER_PUSH = Kind("register_push", "register_push.xml", register=True, pn=True)
 CALLS = Kind("calls", "call_uac.xml", reqs_per_call=3, call=True)
 CALLEE = "callee"  # The AoR (CALLEE@DOMAIN) the sipp callee registers; every call goes to it.
 
@@ -497,7 +505,7 @@ def measure(server, kind, rate, secs, workdir, args, pool=None, probe_pool=None)
     probe_n = PROBE_RATE * probe_secs(secs)
     probe = run_probe(server.port, PROBE_RATE, probe_secs(secs), DOMAIN if kind.register else None,
                       probe_pool.take(probe_n) if probe_pool else 0, PASSWORD if kind.auth else None,
-                      CALLEE if kind.call else None)
+                      CALLEE if kind.call else None, kind.pn)
     c0, m0, t0, d0 = cpu_seconds(server.pid), machine_cpu(), time.time(), disk_ticks()
     extra = ("-nd",) if kind.register else ("-s", CALLEE) if kind.call else ()
     ok, failed, retrans, elapsed = run_sipp(kind.xml, server.port, rate, secs, workdir, extra,
@@ -714,6 +722,133 @@ def scenario_rss(args, workdir):
     return None
 
 
+def push_config(webhook_port, hold):
+    """sipwake, auth off, RFC 8599 push on, every provider's pushes to the probe's webhook."""
+    return (f"[auth]\nenabled = false\n\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\n"
+            f"[push]\nenable = true\ninvite_hold_secs = {hold}\n\n"
+            f"[push.senders.\"*\"]\nwebhook = \"http://127.0.0.1:{webhook_port}/push\"\ntimeout_ms = 5000\n")
+
+
+def probe_push(server, hook, *extra):
+    return subprocess.Popen([os.path.join(ROOT, "target", "release", "sip-probe"), "--target",
+                             f"127.0.0.1:{server.port}", "--domain", DOMAIN, "--webhook", f"127.0.0.1:{hook}",
+                             *map(str, extra)], stdout=subprocess.PIPE, text=True)
+
+
+def scenario_push(args, workdir):
+    """RFC 8599 push wake-up, sipwake only (Kamailio has no built-in RFC 8599):
+    wake latency, pushes dispatched per second, REGISTER/s with push Contacts
+    beside the plain REGISTER sweep of both servers."""
+    hold = args.push_hold
+    # 1. Wake latency: REGISTER in -> parked INVITE out.
+    print(f"\n== push 1/3: wake latency, sipwake (auth off, push on): {args.push_wake} calls one after the other to "
+          f"one sleeping device; push -> device re-REGISTER at once (the probe wakes instantly: push->REGISTER "
+          f"not applicable) ==", flush=True)
+    quiet(args)
+    hook = free_port(socket.SOCK_STREAM)
+    server = Sipwake(workdir, push_config(hook, hold))
+    try:
+        c0 = cpu_seconds(server.pid)
+        p = probe_push(server, hook, "--push-wake", args.push_wake)
+        out, _ = p.communicate(timeout=args.push_wake * 20 + 60)
+        cpu = cpu_seconds(server.pid) - c0
+    finally:
+        server.stop()
+    try:
+        w = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"# the probe failed: {out!r}")
+        w = None
+    if w:
+        print(f"{'measure':<44} {'n':>6} {'p50µs':>7} {'p90µs':>7} {'p99µs':>7} {'p99.9µs':>8} {'maxµs':>7}")
+        print(f"{'REGISTER sent -> parked INVITE at device':<44} {w['woken']:>6} {w['p50_us']:>7} {w['p90_us']:>7} "
+              f"{w['p99_us']:>7} {w['p999_us']:>8} {w['max_us']:>7}")
+        print(f"{'INVITE sent -> push at webhook':<44} {w['woken'] + w['no_invite']:>6} {w['push_p50_us']:>7} "
+              f"{w['push_p90_us']:>7} {w['push_p99_us']:>7} {w['push_p999_us']:>8} {w['push_max_us']:>7}")
+        print(f"{'push -> device REGISTER':<44} {'n/a (the probe re-registers as soon as the push arrives)':>40}")
+        print(f"calls {w['calls']}, woken {w['woken']}, no push {w['no_push']}, pushed but no INVITE {w['no_invite']}, "
+              f"unexpected messages {w['unexpected']}; {w['secs']:.2f} s; server CPU "
+              f"{fmt(1e6 * cpu / w['calls'] if w['calls'] else None, '.1f')} µs per woken call (INVITE, push, "
+              f"REGISTER, INVITE relayed, 486, ACKs)", flush=True)
+
+    # 2. Pushes dispatched per second: M devices that never wake.
+    m = args.push_devices
+    print(f"\n== push 2/3: pushes dispatched, sipwake: {m} devices (distinct AoRs, push Contacts) that never wake, one "
+          f"INVITE each at the offered rate; invite_hold_secs = {hold}, so each INVITE ends 480 ==", flush=True)
+    print(f"{'rate/s':>7} {'pushes':>7} {'push/s':>7} {'max/s':>6} {'min/s':>6} {'push50µs':>8} {'push99µs':>8} "
+          f"{'pushmaxµs':>9} {'480s':>5} {'other':>6} {'noans':>5} {'final50ms':>9} {'final99ms':>9} "
+          f"{'cpuµs/push':>10} {'oth%':>5}", flush=True)
+    for rate in args.push_rates:
+        quiet(args)
+        hook = free_port(socket.SOCK_STREAM)
+        server = Sipwake(workdir, push_config(hook, hold))
+        try:
+            p = probe_push(server, hook, "--push-flood", m, "--rate", rate, "--wait", hold + 8)
+            line = p.stdout.readline()  # "registered N": the INVITEs start now
+            c0, m0, t0 = cpu_seconds(server.pid), machine_cpu(), time.time()
+            out, _ = p.communicate(timeout=m // max(rate, 1) + hold + 60)
+            c1, m1, t1 = cpu_seconds(server.pid), machine_cpu(), time.time()
+        finally:
+            server.stop()
+        try:
+            f = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            print(f"{rate:>7} the probe failed: {line!r} {out!r}")
+            continue
+        cpu = c1 - c0
+        other = max(0.0, 100.0 * ((m1["busy"] - m0["busy"]) - cpu - (m1["self"] - m0["self"]))
+                    / ((t1 - t0) * os.cpu_count()))
+        # Seconds fully inside the sending window (the last one is partial).
+        full = f["per_sec"][:max(1, int(f["send_secs"]))]
+        finals = f["finals"]
+        n480 = finals.get("480", 0)
+        rest = sum(v for k, v in finals.items() if k != "480")
+        rate_pushes = f["pushes"] / f["push_span_secs"] if f["push_span_secs"] > 0 else None
+        print(f"{rate:>7} {f['pushes']:>7} {fmt(rate_pushes, '>7.0f')} {fmt(max(full) if full else None, '>6')} "
+              f"{fmt(min(full) if full else None, '>6')} {f['push_p50_us']:>8} {f['push_p99_us']:>8} "
+              f"{f['push_max_us']:>9} {n480:>5} {rest:>6} {f['unanswered']:>5} {f['final_p50_us'] / 1000:>9.0f} "
+              f"{f['final_p99_us'] / 1000:>9.0f} {fmt(1e6 * cpu / f['pushes'] if f['pushes'] else None, '>10.1f')} "
+              f"{other:>5.1f}", flush=True)
+        if rest:
+            print(f"        final answers other than 480: {finals}")
+        if f["registered"] != m:
+            print(f"        only {f['registered']} of {m} devices registered")
+
+    # 3. REGISTER/s with push Contacts beside plain REGISTER (sipwake and Kamailio), same run.
+    print(f"\n== push 3/3: REGISTER/s with push Contacts (sipp/register_push.xml, sipwake with push on) beside "
+          f"plain REGISTER (sipp/register.xml, both servers), auth off, new AoR per call ==\n{HEADER}", flush=True)
+    results = {}
+    plain = servers(args, workdir, REGISTER)
+    results["sipwake"] = sweep(plain[0][1], REGISTER, args.rates, args.secs, workdir, args)
+    hook = free_port(socket.SOCK_STREAM)
+    results["sipwake+pn"] = sweep(lambda: Sipwake(workdir, push_config(hook, hold)), REGISTER_PUSH, args.rates,
+                                  args.secs, workdir, args)
+    if len(plain) > 1:
+        results["kamailio"] = sweep(plain[1][1], REGISTER, args.rates, args.secs, workdir, args)
+    print(f"\n== push 3/3: highest sustained REGISTER/s (<0.1% failures, >=90% of the offered rate) ==\n{HEADER}")
+    for name, rows in results.items():
+        b = best(rows)
+        print_row(b) if b else print(f"{'-':<13} {name:<8} no sustained rate")
+    print(f"\n== push 3/3 per offered rate: REGISTER/s, fail%, server CPU µs per REGISTER ==")
+    names = list(results)
+    print(f"{'rate/s':>7} | " + " | ".join(f"{n + ' reg/s':>18} {'fail%':>7} {'cpuµs':>6}" for n in names)
+          + " | pn/plain cpu (sipwake)")
+    by = {n: {r["rate"]: r for r in rows} for n, rows in results.items()}
+    for rate in args.rates:
+        if not any(rate in by[n] for n in names):
+            continue
+        cells = []
+        for n in names:
+            r = by[n].get(rate)
+            cells.append(f"{fmt(r and r['achieved'], '>18.0f')} {fmt(r and r['fail_pct'], '>7.3f')} "
+                         f"{fmt(r and r['cpu_us_per_call'], '>6.1f')}")
+        a, b = by["sipwake+pn"].get(rate), by["sipwake"].get(rate)
+        x = (f"{a['cpu_us_per_call'] / b['cpu_us_per_call']:.2f}x" if a and b and a["cpu_us_per_call"]
+             and b["cpu_us_per_call"] else "-")
+        print(f"{rate:>7} | " + " | ".join(cells) + f" | {x}")
+    return None
+
+
 SCENARIOS = {
     "options": ("OPTIONS", OPTIONS, scenario_sweep(OPTIONS)),
     "register": ("REGISTER, auth off (new AoR per call)", REGISTER, scenario_sweep(REGISTER)),
@@ -721,6 +856,7 @@ SCENARIOS = {
                       scenario_sweep(REGISTER_AUTH)),
     "calls": ("calls through the proxy (INVITE->100/180->200->ACK, BYE->200)", CALLS, scenario_sweep(CALLS)),
     "rss": ("memory per binding", None, scenario_rss),
+    "push": ("RFC 8599 push wake-up (sipwake only)", None, scenario_push),
 }
 
 
@@ -738,10 +874,15 @@ def main():
                     help="sipp processes sharing each rate (one sipp tops out near 30k calls/s)")
     ap.add_argument("--wait-idle", type=int, default=300,
                     help="before each sweep, wait up to this many seconds for other processes to leave the CPUs idle")
+    ap.add_argument("--push-wake", type=int, default=2000, help="push: calls timed REGISTER -> parked INVITE")
+    ap.add_argument("--push-devices", type=int, default=2000, help="push: sleeping devices, one INVITE each")
+    ap.add_argument("--push-rates", default="1000,2000", help="push: INVITEs/s to the sleeping devices, comma-separated")
+    ap.add_argument("--push-hold", type=int, default=2, help="push: sipwake's [push] invite_hold_secs")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]
+    args.push_rates = [int(r) for r in args.push_rates.split(",")]
     for name in args.scenarios:
         if name not in SCENARIOS:
             sys.exit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")

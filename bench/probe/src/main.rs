@@ -24,12 +24,19 @@
 //! `leg_p999_us` give BYE → 200, and `answered` counts completed calls
 //! (BYE answered 200).
 //!
+//! `--push-wake N` and `--push-flood M` (with `--webhook IP:PORT`, the
+//! address of the push service the probe plays) measure RFC 8599 push
+//! wake-up; see `push.rs`. `--pn` adds push parameters (`pn-provider`,
+//! `pn-prid`, `pn-param`) and a `+sip.instance` to the REGISTER mode's Contacts.
+//!
 //! It is a benchmark tool only: it sends to the address it is given, which
 //! the bench script sets to loopback.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+mod push;
 
 struct Pending {
     first: Instant,
@@ -51,6 +58,17 @@ fn main() {
     let first: u64 = get("--first").map_or(0, |r| r.parse().expect("--first N"));
     let password = get("--password");
     let call = get("--call");
+    let pn = args.iter().any(|a| a == "--pn");
+    let domain = get("--domain").unwrap_or_else(|| "127.0.0.1".into());
+    if let Some(n) = get("--push-wake") {
+        let hook = get("--webhook").expect("--webhook IP:PORT");
+        return push::wake(target, &domain, &hook, n.parse().expect("--push-wake N"));
+    }
+    if let Some(m) = get("--push-flood") {
+        let hook = get("--webhook").expect("--webhook IP:PORT");
+        let wait = get("--wait").map_or(10, |w| w.parse().expect("--wait SECS"));
+        return push::flood(target, &domain, &hook, m.parse().expect("--push-flood M"), rate, wait);
+    }
     let sock = UdpSocket::bind(if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).expect("bind");
     let local = sock.local_addr().expect("local addr");
     sock.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
@@ -76,7 +94,7 @@ fn main() {
                 None => format!(
                     "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe@{local}>;tag={next}\r\nTo: <sip:{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 ),
-                Some(domain) => register_msg(domain, &user, local, &call_id, next, 1, None, password.is_some()),
+                Some(domain) => register_msg(domain, &user, local, &call_id, next, 1, None, password.is_some(), pn),
             };
             if sock.send_to(msg.as_bytes(), target).is_ok() {
                 pending.insert(call_id, Pending { first: Instant::now(), second: None, user, bye: None });
@@ -95,7 +113,7 @@ fn main() {
             {
                 let Some(auth) = authorization(&text, &p.user, pw, &format!("sip:{domain}")) else { continue };
                 let tag: u64 = cid.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                let msg = register_msg(domain, &p.user, local, cid, tag, 2, Some(&auth), true);
+                let msg = register_msg(domain, &p.user, local, cid, tag, 2, Some(&auth), true, pn);
                 if sock.send_to(msg.as_bytes(), target).is_ok() {
                     p.second = Some(Instant::now());
                 }
@@ -212,12 +230,21 @@ fn register_msg(
     cseq: u32,
     auth: Option<&str>,
     bench_auth: bool,
+    pn: bool,
 ) -> String {
+    // Push parameters (RFC 8599) and an instance ID per AoR, as a phone sends them.
+    let pn = if pn {
+        format!(
+            ";pn-provider=apns;pn-prid=PRID{tag};pn-param=TEAM1.com.example.voip>;+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-{tag:012}>\""
+        )
+    } else {
+        ">".into()
+    };
     let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
     // X-Bench-Auth makes bench/kamailio.cfg authenticate (sipwake ignores it).
     let x = if bench_auth { "X-Bench-Auth: 1\r\n" } else { "" };
     format!(
-        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-{cseq}\r\nFrom: <sip:{user}@{domain}>;tag={tag}\r\nTo: <sip:{user}@{domain}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\n{auth}{x}Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-{cseq}\r\nFrom: <sip:{user}@{domain}>;tag={tag}\r\nTo: <sip:{user}@{domain}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}{pn}\r\n{auth}{x}Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
