@@ -52,6 +52,7 @@ impl<'a> Payload<'a> {
     pub fn new(req: &'a PushRequest) -> Payload<'a> {
         let (reason_kind, method, call_id) = match &req.reason {
             PushReason::Refresh => ("refresh", None, None),
+            PushReason::Test => ("test", None, None),
             PushReason::Initial { method, call_id } => ("initial", Some(method.as_str()), Some(call_id.as_str())),
             PushReason::MidDialog { method, call_id } => ("mid_dialog", Some(method.as_str()), Some(call_id.as_str())),
         };

@@ -159,7 +159,7 @@ impl PushEngine {
             self.counters(old.kind).unanswered += 1;
         }
         let kind = match &reason {
-            PushReason::Refresh => PushKind::Refresh,
+            PushReason::Refresh | PushReason::Test => PushKind::Refresh,
             PushReason::Initial { .. } => PushKind::Initial,
             PushReason::MidDialog { .. } => PushKind::MidDialog,
         };

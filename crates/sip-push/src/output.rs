@@ -28,6 +28,8 @@ pub enum PushReason {
     Initial { method: String, call_id: String },
     /// A parked mid-dialog request found by PURR (R54).
     MidDialog { method: String, call_id: String },
+    /// An operator's test push (`sipwake ctl push`), outside the engine's schedule.
+    Test,
 }
 
 impl PushReason {
@@ -36,6 +38,7 @@ impl PushReason {
     pub fn opensips_reason(&self) -> String {
         match self {
             PushReason::Refresh => "reg-refresh".into(),
+            PushReason::Test => "test".into(),
             PushReason::Initial { method, .. } => format!("ini-{method}"),
             PushReason::MidDialog { method, .. } => format!("mid-{method}"),
         }

@@ -145,6 +145,7 @@ pub fn router(state: MgmtState) -> Router {
         .route("/api/v1/aors", get(list_aors))
         .route("/api/v1/aors/{aor}", get(show_aor).delete(delete_aor))
         .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
+        .route("/api/v1/aors/{aor}/bindings/{id}/push", axum::routing::post(test_push))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/health", get(|| async { "ok\n" })).merge(api).with_state(state)
 }
@@ -253,6 +254,37 @@ async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(Stri
         return not_found("no such binding".into());
     }
     Json(Removed { removed: n }).into_response()
+}
+
+/// The outcome of a test push.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct PushResult {
+    /// "ok", "rejected" (the push service says the token is dead) or "failed".
+    pub result: String,
+}
+
+async fn test_push(State(st): State<MgmtState>, Path((aor, id)): Path<(String, String)>) -> Response {
+    let aor = match parse_aor(&aor) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let Some(push) = st.registrar.push.clone() else {
+        return (StatusCode::CONFLICT, Json(serde_json::json!({"error": "push is disabled ([push] enable = false)"})))
+            .into_response();
+    };
+    let Some(b) = st.registrar.binding(&aor, &id) else { return not_found("no such binding".into()) };
+    match push.test_push(&b).await {
+        None => (StatusCode::CONFLICT, Json(serde_json::json!({"error": "the binding has no push coordinates"})))
+            .into_response(),
+        Some(r) => {
+            let (code, result) = match r {
+                Ok(()) => (StatusCode::OK, "ok"),
+                Err(sip_push::PushError::Rejected) => (StatusCode::BAD_GATEWAY, "rejected"),
+                Err(_) => (StatusCode::BAD_GATEWAY, "failed"),
+            };
+            (code, Json(PushResult { result: result.into() })).into_response()
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

@@ -153,6 +153,28 @@ impl PushService {
         Some((key.as_str().to_string(), aor))
     }
 
+    /// Sends a test push to a binding now (`sipwake ctl push`), outside the
+    /// engine's schedule; `None` when the binding has no push coordinates.
+    pub async fn test_push(&self, b: &sip_registrar::Binding) -> Option<Result<(), sip_push::PushError>> {
+        let na = sip_msg::NameAddr::new(b.uri.clone());
+        let class = self.engine.lock().expect("push engine").classify(&ContactInfo::from_name_addr(&na, u32::MAX, &[]));
+        let Classification::Push { info, .. } = class else { return None };
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+        let req = sip_push::PushRequest {
+            id: sip_push::PushId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            binding: BindingKey::new(b.id.as_str()),
+            provider: info.provider,
+            prid: info.prid,
+            param: info.param,
+            reason: sip_push::PushReason::Test,
+            attempt: 1,
+            ttl_secs: 30,
+            deadline: Instant::now() + Duration::from_secs(30),
+        };
+        let aor = b.aor.to_string();
+        Some(self.senders.send_for(&req, Some(&aor)).await)
+    }
+
     /// The AoR of a push binding.
     pub fn aor_of(&self, binding: &str) -> Option<String> {
         self.aors.lock().expect("push aors").get(binding).map(|a| a.to_string())

@@ -410,3 +410,29 @@ fn refresh_schedule_survives_a_restart() {
     assert_eq!(p["prid"], "S1");
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn ctl_shows_push_state_and_sends_a_test_push() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "C1")], &["Expires: 600"]).as_bytes()), 200);
+    let id = server.bindings("dev@127.0.0.1")[0]["id"].as_str().unwrap().to_string();
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sipwake"))
+            .args(["ctl", "--url", &format!("http://{}", server.mgmt)])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["--json", "aor", "dev@127.0.0.1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"next_refresh_in_ms\"") && text.contains("\"consecutive_failures\":0"), "{text}");
+    let out = ctl(&["push", "dev@127.0.0.1", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "test push: ok");
+    let p = pushes.recv_timeout(Duration::from_secs(3)).expect("the test push");
+    assert_eq!(p["reason"], "test");
+    assert_eq!(p["prid"], "C1");
+    assert_eq!(p["aor"], "dev@127.0.0.1");
+}
