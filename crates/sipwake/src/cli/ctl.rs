@@ -69,7 +69,7 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), String> {
         let resp = rq.send().map_err(|e| format!("cannot reach the management API at {base}: {e}"))?;
         let status = resp.status();
         let body = resp.text().map_err(|e| e.to_string())?;
-        if !status.is_success() && !(accept_502 && status == reqwest::StatusCode::BAD_GATEWAY) {
+        if !(status.is_success() || (accept_502 && status == reqwest::StatusCode::BAD_GATEWAY)) {
             return Err(format!("{status}: {}", body.trim()));
         }
         Ok(body)
