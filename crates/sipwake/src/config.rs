@@ -33,6 +33,10 @@ pub struct PushSection {
     pub enable: bool,
     /// Hand out PURRs for mid-dialog wake-ups (pn_enable_purr).
     pub purr: bool,
+    /// A binding gets a new PURR this often; old ones stay valid for `purr_horizon_secs`, seconds.
+    pub purr_rotation_secs: u64,
+    /// How long a replaced PURR still wakes its device (the longest dialog), seconds.
+    pub purr_horizon_secs: u64,
     /// Supported `pn-provider` values (pn_providers).
     pub providers: Vec<String>,
     /// Contact parameters that make a binding push-capable (pn_ct_match_params).
@@ -78,6 +82,8 @@ impl Default for PushSection {
         PushSection {
             enable: false,
             purr: false,
+            purr_rotation_secs: d.purr_rotation.as_secs(),
+            purr_horizon_secs: d.purr_horizon.as_secs(),
             providers: vec!["apns".into(), "fcm".into(), "webpush".into()],
             ct_match_params: d.ct_match_params.clone(),
             pnsreg_interval: d.pnsreg_interval,
@@ -99,6 +105,8 @@ impl PushSection {
         let mut c = sip_push::PushConfig::with_providers(self.providers.iter().map(String::as_str));
         c.enable = self.enable;
         c.purr = self.purr;
+        c.purr_rotation = Duration::from_secs(self.purr_rotation_secs);
+        c.purr_horizon = Duration::from_secs(self.purr_horizon_secs);
         c.ct_match_params = self.ct_match_params.clone();
         c.pnsreg_interval = self.pnsreg_interval;
         c.refresh_lead = Duration::from_secs(self.refresh_lead_secs);

@@ -175,6 +175,16 @@ impl PushService {
         Some(self.senders.send_for(&req, Some(&aor)).await)
     }
 
+    /// A REGISTER for this binding was refused (R36–R38: 401/407 keep waiting).
+    pub fn register_failed(&self, binding: &str, code: u16) {
+        tracing::debug!(binding, code, "a push binding's REGISTER failed");
+        self.engine.lock().expect("push engine").handle_register_failed(
+            &BindingKey::new(binding),
+            code,
+            Instant::now(),
+        );
+    }
+
     /// The AoR of a push binding.
     pub fn aor_of(&self, binding: &str) -> Option<String> {
         self.aors.lock().expect("push aors").get(binding).map(|a| a.to_string())

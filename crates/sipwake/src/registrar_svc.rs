@@ -182,11 +182,16 @@ impl RegistrarService {
             conn: src.conn,
         };
         // RFC 8599: classify the Contacts; 555 / 423 come before any change.
+        // (The registrar lock must not be held across the match: the arms take it.)
+        let default_expires = self.registrar.lock().expect("registrar").config.default_expires;
         let classes = match &self.push {
-            Some(p) => match p.precheck(req, self.registrar.lock().expect("registrar").config.default_expires) {
+            Some(p) => match p.precheck(req, default_expires) {
                 crate::push_svc::Precheck::Reject(code, headers) => {
                     metrics::registration("rejected");
                     self.send(&target, build(req, code, None, &headers));
+                    for id in self.bindings_named_by(req) {
+                        p.register_failed(&id, code);
+                    }
                     after();
                     return;
                 }
@@ -218,6 +223,13 @@ impl RegistrarService {
         if code != 200 {
             self.send(&target, resp);
             metrics::request_latency("REGISTER", started.elapsed());
+            // R36: a waking device's REGISTER that failed (not a challenge) ends
+            // the requests parked for it at once.
+            if let Some(p) = &self.push {
+                for id in self.bindings_named_by(req) {
+                    p.register_failed(&id, code);
+                }
+            }
             after();
             return;
         }
@@ -242,6 +254,31 @@ impl RegistrarService {
                 after();
             }),
         );
+    }
+
+    /// The existing bindings a REGISTER's Contacts refer to (same instance, or same URI).
+    fn bindings_named_by(&self, req: &Message) -> Vec<String> {
+        let Some(aor) = req.to().ok().and_then(|t| t.uri.as_sip().map(Aor::from_uri)) else { return Vec::new() };
+        let reg = self.registrar.lock().expect("registrar");
+        let existing = reg.location.get(&aor);
+        let mut out = Vec::new();
+        for c in req.contacts().unwrap_or_default() {
+            let sip_msg::Contact::Addr(na) = c else { continue };
+            let inst = na
+                .params
+                .value("+sip.instance")
+                .map(|v| String::from_utf8_lossy(&sip_msg::params::unquote(v)).into_owned());
+            for b in existing {
+                let same = match (&inst, &b.instance) {
+                    (Some(i), Some(bi)) => i == bi,
+                    _ => b.uri.to_string() == na.uri.to_string(),
+                };
+                if same && !out.contains(&b.id) {
+                    out.push(b.id.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Whether this REGISTER (its Call-ID and CSeq) already wrote its AoR's state.

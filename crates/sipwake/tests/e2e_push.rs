@@ -436,3 +436,22 @@ fn ctl_shows_push_state_and_sends_a_test_push() {
     assert_eq!(p["prid"], "C1");
     assert_eq!(p["aor"], "dev@127.0.0.1");
 }
+
+#[test]
+fn a_failed_wake_up_register_ends_the_wait_but_a_challenge_does_not() {
+    // R36-R38: the woken device's REGISTER is refused (here 423: too short for
+    // a push binding): the parked INVITE gets 480 at once, not after the hold.
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "invite_hold_secs = 20")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "F1")], &["Expires: 600"]).as_bytes()), 200);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = std::time::Instant::now();
+    invite(server.udp, &caller, 11);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    let r = dev.register(&[&push_contact(&dev, "F1")], &["Expires: 100"]);
+    assert_eq!(status_of(r.as_bytes()), 423, "{r}");
+    let Some(f) = final_response(&caller, Duration::from_secs(10)) else { panic!("no answer\n{}", server.log()) };
+    assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "the wait did not end at once: {:?}", t0.elapsed());
+}
