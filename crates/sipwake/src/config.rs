@@ -39,6 +39,9 @@ pub struct PushSection {
     pub purr_horizon_secs: u64,
     /// Supported `pn-provider` values (pn_providers).
     pub providers: Vec<String>,
+    /// Our VAPID public key (RFC 8292, base64url), advertised to webpush
+    /// devices as `+sip.vapid` (RFC 8599 R22/R23/R31); empty = none.
+    pub vapid_public_key: String,
     /// Contact parameters that make a binding push-capable (pn_ct_match_params).
     pub ct_match_params: Vec<String>,
     /// The `+sip.pnsreg` value (pn_pnsreg_interval), seconds.
@@ -85,6 +88,7 @@ impl Default for PushSection {
             purr_rotation_secs: d.purr_rotation.as_secs(),
             purr_horizon_secs: d.purr_horizon.as_secs(),
             providers: vec!["apns".into(), "fcm".into(), "webpush".into()],
+            vapid_public_key: String::new(),
             ct_match_params: d.ct_match_params.clone(),
             pnsreg_interval: d.pnsreg_interval,
             refresh_lead_secs: d.refresh_lead.as_secs(),
@@ -105,6 +109,11 @@ impl PushSection {
         let mut c = sip_push::PushConfig::with_providers(self.providers.iter().map(String::as_str));
         c.enable = self.enable;
         c.purr = self.purr;
+        if !self.vapid_public_key.is_empty() {
+            for p in c.providers.iter_mut().filter(|p| p.name.eq_ignore_ascii_case("webpush")) {
+                p.vapid = Some(self.vapid_public_key.clone());
+            }
+        }
         c.purr_rotation = Duration::from_secs(self.purr_rotation_secs);
         c.purr_horizon = Duration::from_secs(self.purr_horizon_secs);
         c.ct_match_params = self.ct_match_params.clone();

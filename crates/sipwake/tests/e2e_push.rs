@@ -247,7 +247,7 @@ fn plain_and_push_devices_of_one_aor() {
 #[test]
 fn unsupported_provider_and_too_short_expiry() {
     let (url, _) = webhook(200);
-    let server = Server::start_with(&[], Some(&config(&url, "reply_555 = true")));
+    let server = Server::start_with(&[], Some(&config(&url, "reply_555 = true\nvapid_public_key = \"BPubKey-x_1\"")));
     let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
     let c = format!("<sip:dev@{};pn-provider=acme;pn-prid=x;pn-param=y>", dev.local());
     let r = dev.register(&[&c], &["Expires: 600"]);
@@ -260,7 +260,11 @@ fn unsupported_provider_and_too_short_expiry() {
     let r = dev.register(&[&q], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     let caps: Vec<&str> = r.lines().filter_map(|l| l.strip_prefix("Feature-Caps: ")).collect();
-    assert_eq!(caps, vec!["*;+sip.pns=\"apns\"", "*;+sip.pns=\"fcm\"", "*;+sip.pns=\"webpush\""], "{r}");
+    assert_eq!(
+        caps,
+        vec!["*;+sip.pns=\"apns\"", "*;+sip.pns=\"fcm\"", "*;+sip.pns=\"webpush\";+sip.vapid=\"BPubKey-x_1\""],
+        "{r}"
+    );
 }
 
 #[test]
