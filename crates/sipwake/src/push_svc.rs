@@ -185,6 +185,13 @@ impl PushService {
         );
     }
 
+    /// Whether the engine pushes this binding (it registered push coordinates
+    /// we handle: not a query, an unsupported provider or one an upstream proxy
+    /// already handles, R13/R14).
+    pub fn is_push_binding(&self, binding: &str) -> bool {
+        self.engine.lock().expect("push engine").binding_view(binding, Instant::now()).is_some()
+    }
+
     /// The AoR of a push binding.
     pub fn aor_of(&self, binding: &str) -> Option<String> {
         self.aors.lock().expect("push aors").get(binding).map(|a| a.to_string())

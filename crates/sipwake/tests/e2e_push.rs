@@ -141,10 +141,18 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
             resp += &format!("{h};tag=dev1\r\n");
         }
     }
+    // Like real apps, it puts its registered Contact (push coordinates included) in its answer.
+    resp += &format!(
+        "Contact: <sip:dev@{};pn-provider=apns;pn-prid=TOKEN-B;pn-param=TEAM1.com.example.voip;pn-purr=p1>\r\n",
+        dev.local()
+    );
     resp += "Content-Length: 0\r\n\r\n";
     dsock.send_to(resp.as_bytes(), from).unwrap();
     let f = final_response(&caller, Duration::from_secs(5)).expect("a final answer");
     assert_eq!(status_of(f.as_bytes()), 486, "{f}");
+    // R65: the push token never reaches the caller; pn-purr stays for the dialog.
+    assert!(!f.contains("pn-prid") && !f.contains("pn-provider") && !f.contains("pn-param"), "{f}");
+    assert!(f.contains("pn-purr=p1"), "{f}");
     // The proxy's ACK for the 486 reaches the device.
     let (ack, _) = dev.next_request(Duration::from_secs(3)).expect("the ACK for the 486");
     assert!(ack.starts_with("ACK "), "{ack}");
@@ -458,4 +466,22 @@ fn a_failed_wake_up_register_ends_the_wait_but_a_challenge_does_not() {
     let Some(f) = final_response(&caller, Duration::from_secs(10)) else { panic!("no answer\n{}", server.log()) };
     assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
     assert!(t0.elapsed() < Duration::from_secs(5), "the wait did not end at once: {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_binding_whose_pushes_an_upstream_proxy_handles_is_never_pushed() {
+    // R13: the REGISTER already carries +sip.pns for its provider (a proxy
+    // nearer the phone handles pushes): a normal binding, no Feature-Caps of
+    // ours, and requests go straight to it.
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = dev.register(&[&push_contact(&dev, "U1")], &["Expires: 600", "Feature-Caps: *;+sip.pns=\"apns\""]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert!(header_of(&r, "Feature-Caps").is_none(), "{r}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller, 12);
+    let (got, _) = dev.next_request(Duration::from_secs(3)).expect("the INVITE, without a push");
+    assert!(got.starts_with("INVITE "), "{got}");
+    assert!(pushes.recv_timeout(Duration::from_millis(300)).is_err(), "pushed although an upstream proxy handles it");
 }

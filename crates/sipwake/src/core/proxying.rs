@@ -162,7 +162,10 @@ impl Core {
         }
         // RFC 8599 §6: a mid-dialog request without pn-purr is never pushed.
         let push_on = self.registrar.push.is_some() && !in_dialog;
-        let (push_bindings, plain): (Vec<_>, Vec<_>) = bindings.iter().partition(|b| push_on && b.is_push_capable());
+        let push = self.registrar.push.as_ref();
+        let (push_bindings, plain): (Vec<_>, Vec<_>) = bindings
+            .iter()
+            .partition(|b| push_on && b.is_push_capable() && push.is_some_and(|p| p.is_push_binding(&b.id)));
         let park: Vec<(String, bool)> = push_bindings
             .iter()
             .map(|b| (b.id.clone(), b.flow.conn.is_some_and(|c| self.transports.conn_alive(c))))
@@ -396,7 +399,12 @@ impl Core {
                     let src = ctx.source;
                     let rr = |dest: &Target| px::record_route_values(&self.me, &self.tokens, &src, dest);
                     let rr_opt: Option<branch::RecordRouteFn<'_>> = if ctx.record_route { Some(&rr) } else { None };
-                    let built = branch::build(&ctx.request, &t, &self.me, &br, rr_opt);
+                    let built = branch::build(&ctx.request, &t, &self.me, &br, rr_opt).map(|(mut m, d)| {
+                        if self.registrar.push.is_some() {
+                            px::strip_contact_push_params(&mut m);
+                        }
+                        (m, d)
+                    });
                     let sent = built.and_then(|(m, dest)| st.txn.send_request(m, to_peer(&dest), now).ok());
                     let ctx = st.proxy.ctxs.get_mut(key).expect("context");
                     match sent {
@@ -417,7 +425,11 @@ impl Core {
                         let _ = st.txn.cancel(&ckey, now);
                     }
                 }
-                Action::Forward { response } => {
+                Action::Forward { mut response } => {
+                    // RFC 8599 R65: push coordinates never reach the other party.
+                    if self.registrar.push.is_some() {
+                        px::strip_contact_push_params(&mut response);
+                    }
                     let code = response.status().unwrap_or(0);
                     self.stats.count_response(code);
                     count_final(ctx, code);

@@ -140,3 +140,23 @@ pub fn pop_top_via(resp: &mut Message) {
         resp.headers.0.remove(i);
     }
 }
+
+/// Removes `pn-provider`, `pn-prid` and `pn-param` from the Contact URIs of a
+/// message we forward (RFC 8599 R65: a device that puts its registered
+/// Contact in its dialogs must not leak its push token to the other party).
+/// `pn-purr` stays: the peer's mid-dialog requests need it (§6).
+pub fn strip_contact_push_params(m: &mut Message) {
+    for h in m.headers.0.iter_mut().filter(|h| h.name == HeaderName::Contact) {
+        let Ok(mut na) = sip_msg::NameAddr::parse(&h.value) else { continue };
+        let Some(u) = na.uri.as_sip_mut() else { continue };
+        let before = u.params.0.len();
+        u.params.0.retain(|(n, _)| {
+            !(n.eq_ignore_ascii_case(b"pn-provider")
+                || n.eq_ignore_ascii_case(b"pn-prid")
+                || n.eq_ignore_ascii_case(b"pn-param"))
+        });
+        if u.params.0.len() != before {
+            h.value = na.to_bytes();
+        }
+    }
+}
