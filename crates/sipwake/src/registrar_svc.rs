@@ -326,11 +326,6 @@ impl RegistrarService {
         self.users.exists(user, domain)
     }
 
-    /// Whether a domain is served.
-    pub fn serves(&self, domain: &str) -> bool {
-        self.registrar.lock().expect("registrar").config.serves(domain)
-    }
-
     /// The served domains.
     pub fn domains(&self) -> Vec<String> {
         self.registrar.lock().expect("registrar").config.domains.clone()

@@ -77,10 +77,8 @@ impl Core {
         let domain = Aor::from_uri(&sip_msg::SipUri::new(ruri.host.clone(), None)).to_string();
         // Addressed to the server itself (no user part): answered here. With a
         // user part, our address is a domain like any other (sip:alice@IP).
-        let to_us = !has_route
-            && flow.is_none()
-            && ruri.user.is_none()
-            && (self.me.is_me(&ruri) || self.registrar.serves(&domain));
+        let to_us =
+            !has_route && flow.is_none() && ruri.user.is_none() && (self.me.is_me(&ruri) || self.me.serves(&domain));
         if to_us {
             return Decision::Local;
         }
@@ -99,7 +97,7 @@ impl Core {
         if !unsupported.is_empty() {
             return Decision::Reject(420, None, vec![(HeaderName::Unsupported, unsupported.join(", "))]);
         }
-        if flow.is_some() || (in_dialog && (has_route || !self.registrar.serves(&domain))) {
+        if flow.is_some() || (in_dialog && (has_route || !self.me.serves(&domain))) {
             // Mid-dialog: the route set (or the remote target) decides, no lookup.
             return self.forward_single(req, has_route, flow, src);
         }
@@ -107,8 +105,8 @@ impl Core {
         let from_domain = msg.from().ok().and_then(|f| {
             f.uri.as_sip().map(|u| Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string())
         });
-        let from_local = from_domain.as_deref().is_some_and(|d| self.registrar.serves(d));
-        let local_target = self.registrar.serves(&domain);
+        let from_local = from_domain.as_deref().is_some_and(|d| self.me.serves(d));
+        let local_target = self.me.serves(&domain);
         let mut authenticated = false;
         if !in_dialog && from_local && self.pcfg.authenticate_local_callers && self.registrar.auth_enabled() {
             let realm = from_domain.clone().unwrap_or_default();

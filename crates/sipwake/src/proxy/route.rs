@@ -34,6 +34,12 @@ impl Me {
             }
         }
     }
+    /// Whether a domain is served (the registrar's domains, fixed at start-up:
+    /// checked here without taking the registrar lock on every request).
+    pub fn serves(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
     /// Whether a Via was put by us (its sent-by is one of our listeners).
     pub fn is_my_via(&self, v: &Via) -> bool {
         let Some(ip) = v.host.ip() else { return false };
