@@ -51,6 +51,7 @@ fn binding(n: u64) -> StoredBinding {
         user_agent: Some("Bench/1.0".into()),
         registered_at_ms: 1_700_000_000_000,
         extra: None,
+        push_state: None,
     }
 }
 

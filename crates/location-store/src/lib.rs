@@ -38,6 +38,7 @@
 //!     user_agent: None,
 //!     registered_at_ms: 1_700_000_000_000,
 //!     extra: None,
+//!     push_state: None,
 //! };
 //! let (tx, rx) = mpsc::channel();
 //! store.submit(vec![Change::Upsert(binding.clone())], Box::new(move |r| tx.send(r).unwrap()));

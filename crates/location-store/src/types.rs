@@ -1,6 +1,7 @@
 //! Plain data types stored by the location store: [`StoredBinding`] (one
-//! registered contact of an AoR), [`Change`] (what [`crate::Store::submit`]
-//! applies) and [`Subscriber`] (digest credentials).
+//! registered contact of an AoR, with its opaque push state), [`Change`]
+//! (what [`crate::Store::submit`] applies) and [`Subscriber`] (digest
+//! credentials).
 //!
 //! Owns only the shape of the data. No SIP parsing happens here (the
 //! registrar converts its typed headers to and from these strings), and no
@@ -52,9 +53,16 @@ pub struct StoredBinding {
     pub user_agent: Option<String>,
     /// When the binding was first registered, unix ms.
     pub registered_at_ms: u64,
-    /// JSON blob for later features (push state: next refresh time, last
-    /// push, failures). Stored and returned verbatim; not validated.
+    /// JSON blob for later features. Stored and returned verbatim; not
+    /// validated.
     pub extra: Option<String>,
+    /// The binding's push state (RFC 8599: the `+sip.pnsreg` flag and its
+    /// PURRs), an opaque text owned by the push engine (`sip-push`'s
+    /// `persist` encoding). Stored and returned verbatim; never interpreted
+    /// here. `None` for bindings without push state and for rows written
+    /// before schema version 2. Update it alone with [`Change::PushState`].
+    #[serde(default)]
+    pub push_state: Option<String>,
 }
 
 /// One change to the bindings, applied in submission order.
@@ -75,6 +83,16 @@ pub enum Change {
     RemoveAor {
         /// Canonical AoR.
         aor: String,
+    },
+    /// Replace only the push state ([`StoredBinding::push_state`]) of the
+    /// binding with this id, leaving every other field as it is (PURRs
+    /// rotate without a REGISTER). No error, and no row created, if there
+    /// is no such binding.
+    PushState {
+        /// Binding id.
+        id: String,
+        /// The new push state; `None` clears it.
+        push_state: Option<String>,
     },
 }
 

@@ -183,3 +183,53 @@ fn store_dropped_inside_its_own_callback_does_not_deadlock() {
     drop(store); // the callback may hold the last reference
     rx.recv_timeout(Duration::from_secs(30)).expect("callback ran");
 }
+
+#[test]
+fn push_state_round_trips_and_updates_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(dir.path()));
+    let mut with = binding("p1", "alice@example.com", 1);
+    with.push_state = Some("v1 pnsreg=1".into());
+    let mut without = binding("p2", "alice@example.com", 2);
+    without.push_state = None;
+    submit_wait(&store, vec![Change::Upsert(with.clone()), Change::Upsert(without.clone())]).unwrap();
+    assert_eq!(store.load_bindings().unwrap(), vec![with.clone(), without.clone()]);
+
+    // Only the push state changes; an unknown id is no error and no row.
+    submit_wait(
+        &store,
+        vec![
+            Change::PushState { id: "p1".into(), push_state: Some("v1 pnsreg=0 purr=x:1".into()) },
+            Change::PushState { id: "p2".into(), push_state: Some("v1 pnsreg=1".into()) },
+            Change::PushState { id: "no-such-binding".into(), push_state: Some("v1 pnsreg=1".into()) },
+        ],
+    )
+    .unwrap();
+    with.push_state = Some("v1 pnsreg=0 purr=x:1".into());
+    without.push_state = Some("v1 pnsreg=1".into());
+    assert_eq!(store.load_bindings().unwrap(), vec![with.clone(), without.clone()]);
+
+    // Clearing it, and an Upsert replaces it like every other field
+    // (a later change to the same id wins, also across kinds of change).
+    let mut replaced = binding("p2", "alice@example.com", 4);
+    replaced.push_state = Some("v1 pnsreg=0".into());
+    submit_wait(
+        &store,
+        vec![
+            Change::PushState { id: "p1".into(), push_state: None },
+            Change::Upsert(replaced.clone()),
+            Change::PushState { id: "p2".into(), push_state: Some("v1 pnsreg=1 last".into()) },
+        ],
+    )
+    .unwrap();
+    with.push_state = None;
+    replaced.push_state = Some("v1 pnsreg=1 last".into());
+    assert_eq!(store.load_bindings().unwrap(), vec![with, replaced.clone()]);
+    submit_wait(&store, vec![Change::Upsert(StoredBinding { push_state: None, ..replaced.clone() })]).unwrap();
+    assert_eq!(store.load_bindings().unwrap()[1].push_state, None);
+
+    // Survives a reopen.
+    drop(store);
+    let store = open(&db_path(dir.path()));
+    assert_eq!(store.load_bindings().unwrap().len(), 2);
+}

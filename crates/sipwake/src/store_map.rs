@@ -31,6 +31,7 @@ pub fn to_row(b: &Binding) -> StoredBinding {
         user_agent: b.user_agent.clone(),
         registered_at_ms: b.registered_at,
         extra: None,
+        push_state: None,
     }
 }
 

@@ -70,8 +70,14 @@ CREATE TRIGGER subscribers_generation_delete AFTER DELETE ON subscribers BEGIN
 END;
 "#;
 
+/// Version 2: the push state of a binding (RFC 8599 `+sip.pnsreg` and
+/// PURRs), an opaque text of the push engine; existing rows get NULL.
+const V2: &str = r#"
+ALTER TABLE bindings ADD COLUMN push_state TEXT;
+"#;
+
 /// Every migration, in order; index `i` goes from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this program writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -316,3 +316,76 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore").field("path", &self.path).field("stats", &self.stats()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written by the previous release (schema version 1, without
+    /// `push_state`) is upgraded in place at open: its rows load unchanged
+    /// (no push state) and the new column is writable.
+    #[test]
+    fn version_1_file_upgrades_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations::migrate_with(&mut conn, &path, &migrations::MIGRATIONS[..1]).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO bindings (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
+                                     transport, remote, local, user_agent, registered_at_ms, extra)
+                   VALUES ('b1', 'alice@example.com', '<sip:alice@192.0.2.1:5060;pn-provider=apns>', 500,
+                           1700003600000, 'c1', 7, '<urn:uuid:1>', 1, '["<sip:edge.example.com;lr>"]',
+                           'tcp', '192.0.2.1:40000', '198.51.100.1:5060', 'UA/1', 1700000000000, '{"k":1}'),
+                          ('b2', 'bob@example.com', '<sip:bob@192.0.2.2>', NULL, 1700003600000, 'c2', 1,
+                           NULL, NULL, '[]', 'udp', '192.0.2.2:5060', '198.51.100.1:5060', NULL,
+                           1700000000000, NULL);
+                   INSERT INTO subscribers VALUES ('alice', 'example.com', 'md5', 'sha', 1);"#,
+            )
+            .unwrap();
+            let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, 1);
+        }
+
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let loaded = store.load_bindings().unwrap();
+        let b1 = StoredBinding {
+            id: "b1".into(),
+            aor: "alice@example.com".into(),
+            contact: "<sip:alice@192.0.2.1:5060;pn-provider=apns>".into(),
+            q: Some(500),
+            expires_at_ms: 1_700_003_600_000,
+            call_id: "c1".into(),
+            cseq: 7,
+            instance: Some("<urn:uuid:1>".into()),
+            reg_id: Some(1),
+            path: vec!["<sip:edge.example.com;lr>".into()],
+            transport: "tcp".into(),
+            remote: "192.0.2.1:40000".into(),
+            local: "198.51.100.1:5060".into(),
+            user_agent: Some("UA/1".into()),
+            registered_at_ms: 1_700_000_000_000,
+            extra: Some(r#"{"k":1}"#.into()),
+            push_state: None,
+        };
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0], b1);
+        assert_eq!((loaded[1].id.as_str(), loaded[1].q, &loaded[1].push_state), ("b2", None, &None));
+        assert_eq!(store.subscribers().unwrap().len(), 1);
+
+        let (tx, rx) = mpsc::channel();
+        store.submit(
+            vec![Change::PushState { id: "b1".into(), push_state: Some("v1 pnsreg=1".into()) }],
+            Box::new(move |r| tx.send(r).unwrap()),
+        );
+        rx.recv().unwrap().unwrap();
+        drop(store);
+
+        let conn = Connection::open(&path).unwrap();
+        let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let loaded = store.load_bindings().unwrap();
+        assert_eq!(loaded[0], StoredBinding { push_state: Some("v1 pnsreg=1".into()), ..b1 });
+    }
+}

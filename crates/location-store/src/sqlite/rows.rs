@@ -1,6 +1,6 @@
 //! The SQL statements on the tables and the encoding of [`StoredBinding`]
 //! and [`Subscriber`] to and from rows (path as a JSON array of strings,
-//! unix-ms times as INTEGER).
+//! unix-ms times as INTEGER, the opaque push state as TEXT).
 //!
 //! Owns every DML statement of the SQLite backend and the value checks done
 //! before a change enters a transaction. Must not open connections, manage
@@ -14,18 +14,20 @@ use crate::types::{Change, StoredBinding, Subscriber};
 
 const UPSERT_BINDING: &str = "\
 INSERT INTO bindings (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
-                      transport, remote, local, user_agent, registered_at_ms, extra)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                      transport, remote, local, user_agent, registered_at_ms, extra, push_state)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
 ON CONFLICT (id) DO UPDATE SET
     aor = excluded.aor, contact = excluded.contact, q = excluded.q, expires_at_ms = excluded.expires_at_ms,
     call_id = excluded.call_id, cseq = excluded.cseq, instance = excluded.instance, reg_id = excluded.reg_id,
     path = excluded.path, transport = excluded.transport, remote = excluded.remote, local = excluded.local,
-    user_agent = excluded.user_agent, registered_at_ms = excluded.registered_at_ms, extra = excluded.extra";
+    user_agent = excluded.user_agent, registered_at_ms = excluded.registered_at_ms, extra = excluded.extra,
+    push_state = excluded.push_state";
+const UPDATE_PUSH_STATE: &str = "UPDATE bindings SET push_state = ?2 WHERE id = ?1";
 const DELETE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1";
 const DELETE_AOR: &str = "DELETE FROM bindings WHERE aor = ?1";
 pub(crate) const SELECT_BINDINGS: &str = "\
 SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
-       transport, remote, local, user_agent, registered_at_ms, extra
+       transport, remote, local, user_agent, registered_at_ms, extra, push_state
 FROM bindings ORDER BY aor, id";
 
 pub(crate) const SELECT_SUBSCRIBERS: &str =
@@ -44,6 +46,7 @@ pub(crate) enum Op<'a> {
     Upsert { b: &'a StoredBinding, path_json: String, expires_at_ms: i64, registered_at_ms: i64 },
     Remove(&'a str),
     RemoveAor(&'a str),
+    PushState { id: &'a str, push_state: Option<&'a str> },
 }
 
 /// Check that `change` can be stored and encode it. Runs before the
@@ -58,6 +61,7 @@ pub(crate) fn encode(change: &Change) -> Result<Op<'_>> {
         },
         Change::Remove { id } => Op::Remove(id),
         Change::RemoveAor { aor } => Op::RemoveAor(aor),
+        Change::PushState { id, push_state } => Op::PushState { id, push_state: push_state.as_deref() },
     })
 }
 
@@ -91,6 +95,7 @@ pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
                 b.user_agent,
                 registered_at_ms,
                 b.extra,
+                b.push_state,
             ])?;
         }
         Op::Remove(id) => {
@@ -98,6 +103,9 @@ pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
         }
         Op::RemoveAor(aor) => {
             conn.prepare_cached(DELETE_AOR)?.execute([aor])?;
+        }
+        Op::PushState { id, push_state } => {
+            conn.prepare_cached(UPDATE_PUSH_STATE)?.execute(params![id, push_state])?;
         }
     }
     Ok(())
@@ -129,6 +137,7 @@ pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBindi
             user_agent: row.get(13).map_err(e)?,
             registered_at_ms: get_u64(row, 14, "registered_at_ms")?,
             extra: row.get(15).map_err(e)?,
+            push_state: row.get(16).map_err(e)?,
         })
     };
     decode().map_err(|reason| (id.clone(), reason))
