@@ -21,7 +21,7 @@
 //! Modules: [`config`] (knobs, validation), [`mod@classify`] (REGISTER
 //! Contacts), [`caps`] (Feature-Caps), [`types`] (ids), [`output`] (what
 //! the core does), `schedule` (refresh points), `timers` (heap with lazy
-//! deletion), [`purr`], `bucket` (parked state), [`engine`] (the engine,
+//! deletion), [`purr`], [`persist`] (push state as stored text), `bucket` (parked state), [`engine`] (the engine,
 //! timers, push sending), `register` (REGISTER side: bindings, PURRs,
 //! restore), `park` (parking and waking), [`stats`] (counters, views).
 //!
@@ -39,7 +39,8 @@
 //! | push sender result | [`PushEngine::handle_push_result`] | |
 //! | timer | [`PushEngine::handle_timeout`] at [`PushEngine::poll_timeout`] | |
 //! | after every call | drain [`PushEngine::poll_output`] | see [`Output`] |
-//! | start-up | [`PushEngine::restore`] per stored push binding | |
+//! | registrar 2xx stored, PURRs changed | [`PushEngine::push_state`] | into the stored binding |
+//! | start-up | [`decode_push_state`], then [`PushEngine::restore`] per stored push binding | |
 
 mod bucket;
 pub mod caps;
@@ -48,6 +49,7 @@ pub mod config;
 pub mod engine;
 pub mod output;
 mod park;
+pub mod persist;
 pub mod purr;
 mod register;
 mod schedule;
@@ -61,6 +63,9 @@ pub use config::{ConfigError, MIN_REFRESH_LEAD, ParamRule, ProviderConfig, PushC
 pub use engine::{MAX_PENDING_PER_BINDING, PushEngine};
 pub use output::{BranchEnd, Output, PushError, PushReason, PushRequest, UNREACHABLE_STATUS};
 pub use park::{Park, ParkError};
+pub use persist::{
+    MAX_PURR_RECORDS, MAX_PUSH_STATE_LEN, PUSH_STATE_VERSION, PushStateError, decode_push_state, encode_push_state,
+};
 pub use purr::{PurrRecord, RandomSource};
 pub use register::{Registration, Restored};
 pub use schedule::MIN_GAP;

@@ -206,4 +206,14 @@ impl PushEngine {
     pub fn purr_records(&self, binding: &str, now: Instant) -> Vec<PurrRecord> {
         self.purrs.records(binding, now)
     }
+
+    /// The push state of a tracked push binding as text to store next to
+    /// it: its `pnsreg` flag and [`PushEngine::purr_records`], encoded with
+    /// [`crate::encode_push_state`] against `now_ms`, the wall-clock time
+    /// (unix ms) of `now`. `None` when the engine does not track it.
+    /// Restore with [`crate::decode_push_state`] and [`PushEngine::restore`].
+    pub fn push_state(&self, binding: &str, now: Instant, now_ms: u64) -> Option<String> {
+        let b = self.bindings.get(binding)?;
+        Some(crate::persist::encode_push_state(b.pnsreg, &self.purrs.records(binding, now), now_ms))
+    }
 }
