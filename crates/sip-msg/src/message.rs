@@ -116,9 +116,19 @@ impl Message {
     pub fn contacts(&self) -> Result<Vec<Contact>> {
         self.headers.get_all(&HeaderName::Contact).map(Contact::parse).collect()
     }
-    /// The Expires header as delta-seconds, when present and numeric.
+    /// The Expires header as delta-seconds, when present and well-formed
+    /// (lenient: a malformed value reads as absent; see [`Message::try_expires`]).
     pub fn expires(&self) -> Option<u32> {
-        self.headers.get(&HeaderName::Expires).and_then(|v| parse_u32(trim(v)))
+        self.try_expires().ok().flatten()
+    }
+    /// The Expires header as delta-seconds when present; an error when it is
+    /// not a number from 0 to 2³²−1 (RFC 3261 §20.19: `600aaaa`, `-1`, a
+    /// date, 2³²), for a server that answers 400 to it.
+    pub fn try_expires(&self) -> Result<Option<u32>> {
+        match self.headers.get(&HeaderName::Expires) {
+            None => Ok(None),
+            Some(v) => parse_u32(trim(v)).map(Some).ok_or(Error::bad("Expires is not a number from 0 to 2^32-1")),
+        }
     }
     /// Values of a token-list header such as Require or Supported.
     pub fn tokens<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -387,6 +397,22 @@ l: 0\r\n\r\n";
         assert_eq!(m.max_forwards().unwrap(), Some(70));
     }
 
+    #[test]
+    fn expires_strict_and_lenient() {
+        let with = |v: &str| {
+            let mut m = Message::request(Method::Register, Uri::parse_bytes("sip:example.com").unwrap());
+            m.headers.push(HeaderName::Expires, Bytes::from(v.to_string()));
+            m
+        };
+        assert_eq!(with(" 600 ").try_expires(), Ok(Some(600)));
+        assert_eq!(with("0").expires(), Some(0));
+        for bad in ["600aaaa", "-1", "", "4294967296", "Thu, 01 Dec 1994 16:00:00 GMT"] {
+            assert!(with(bad).try_expires().is_err(), "{bad:?}");
+            assert_eq!(with(bad).expires(), None, "{bad:?}");
+        }
+        let none = Message::request(Method::Register, Uri::parse_bytes("sip:example.com").unwrap());
+        assert_eq!(none.try_expires(), Ok(None));
+    }
     #[test]
     fn roundtrip() {
         let m = parse_datagram(Bytes::from_static(REG), &Limits::default()).unwrap();
