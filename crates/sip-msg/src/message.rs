@@ -119,15 +119,17 @@ impl Message {
     /// The Expires header as delta-seconds, when present and well-formed
     /// (lenient: a malformed value reads as absent; see [`Message::try_expires`]).
     pub fn expires(&self) -> Option<u32> {
-        self.try_expires().ok().flatten()
+        self.headers.get(&HeaderName::Expires).and_then(|v| parse_u32(trim(v)))
     }
-    /// The Expires header as delta-seconds when present; an error when it is
-    /// not a number from 0 to 2³²−1 (RFC 3261 §20.19: `600aaaa`, `-1`, a
-    /// date, 2³²), for a server that answers 400 to it.
+    /// The Expires header for a server that answers 400 to a malformed one:
+    /// an error when it is present but not `delta-seconds = 1*DIGIT` (RFC
+    /// 3261 §20.19, §25.1: `600aaaa`, `-1`, a date), else [`Message::expires`]
+    /// (a well-formed value above 2³²−1 reads as absent, as RFC 4475
+    /// scalar02 allows: the default applies).
     pub fn try_expires(&self) -> Result<Option<u32>> {
         match self.headers.get(&HeaderName::Expires) {
-            None => Ok(None),
-            Some(v) => parse_u32(trim(v)).map(Some).ok_or(Error::bad("Expires is not a number from 0 to 2^32-1")),
+            Some(v) if !crate::chars::is_delta_seconds(trim(v)) => Err(Error::bad("Expires is not delta-seconds")),
+            _ => Ok(self.expires()),
         }
     }
     /// Values of a token-list header such as Require or Supported.
@@ -406,10 +408,12 @@ l: 0\r\n\r\n";
         };
         assert_eq!(with(" 600 ").try_expires(), Ok(Some(600)));
         assert_eq!(with("0").expires(), Some(0));
-        for bad in ["600aaaa", "-1", "", "4294967296", "Thu, 01 Dec 1994 16:00:00 GMT"] {
+        for bad in ["600aaaa", "-1", "", "6 0", "Thu, 01 Dec 1994 16:00:00 GMT"] {
             assert!(with(bad).try_expires().is_err(), "{bad:?}");
             assert_eq!(with(bad).expires(), None, "{bad:?}");
         }
+        // Well-formed but above 2^32-1: absent (the default applies), not an error.
+        assert_eq!(with("4294967296").try_expires(), Ok(None));
         let none = Message::request(Method::Register, Uri::parse_bytes("sip:example.com").unwrap());
         assert_eq!(none.try_expires(), Ok(None));
     }
