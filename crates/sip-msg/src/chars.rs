@@ -149,6 +149,11 @@ pub(crate) fn put_host(out: &mut bytes::BytesMut, h: &crate::uri::Host) {
     }
 }
 
+/// Whether `s` is `delta-seconds = 1*DIGIT` (RFC 3261 §25.1), of any size.
+pub fn is_delta_seconds(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(u8::is_ascii_digit)
+}
+
 /// Parses a decimal number of at most `u32` range; leading zeros allowed.
 pub fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 20 {
@@ -186,6 +191,8 @@ mod tests {
         assert_eq!(parse_u32(b"4294967296"), None);
         assert_eq!(parse_u32(b"-1"), None);
         assert_eq!(parse_u32(b""), None);
+        assert!(is_delta_seconds(b"4294967296"));
+        assert!(!is_delta_seconds(b"600aaaa") && !is_delta_seconds(b"") && !is_delta_seconds(b"-1"));
     }
     #[test]
     fn decimals() {

@@ -14,6 +14,7 @@ pub mod method;
 pub mod name_addr;
 pub mod params;
 pub mod parser;
+pub mod pn;
 pub mod uri;
 pub mod via;
 
@@ -24,5 +25,6 @@ pub use method::Method;
 pub use name_addr::{Contact, NameAddr};
 pub use params::Params;
 pub use parser::{Frame, Limits, ParseFailure, Partial, frame_stream, parse_datagram, parse_framed};
+pub use pn::PnParams;
 pub use uri::{Host, SipUri, Uri};
 pub use via::{MAGIC_COOKIE, Via};

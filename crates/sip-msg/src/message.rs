@@ -116,9 +116,21 @@ impl Message {
     pub fn contacts(&self) -> Result<Vec<Contact>> {
         self.headers.get_all(&HeaderName::Contact).map(Contact::parse).collect()
     }
-    /// The Expires header as delta-seconds, when present and numeric.
+    /// The Expires header as delta-seconds, when present and well-formed
+    /// (lenient: a malformed value reads as absent; see [`Message::try_expires`]).
     pub fn expires(&self) -> Option<u32> {
         self.headers.get(&HeaderName::Expires).and_then(|v| parse_u32(trim(v)))
+    }
+    /// The Expires header for a server that answers 400 to a malformed one:
+    /// an error when it is present but not `delta-seconds = 1*DIGIT` (RFC
+    /// 3261 §20.19, §25.1: `600aaaa`, `-1`, a date), else [`Message::expires`]
+    /// (a well-formed value above 2³²−1 reads as absent, as RFC 4475
+    /// scalar02 allows: the default applies).
+    pub fn try_expires(&self) -> Result<Option<u32>> {
+        match self.headers.get(&HeaderName::Expires) {
+            Some(v) if !crate::chars::is_delta_seconds(trim(v)) => Err(Error::bad("Expires is not delta-seconds")),
+            _ => Ok(self.expires()),
+        }
     }
     /// Values of a token-list header such as Require or Supported.
     pub fn tokens<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -387,6 +399,24 @@ l: 0\r\n\r\n";
         assert_eq!(m.max_forwards().unwrap(), Some(70));
     }
 
+    #[test]
+    fn expires_strict_and_lenient() {
+        let with = |v: &str| {
+            let mut m = Message::request(Method::Register, Uri::parse_bytes("sip:example.com").unwrap());
+            m.headers.push(HeaderName::Expires, Bytes::from(v.to_string()));
+            m
+        };
+        assert_eq!(with(" 600 ").try_expires(), Ok(Some(600)));
+        assert_eq!(with("0").expires(), Some(0));
+        for bad in ["600aaaa", "-1", "", "6 0", "Thu, 01 Dec 1994 16:00:00 GMT"] {
+            assert!(with(bad).try_expires().is_err(), "{bad:?}");
+            assert_eq!(with(bad).expires(), None, "{bad:?}");
+        }
+        // Well-formed but above 2^32-1: absent (the default applies), not an error.
+        assert_eq!(with("4294967296").try_expires(), Ok(None));
+        let none = Message::request(Method::Register, Uri::parse_bytes("sip:example.com").unwrap());
+        assert_eq!(none.try_expires(), Ok(None));
+    }
     #[test]
     fn roundtrip() {
         let m = parse_datagram(Bytes::from_static(REG), &Limits::default()).unwrap();

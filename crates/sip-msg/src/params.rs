@@ -3,8 +3,15 @@
 //!
 //! Owns parsing and serialising of parameter lists and case-insensitive
 //! lookup; it knows nothing about what any parameter means.
+//!
+//! URI parameter names are stored in one canonical form: the URI parser
+//! decodes every `%HH` escape of a character that may stand unescaped in a
+//! name (RFC 3261 §19.1.4: `;pn%2Dprovider` is `;pn-provider`). So lookup by
+//! name (`get`, `value`, `contains`, `remove`), URI comparison and any code
+//! that walks the list agree on escaped names without unescaping again.
+//! Header parameter names are tokens, where `%` is a plain character.
 
-use crate::chars::{is_token, is_uri_param, is_ws, trim};
+use crate::chars::{is_token, is_uri_param, is_ws, trim, unescape};
 use crate::error::{Error, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -118,14 +125,23 @@ pub fn parse_header_params(src: &Bytes, s: &[u8]) -> Result<Params> {
 }
 
 /// Returns the index just past the closing quote of the quoted string that
-/// starts at `s[start] == '"'`.
+/// starts at `s[start] == '"'`: the one quoted-string parser (RFC 3261
+/// §25.1). `qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII`, so a
+/// raw control character (NUL included; HTAB is LWS) is malformed;
+/// `quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)` may escape any of
+/// them except CR and LF.
 pub fn skip_quoted(s: &[u8], start: usize) -> Result<usize> {
     let mut i = start + 1;
     while i < s.len() {
         match s[i] {
-            b'\\' => i += 2,
+            b'\\' => match s.get(i + 1) {
+                Some(b'\r' | b'\n') => return Err(Error::bad("line break in quoted string")),
+                _ => i += 2,
+            },
             b'"' => return Ok(i + 1),
             b'\r' | b'\n' => return Err(Error::bad("line break in quoted string")),
+            b'\t' => i += 1,
+            c if c < 0x20 || c == 0x7f => return Err(Error::bad("control character in quoted string")),
             _ => i += 1,
         }
     }
@@ -170,16 +186,42 @@ pub fn parse_uri_params(src: &Bytes, s: &[u8]) -> Result<Params> {
         if start == i {
             return Err(Error::bad("empty URI parameter"));
         }
-        params.0.push(match eq {
-            Some(eq) => (src.slice_ref(&s[start..eq]), Some(src.slice_ref(&s[eq + 1..i]))),
-            None => (src.slice_ref(&s[start..i]), None),
-        });
+        let name_end = eq.unwrap_or(i);
+        let name = canonical_name(src.slice_ref(&s[start..name_end]));
+        params.0.push((name, eq.map(|eq| src.slice_ref(&s[eq + 1..i]))));
         if i >= s.len() {
             break;
         }
         i += 1;
     }
     Ok(params)
+}
+
+/// The canonical form of a URI parameter name (escapes already validated):
+/// escapes of characters that are legal unescaped in a name are decoded;
+/// others (`%3B`, `%25`, non-ASCII) stay escaped, so that the name still
+/// serialises to a valid, equivalent parameter. Names without `%` are the
+/// received slice (no copy).
+fn canonical_name(name: Bytes) -> Bytes {
+    if memchr::memchr(b'%', &name).is_none() {
+        return name;
+    }
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == b'%' && i + 2 < name.len() {
+            let decoded = unescape(&name[i..i + 3]);
+            match decoded.first() {
+                Some(&c) if c != b'%' && is_uri_param(c) => out.push(c),
+                _ => out.extend_from_slice(&name[i..i + 3]),
+            }
+            i += 3;
+        } else {
+            out.push(name[i]);
+            i += 1;
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Unquotes a quoted string (`"a\"b"` → `a"b`); returns the input if not quoted.
@@ -223,10 +265,51 @@ mod tests {
         let p = parse_uri_params(&b, &b[..]).unwrap();
         assert_eq!(p.value("transport").unwrap(), "tcp");
         assert!(p.contains("lr"));
+        assert_eq!(p.value("pn-prid").unwrap(), "ab%3Acd", "values are kept as received");
         for bad in [&b";"[..], b";a b", b";a==b"] {
             let bad = Bytes::from_static(bad);
             assert!(parse_uri_params(&bad, &bad[..]).is_err());
         }
+    }
+    #[test]
+    fn escaped_uri_param_names_are_found() {
+        let b = Bytes::from_static(b";pn%2Dprovider=apns;PN%2dPrid=tok;%6C%72;a%3Bb=1;x%25y");
+        let mut p = parse_uri_params(&b, &b[..]).unwrap();
+        // RFC 3261 §19.1.4: escaped and unescaped names are the same name,
+        // and parameter names compare case-insensitively.
+        assert_eq!(p.value("pn-provider").unwrap(), "apns");
+        assert_eq!(p.value("PN-PROVIDER").unwrap(), "apns");
+        assert_eq!(p.value("pn-prid").unwrap(), "tok");
+        assert_eq!(p.get("lr"), Some(None));
+        assert!(p.contains("LR"));
+        // Escapes of characters a name cannot hold unescaped stay escaped.
+        assert_eq!(p.value("a%3Bb").unwrap(), "1");
+        assert!(p.contains("x%25y"));
+        // Serialises to valid, equivalent parameters that parse the same.
+        let mut out = BytesMut::new();
+        p.write(&mut out);
+        assert_eq!(&out[..], b";pn-provider=apns;PN-Prid=tok;lr;a%3Bb=1;x%25y");
+        let again = Bytes::from(out.to_vec());
+        assert_eq!(parse_uri_params(&again, &again[..]).unwrap(), p);
+        assert!(p.remove("pn-prid"));
+        assert!(!p.contains("pn%2Dprid"));
+        // Header parameter names are tokens: '%' is literal there.
+        let h = Bytes::from_static(b";ex%70ires=10");
+        assert!(!parse_header_params(&h, &h[..]).unwrap().contains("expires"));
+    }
+    #[test]
+    fn quoted_strings() {
+        assert_eq!(skip_quoted(b"\"a\\\"b\" x", 0).unwrap(), 6);
+        // RFC 3261 qdtext excludes control characters; quoted-pair may escape
+        // them, but not CR or LF.
+        assert!(skip_quoted(b"\"a\0b\"", 0).is_err());
+        assert!(skip_quoted(b"\"a\x07b\"", 0).is_err());
+        assert!(skip_quoted(b"\"a\x7fb\"", 0).is_err());
+        assert!(skip_quoted(b"\"a\\\0b\"", 0).is_ok());
+        assert!(skip_quoted(b"\"a\tb \xc3\xa9\"", 0).is_ok());
+        assert!(skip_quoted(b"\"a\\\rb\"", 0).is_err());
+        let nul = Bytes::from_static(b";x=\"a\0b\"");
+        assert!(parse_header_params(&nul, &nul[..]).is_err());
     }
     #[test]
     fn unquoting() {

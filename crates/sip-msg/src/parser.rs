@@ -1,7 +1,8 @@
 //! The zero-copy message parser and the stream framer.
 //!
-//! Owns framing (datagram: the whole datagram, Content-Length may be absent
-//! and trailing octets are ignored; stream: Content-Length is mandatory and
+//! Owns framing (datagram: the whole datagram, which must hold the empty
+//! line ending the header section; Content-Length may be absent and trailing
+//! octets are ignored; stream: Content-Length is mandatory and
 //! exact), the start line, header line splitting with folding and comma
 //! lists, and the hard limits, which are checked before anything is
 //! allocated.
@@ -63,8 +64,10 @@ impl From<Error> for ParseFailure {
     }
 }
 
-/// Parses one datagram (UDP): the message is the datagram; with no
-/// Content-Length the body is the rest of it; octets after the body are ignored.
+/// Parses one datagram (UDP): the message is the datagram, and it must hold
+/// the empty line that ends the header section (else a 400 failure, with
+/// `partial` for a request); with no Content-Length the body is the rest of
+/// it; octets after the body are ignored.
 pub fn parse_datagram(buf: Bytes, limits: &Limits) -> std::result::Result<Message, ParseFailure> {
     parse(buf, false, limits)
 }
@@ -265,7 +268,8 @@ fn parse(buf: Bytes, stream: bool, limits: &Limits) -> std::result::Result<Messa
 
 /// Indexes the header lines from `pos` up to and including the empty line.
 /// Fails only on a size limit or an unterminated header section on a stream;
-/// a malformed line is reported in [`Index::error`].
+/// a malformed line, or a datagram without the empty line, is reported in
+/// [`Index::error`].
 fn index_headers(buf: &Bytes, mut pos: usize, stream: bool, limits: &Limits) -> Result<Index> {
     let b = &buf[..];
     let mut idx = Index { headers: Headers::with_capacity(16), body_start: b.len(), error: None };
@@ -273,10 +277,14 @@ fn index_headers(buf: &Bytes, mut pos: usize, stream: bool, limits: &Limits) -> 
     let mut cur: Option<(usize, usize, bool)> = None;
     loop {
         if pos >= b.len() {
-            // A datagram may end without the empty line (RFC 4475 baddn).
+            // A stream waits for more; a datagram is all there is, so one
+            // whose header section never ends is truncated or malformed
+            // (RFC 3261 §7: the empty line is mandatory, also without a
+            // body). Still indexed, so that a request gets its 400.
             if stream {
                 return Err(Error::bad("header section not terminated"));
             }
+            idx.error = idx.error.or(Some(Error::bad("datagram without the empty line ending the header section")));
             break;
         }
         let lf = memchr::memchr(b'\n', &b[pos..]).map_or(b.len(), |p| pos + p);
@@ -552,6 +560,64 @@ fn parse_start_line(buf: &Bytes, sl: &[u8]) -> StartResult {
 mod tests {
     use super::*;
     const L: Limits = Limits { max_message: 65_535, max_headers: 256, max_header_len: 16_384 };
+
+    const INVITE_HEAD: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+Max-Forwards: 70\r\n";
+
+    #[test]
+    fn datagram_without_end_of_headers_is_a_400_with_partial() {
+        let mut whole = INVITE_HEAD.to_vec();
+        whole.extend_from_slice(b"\r\n");
+        assert!(parse_datagram(Bytes::from(whole), &L).unwrap().validate().is_ok());
+        // Truncated after a complete line, in the middle of one, or right
+        // after the start line: never processed.
+        let cut_line = &INVITE_HEAD[..INVITE_HEAD.len() - 10];
+        let start_only = b"INVITE sip:bob@example.com SIP/2.0\r\n";
+        for cut in [INVITE_HEAD, cut_line, &start_only[..]] {
+            let f = parse_datagram(Bytes::copy_from_slice(cut), &L).unwrap_err();
+            assert_eq!(f.error.status(), 400, "{}", f.error);
+            assert!(f.error.reason.contains("empty line"), "{}", f.error);
+            let p = f.partial.expect("a request keeps what it needs for a 400");
+            assert_eq!(p.method, Method::Invite);
+        }
+        let f = parse_datagram(Bytes::copy_from_slice(INVITE_HEAD), &L).unwrap_err();
+        assert_eq!(f.partial.unwrap().headers.get(&HeaderName::CallId).unwrap(), "c1");
+        // A response without it is dropped (no partial).
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\n";
+        assert!(parse_datagram(Bytes::from_static(resp), &L).unwrap_err().partial.is_none());
+        // Bare-LF line ends still count.
+        let lf = b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\n\n";
+        assert!(parse_datagram(Bytes::from_static(lf), &L).is_ok());
+    }
+
+    #[test]
+    fn nul_in_a_quoted_string_is_a_400() {
+        for extra in [
+            &b"Subject: x\r\nFrom: \"Al\0\" <sip:alice@example.com>;tag=1"[..],
+            b"Contact: \"x\0\" <sip:bob@192.0.2.2>",
+        ] {
+            let mut m = INVITE_HEAD.to_vec();
+            if extra.starts_with(b"Subject") {
+                // Replace the From of the template.
+                let at = m.windows(5).position(|w| w == b"From:").unwrap();
+                let end = at + m[at..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+                m.drain(at..end);
+            }
+            m.extend_from_slice(extra);
+            m.extend_from_slice(b"\r\n\r\n");
+            let err = match parse_datagram(Bytes::from(m), &L) {
+                Err(f) => f.error,
+                Ok(m) => m.validate().unwrap_err(),
+            };
+            assert_eq!(err.status(), 400, "{err}");
+            assert!(err.reason.contains("control character"), "{err}");
+        }
+        // Escaped as a quoted-pair it is legal (RFC 4475 intmeth).
+        let mut m = INVITE_HEAD.to_vec();
+        m.extend_from_slice(b"Contact: \"x\\\0\" <sip:bob@192.0.2.2>\r\n\r\n");
+        assert!(parse_datagram(Bytes::from(m), &L).unwrap().validate().is_ok());
+    }
 
     #[test]
     fn frames_by_content_length() {

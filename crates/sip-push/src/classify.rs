@@ -8,7 +8,7 @@
 
 use crate::config::{ParamRule, PushConfig};
 use crate::types::PnInfo;
-use sip_msg::NameAddr;
+use sip_msg::{NameAddr, PnParams};
 
 /// What the classifier needs to know about one Contact of a REGISTER.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,17 +52,10 @@ impl ContactInfo {
         self
     }
 
-    /// From a parsed Contact of a REGISTER.
+    /// From a parsed Contact of a REGISTER. Parameters are decoded by
+    /// `sip_msg::pn`, the reader the registrar's bindings use too.
     pub fn from_name_addr(na: &NameAddr, expires: u32, upstream_pns: &[String]) -> ContactInfo {
-        let decode = |v: &[u8]| {
-            let raw = if sip_msg::chars::escapes_valid(v) { sip_msg::chars::unescape(v) } else { v.to_vec() };
-            String::from_utf8_lossy(&raw).into_owned()
-        };
-        let uri_params = na
-            .uri
-            .as_sip()
-            .map(|u| u.params.0.iter().map(|(n, v)| (decode(n), v.as_ref().map(|v| decode(v)))).collect())
-            .unwrap_or_default();
+        let uri_params = na.uri.as_sip().map(|u| sip_msg::pn::decode_all(&u.params)).unwrap_or_default();
         ContactInfo {
             uri_params,
             pnsreg_tag: na.params.contains("+sip.pnsreg") || na.params.contains("+sip.pnsreq"),
@@ -73,10 +66,12 @@ impl ContactInfo {
 
     /// `None`: absent; `Some(None)`: present without value (or empty).
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.uri_params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref().filter(|v| !v.is_empty()))
+        sip_msg::pn::find(&self.uri_params, name)
+    }
+
+    /// The RFC 8599 push parameters (`pn-provider`, `pn-prid`, `pn-param`).
+    pub fn pn(&self) -> PnParams {
+        PnParams::from_decoded(&self.uri_params)
     }
 }
 
@@ -150,7 +145,7 @@ pub enum Classification {
     /// with `reply_555` (R15, R27, R28).
     Unsupported { provider: String },
     /// A required parameter is missing or empty (R14): normal, no
-    /// Feature-Caps, never pushed.
+    /// Feature-Caps, never pushed; or 555 with `reply_555` (R15).
     MissingInfo { provider: String, missing: String },
     /// The expiry is at most the lead time (R17) or below policy (R18):
     /// 423 with `Min-Expires` (R16, S1). For a mid-registrar looking at the
@@ -194,7 +189,12 @@ impl Classification {
     /// processed. Everything else proceeds normally.
     pub fn rejection(&self, cfg: &PushConfig) -> Option<Rejection> {
         match self {
-            Classification::Unsupported { .. } if cfg.reply_555 => Some(Rejection::PnsNotSupported),
+            // R15: 555 instead of a plain binding, for an unsupported PNS
+            // and for a supported one whose required information is missing
+            // (R14 lists both); without `reply_555` both register normally.
+            Classification::Unsupported { .. } | Classification::MissingInfo { .. } if cfg.reply_555 => {
+                Some(Rejection::PnsNotSupported)
+            }
             Classification::TooShort { min_expires, .. } => {
                 Some(Rejection::IntervalTooBrief { min_expires: *min_expires })
             }
@@ -229,7 +229,8 @@ pub fn min_push_expires(cfg: &PushConfig, pnsreg: bool) -> u32 {
 
 /// Classifies one Contact of a REGISTER. See the module docs for the order.
 pub fn classify(cfg: &PushConfig, c: &ContactInfo) -> Classification {
-    let Some(provider) = c.get("pn-provider").filter(|_| cfg.enable) else {
+    let pn = c.pn();
+    let Some(provider) = pn.provider.as_ref().map(Option::as_deref).filter(|_| cfg.enable) else {
         return Classification::Plain;
     };
     if c.expires == 0 {
@@ -248,10 +249,10 @@ pub fn classify(cfg: &PushConfig, c: &ContactInfo) -> Classification {
         return Classification::Unsupported { provider: provider.to_string() };
     };
     let name = pc.name.clone();
-    let prid = match c.get("pn-prid") {
+    let prid = match &pn.prid {
         None => return Classification::Query { providers: vec![name] },
-        Some(None) => return Classification::MissingInfo { provider: name, missing: "pn-prid".into() },
-        Some(Some(p)) => p.to_string(),
+        Some(None) => return Classification::MissingInfo { provider: name, missing: sip_msg::pn::PN_PRID.into() },
+        Some(Some(p)) => p.clone(),
     };
     let rule = cfg.param_rule(pc);
     for m in &cfg.ct_match_params {
@@ -263,7 +264,7 @@ pub fn classify(cfg: &PushConfig, c: &ContactInfo) -> Classification {
     }
     let param = match rule {
         ParamRule::Ignored => None,
-        _ => c.get("pn-param").flatten().map(str::to_string),
+        _ => pn.param().map(str::to_string),
     };
     let pnsreg = c.pnsreg_tag && cfg.pnsreg_interval > 0;
     let min = min_push_expires(cfg, pnsreg);

@@ -104,8 +104,10 @@ pub struct PushConfig {
     pub invite_hold: Duration,
     /// How long a parked non-INVITE waits (R42: well under 32 s).
     pub non_invite_hold: Duration,
-    /// Answer 555 to REGISTERs naming an unsupported PNS (R15/R27); only
-    /// when no other proxy on the path could support it.
+    /// Answer 555 to REGISTERs naming an unsupported PNS (R15/R27), or a
+    /// supported one without the information it requires (R15: empty
+    /// `pn-prid`, APNs without `pn-param`); only when no other proxy on the
+    /// path could support it. Off: both register as plain bindings (R14).
     pub reply_555: bool,
     /// Policy floor for the expiry of a push binding (R18), seconds.
     pub min_push_expires: u32,

@@ -268,3 +268,64 @@ fn classification_table_summary() {
         assert_eq!(got, want, "{c:?}");
     }
 }
+
+#[test]
+fn r15_missing_info_gets_555_with_reply_555() {
+    let strict = PushConfig { reply_555: true, ..cfg() };
+    let missing = [
+        // APNs without pn-param.
+        push_contact("apns", "tok", None, 3600),
+        // Empty pn-prid, present without value or `pn-prid=`.
+        ContactInfo::new(3600).param("pn-provider", Some("apns")).param("pn-prid", None).param("pn-param", Some("T.a")),
+        ContactInfo::new(3600)
+            .param("pn-provider", Some("fcm"))
+            .param("pn-prid", Some(""))
+            .param("pn-param", Some("p")),
+        // Empty pn-param where it is required.
+        push_contact("apns", "tok", Some(""), 3600),
+    ];
+    for c in missing {
+        let class = classify(&strict, &c);
+        assert!(matches!(class, Classification::MissingInfo { .. }), "{c:?}: {class:?}");
+        let r = class.rejection(&strict).expect("R15: 555, no binding");
+        assert_eq!((r.status(), r.reason()), (555, "Push Notification Service Not Supported"));
+        assert_eq!(r.min_expires(), None);
+    }
+    // R25 still comes first: no pn-prid at all is a query, answered 200.
+    let query = ContactInfo::new(3600).param("pn-provider", Some("apns"));
+    assert_eq!(classify(&strict, &query).rejection(&strict), None);
+    // Complete coordinates are never refused.
+    assert_eq!(classify(&strict, &push_contact("apns", "tok", Some("T.a.voip"), 3600)).rejection(&strict), None);
+}
+
+#[test]
+fn r14_missing_info_registers_plain_without_reply_555() {
+    let c = push_contact("apns", "tok", None, 3600);
+    let class = classify(&cfg(), &c);
+    assert_eq!(class, Classification::MissingInfo { provider: "apns".into(), missing: "pn-param".into() });
+    assert_eq!(class.rejection(&cfg()), None, "R14 default: a normal binding");
+    assert!(!class.is_push() && class.pn_info().is_none(), "never pushed");
+}
+
+#[test]
+fn r62_escaped_param_names_are_classified_as_push() {
+    // RFC 3261 §19.1.4: `pn%2Dprovider` is `pn-provider`; the registrar's
+    // Binding::push() reads the same sip_msg::pn parser.
+    let na = NameAddr::parse(&Bytes::from_static(
+        b"<sip:alice@198.51.100.7;pn%2Dprovider=apns;PN%2dPRID=abc%2Bdef;pn%2Dparam=T.com.x.voip>;expires=600",
+    ))
+    .unwrap();
+    let c = ContactInfo::from_name_addr(&na, 600, &[]);
+    assert_eq!(c.get("pn-provider"), Some(Some("apns")));
+    let class = classify(&cfg(), &c);
+    assert_eq!(
+        class,
+        Classification::Push {
+            info: PnInfo { provider: "apns".into(), prid: "abc+def".into(), param: Some("T.com.x.voip".into()) },
+            pnsreg: false
+        }
+    );
+    let uri = na.uri.as_sip().unwrap();
+    assert_eq!(sip_msg::PnParams::from_params(&uri.params), c.pn());
+    assert!(c.pn().has_coordinates());
+}

@@ -2,7 +2,7 @@
 
 use crate::aor::Aor;
 use bytes::Bytes;
-use sip_msg::Uri;
+use sip_msg::{PnParams, Uri};
 use std::net::SocketAddr;
 
 /// The transport of a flow.
@@ -53,7 +53,7 @@ pub struct Flow {
     pub conn: Option<u64>,
 }
 
-/// RFC 8599 push coordinates taken from the Contact URI.
+/// RFC 8599 push coordinates taken from the Contact URI (decoded values).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushParams {
     pub provider: String,
@@ -96,18 +96,19 @@ impl Binding {
     pub fn is_outbound(&self) -> bool {
         self.reg_id.is_some()
     }
-    /// RFC 8599 push parameters, when the Contact URI has `pn-provider`.
+    /// RFC 8599 push parameters, when the Contact URI has a `pn-provider`
+    /// value. Read by `sip_msg::pn` (the reader the push classifier uses):
+    /// escaped names count, values are percent-decoded, empty ones are absent.
     pub fn push(&self) -> Option<PushParams> {
-        let p = &self.uri.as_sip()?.params;
-        let s = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let pn = PnParams::from_params(&self.uri.as_sip()?.params);
         Some(PushParams {
-            provider: s(p.value("pn-provider")?),
-            prid: p.value("pn-prid").map(s),
-            param: p.value("pn-param").map(s),
+            provider: pn.provider()?.to_string(),
+            prid: pn.prid().map(str::to_string),
+            param: pn.param().map(str::to_string),
         })
     }
     /// Push-capable: has a provider and a PRID (RFC 8599 R10: never push without a PRID).
     pub fn is_push_capable(&self) -> bool {
-        self.push().is_some_and(|p| p.prid.is_some())
+        self.uri.as_sip().is_some_and(|u| PnParams::from_params(&u.params).has_coordinates())
     }
 }

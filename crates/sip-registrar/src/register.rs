@@ -56,6 +56,8 @@ struct Wanted {
     q: Option<u16>,
     instance: Option<String>,
     reg_id: Option<u32>,
+    /// The Contact carries a reg-id, whether or not outbound applies.
+    has_reg_id: bool,
 }
 
 impl Registrar {
@@ -174,6 +176,11 @@ impl Registrar {
             Ok(c) => c,
             Err(_) => return Outcome::reject(Reply::new(400)),
         };
+        // A malformed Expires is not taken as the default: the UA would believe
+        // in an interval it never asked for.
+        if req.try_expires().is_err() {
+            return Outcome::reject(Reply::new(400).reason("Invalid Expires Header"));
+        }
         let supported = |tag: &str| req.tokens(&HeaderName::Supported).any(|t| t.eq_ignore_ascii_case(tag.as_bytes()));
         let path: Vec<String> =
             req.headers.get_all(&HeaderName::Path).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
@@ -210,6 +217,11 @@ impl Registrar {
                     Ok(w) => wanted.push(w),
                     Err(r) => return Outcome::reject(r),
                 }
+            }
+            // RFC 5626 §6: a reg-id names one flow of one instance, so it can
+            // only come with a single Contact being registered.
+            if wanted.iter().filter(|w| w.expires > 0).count() > 1 && wanted.iter().any(|w| w.has_reg_id) {
+                return Outcome::reject(Reply::new(400).reason("Several Contacts With reg-id"));
             }
             if let Some(w) = wanted.iter().find(|w| w.expires > 0 && w.expires < self.config.min_expires) {
                 let _ = w;
@@ -338,13 +350,18 @@ impl Registrar {
 
     /// Decodes one Contact of a REGISTER.
     fn decode(&self, req: &Message, na: &NameAddr, outbound: bool) -> Result<Wanted, Reply> {
+        // RFC 3261 §10.3 step 6: the Contact's expires, else Expires (checked
+        // well-formed by the caller), else the default. A malformed value is a
+        // 400, not the default: the UA would believe in an interval it never
+        // asked for.
         let expires = match na.params.get("expires") {
+            Some(Some(v)) if !sip_msg::chars::is_delta_seconds(v) => {
+                return Err(Reply::new(400).reason("Invalid Contact expires Parameter"));
+            }
+            // Well-formed but above 2^32-1: the default (RFC 4475 scalar02).
             Some(Some(v)) => sip_msg::chars::parse_u32(v).unwrap_or(self.config.default_expires),
             Some(None) => return Err(Reply::new(400).reason("Contact expires Without Value")),
-            None => match req.headers.get(&HeaderName::Expires) {
-                Some(_) => req.expires().unwrap_or(self.config.default_expires),
-                None => self.config.default_expires,
-            },
+            None => req.expires().unwrap_or(self.config.default_expires),
         };
         let q = match na.params.get("q") {
             Some(Some(v)) => Some(parse_q(v).ok_or_else(|| Reply::new(400).reason("Invalid q-value"))?),
@@ -363,8 +380,9 @@ impl Registrar {
             None => None,
         };
         // RFC 5626 §6: reg-id counts only with an instance and when outbound applies.
+        let has_reg_id = reg_id.is_some();
         let reg_id = if outbound && instance.is_some() { reg_id } else { None };
-        Ok(Wanted { uri: na.uri.clone(), expires, q, instance, reg_id })
+        Ok(Wanted { uri: na.uri.clone(), expires, q, instance, reg_id, has_reg_id })
     }
 }
 

@@ -254,11 +254,15 @@ fn instance_replaces_binding_from_new_address() {
 fn outbound_and_path() {
     let mut r = Registrar::new(cfg(), 1);
     let inst = "+sip.instance=\"<urn:uuid:1>\"";
+    // Each flow registers over itself, one Contact per REGISTER (RFC 5626 §6).
     let req = Req::new("c1", 1)
         .contact(&format!("<sip:alice@192.0.2.1;transport=tcp;ob>;{inst};reg-id=1"))
+        .hdr("Supported: outbound, path");
+    assert_eq!(run(&mut r, &req, T0, flow(40000, Some(3))).reply.code, 200);
+    let req = Req::new("c1b", 1)
         .contact(&format!("<sip:alice@192.0.2.1;transport=tcp;ob>;{inst};reg-id=2"))
         .hdr("Supported: outbound, path");
-    let o = run(&mut r, &req, T0, flow(40000, Some(3)));
+    let o = run(&mut r, &req, T0, flow(40001, Some(4)));
     assert_eq!(o.reply.code, 200);
     assert_eq!(contacts(&o).len(), 2, "two flows of one instance are two bindings");
     assert!(o.reply.headers.contains(&(HeaderName::Require, "outbound".into())));
@@ -386,4 +390,95 @@ fn a_day_of_refreshes_for_two_thousand_bindings() {
     }
     assert_eq!(r.location.len(), 2_000 - 10);
     assert_eq!(expired_total, 10);
+}
+
+#[test]
+fn malformed_expires_is_400() {
+    let mut r = Registrar::new(cfg(), 1);
+    // An Expires header that is not delta-seconds is not taken as the default.
+    for bad in ["Expires: 600aaaa", "Expires: -1", "Expires: Thu, 01 Dec 1994 16:00:00 GMT"] {
+        let o = run(&mut r, &Req::new("c1", 1).contact("<sip:a@192.0.2.1>").hdr(bad), T0, flow(1, None));
+        assert_eq!((o.reply.code, o.reply.reason), (400, Some("Invalid Expires Header")), "{bad}");
+        assert!(o.changes.is_empty());
+    }
+    // Even when each Contact has its own expires, and on a fetch.
+    let o =
+        run(&mut r, &Req::new("c2", 1).contact("<sip:a@192.0.2.1>;expires=600").hdr("Expires: 60x"), T0, flow(1, None));
+    assert_eq!(o.reply.code, 400);
+    assert_eq!(run(&mut r, &Req::new("c3", 1).hdr("Expires: x"), T0, flow(1, None)).reply.code, 400);
+    // A malformed expires Contact parameter.
+    for bad in
+        ["<sip:a@192.0.2.1>;expires=600aaaa", "<sip:a@192.0.2.1>;expires=\"600\"", "<sip:a@192.0.2.1>;expires=-5"]
+    {
+        let o = run(&mut r, &Req::new("c4", 1).contact(bad), T0, flow(1, None));
+        assert_eq!((o.reply.code, o.reply.reason), (400, Some("Invalid Contact expires Parameter")), "{bad}");
+    }
+    // Atomic: one bad Contact rejects the whole request.
+    let o = run(
+        &mut r,
+        &Req::new("c5", 1).contact("<sip:a@192.0.2.1>").contact("<sip:b@192.0.2.1>;expires=1e3"),
+        T0,
+        flow(1, None),
+    );
+    assert_eq!(o.reply.code, 400);
+    assert!(r.location.is_empty());
+    // Well-formed values still work, with white space around the header value.
+    let o = run(&mut r, &Req::new("c6", 1).contact("<sip:a@192.0.2.1>").hdr("Expires:   600  "), T0, flow(1, None));
+    assert_eq!(contacts(&o), vec!["<sip:a@192.0.2.1>;expires=600"]);
+}
+
+#[test]
+fn rfc5626_several_contacts_with_reg_id_is_400() {
+    let mut r = Registrar::new(cfg(), 1);
+    let inst = "+sip.instance=\"<urn:uuid:7>\"";
+    let two = Req::new("c1", 1)
+        .contact(&format!("<sip:alice@192.0.2.1;transport=tcp;ob>;{inst};reg-id=1"))
+        .contact("<sip:alice@192.0.2.9>")
+        .hdr("Supported: outbound");
+    let o = run(&mut r, &two, T0, flow(40000, Some(3)));
+    assert_eq!((o.reply.code, o.reply.reason), (400, Some("Several Contacts With reg-id")));
+    assert!(o.changes.is_empty() && r.location.is_empty());
+    // Also when outbound does not apply (no Supported: outbound): the reg-id is there.
+    let two = Req::new("c2", 1)
+        .contact(&format!("<sip:alice@192.0.2.1>;{inst};reg-id=1"))
+        .contact(&format!("<sip:alice@192.0.2.2>;{inst};reg-id=2"));
+    assert_eq!(run(&mut r, &two, T0, flow(1, None)).reply.code, 400);
+    // Only Contacts being registered count: a removal alongside is fine.
+    let one_plus_removal = Req::new("c3", 1)
+        .contact(&format!("<sip:alice@192.0.2.1;transport=tcp;ob>;{inst};reg-id=1"))
+        .contact("<sip:alice@192.0.2.9>;expires=0")
+        .hdr("Supported: outbound");
+    assert_eq!(run(&mut r, &one_plus_removal, T0, flow(40000, Some(3))).reply.code, 200);
+    // Several Contacts without reg-id, or one with it: fine.
+    let plain = Req::new("c4", 1).contact("<sip:alice@192.0.2.7>").contact("<sip:alice@192.0.2.8>");
+    assert_eq!(run(&mut r, &plain, T0, flow(1, None)).reply.code, 200);
+    assert_eq!(r.location.len(), 3);
+}
+
+#[test]
+fn escaped_push_params_binding_is_push_capable() {
+    // RFC 3261 §19.1.4: pn%2Dprovider is pn-provider; the binding is as
+    // push-capable as the classifier says it is.
+    let mut r = Registrar::new(cfg(), 1);
+    let req = Req::new("c1", 1).contact(
+        "<sip:alice@192.0.2.1;transport=tcp;pn%2Dprovider=webpush;PN%2dPRID=https%3A%2F%2Fpush.example.net%2Fs%2F1;pn%2Dparam=x>",
+    );
+    assert_eq!(run(&mut r, &req, T0, flow(40000, Some(3))).reply.code, 200);
+    let aor = Aor::parse("alice@example.com").unwrap();
+    let b = &r.location.get(&aor)[0];
+    assert!(b.is_push_capable());
+    assert_eq!(
+        b.push(),
+        Some(PushParams {
+            provider: "webpush".into(),
+            prid: Some("https://push.example.net/s/1".into()),
+            param: Some("x".into())
+        })
+    );
+    // An empty PRID is none (R10: never pushed), as the classifier sees it.
+    let req = Req::new("c2", 1).contact("<sip:alice@192.0.2.2;pn-provider=apns;pn-prid=;pn-param=T.a>");
+    run(&mut r, &req, T0, flow(1, None));
+    let b = r.location.get(&aor).iter().find(|b| b.uri.to_string().contains("192.0.2.2")).unwrap().clone();
+    assert!(!b.is_push_capable());
+    assert_eq!(b.push().unwrap().prid, None);
 }
