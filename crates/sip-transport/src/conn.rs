@@ -1,21 +1,75 @@
 //! The connection (flow) table: open TCP connections by id and by remote
-//! address, each with the sender side of its writer queue.
+//! address, each with the sender side of its writer queue and the state the
+//! writer shares with senders (queued bytes, the kill signal).
+//!
+//! Entries are added only through [`ConnTable::try_insert`], which enforces
+//! the connection limit under the table lock, and removed by the
+//! [`ConnGuard`] that owns each connection's lifetime, so that no failure
+//! path (connect error, timeout, a task dropped by a stopping runtime) can
+//! leave an entry behind. The maps are shrunk when they become mostly empty
+//! so that a burst of connections does not pin their buckets forever.
 
+use crate::Inner;
 use crate::types::ConnId;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A message for a connection's writer task; `None` closes it.
 pub(crate) type Outgoing = Option<Bytes>;
 
+/// What senders and a connection's tasks share.
+#[derive(Default)]
+pub(crate) struct ConnShared {
+    /// Bytes queued for the writer and not yet written to the socket.
+    pub queued: AtomicUsize,
+    /// Set once the queue overflowed (logged and counted once).
+    pub overflowed: AtomicBool,
+    /// Closes the connection at once, dropping what is queued.
+    pub kill: Notify,
+}
+
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
     pub remote: SocketAddr,
     pub tx: UnboundedSender<Outgoing>,
+    pub shared: Arc<ConnShared>,
+}
+
+/// The outcome of queueing bytes on a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Enqueue {
+    Queued,
+    /// The writer is gone (the connection is closing).
+    Closed,
+    /// The queue would exceed its limit: the connection is being killed.
+    Overflow,
+}
+
+impl ConnHandle {
+    /// Queues `data` unless that would put more than `limit` bytes in the
+    /// queue (one message is always accepted on an empty queue). On
+    /// overflow the connection is told to close at once; `true` in the
+    /// second field means this call is the first to see the overflow.
+    pub(crate) fn enqueue(&self, data: Bytes, limit: usize) -> (Enqueue, bool) {
+        let len = data.len();
+        let before = self.shared.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(len) > limit {
+            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+            self.shared.kill.notify_one();
+            let first = !self.shared.overflowed.swap(true, Ordering::AcqRel);
+            return (Enqueue::Overflow, first);
+        }
+        if self.tx.send(Some(data)).is_err() {
+            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+            return (Enqueue::Closed, false);
+        }
+        (Enqueue::Queued, false)
+    }
 }
 
 /// Open connections, indexed both ways. Lock held only for map operations.
@@ -32,13 +86,32 @@ struct Maps {
     by_remote: HashMap<SocketAddr, ConnId>,
 }
 
+/// Maps keep at least this many slots; below it shrinking is not worth it.
+const MIN_CAPACITY: usize = 64;
+
+fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > MIN_CAPACITY && m.len() * 4 < m.capacity() {
+        m.shrink_to((m.len() * 2).max(MIN_CAPACITY));
+    }
+}
+
 impl ConnTable {
-    pub(crate) fn insert(&self, remote: SocketAddr, tx: UnboundedSender<Outgoing>) -> ConnId {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Adds a connection unless `max` are already open.
+    pub(crate) fn try_insert(
+        &self,
+        remote: SocketAddr,
+        tx: UnboundedSender<Outgoing>,
+        max: usize,
+    ) -> Option<(ConnId, ConnHandle)> {
         let mut m = self.inner.lock().expect("conn table");
-        m.by_id.insert(id, ConnHandle { remote, tx });
+        if m.by_id.len() >= max {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let h = ConnHandle { remote, tx, shared: Arc::default() };
+        m.by_id.insert(id, h.clone());
         m.by_remote.insert(remote, id);
-        id
+        Some((id, h))
     }
     pub(crate) fn remove(&self, id: ConnId) {
         let mut m = self.inner.lock().expect("conn table");
@@ -47,6 +120,8 @@ impl ConnTable {
         {
             m.by_remote.remove(&h.remote);
         }
+        shrink(&mut m.by_id);
+        shrink(&mut m.by_remote);
     }
     pub(crate) fn get(&self, id: ConnId) -> Option<ConnHandle> {
         self.inner.lock().expect("conn table").by_id.get(&id).cloned()
@@ -62,10 +137,38 @@ impl ConnTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Slots allocated in the two maps (by id, by remote), for diagnostics.
+    pub fn capacity(&self) -> (usize, usize) {
+        let m = self.inner.lock().expect("conn table");
+        (m.by_id.capacity(), m.by_remote.capacity())
+    }
+    /// Bytes queued for writing over all connections.
+    pub fn queued_bytes(&self) -> usize {
+        let m = self.inner.lock().expect("conn table");
+        m.by_id.values().map(|h| h.shared.queued.load(Ordering::Relaxed)).sum()
+    }
     pub(crate) fn close_all(&self) {
         let m = self.inner.lock().expect("conn table");
         for h in m.by_id.values() {
             let _ = h.tx.send(None);
+        }
+    }
+}
+
+/// Owns a table entry: dropping it removes the entry and tells the handler
+/// the connection closed. Every connection task holds one, so the entry
+/// goes away however the task ends (even if it never runs).
+pub(crate) struct ConnGuard {
+    pub inner: Arc<Inner>,
+    pub id: ConnId,
+    pub remote: SocketAddr,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.inner.conns.remove(self.id);
+        if let Some(h) = self.inner.handler.get() {
+            h.on_closed(self.id, self.remote);
         }
     }
 }

@@ -109,6 +109,13 @@ pub struct TransportConfig {
     pub limits: Limits,
     /// A TCP connection with no traffic for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// Once the first byte of a message (not a CR/LF keep-alive) is in, the
+    /// whole message must arrive within this, or the connection is closed
+    /// (slowloris defence; the idle timeout restarts on every byte).
+    pub message_timeout: Duration,
+    /// Most bytes queued for writing on one TCP connection; a send beyond
+    /// it closes the connection (a peer that does not read).
+    pub max_queued_bytes: usize,
     /// How many threads receive on each UDP socket (spreads work over cores).
     pub udp_tasks: usize,
     /// Connections beyond this are refused.
@@ -122,6 +129,8 @@ impl Default for TransportConfig {
         TransportConfig {
             limits: Limits::default(),
             tcp_idle_timeout: Duration::from_secs(900),
+            message_timeout: Duration::from_secs(20),
+            max_queued_bytes: 2 << 20,
             udp_tasks: 2,
             max_connections: 100_000,
             udp_buffer_bytes: 4 << 20,
@@ -138,6 +147,8 @@ pub enum SendError {
     Io(String),
     /// Too many connections.
     ConnectionLimit,
+    /// The connection's write queue is full (the peer does not read); it is being closed.
+    QueueFull,
 }
 
 impl fmt::Display for SendError {
@@ -146,6 +157,7 @@ impl fmt::Display for SendError {
             SendError::NoSocket => f.write_str("no listener of the target's address family"),
             SendError::Io(e) => write!(f, "send failed: {e}"),
             SendError::ConnectionLimit => f.write_str("connection limit reached"),
+            SendError::QueueFull => f.write_str("connection write queue full; connection closed"),
         }
     }
 }

@@ -316,6 +316,10 @@ pub struct SipConfig {
     pub max_headers: usize,
     /// A TCP connection idle for this long is closed, seconds.
     pub tcp_idle_timeout_secs: u64,
+    /// Once a message's first byte is in, all of it must arrive within this, seconds.
+    pub tcp_message_timeout_secs: u64,
+    /// Most bytes queued for writing on one TCP connection before it is closed.
+    pub tcp_max_queued_bytes: usize,
     /// Most simultaneous TCP connections.
     pub max_connections: usize,
     /// Receive threads per UDP socket; 0 = one per CPU core.
@@ -332,6 +336,8 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             max_headers: 256,
             tcp_idle_timeout_secs: 900,
+            tcp_message_timeout_secs: 20,
+            tcp_max_queued_bytes: 2 << 20,
             max_connections: 100_000,
             udp_workers: 1,
         }
@@ -444,6 +450,14 @@ impl Config {
         range("sip.max_message_bytes", s.max_message_bytes as u64, 1500, 1 << 20, "bytes; default 65535")?;
         range("sip.max_headers", s.max_headers as u64, 16, 10_000, "header fields; default 256")?;
         range("sip.tcp_idle_timeout_secs", s.tcp_idle_timeout_secs, 10, 86_400 * 7, "seconds; default 900")?;
+        range("sip.tcp_message_timeout_secs", s.tcp_message_timeout_secs, 1, 3600, "seconds; default 20")?;
+        range(
+            "sip.tcp_max_queued_bytes",
+            s.tcp_max_queued_bytes as u64,
+            65_536,
+            1 << 30,
+            "bytes per connection; default 2097152",
+        )?;
         range("sip.max_connections", s.max_connections as u64, 1, 10_000_000, "connections; default 100000")?;
         range(
             "sip.udp_workers",
@@ -608,6 +622,19 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.data_dir, PathBuf::from("./sipwake-data"));
         assert_eq!(c.sip.t1_ms, 500);
+        let d = SipConfig::default();
+        assert_eq!(c.sip.tcp_message_timeout_secs, d.tcp_message_timeout_secs);
+        assert_eq!(c.sip.tcp_max_queued_bytes, d.tcp_max_queued_bytes);
+    }
+
+    #[test]
+    fn tcp_fault_limits_are_checked() {
+        let e = err("[sip]\ntcp_message_timeout_secs = 0\n");
+        assert!(e.contains("sip.tcp_message_timeout_secs = 0") && e.contains("allowed 1..=3600"), "{e}");
+        let e = err("[sip]\ntcp_max_queued_bytes = 1000\n");
+        assert!(e.contains("sip.tcp_max_queued_bytes = 1000") && e.contains("allowed 65536..="), "{e}");
+        let c = Config::parse("[sip]\ntcp_message_timeout_secs = 5\ntcp_max_queued_bytes = 65536\n").unwrap();
+        assert_eq!((c.sip.tcp_message_timeout_secs, c.sip.tcp_max_queued_bytes), (5, 65_536));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tconf = TransportConfig {
         limits: Limits { max_message: s.max_message_bytes, max_headers: s.max_headers, max_header_len: 16_384 },
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout_secs),
+        message_timeout: Duration::from_secs(s.tcp_message_timeout_secs),
+        max_queued_bytes: s.tcp_max_queued_bytes,
         udp_tasks: if s.udp_workers == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {
