@@ -15,6 +15,7 @@ pub mod name_addr;
 pub mod params;
 pub mod parser;
 pub mod pn;
+pub mod transport;
 pub mod uri;
 pub mod via;
 
@@ -26,5 +27,6 @@ pub use name_addr::{Contact, NameAddr};
 pub use params::Params;
 pub use parser::{Frame, Limits, ParseFailure, Partial, frame_stream, parse_datagram, parse_framed};
 pub use pn::PnParams;
+pub use transport::{ConnId, Source, Target, Transport};
 pub use uri::{Host, SipUri, Uri};
 pub use via::{MAGIC_COOKIE, Via};

@@ -5,40 +5,8 @@ use bytes::Bytes;
 use sip_msg::{PnParams, Uri};
 use std::net::SocketAddr;
 
-/// The transport of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FlowTransport {
-    Udp,
-    Tcp,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl FlowTransport {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            FlowTransport::Udp => "udp",
-            FlowTransport::Tcp => "tcp",
-            FlowTransport::Tls => "tls",
-            FlowTransport::Ws => "ws",
-            FlowTransport::Wss => "wss",
-        }
-    }
-    pub fn parse(s: &str) -> Option<FlowTransport> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "udp" => FlowTransport::Udp,
-            "tcp" => FlowTransport::Tcp,
-            "tls" => FlowTransport::Tls,
-            "ws" => FlowTransport::Ws,
-            "wss" => FlowTransport::Wss,
-            _ => return None,
-        })
-    }
-    pub fn is_reliable(&self) -> bool {
-        !matches!(self, FlowTransport::Udp)
-    }
-}
+/// The transport of a flow: the one transport type of sipwake.
+pub use sip_msg::Transport as FlowTransport;
 
 /// Where a REGISTER came from: what a request to this binding is sent over
 /// (RFC 5626 flow; for a phone behind NAT, the only way back).

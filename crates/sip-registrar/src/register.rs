@@ -239,7 +239,12 @@ impl Registrar {
             let mut upserts: Vec<Binding> = Vec::new();
             let mut removes: Vec<String> = Vec::new();
             for w in wanted {
-                let found = existing.iter().find(|b| matches(b, &w));
+                let found = existing.iter().find(|b| matches(b, &w)).or_else(|| {
+                    // RFC 8599 R4: a device without an instance that comes back from a new
+                    // address with the same Call-ID and the same push coordinates is the
+                    // same device: its binding is updated, not doubled.
+                    existing.iter().find(|b| b.call_id == call_id && same_push_device(b, &w))
+                });
                 if let Some(b) = found {
                     if b.call_id == call_id && cseq <= b.cseq {
                         if cseq == b.cseq {
@@ -349,6 +354,29 @@ impl Registrar {
     }
 
     /// Decodes one Contact of a REGISTER.
+    /// The ids of the existing bindings a REGISTER's Contacts refer to, by
+    /// the same rule the registrar applies (the one binding matcher).
+    pub fn bindings_named_by(&self, req: &Message) -> Vec<String> {
+        let Some(aor) = req.to().ok().and_then(|t| t.uri.as_sip().map(Aor::from_uri)) else { return Vec::new() };
+        let call_id = req.call_id().cloned().unwrap_or_default();
+        let existing = self.location.get(&aor);
+        let mut out = Vec::new();
+        for c in req.contacts().unwrap_or_default() {
+            let Contact::Addr(na) = c else { continue };
+            let Ok(w) = self.decode(req, &na, true) else { continue };
+            let found = existing
+                .iter()
+                .filter(|b| matches(b, &w) || (b.call_id == call_id && same_push_device(b, &w)))
+                .map(|b| b.id.clone());
+            for id in found {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
     fn decode(&self, req: &Message, na: &NameAddr, outbound: bool) -> Result<Wanted, Reply> {
         // RFC 3261 §10.3 step 6: the Contact's expires, else Expires (checked
         // well-formed by the caller), else the default. A malformed value is a
@@ -401,6 +429,17 @@ fn matches(b: &Binding, w: &Wanted) -> bool {
         }
         None => uri_eq(&b.uri, &w.uri),
     }
+}
+
+/// RFC 8599 R4: no instance on either side, and the same pn-provider,
+/// pn-prid and pn-param (a push device known by its push coordinates).
+fn same_push_device(b: &Binding, w: &Wanted) -> bool {
+    if b.instance.is_some() || w.instance.is_some() {
+        return false;
+    }
+    let (Some(x), Some(y)) = (b.uri.as_sip(), w.uri.as_sip()) else { return false };
+    x.params.value("pn-provider").is_some()
+        && ["pn-provider", "pn-prid", "pn-param"].iter().all(|n| x.params.value(n) == y.params.value(n))
 }
 
 fn same_key(b: &Binding, w: &Wanted) -> bool {

@@ -79,6 +79,12 @@ impl Transports {
                     tcp_local.push(l.local_addr()?);
                     tcp.push(l);
                 }
+                t => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        format!("{t} listeners are not supported yet"),
+                    ));
+                }
             }
         }
         Ok(Transports {
@@ -133,6 +139,8 @@ impl Transports {
         match target.transport {
             Transport::Udp => udp::send(&self.inner, target.remote, data),
             Transport::Tcp => tcp::send(&self.inner, target, data),
+            // Never downgraded to plain TCP.
+            t => Err(SendError::Unsupported(t)),
         }
     }
 

@@ -7,72 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A transport protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    /// The Via transport token.
-    pub fn as_via(&self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        }
-    }
-    pub fn is_reliable(&self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-    /// Maps a Via transport token (case-insensitive).
-    pub fn from_via(t: &[u8]) -> Option<Transport> {
-        if t.eq_ignore_ascii_case(b"UDP") {
-            Some(Transport::Udp)
-        } else if t.eq_ignore_ascii_case(b"TCP") {
-            Some(Transport::Tcp)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        })
-    }
-}
-
-/// Identifies one TCP connection for its lifetime (never reused).
-pub type ConnId = u64;
-
-/// Where a message came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Source {
-    pub transport: Transport,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// The connection it arrived on (stream transports).
-    pub conn: Option<ConnId>,
-}
-
-/// Where a message goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub transport: Transport,
-    pub remote: SocketAddr,
-    /// A connection to prefer (the one the peer opened).
-    pub conn: Option<ConnId>,
-}
-
-impl From<&Source> for Target {
-    fn from(s: &Source) -> Self {
-        Target { transport: s.transport, remote: s.remote, conn: s.conn }
-    }
-}
+pub use sip_msg::{ConnId, Source, Target, Transport};
 
 /// A listener: `udp:HOST:PORT` or `tcp:HOST:PORT` (`[v6]` for IPv6 hosts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,9 +20,8 @@ impl FromStr for ListenSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (t, a) = s.split_once(':').ok_or_else(|| format!("`{s}`: expected udp:HOST:PORT or tcp:HOST:PORT"))?;
-        let transport = match t.to_ascii_lowercase().as_str() {
-            "udp" => Transport::Udp,
-            "tcp" => Transport::Tcp,
+        let transport = match Transport::parse(t) {
+            Some(t @ (Transport::Udp | Transport::Tcp)) => t,
             _ => return Err(format!("`{s}`: transport `{t}` is not one of udp, tcp")),
         };
         let addr = a
@@ -149,6 +83,8 @@ pub enum SendError {
     ConnectionLimit,
     /// The connection's write queue is full (the peer does not read); it is being closed.
     QueueFull,
+    /// No listener of that transport (TLS, WS and WSS are not served yet).
+    Unsupported(Transport),
 }
 
 impl fmt::Display for SendError {
@@ -158,6 +94,7 @@ impl fmt::Display for SendError {
             SendError::Io(e) => write!(f, "send failed: {e}"),
             SendError::ConnectionLimit => f.write_str("connection limit reached"),
             SendError::QueueFull => f.write_str("connection write queue full; connection closed"),
+            SendError::Unsupported(t) => write!(f, "no {t} transport"),
         }
     }
 }

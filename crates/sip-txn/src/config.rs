@@ -44,23 +44,7 @@ impl Config {
     }
 }
 
-/// The transport a message travels on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl Transport {
-    /// Reliable transports get no retransmission timers (A, E, G) and
-    /// zero-length wait timers (D, I, J, K).
-    pub fn is_reliable(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
+pub use sip_msg::Transport;
 
 /// Where a message goes or came from. Opaque to this crate: it is stored
 /// with the transaction and copied into every [`crate::Transmit`].
@@ -78,5 +62,17 @@ impl Peer {
     }
     pub fn is_reliable(&self) -> bool {
         self.transport.is_reliable()
+    }
+}
+
+impl From<sip_msg::Target> for Peer {
+    fn from(t: sip_msg::Target) -> Peer {
+        Peer { transport: t.transport, addr: t.remote, conn: t.conn }
+    }
+}
+
+impl From<&Peer> for sip_msg::Target {
+    fn from(p: &Peer) -> sip_msg::Target {
+        sip_msg::Target { transport: p.transport, remote: p.addr, conn: p.conn }
     }
 }

@@ -1,15 +1,13 @@
-//! `sipwake`: the server — configuration, logging, the core that ties the
-//! transports to the transaction layer and the request handlers, and the
-//! process lifecycle. Protocol logic lives in the `sip-*` crates.
+//! `sipwake`: the server binary — configuration, logging, the drivers that
+//! join the sans-IO `sip_node::Node` to sockets, the store and push senders,
+//! management, CLIs and the process lifecycle. Protocol decisions live in
+//! `sip-node` and the `sip-*` crates, never here.
 
 pub mod cli;
 pub mod config;
-pub mod core;
+pub mod driver;
 pub mod logging;
 pub mod management;
 pub mod metrics;
-pub mod proxy;
-pub mod push_svc;
-pub mod registrar_svc;
 pub mod server;
 pub mod store_map;

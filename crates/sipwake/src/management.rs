@@ -9,14 +9,15 @@
 //! registrar lock briefly and copy out; nothing here blocks the SIP path
 //! for long.
 
-use crate::core::Core;
-use crate::registrar_svc::{RegistrarService, now_ms};
+use crate::driver::Driver;
+use crate::server::now_ms;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use location_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sip_registrar::{Aor, Binding};
@@ -27,8 +28,8 @@ use std::time::Instant;
 
 #[derive(Clone)]
 pub struct MgmtState {
-    pub registrar: Arc<RegistrarService>,
-    pub core: Arc<Core>,
+    pub driver: Arc<Driver>,
+    pub store: Arc<dyn Store>,
     pub transports: Transports,
     pub metrics: PrometheusHandle,
     pub token: Option<String>,
@@ -102,10 +103,9 @@ pub struct ListQuery {
     pub prefix: Option<String>,
 }
 
-fn view(b: &Binding, now: u64, transports: &Transports, push: Option<&crate::push_svc::PushService>) -> BindingView {
+fn view(b: &Binding, now: u64, transports: &Transports, push: Option<&sip_node::pn::Pn>) -> BindingView {
     let push_state = push.and_then(|p| {
-        let e = p.engine.lock().expect("push engine");
-        e.binding_view(&b.id, std::time::Instant::now()).and_then(|v| serde_json::to_value(v).ok())
+        p.engine.binding_view(&b.id, std::time::Instant::now()).and_then(|v| serde_json::to_value(v).ok())
     });
     let alive = match b.flow.conn {
         Some(c) => transports.conn_alive(c),
@@ -171,9 +171,11 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
-    crate::metrics::state(st.core.transactions(), st.core.proxy_contexts(), st.transports.conn_count());
-    if let Some(p) = &st.registrar.push {
-        crate::metrics::parked(p.engine.lock().expect("push engine").parked_count());
+    let (txns, ctxs, parked) =
+        st.driver.read(|n| (n.transactions(), n.proxy_contexts(), n.push().map(|p| p.engine.parked_count())));
+    crate::metrics::state(txns, ctxs, st.transports.conn_count());
+    if let Some(p) = parked {
+        crate::metrics::parked(p);
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }
@@ -195,26 +197,27 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(10_000);
     let now = now_ms();
-    let push = st.registrar.push.clone();
-    let reg = st.registrar.registrar.lock().expect("registrar");
-    let mut names: Vec<&Aor> = reg
-        .location
-        .aors()
-        .map(|(a, _)| a)
-        .filter(|a| q.prefix.as_deref().is_none_or(|p| a.as_str().starts_with(p)))
-        .collect();
-    names.sort();
-    let total = names.len();
-    let aors = names
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|a| AorView {
-            aor: a.to_string(),
-            bindings: reg.location.get(a).iter().map(|b| view(b, now, &st.transports, push.as_deref())).collect(),
-        })
-        .collect();
-    Json(AorList { total, offset, aors })
+    st.driver.read(|node| {
+        let push = node.push();
+        let mut names: Vec<&Aor> = node
+            .location()
+            .aors()
+            .map(|(a, _)| a)
+            .filter(|a| q.prefix.as_deref().is_none_or(|p| a.as_str().starts_with(p)))
+            .collect();
+        names.sort();
+        let total = names.len();
+        let aors = names
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|a| AorView {
+                aor: a.to_string(),
+                bindings: node.location().get(a).iter().map(|b| view(b, now, &st.transports, push)).collect(),
+            })
+            .collect();
+        Json(AorList { total, offset, aors })
+    })
 }
 
 async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
@@ -223,10 +226,9 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
         Err(r) => return *r,
     };
     let now = now_ms();
-    let push = st.registrar.push.clone();
-    let reg = st.registrar.registrar.lock().expect("registrar");
-    let bindings: Vec<BindingView> =
-        reg.location.get(&aor).iter().map(|b| view(b, now, &st.transports, push.as_deref())).collect();
+    let bindings: Vec<BindingView> = st
+        .driver
+        .read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node.push())).collect());
     if bindings.is_empty() {
         return not_found(format!("no bindings for {aor}"));
     }
@@ -238,8 +240,7 @@ async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Res
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let svc = st.registrar.clone();
-    let n = tokio::task::spawn_blocking(move || svc.remove(&aor, None)).await.unwrap_or(0);
+    let n = st.driver.remove(&aor, None).await;
     Json(Removed { removed: n }).into_response()
 }
 
@@ -248,8 +249,7 @@ async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(Stri
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let svc = st.registrar.clone();
-    let n = tokio::task::spawn_blocking(move || svc.remove(&aor, Some(&id))).await.unwrap_or(0);
+    let n = st.driver.remove(&aor, Some(&id)).await;
     if n == 0 {
         return not_found("no such binding".into());
     }
@@ -268,15 +268,10 @@ async fn test_push(State(st): State<MgmtState>, Path((aor, id)): Path<(String, S
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let Some(push) = st.registrar.push.clone() else {
-        return (StatusCode::CONFLICT, Json(serde_json::json!({"error": "push is disabled ([push] enable = false)"})))
-            .into_response();
-    };
-    let Some(b) = st.registrar.binding(&aor, &id) else { return not_found("no such binding".into()) };
-    match push.test_push(&b).await {
-        None => (StatusCode::CONFLICT, Json(serde_json::json!({"error": "the binding has no push coordinates"})))
-            .into_response(),
-        Some(r) => {
+    match st.driver.test_push(&aor, &id).await {
+        Err("no such binding") => not_found("no such binding".into()),
+        Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))).into_response(),
+        Ok(r) => {
             let (code, result) = match r {
                 Ok(()) => (StatusCode::OK, "ok"),
                 Err(sip_push::PushError::Rejected) => (StatusCode::BAD_GATEWAY, "rejected"),
@@ -309,28 +304,37 @@ pub struct StatsView {
 }
 
 async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
-    let (aors, bindings, push_bindings) = {
-        let reg = st.registrar.registrar.lock().expect("registrar");
-        let push = reg.location.aors().flat_map(|(_, bs)| bs.iter()).filter(|b| b.is_push_capable()).count();
-        (reg.location.aor_count(), reg.location.len(), push)
-    };
-    let s = &st.core.stats;
-    let store = st.registrar.store.stats();
+    let (aors, bindings, push_bindings, transactions, proxy_contexts, s) = st.driver.read(|n| {
+        let l = n.location();
+        let push = l.aors().flat_map(|(_, bs)| bs.iter()).filter(|b| b.is_push_capable()).count();
+        let s = n.stats();
+        let c = |x: &std::sync::atomic::AtomicU64| x.load(Ordering::Relaxed);
+        let counters = [
+            c(&s.branches),
+            c(&s.requests),
+            c(&s.parse_errors),
+            c(&s.responses_2xx),
+            c(&s.responses_4xx),
+            c(&s.responses_5xx),
+        ];
+        (l.aor_count(), l.len(), push, n.transactions(), n.proxy_contexts(), counters)
+    });
+    let store = st.store.stats();
     Json(StatsView {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: st.started.elapsed().as_secs(),
         aors,
         bindings,
         push_bindings,
-        transactions: st.core.transactions(),
-        proxy_contexts: st.core.proxy_contexts(),
-        branches_started: s.branches.load(Ordering::Relaxed),
+        transactions,
+        proxy_contexts,
+        branches_started: s[0],
         tcp_connections: st.transports.conn_count(),
-        requests: s.requests.load(Ordering::Relaxed),
-        parse_errors: s.parse_errors.load(Ordering::Relaxed),
-        responses_2xx: s.responses_2xx.load(Ordering::Relaxed),
-        responses_4xx: s.responses_4xx.load(Ordering::Relaxed),
-        responses_5xx: s.responses_5xx.load(Ordering::Relaxed),
+        requests: s[1],
+        parse_errors: s[2],
+        responses_2xx: s[3],
+        responses_4xx: s[4],
+        responses_5xx: s[5],
         store_commits: store.commits,
         store_batches: store.batches_done,
         store_failed_commits: store.failed_commits,

@@ -4,7 +4,6 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -24,93 +23,10 @@ pub fn install() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
-            describe();
+            sip_node::metrics::describe();
             handle
         })
         .clone()
 }
 
-fn describe() {
-    metrics::describe_counter!("sipwake_requests_total", "SIP requests received, by method");
-    metrics::describe_counter!("sipwake_responses_total", "Responses sipwake generated, by status class");
-    metrics::describe_counter!("sipwake_parse_errors_total", "Messages that failed to parse");
-    metrics::describe_counter!("sipwake_registrations_total", "REGISTER outcomes: ok, rejected, challenged");
-    metrics::describe_counter!("sipwake_auth_failures_total", "Failed digest authentications, by reason");
-    metrics::describe_gauge!("sipwake_bindings", "Bindings in the location service");
-    metrics::describe_histogram!("sipwake_request_duration_seconds", "Request in to final response out, by method");
-    metrics::describe_counter!(
-        "sipwake_proxied_total",
-        "Proxied requests by method and the final status sent upstream"
-    );
-    metrics::describe_counter!("sipwake_branches_total", "Branches (forwarded copies of a request) started");
-    metrics::describe_gauge!("sipwake_transactions", "SIP transactions in progress");
-    metrics::describe_gauge!("sipwake_proxy_contexts", "Requests being proxied");
-    metrics::describe_gauge!("sipwake_tcp_connections", "Open TCP connections");
-    metrics::describe_counter!("sipwake_pushes_total", "Pushes by provider, reason and result");
-    metrics::describe_gauge!("sipwake_push_parked_requests", "Requests held while their devices are woken");
-    metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
-}
-
-pub fn request(method: &str) {
-    metrics::counter!("sipwake_requests_total", "method" => method.to_string()).increment(1);
-}
-
-pub fn response(code: u16) {
-    let class = match code {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "6xx",
-    };
-    metrics::counter!("sipwake_responses_total", "class" => class).increment(1);
-}
-
-pub fn parse_error() {
-    metrics::counter!("sipwake_parse_errors_total").increment(1);
-}
-
-pub fn registration(result: &'static str) {
-    metrics::counter!("sipwake_registrations_total", "result" => result).increment(1);
-}
-
-pub fn auth_failure(reason: &'static str) {
-    metrics::counter!("sipwake_auth_failures_total", "reason" => reason).increment(1);
-}
-
-pub fn bindings(n: usize) {
-    metrics::gauge!("sipwake_bindings").set(n as f64);
-}
-
-pub fn request_latency(method: &'static str, d: Duration) {
-    metrics::histogram!("sipwake_request_duration_seconds", "method" => method).record(d.as_secs_f64());
-}
-
-pub fn proxied(method: &'static str, code: u16) {
-    metrics::counter!("sipwake_proxied_total", "method" => method, "code" => code.to_string()).increment(1);
-}
-
-pub fn branch_started() {
-    metrics::counter!("sipwake_branches_total").increment(1);
-}
-
-/// Gauges read from the server state when /metrics is scraped.
-pub fn state(transactions: usize, contexts: usize, connections: usize) {
-    metrics::gauge!("sipwake_transactions").set(transactions as f64);
-    metrics::gauge!("sipwake_proxy_contexts").set(contexts as f64);
-    metrics::gauge!("sipwake_tcp_connections").set(connections as f64);
-}
-
-pub fn wake_latency(d: Duration) {
-    metrics::histogram!("sipwake_push_wake_latency_seconds").record(d.as_secs_f64());
-}
-
-pub fn push(provider: &str, reason: &str, result: &'static str) {
-    metrics::counter!("sipwake_pushes_total", "provider" => provider.to_string(), "reason" => reason.to_string(), "result" => result)
-        .increment(1);
-}
-
-pub fn parked(n: usize) {
-    metrics::gauge!("sipwake_push_parked_requests").set(n as f64);
-}
+pub use sip_node::metrics::*;

@@ -2,11 +2,13 @@
 //! print the bound addresses, wait for SIGTERM/SIGINT, shut down gracefully.
 
 use crate::config::Config;
-use crate::core::Core;
+use crate::config::MaxContactsPolicyName;
+use crate::driver::Driver;
 use crate::management::MgmtState;
-use crate::registrar_svc::RegistrarService;
 use anyhow::Context;
+use location_store::{SqliteOptions, SqliteStore, Store};
 use sip_msg::Limits;
+use sip_registrar::{MaxContactsPolicy, RegistrarConfig};
 use sip_transport::{TransportConfig, Transports};
 use std::io::Write;
 use std::sync::Arc;
@@ -39,30 +41,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         format!("cannot bind listeners [{}] (server.listen / --listen)", l.join(", "))
     })?;
     let metrics = crate::metrics::install();
-    let registrar = Arc::new(RegistrarService::open(&config, transports.clone())?);
-    let core = Arc::new(Core::new(&config, transports.clone(), registrar.clone()));
-    let _ = core.weak.set(Arc::downgrade(&core));
-    transports.start(core.clone());
-    let timers = tokio::spawn(core.clone().run_timers());
-    let expiry = {
-        let registrar = registrar.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let r = registrar.clone();
-                let _ = tokio::task::spawn_blocking(move || r.expire()).await;
-            }
-        })
+    let (store, node) = open_node(&config, &transports)?;
+    let senders = if config.push.enable {
+        Some(
+            push_senders::Senders::new(config.push.sender_configs())
+                .map_err(|e| anyhow::anyhow!("[push.senders]: {e}"))?,
+        )
+    } else {
+        None
     };
+    let driver = Driver::start(node, transports.clone(), store.clone(), senders);
+    transports.start(driver.clone());
     let mgmt_addr = if config.management.enabled {
         let listener = tokio::net::TcpListener::bind(&config.management.listen).await.with_context(|| {
             format!("cannot bind the management API on {} (management.listen)", config.management.listen)
         })?;
         let addr = listener.local_addr()?;
         let state = MgmtState {
-            registrar: registrar.clone(),
-            core: core.clone(),
+            driver: driver.clone(),
+            store: store.clone(),
             transports: transports.clone(),
             metrics,
             token: Some(config.management.token.clone()).filter(|t| !t.is_empty()),
@@ -97,14 +94,126 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     transports.shutdown();
-    core.shutdown();
-    expiry.abort();
+    driver.shutdown();
     // Everything acknowledged is already durable; wait for what is in flight.
-    let r = registrar.clone();
-    let _ = tokio::task::spawn_blocking(move || r.flush()).await;
+    let st = store.clone();
+    let _ = tokio::task::spawn_blocking(move || st.flush()).await;
     // Let writers flush what is queued.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    timers.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Unix time in ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Opens the store, builds the node from the configuration and restores the
+/// stored bindings (expired and unreadable rows are dropped) with their push
+/// state, and the subscribers.
+fn open_node(config: &Config, transports: &Transports) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node)> {
+    let path = config.data_dir.join("sipwake.db");
+    let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&path, opts).with_context(|| format!("cannot open the store {}", path.display()))?);
+    let mut domains: Vec<String> = config.registrar.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    if config.registrar.serve_listen_addresses {
+        for (_, addr) in transports.local_addrs() {
+            for ip in served_ips(addr) {
+                if !domains.contains(&ip) {
+                    domains.push(ip);
+                }
+            }
+        }
+    }
+    let r = &config.registrar;
+    let rcfg = RegistrarConfig {
+        domains,
+        default_expires: r.default_expires,
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        max_contacts: r.max_contacts,
+        max_contacts_policy: match r.max_contacts_policy {
+            MaxContactsPolicyName::Reject => MaxContactsPolicy::Reject,
+            MaxContactsPolicyName::ReplaceOldest => MaxContactsPolicy::ReplaceOldest,
+        },
+        ..RegistrarConfig::default()
+    };
+    tracing::info!(domains = ?rcfg.domains, "registrar domains");
+    let auth = if config.auth.enabled {
+        let mut acfg = sip_auth::AuthConfig::new(sip_auth::AuthConfig::random_secret());
+        acfg.nonce_ttl = Duration::from_secs(config.auth.nonce_ttl_secs);
+        acfg.algorithms = config.auth.algorithms.iter().filter_map(|a| sip_auth::Algorithm::from_name(a)).collect();
+        Some(acfg)
+    } else {
+        tracing::warn!("auth.enabled = false: anyone can register any AoR of the served domains");
+        None
+    };
+    let s = &config.sip;
+    let p = &config.proxy;
+    let ncfg = sip_node::NodeConfig {
+        txn: sip_txn::Config {
+            t1: s.t1(),
+            t2: s.t2(),
+            t4: s.t4(),
+            trying_delay: Duration::from_millis(s.trying_delay_ms),
+            ..sip_txn::Config::default()
+        },
+        registrar: rcfg,
+        proxy: sip_node::ProxyConfig {
+            record_route: p.record_route,
+            authenticate_local_callers: p.authenticate_local_callers,
+            allow_unauthenticated_inbound: p.allow_unauthenticated_inbound,
+            relay_for_local_users: p.relay_for_local_users,
+            timer_c: Duration::from_secs(p.timer_c_secs),
+        },
+        auth,
+        push: config.push.enable.then(|| config.push.to_engine_config()),
+        server_header: config.server_header.clone(),
+        listeners: transports.local_addrs(),
+        flow_token_key: rand::random(),
+        seed: rand::random(),
+        unix_ms: now_ms(),
+    };
+    let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
+    let rows = store.load_bindings().context("cannot load bindings from the store")?;
+    let now = now_ms();
+    let mut bindings = Vec::with_capacity(rows.len());
+    let mut dead = Vec::new();
+    for row in rows {
+        let id = row.id.clone();
+        if row.expires_at_ms <= now {
+            dead.push(location_store::Change::Remove { id });
+            continue;
+        }
+        match crate::store_map::from_row(row) {
+            Ok(b) => bindings.push(b),
+            Err(e) => {
+                tracing::warn!(binding = %id, error = %e, "dropping an unreadable stored binding");
+                dead.push(location_store::Change::Remove { id });
+            }
+        }
+    }
+    let (kept, pushed) = node.restore(bindings, std::time::Instant::now());
+    tracing::info!(loaded = kept, dropped = dead.len(), push = pushed, "bindings restored from the store");
+    if !dead.is_empty() {
+        store.submit(dead, Box::new(|_| {}));
+    }
+    let subscribers = store.subscribers().context("cannot load subscribers")?;
+    node.set_subscribers(crate::store_map::secrets(subscribers));
+    Ok((store, node))
+}
+
+/// The domains a listener address stands for: its IP, or for a wildcard
+/// address the loopback of its family.
+fn served_ips(addr: std::net::SocketAddr) -> Vec<String> {
+    let ip = addr.ip();
+    if ip.is_unspecified() {
+        if ip.is_ipv4() { vec!["127.0.0.1".into()] } else { vec!["[::1]".into()] }
+    } else if ip.is_ipv6() {
+        vec![format!("[{ip}]")]
+    } else {
+        vec![ip.to_string()]
+    }
 }

@@ -3,14 +3,24 @@
 //! Owns the mapping only: no I/O, no policy.
 
 use location_store::StoredBinding;
-use sip_registrar::{Aor, Binding, Flow, FlowTransport, location::Change};
+use sip_node::{Secrets, StoreOp};
+use sip_registrar::{Aor, Binding, Flow, FlowTransport};
 
-/// A registrar change as a store change.
-pub fn to_store(c: &Change) -> location_store::Change {
-    match c {
-        Change::Upsert(b) => location_store::Change::Upsert(to_row(b)),
-        Change::Remove { id, .. } => location_store::Change::Remove { id: id.clone() },
+/// A node's store operation as a store change.
+pub fn op_to_store(op: StoreOp) -> location_store::Change {
+    match op {
+        StoreOp::Upsert { binding, push_state } => {
+            let mut row = to_row(&binding);
+            row.push_state = push_state;
+            location_store::Change::Upsert(row)
+        }
+        StoreOp::Remove { id } => location_store::Change::Remove { id },
     }
+}
+
+/// Subscribers as the node's credential cache takes them.
+pub fn secrets(list: Vec<location_store::Subscriber>) -> Vec<(String, String, Secrets)> {
+    list.into_iter().map(|s| (s.user, s.domain, Secrets { ha1_md5: s.ha1_md5, ha1_sha256: s.ha1_sha256 })).collect()
 }
 
 pub fn to_row(b: &Binding) -> StoredBinding {
@@ -37,25 +47,29 @@ pub fn to_row(b: &Binding) -> StoredBinding {
 
 /// A stored row as a binding; `None` (with the reason) when the row cannot
 /// be understood any more (it is then dropped at start-up, with a warning).
-pub fn from_row(r: StoredBinding) -> Result<Binding, String> {
+pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), String> {
     let uri = sip_msg::Uri::parse_bytes(r.contact.clone()).map_err(|e| format!("contact {:?}: {e}", r.contact))?;
     let transport = FlowTransport::parse(&r.transport).ok_or_else(|| format!("transport {:?}", r.transport))?;
     let remote = r.remote.parse().map_err(|_| format!("remote {:?}", r.remote))?;
     let local = r.local.parse().map_err(|_| format!("local {:?}", r.local))?;
-    Ok(Binding {
-        id: r.id,
-        aor: Aor::from_stored(r.aor),
-        uri,
-        q: r.q,
-        expires_at: r.expires_at_ms,
-        call_id: r.call_id.into(),
-        cseq: r.cseq,
-        instance: r.instance,
-        reg_id: r.reg_id,
-        path: r.path,
-        // Connections do not survive a restart.
-        flow: Flow { transport, remote, local, conn: None },
-        user_agent: r.user_agent,
-        registered_at: r.registered_at_ms,
-    })
+    let push_state = r.push_state.clone();
+    Ok((
+        Binding {
+            id: r.id,
+            aor: Aor::from_stored(r.aor),
+            uri,
+            q: r.q,
+            expires_at: r.expires_at_ms,
+            call_id: r.call_id.into(),
+            cseq: r.cseq,
+            instance: r.instance,
+            reg_id: r.reg_id,
+            path: r.path,
+            // Connections do not survive a restart.
+            flow: Flow { transport, remote, local, conn: None },
+            user_agent: r.user_agent,
+            registered_at: r.registered_at_ms,
+        },
+        push_state,
+    ))
 }

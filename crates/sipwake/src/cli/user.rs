@@ -85,7 +85,7 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
                 ha1_sha256: sip_auth::ha1(sip_auth::Algorithm::Sha256, &user, &domain, &password),
                 user: user.clone(),
                 domain: domain.clone(),
-                created_at_ms: crate::registrar_svc::now_ms(),
+                created_at_ms: crate::server::now_ms(),
             };
             store.put_subscriber(&s).map_err(|e| e.to_string())?;
             println!("{user}@{domain} saved in {}", path.display());
@@ -104,7 +104,7 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
             } else {
                 std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?
             };
-            let now = crate::registrar_svc::now_ms();
+            let now = crate::server::now_ms();
             let mut subs = Vec::new();
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();

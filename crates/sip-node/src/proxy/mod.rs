@@ -1,7 +1,6 @@
-//! The proxy of sipwake (RFC 3261 §16): deciding what to do with a request
-//! that is not a REGISTER (answer it, challenge the caller, or proxy it to a
-//! target set), running one `sip_proxy::ProxyContext` per proxied request,
-//! and carrying out its actions on the transaction layer.
+//! The proxy's data (RFC 3261 §16): one `sip_proxy::ProxyContext` per
+//! proxied request with its branches and targets, the table that indexes
+//! them, Record-Route values, and the rewriting of forwarded messages.
 //!
 //! It owns the proxy table (contexts by server transaction, branches by
 //! client transaction) and the per-request policy (caller authentication,
@@ -16,8 +15,8 @@ use crate::proxy::branch::BranchTarget;
 use crate::proxy::flow_token::{FlowRef, FlowTokens};
 use crate::proxy::route::Me;
 use sip_msg::{HeaderName, Message, Method};
+use sip_msg::{Source, Target};
 use sip_proxy::{Action, ProxyContext};
-use sip_transport::{Source, Target};
 use sip_txn::{ClientKey, ServerKey};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -59,6 +58,11 @@ pub struct Ctx {
     pub push_request: Option<sip_push::RequestId>,
     /// The AoR looked up (to find woken bindings again).
     pub aor: Option<sip_registrar::Aor>,
+    /// Push bindings also tried at once over their live flow (RFC 8599: a
+    /// live connection is no proof that the app is awake).
+    pub live_push: std::collections::HashSet<String>,
+    /// Branches that got a response (the device there is awake).
+    pub answered: std::collections::HashSet<u32>,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.
@@ -112,8 +116,8 @@ pub fn record_route_values(me: &Me, tokens: &FlowTokens, src: &Source, dest: &Ta
     let in_flow = FlowRef { transport: src.transport, remote: src.remote, conn: src.conn };
     let out_flow = FlowRef { transport: dest.transport, remote: dest.remote, conn: dest.conn };
     let user = tokens.encode(&in_flow, &out_flow);
-    let uri = |t: sip_transport::Transport, addr: std::net::SocketAddr| {
-        let tp = if t == sip_transport::Transport::Tcp { ";transport=tcp" } else { "" };
+    let uri = |t: sip_msg::Transport, addr: std::net::SocketAddr| {
+        let tp = if t == sip_msg::Transport::Udp { String::new() } else { format!(";transport={t}") };
         format!("<sip:{user}@{addr}{tp};lr>")
     };
     let in_addr = me.listener(src.transport, src.remote.is_ipv6()).unwrap_or(src.local);

@@ -3,8 +3,8 @@
 //! Via, and the destination.
 
 use crate::proxy::route::{Me, next_hop, strip_push_params};
+use sip_msg::Target;
 use sip_msg::{HeaderName, Message, Uri};
-use sip_transport::Target;
 
 /// What a branch goes to.
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 //! routing). Pure functions, no I/O.
 
 use sip_msg::{HeaderName, Host, Message, Via};
-use sip_transport::{Source, Target, Transport};
+use sip_msg::{Source, Target, Transport};
 use std::net::{IpAddr, SocketAddr};
 
 /// Adds `received` (sent-by differs from the source address) and fills an

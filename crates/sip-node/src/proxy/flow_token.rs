@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sip_transport::{Target, Transport};
+use sip_msg::{Target, Transport};
 use std::net::{IpAddr, SocketAddr};
 
 const MAC_LEN: usize = 10;
@@ -41,10 +41,7 @@ impl FlowRef {
             }
     }
     fn encode(&self, out: &mut Vec<u8>) {
-        out.push(match self.transport {
-            Transport::Udp => 0,
-            Transport::Tcp => 1,
-        });
+        out.push(Transport::ALL.iter().position(|t| *t == self.transport).unwrap_or(0) as u8);
         match self.remote.ip() {
             IpAddr::V4(a) => {
                 out.push(4);
@@ -59,11 +56,7 @@ impl FlowRef {
         out.extend_from_slice(&self.conn.unwrap_or(0).to_be_bytes());
     }
     fn decode(b: &[u8]) -> Option<(FlowRef, &[u8])> {
-        let transport = match *b.first()? {
-            0 => Transport::Udp,
-            1 => Transport::Tcp,
-            _ => return None,
-        };
+        let transport = *Transport::ALL.get(usize::from(*b.first()?))?;
         let (ip, rest): (IpAddr, &[u8]) = match *b.get(1)? {
             4 => (<[u8; 4]>::try_from(b.get(2..6)?).ok()?.into(), &b[6..]),
             6 => (<[u8; 16]>::try_from(b.get(2..18)?).ok()?.into(), &b[18..]),

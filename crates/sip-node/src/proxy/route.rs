@@ -5,7 +5,7 @@
 //! steps 6–7, RFC 3263 for IP literals and, blocking, host names).
 
 use sip_msg::{HeaderName, Host, Message, NameAddr, SipUri, Uri, Via};
-use sip_transport::{Target, Transport};
+use sip_msg::{Target, Transport};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 

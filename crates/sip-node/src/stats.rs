@@ -1,4 +1,4 @@
-//! Counters the core keeps (exported by the management API later).
+//! Counters the node keeps (read by the management API).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,5 +24,12 @@ impl Stats {
             _ => &self.responses_other,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Stats {
+    /// Adds one to a counter.
+    pub fn count(&self, f: impl Fn(&Stats) -> &AtomicU64) {
+        f(self).fetch_add(1, Ordering::Relaxed);
     }
 }

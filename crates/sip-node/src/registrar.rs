@@ -1,0 +1,166 @@
+//! REGISTER in the registrar role: digest authentication, the RFC 8599
+//! checks before any change (through `pn`), the sans-IO registrar, and the
+//! ordering rule that a 200 OK leaves only once its changes (and every change
+//! before them) are durable: the answer waits in a store write, and forks
+//! for devices it woke wait with it. Restoring stored bindings at start-up
+//! and removals asked by management are here too.
+//!
+//! The mid-registrar role (next issue) will sit beside this one and share
+//! `pn`; neither holds push logic of its own.
+
+use crate::credentials::Creds;
+use crate::io::WriteId;
+use crate::node::{Node, PendingWrite, stateless_tag};
+use crate::pn::Precheck;
+use crate::{metrics, metrics::registration};
+use sip_auth::{AuthOutcome, Which};
+use sip_msg::{HeaderName, Message, Source, Target};
+use sip_registrar::location::Change;
+use sip_registrar::{Aor, Binding, Flow, RegisterInput, Reply};
+use std::time::Instant;
+
+impl Node {
+    /// Handles one validated REGISTER from `src`; the answer goes to `target`.
+    pub(crate) fn on_register(&mut self, src: Source, req: Message, target: Target, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let mut auth_user: Option<(String, String)> = None;
+        if self.auth.is_some() {
+            let realm = realm_of(&req);
+            match self.authenticate(&req, &realm, Which::Authorization, now) {
+                Creds::Wait => return self.wait_for_credentials(src, req, target),
+                Creds::Outcome(AuthOutcome::Authenticated { username }) => auth_user = Some((username, realm)),
+                // A retransmission of a REGISTER already processed (its 200 was lost
+                // or late): the nonce-count was used, but the password was right
+                // (stale) and the registrar holds the state this very request wrote.
+                // Answer it like the original, not with a challenge.
+                Creds::Outcome(AuthOutcome::Challenge { stale: true, reason })
+                    if reason == sip_auth::reason::REPLAYED_NONCE && self.already_processed(&req, now_ms) =>
+                {
+                    let user = req
+                        .headers
+                        .get_all(&HeaderName::Authorization)
+                        .filter_map(|v| sip_auth::parse_credentials(v).ok().flatten())
+                        .find(|c| c.realm == realm)
+                        .map(|c| c.username)
+                        .unwrap_or_default();
+                    auth_user = Some((user, realm));
+                }
+                Creds::Outcome(AuthOutcome::Challenge { stale, reason }) => {
+                    if reason != sip_auth::reason::NO_CREDENTIALS {
+                        tracing::debug!(reason, remote = %src.remote, "REGISTER authentication failed");
+                    }
+                    let headers = self.challenge(&realm, Which::Authorization, stale, now);
+                    registration("challenged");
+                    let resp = self.build_response(&req, &stateless_tag(&req), 401, None, &headers);
+                    self.send(target, resp.to_bytes());
+                    return;
+                }
+            }
+        }
+        let flow = Flow { transport: src.transport, remote: src.remote, local: src.local, conn: src.conn };
+        // RFC 8599: classify the Contacts; 555 / 423 come before any change.
+        let classes = match &self.pn {
+            Some(p) => match p.precheck(&req, self.registrar.config.default_expires) {
+                Precheck::Reject(code, headers) => {
+                    registration("rejected");
+                    let resp = self.build_response(&req, &stateless_tag(&req), code, None, &headers);
+                    self.send(target, resp.to_bytes());
+                    self.pn_register_failed(&req, code, now);
+                    return;
+                }
+                Precheck::Go(c) => c,
+            },
+            None => Vec::new(),
+        };
+        let outcome = self.registrar.register(RegisterInput {
+            req: &req,
+            flow,
+            now_ms,
+            auth_user: auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str())),
+        });
+        metrics::bindings(self.registrar.location.len());
+        let Reply { code, reason, mut headers } = outcome.reply;
+        if code == 200
+            && let Some(p) = &mut self.pn
+        {
+            let aor = outcome.aor.as_ref();
+            for fc in p.registered(&classes, &outcome.changes, &self.registrar.location, aor, now, now_ms) {
+                headers.push((HeaderName::FeatureCaps, fc));
+            }
+        }
+        let resp = self.build_response(&req, &stateless_tag(&req), code, reason, &headers);
+        registration(if code == 200 { "ok" } else { "rejected" });
+        if code != 200 {
+            self.send(target, resp.to_bytes());
+            // R36: a waking device's REGISTER that failed (not a challenge) ends
+            // the requests parked for it at once.
+            self.pn_register_failed(&req, code, now);
+            return;
+        }
+        // Every 200 goes through the store queue, so it leaves only once this
+        // change — and every change before it — is durable; the forks of
+        // requests parked for these devices wait for it too.
+        let bindings = outcome
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Upsert(b) => Some(b.id.clone()),
+                Change::Remove { .. } => None,
+            })
+            .collect();
+        let ops = self.store_ops(&outcome.changes, now);
+        let removed: Vec<Change> =
+            outcome.changes.iter().filter(|c| matches!(c, Change::Remove { .. })).cloned().collect();
+        self.pn_removed(&removed, now);
+        self.write(ops, PendingWrite { reply: Some((target, resp)), bindings, forks: Vec::new(), started: now });
+    }
+
+    /// Whether this REGISTER (its Call-ID and CSeq) already wrote its AoR's state.
+    fn already_processed(&self, req: &Message, now_ms: u64) -> bool {
+        let (Some(call_id), Ok(cseq), Ok(to)) = (req.call_id(), req.cseq(), req.to()) else { return false };
+        let Some(uri) = to.uri.as_sip() else { return false };
+        self.registrar.location.processed(&Aor::from_uri(uri), call_id, cseq.seq, now_ms)
+    }
+
+    /// Loads stored bindings (start-up) with their push state; expired ones
+    /// are skipped. Returns (bindings kept, push bindings re-armed).
+    pub fn restore(&mut self, rows: Vec<(Binding, Option<String>)>, now: Instant) -> (usize, usize) {
+        let now_ms = self.unix_ms(now);
+        let states: std::collections::HashMap<String, String> =
+            rows.iter().filter_map(|(b, s)| s.clone().map(|s| (b.id.clone(), s))).collect();
+        let kept = self.registrar.restore(rows.into_iter().map(|(b, _)| b).collect(), now_ms);
+        let mut pushed = 0;
+        if let Some(pn) = &mut self.pn {
+            for (_, bs) in self.registrar.location.aors() {
+                for b in bs {
+                    pushed += usize::from(pn.restore(b, states.get(&b.id).map(String::as_str), now, now_ms));
+                }
+            }
+        }
+        metrics::bindings(self.registrar.location.len());
+        (kept, pushed)
+    }
+
+    /// Removes one binding or a whole AoR (management API): returns how many
+    /// went and the store write that makes it durable.
+    pub fn remove(&mut self, aor: &Aor, id: Option<&str>, now: Instant) -> (usize, Option<WriteId>) {
+        let now_ms = self.unix_ms(now);
+        let changes: Vec<Change> = match id {
+            Some(id) => self.registrar.remove_binding(aor, id, now_ms).into_iter().collect(),
+            None => self.registrar.remove_aor(aor, now_ms),
+        };
+        metrics::bindings(self.registrar.location.len());
+        self.pn_removed(&changes, now);
+        let w = self.write_changes(&changes, now);
+        self.settle(now);
+        (changes.len(), w)
+    }
+}
+
+/// The realm of a REGISTER: the domain of its To (the AoR's domain).
+fn realm_of(req: &Message) -> String {
+    req.to()
+        .ok()
+        .and_then(|t| t.uri.as_sip().map(|u| Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,805 @@
+//! A whole-node test harness in virtual time, in the manner of quinn-proto's
+//! `Pair`: one [`sip_node::Node`], a virtual clock, a store that
+//! acknowledges (at once, on demand, or with a failure), a push service that
+//! records pushes and answers them, and scripted peers (phones over UDP or
+//! TCP connections, callers) that build requests and react to what they
+//! receive. No sockets, no threads, no sleeps: [`World::settle`] moves
+//! everything that can move at the current instant; [`World::advance`]
+//! moves the clock from timer to timer.
+//!
+//! Every message the node sends is kept in [`World::log`] (in order, with
+//! the instant and the peer it reached), so tests can assert ordering rules.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use sip_msg::{ConnId, HeaderName, Limits, Message, Method, Source, Target, Transport, parse_datagram};
+use sip_node::{Lookup, Node, NodeConfig, ProxyConfig, PushJob, Secrets, StoreOp, StoreWrite, WriteId};
+use sip_push::{PushConfig, PushError, PushId};
+use sip_registrar::{Binding, RegistrarConfig};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The node's listener (UDP and TCP).
+pub const SERVER: &str = "127.0.0.1:5060";
+/// The served domain.
+pub const DOMAIN: &str = "example.com";
+/// `pn-param` of the APNs devices.
+pub const PN_PARAM: &str = "TEAM1.com.example.voip";
+/// Wall clock (unix ms) at the world's start.
+pub const UNIX0: u64 = 1_750_000_000_000;
+
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// The default node configuration: UDP+TCP on 127.0.0.1:5060, domain
+/// `example.com`, auth off, push on (apns, fcm) with PURRs, Record-Route on.
+pub fn config() -> NodeConfig {
+    let push = PushConfig { purr: true, ..PushConfig::with_providers(["apns", "fcm"]) };
+    NodeConfig {
+        txn: sip_txn::Config::default(),
+        registrar: RegistrarConfig { domains: vec![DOMAIN.into()], ..RegistrarConfig::default() },
+        proxy: ProxyConfig {
+            record_route: true,
+            authenticate_local_callers: false,
+            allow_unauthenticated_inbound: true,
+            relay_for_local_users: false,
+            timer_c: Duration::from_secs(180),
+        },
+        auth: None,
+        push: Some(push),
+        server_header: "sipwake-test".into(),
+        listeners: vec![(Transport::Udp, addr(SERVER)), (Transport::Tcp, addr(SERVER))],
+        flow_token_key: [42; 32],
+        seed: 7,
+        unix_ms: UNIX0,
+    }
+}
+
+/// What the store does with a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Acknowledged at once.
+    Ack,
+    /// Kept in [`World::held_writes`] until the test calls [`World::commit`].
+    Hold,
+    /// Failed at once with this error.
+    Fail(String),
+}
+
+/// What the push service answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMode {
+    /// Delivered: the device (a peer with this `pn-prid`) is woken.
+    Ok,
+    /// Failed at once.
+    Fail(PushError),
+    /// Kept in [`World::held_pushes`] until [`World::push_result`].
+    Hold,
+}
+
+/// What a phone does when a push reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnPush {
+    /// Nothing (the OS never wakes the app).
+    Nothing,
+    /// Wakes and re-REGISTERs from its current address/connection.
+    Register,
+    /// Wakes on a new address (and connection, for TCP), then re-REGISTERs.
+    MoveAndRegister(SocketAddr, Option<ConnId>),
+}
+
+/// How an awake peer answers an INVITE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Nothing at all.
+    Silent,
+    /// 180 only.
+    Ring,
+    /// 180, then this final status.
+    Final(u16),
+}
+
+/// Index of a peer in [`World::peers`].
+pub type PeerId = usize;
+
+/// A message seen by a peer, or sent by the node.
+#[derive(Clone, Debug)]
+pub struct Got {
+    /// Virtual time since the start.
+    pub at: Duration,
+    /// Where the node sent it.
+    pub target: Target,
+    pub msg: Message,
+    pub text: String,
+}
+
+impl Got {
+    pub fn is_request(&self, m: Method) -> bool {
+        self.msg.method() == Some(&m)
+    }
+    pub fn status(&self) -> Option<u16> {
+        self.msg.status()
+    }
+    pub fn cseq_method(&self) -> Option<Method> {
+        self.msg.cseq().ok().map(|c| c.method)
+    }
+    pub fn call_id(&self) -> String {
+        self.msg.call_id().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_of(&self.text, name)
+    }
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        headers_of(&self.text, name)
+    }
+    pub fn first_line(&self) -> &str {
+        self.text.lines().next().unwrap_or("")
+    }
+    pub fn branch(&self) -> String {
+        self.msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(|b| String::from_utf8_lossy(b).into_owned()))
+            .unwrap_or_default()
+    }
+}
+
+/// A transmit in the node's log.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub got: Got,
+    /// The peer it reached (`None`: nobody at that address).
+    pub to: Option<PeerId>,
+}
+
+/// A scripted SIP endpoint.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub name: String,
+    pub user: String,
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub conn: Option<ConnId>,
+    /// Earlier addresses/connections, still reachable (a suspended app keeps its socket).
+    pub old: Vec<(SocketAddr, Option<ConnId>)>,
+    /// Asleep: records what arrives, reacts to nothing.
+    pub awake: bool,
+    pub on_push: OnPush,
+    pub answer: Answer,
+    /// Push coordinates (`None`: a plain UA).
+    pub provider: String,
+    pub prid: Option<String>,
+    pub instance: Option<String>,
+    pub expires: u32,
+    pub call_id: String,
+    pub cseq: u32,
+    /// Everything that reached this peer, in order.
+    pub inbox: Vec<Got>,
+    /// The last request this peer sent (to retransmit it).
+    pub last_sent: Option<String>,
+    /// Requests this peer sent, by branch (to build ACK and CANCEL).
+    pub sent: HashMap<String, String>,
+    /// INVITEs received and not yet answered finally, by branch.
+    ringing: HashMap<String, Message>,
+    next: u32,
+}
+
+impl Peer {
+    /// The Contact URI this peer registers (and puts in its dialogs).
+    pub fn contact_uri(&self) -> String {
+        let mut u = format!("sip:{}@{}", self.user, self.addr);
+        if self.transport == Transport::Tcp {
+            u += ";transport=tcp";
+        }
+        if let Some(prid) = &self.prid {
+            u += &format!(";pn-provider={};pn-prid={prid}", self.provider);
+            if self.provider == "apns" {
+                u += &format!(";pn-param={PN_PARAM}");
+            }
+        }
+        u
+    }
+    /// The Contact header value of its REGISTERs.
+    pub fn contact(&self) -> String {
+        let mut c = format!("<{}>", self.contact_uri());
+        if let Some(i) = &self.instance {
+            c += &format!(";+sip.instance=\"<urn:uuid:{i}>\"");
+        }
+        c
+    }
+    fn via(&mut self) -> (String, String) {
+        self.next += 1;
+        let branch = format!("z9hG4bK-{}-{}", self.name, self.next);
+        (format!("SIP/2.0/{} {};branch={branch};rport", self.transport.as_via(), self.addr), branch)
+    }
+    /// A REGISTER of its Contact for `expires` seconds (CSeq + 1).
+    pub fn register_text(&mut self, contacts: &[String], extra: &[&str]) -> String {
+        self.cseq += 1;
+        let (via, _) = self.via();
+        let mut s = format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\nVia: {via}\r\nFrom: <sip:{u}@{DOMAIN}>;tag=r{n}\r\nTo: <sip:{u}@{DOMAIN}>\r\nCall-ID: {c}\r\nCSeq: {n} REGISTER\r\nMax-Forwards: 70\r\n",
+            u = self.user,
+            c = self.call_id,
+            n = self.cseq,
+        );
+        for c in contacts {
+            s += &format!("Contact: {c}\r\n");
+        }
+        for e in extra {
+            s += &format!("{e}\r\n");
+        }
+        s += "Content-Length: 0\r\n\r\n";
+        s
+    }
+    /// A request from this peer (new branch); `extra` header lines are added.
+    pub fn request_text(
+        &mut self,
+        method: &str,
+        ruri: &str,
+        to: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &[&str],
+    ) -> String {
+        let (via, _) = self.via();
+        let mut s = format!(
+            "{method} {ruri} SIP/2.0\r\nVia: {via}\r\nFrom: <sip:{u}@{DOMAIN}>;tag=f-{tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{u}@{a}>\r\nMax-Forwards: 70\r\n",
+            u = self.user,
+            a = self.addr,
+            cid = call_id,
+            tag = call_id.replace('@', "."),
+        );
+        for e in extra {
+            s += &format!("{e}\r\n");
+        }
+        s += "Content-Length: 0\r\n\r\n";
+        s
+    }
+
+    /// Replies from the link a message arrived on (may be empty).
+    fn react(&mut self, got: &Got) -> Vec<String> {
+        if !self.awake {
+            return Vec::new();
+        }
+        let m = &got.msg;
+        let mut out = Vec::new();
+        if let Some(method) = m.method() {
+            let tag = format!("{}-{}", self.name, got.branch());
+            match method {
+                Method::Invite => match self.answer {
+                    Answer::Silent => {}
+                    Answer::Ring => {
+                        out.push(self.respond(m, 180, &tag));
+                        self.ringing.insert(got.branch(), m.clone());
+                    }
+                    Answer::Final(code) => {
+                        out.push(self.respond(m, 180, &tag));
+                        out.push(self.respond(m, code, &tag));
+                    }
+                },
+                Method::Ack => {}
+                Method::Cancel => {
+                    out.push(self.respond(m, 200, &tag));
+                    if let Some(inv) = self.ringing.remove(&got.branch()) {
+                        out.push(self.respond(&inv, 487, &tag));
+                    }
+                }
+                _ => out.push(self.respond(m, 200, &tag)),
+            }
+            return out;
+        }
+        // A final non-2xx to our INVITE: ACK it (same branch, §17.1.1.3).
+        let code = m.status().unwrap_or(0);
+        if code >= 300 && m.cseq().is_ok_and(|c| c.method == Method::Invite) {
+            let branch = got.branch();
+            if let Some(inv) = self.sent.get(&branch) {
+                let ruri = inv.lines().next().unwrap().split(' ').nth(1).unwrap().to_string();
+                let mut s = format!("ACK {ruri} SIP/2.0\r\n");
+                for name in ["Via", "From", "To", "Call-ID"] {
+                    if let Some(v) = got.header(name) {
+                        s += &format!("{name}: {v}\r\n");
+                    }
+                }
+                let seq = m.cseq().unwrap().seq;
+                s += &format!("CSeq: {seq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    fn respond(&self, req: &Message, code: u16, tag: &str) -> String {
+        let mut r = req.response(code, None, Some(tag));
+        if code < 300 && req.method() != Some(&Method::Cancel) {
+            for rr in req.headers.get_all(&HeaderName::RecordRoute) {
+                r.headers.push(HeaderName::RecordRoute, rr.clone());
+            }
+            if req.method() == Some(&Method::Invite) {
+                // Like real apps: the registered Contact, push coordinates included.
+                r.headers.push(HeaderName::Contact, format!("<{}>", self.contact_uri()));
+            }
+        }
+        String::from_utf8(r.to_bytes().to_vec()).unwrap()
+    }
+}
+
+/// The node, its clock, its store, its push service and its peers.
+pub struct World {
+    pub t0: Instant,
+    pub now: Instant,
+    pub cfg: NodeConfig,
+    pub node: Node,
+    pub peers: Vec<Peer>,
+    /// Every transmit of the node, in order.
+    pub log: Vec<Sent>,
+    /// Every push the node asked for, with its virtual time.
+    pub pushes: Vec<(Duration, PushJob)>,
+    /// Every store write the node asked for.
+    pub writes: Vec<StoreWrite>,
+    /// Writes acknowledged Ok, in order (what a store would hold).
+    pub committed: Vec<StoreWrite>,
+    pub held_writes: Vec<StoreWrite>,
+    pub held_pushes: Vec<PushJob>,
+    /// Credential lookups the node asked for (answer with [`World::credentials`]).
+    pub lookups: Vec<Lookup>,
+    pub store: StoreMode,
+    pub push_mode: PushMode,
+    inbound: VecDeque<(Source, Bytes)>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new(config())
+    }
+}
+
+impl World {
+    pub fn new(cfg: NodeConfig) -> World {
+        let t0 = Instant::now();
+        let node = Node::new(cfg.clone(), t0).unwrap();
+        World {
+            t0,
+            now: t0,
+            cfg,
+            node,
+            peers: Vec::new(),
+            log: Vec::new(),
+            pushes: Vec::new(),
+            writes: Vec::new(),
+            committed: Vec::new(),
+            held_writes: Vec::new(),
+            held_pushes: Vec::new(),
+            lookups: Vec::new(),
+            store: StoreMode::Ack,
+            push_mode: PushMode::Ok,
+            inbound: VecDeque::new(),
+        }
+    }
+
+    /// A world with the default config changed by `f`.
+    pub fn with(f: impl FnOnce(&mut NodeConfig)) -> World {
+        let mut cfg = config();
+        f(&mut cfg);
+        World::new(cfg)
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    // ----- peers -----
+
+    fn add_peer(&mut self, name: &str, user: &str, transport: Transport, a: &str, conn: Option<ConnId>) -> PeerId {
+        self.peers.push(Peer {
+            name: name.into(),
+            user: user.into(),
+            transport,
+            addr: addr(a),
+            conn,
+            old: Vec::new(),
+            awake: true,
+            on_push: OnPush::Register,
+            answer: Answer::Final(200),
+            provider: "apns".into(),
+            prid: None,
+            instance: None,
+            expires: 600,
+            call_id: format!("reg-{name}@test"),
+            cseq: 0,
+            inbox: Vec::new(),
+            last_sent: None,
+            sent: HashMap::new(),
+            ringing: HashMap::new(),
+            next: 0,
+        });
+        self.peers.len() - 1
+    }
+
+    /// A plain UA over UDP (answers INVITE with 180 + 200).
+    pub fn ua(&mut self, name: &str, user: &str, a: &str) -> PeerId {
+        self.add_peer(name, user, Transport::Udp, a, None)
+    }
+
+    /// An APNs push phone over UDP with `+sip.instance`: wakes and re-REGISTERs when pushed.
+    pub fn phone(&mut self, name: &str, user: &str, a: &str, prid: &str) -> PeerId {
+        let p = self.add_peer(name, user, Transport::Udp, a, None);
+        self.peers[p].prid = Some(prid.into());
+        self.peers[p].instance = Some(format!("6c5f0b8e-0000-4000-8000-{:012x}", p + 1));
+        p
+    }
+
+    /// An APNs push phone over the TCP connection `conn`.
+    pub fn phone_tcp(&mut self, name: &str, user: &str, a: &str, conn: ConnId, prid: &str) -> PeerId {
+        let p = self.phone(name, user, a, prid);
+        self.peers[p].transport = Transport::Tcp;
+        self.peers[p].conn = Some(conn);
+        p
+    }
+
+    pub fn peer(&mut self, p: PeerId) -> &mut Peer {
+        &mut self.peers[p]
+    }
+
+    /// Moves a peer to a new address (and connection); the old link stays reachable.
+    pub fn move_peer(&mut self, p: PeerId, a: SocketAddr, conn: Option<ConnId>) {
+        let peer = &mut self.peers[p];
+        peer.old.push((peer.addr, peer.conn));
+        peer.addr = a;
+        peer.conn = conn;
+    }
+
+    fn source_of(&self, p: PeerId) -> Source {
+        let peer = &self.peers[p];
+        Source { transport: peer.transport, local: addr(SERVER), remote: peer.addr, conn: peer.conn }
+    }
+
+    /// Sends raw text from a peer's current link to the node, then settles.
+    pub fn send(&mut self, p: PeerId, text: &str) {
+        if text.split(' ').next().is_some_and(|m| !m.starts_with("SIP/")) {
+            self.peers[p].last_sent = Some(text.to_string());
+            if let Some(b) = text.split("branch=").nth(1).and_then(|s| s.split([';', '\r']).next()) {
+                self.peers[p].sent.insert(b.to_string(), text.to_string());
+            }
+        }
+        let src = self.source_of(p);
+        self.inbound.push_back((src, Bytes::from(text.to_string())));
+        self.settle();
+    }
+
+    /// Sends the peer's last request again, byte for byte.
+    pub fn resend(&mut self, p: PeerId) {
+        let t = self.peers[p].last_sent.clone().expect("nothing sent yet");
+        self.send(p, &t);
+    }
+
+    /// REGISTERs the peer's Contact (for its `expires`) and settles.
+    pub fn register(&mut self, p: PeerId) {
+        let (c, e) = (self.peers[p].contact(), self.peers[p].expires);
+        self.register_with(p, &[c], &[&format!("Expires: {e}")]);
+    }
+
+    pub fn register_with(&mut self, p: PeerId, contacts: &[String], extra: &[&str]) {
+        let t = self.peers[p].register_text(contacts, extra);
+        self.send(p, &t);
+    }
+
+    /// Sends a request from `p` to `sip:<user>@example.com` (a new dialog); returns its text.
+    pub fn call(&mut self, p: PeerId, method: &str, user: &str, n: u32, extra: &[&str]) -> String {
+        let ruri = format!("sip:{user}@{DOMAIN}");
+        let to = format!("<{ruri}>");
+        let cid = format!("{}-{method}-{n}@test", self.peers[p].name);
+        let t = self.peers[p].request_text(method, &ruri, &to, &cid, 1, extra);
+        self.send(p, &t);
+        t
+    }
+
+    /// An INVITE to `sip:<user>@example.com`; returns its text.
+    pub fn invite(&mut self, p: PeerId, user: &str, n: u32) -> String {
+        self.call(p, "INVITE", user, n, &[])
+    }
+
+    /// CANCELs a request `p` sent (same R-URI, Via, From, To, Call-ID).
+    pub fn cancel(&mut self, p: PeerId, req: &str) {
+        let ruri = req.lines().next().unwrap().split(' ').nth(1).unwrap();
+        let mut s = format!("CANCEL {ruri} SIP/2.0\r\n");
+        for name in ["Via", "From", "To", "Call-ID"] {
+            s += &format!("{name}: {}\r\n", header_of(req, name).unwrap());
+        }
+        let seq = header_of(req, "CSeq").unwrap().split(' ').next().unwrap();
+        s += &format!("CSeq: {seq} CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        let src = self.source_of(p);
+        self.inbound.push_back((src, Bytes::from(s)));
+        self.settle();
+    }
+
+    // ----- the loop -----
+
+    /// Moves everything that can move at the current instant.
+    pub fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let mut any = false;
+            let mut acks: Vec<(WriteId, Result<(), String>)> = Vec::new();
+            let mut results: Vec<(PushId, Result<(), PushError>)> = Vec::new();
+            let mut woken: Vec<String> = Vec::new();
+            while let Some(t) = self.node.poll_transmit() {
+                any = true;
+                self.on_transmit(t);
+            }
+            while let Some(w) = self.node.poll_store() {
+                any = true;
+                self.writes.push(w.clone());
+                match &self.store {
+                    StoreMode::Ack => {
+                        acks.push((w.id, Ok(())));
+                        self.committed.push(w);
+                    }
+                    StoreMode::Fail(e) => acks.push((w.id, Err(e.clone()))),
+                    StoreMode::Hold => self.held_writes.push(w),
+                }
+            }
+            while let Some(p) = self.node.poll_push() {
+                any = true;
+                self.pushes.push((self.elapsed(), p.clone()));
+                match self.push_mode {
+                    PushMode::Ok => {
+                        results.push((p.request.id, Ok(())));
+                        woken.push(p.request.prid.clone());
+                    }
+                    PushMode::Fail(e) => results.push((p.request.id, Err(e))),
+                    PushMode::Hold => self.held_pushes.push(p),
+                }
+            }
+            while let Some(l) = self.node.poll_lookup() {
+                any = true;
+                self.lookups.push(l);
+            }
+            for (id, r) in acks {
+                self.node.handle_store_result(id, r, self.now);
+            }
+            for (id, r) in results {
+                self.node.handle_push_result(id, r, self.now);
+            }
+            for prid in woken {
+                self.wake(&prid);
+            }
+            while let Some((src, b)) = self.inbound.pop_front() {
+                any = true;
+                let msg = parse_datagram(b, &Limits::default());
+                self.node.handle_message(src, msg, self.now);
+            }
+            if !any {
+                return;
+            }
+        }
+        panic!("the world does not settle");
+    }
+
+    /// Advances virtual time by `d`, firing every timer on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.advance_until(end, |_| false);
+    }
+
+    /// Advances time (timer by timer) until `stop` holds or `end`; returns whether `stop` held.
+    pub fn advance_until(&mut self, end: Instant, mut stop: impl FnMut(&World) -> bool) -> bool {
+        self.settle();
+        for _ in 0..10_000_000 {
+            if stop(self) {
+                return true;
+            }
+            match self.node.poll_timeout() {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.node.handle_timeout(self.now);
+                    self.settle();
+                }
+                _ => {
+                    self.now = end;
+                    self.node.handle_timeout(self.now);
+                    self.settle();
+                    return stop(self);
+                }
+            }
+        }
+        panic!("timers do not advance (poll_timeout stuck at or before now?)");
+    }
+
+    fn on_transmit(&mut self, t: sip_node::Transmit) {
+        let text = String::from_utf8_lossy(&t.data).into_owned();
+        let msg = parse_datagram(t.data.clone(), &Limits::default())
+            .unwrap_or_else(|e| panic!("the node sent an unparsable message ({e:?}):\n{text}"));
+        let got = Got { at: self.elapsed(), target: t.target, msg, text };
+        let to = self.peer_at(&t.target);
+        self.log.push(Sent { got: got.clone(), to });
+        let Some(p) = to else { return };
+        self.peers[p].inbox.push(got.clone());
+        for reply in self.peers[p].react(&got) {
+            let src = Source {
+                transport: got.target.transport,
+                local: addr(SERVER),
+                remote: got.target.remote,
+                conn: got.target.conn,
+            };
+            self.inbound.push_back((src, Bytes::from(reply)));
+        }
+    }
+
+    /// The peer a target reaches: by connection, else by address.
+    pub fn peer_at(&self, t: &Target) -> Option<PeerId> {
+        if let Some(c) = t.conn
+            && let Some(p) = self.peers.iter().position(|p| p.conn == Some(c) || p.old.iter().any(|o| o.1 == Some(c)))
+        {
+            return Some(p);
+        }
+        self.peers.iter().position(|p| p.addr == t.remote || p.old.iter().any(|o| o.0 == t.remote))
+    }
+
+    /// A push reached the device with this PRID: it wakes as scripted.
+    fn wake(&mut self, prid: &str) {
+        let Some(p) = self.peers.iter().position(|p| p.prid.as_deref() == Some(prid)) else { return };
+        match self.peers[p].on_push.clone() {
+            OnPush::Nothing => {}
+            OnPush::Register => {
+                self.peers[p].awake = true;
+                let (c, e) = (self.peers[p].contact(), self.peers[p].expires);
+                let t = self.peers[p].register_text(&[c], &[&format!("Expires: {e}")]);
+                self.peers[p].last_sent = Some(t.clone());
+                let src = self.source_of(p);
+                self.inbound.push_back((src, Bytes::from(t)));
+            }
+            OnPush::MoveAndRegister(a, conn) => {
+                self.peers[p].on_push = OnPush::Register;
+                self.move_peer(p, a, conn);
+                self.wake(prid);
+            }
+        }
+    }
+
+    // ----- store, push service, credentials -----
+
+    /// Acknowledges the oldest held write with `result`.
+    pub fn commit(&mut self, result: Result<(), String>) -> WriteId {
+        let w = self.held_writes.remove(0);
+        let id = w.id;
+        if result.is_ok() {
+            self.committed.push(w);
+        }
+        self.node.handle_store_result(id, result, self.now);
+        self.settle();
+        id
+    }
+
+    /// Answers the oldest held push.
+    pub fn push_result(&mut self, result: Result<(), PushError>) {
+        let p = self.held_pushes.remove(0);
+        self.node.handle_push_result(p.request.id, result, self.now);
+        if result.is_ok() {
+            self.wake(&p.request.prid.clone());
+        }
+        self.settle();
+    }
+
+    /// Answers the oldest credential lookup.
+    pub fn credentials(&mut self, secrets: Option<Secrets>) {
+        let l = self.lookups.remove(0);
+        self.node.handle_credentials(l, secrets, self.now);
+        self.settle();
+    }
+
+    /// The stored rows (binding, push state) as a store holding `committed` would load them.
+    pub fn stored_rows(&self) -> Vec<(Binding, Option<String>)> {
+        let mut rows: Vec<(String, (Binding, Option<String>))> = Vec::new();
+        for w in &self.committed {
+            for op in &w.ops {
+                match op {
+                    StoreOp::Upsert { binding, push_state } => {
+                        rows.retain(|(id, _)| *id != binding.id);
+                        rows.push((binding.id.clone(), ((**binding).clone(), push_state.clone())));
+                    }
+                    StoreOp::Remove { id } => rows.retain(|(i, _)| i != id),
+                }
+            }
+        }
+        rows.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Kills the node and starts a new one (same config) on the stored rows,
+    /// `after` later. Returns what `restore` said (kept, push bindings).
+    pub fn restart(&mut self, after: Duration) -> (usize, usize) {
+        let rows = self.stored_rows();
+        self.now += after;
+        let mut cfg = self.cfg.clone();
+        cfg.unix_ms = UNIX0 + self.elapsed().as_millis() as u64;
+        self.node = Node::new(cfg, self.now).unwrap();
+        let r = self.node.restore(rows, self.now);
+        self.settle();
+        r
+    }
+
+    // ----- views -----
+
+    /// Bindings of `user@example.com`.
+    pub fn bindings(&self, user: &str) -> Vec<Binding> {
+        let aor = format!("{user}@{DOMAIN}");
+        self.node.location().aors().filter(|(a, _)| a.to_string() == aor).flat_map(|(_, bs)| bs.to_vec()).collect()
+    }
+
+    /// Responses a peer received (in order).
+    pub fn responses(&self, p: PeerId) -> Vec<&Got> {
+        self.peers[p].inbox.iter().filter(|g| g.msg.status().is_some()).collect()
+    }
+
+    /// Final responses (≥ 200) a peer received to requests of `method`.
+    pub fn finals(&self, p: PeerId, method: Method) -> Vec<u16> {
+        self.responses(p)
+            .into_iter()
+            .filter(|g| g.status().unwrap() >= 200 && g.cseq_method() == Some(method.clone()))
+            .map(|g| g.status().unwrap())
+            .collect()
+    }
+
+    /// The last response a peer received.
+    pub fn last_response(&self, p: PeerId) -> &Got {
+        self.responses(p).into_iter().last().expect("no response")
+    }
+
+    /// Requests of `method` a peer received.
+    pub fn requests(&self, p: PeerId, method: Method) -> Vec<&Got> {
+        self.peers[p].inbox.iter().filter(|g| g.is_request(method.clone())).collect()
+    }
+
+    /// Index in the log of the first transmit matching `f`.
+    pub fn log_pos(&self, f: impl Fn(&Sent) -> bool) -> Option<usize> {
+        self.log.iter().position(f)
+    }
+
+    /// The PURR the last 200 to a REGISTER of `p` carried.
+    pub fn purr(&self, p: PeerId) -> String {
+        let r = self
+            .responses(p)
+            .into_iter()
+            .rev()
+            .find(|g| g.status() == Some(200) && g.cseq_method() == Some(Method::Register))
+            .expect("a 200 to a REGISTER");
+        let caps = r.header("Feature-Caps").expect("Feature-Caps");
+        caps.split("+sip.pnspurr=\"").nth(1).and_then(|s| s.split('"').next()).expect("a PURR").to_string()
+    }
+
+    /// Dumps the log (for assertion messages).
+    pub fn dump(&self) -> String {
+        self.log
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:>9.3}s -> {:?} {} {}",
+                    s.got.at.as_secs_f64(),
+                    s.to.map(|p| self.peers[p].name.clone()),
+                    s.got.target.conn.map(|c| format!("conn {c}")).unwrap_or_else(|| s.got.target.remote.to_string()),
+                    s.got.first_line()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// One header value of a message text.
+pub fn header_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    headers_of(text, name).into_iter().next()
+}
+
+/// Every value of a header in a message text (one line each).
+pub fn headers_of<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}

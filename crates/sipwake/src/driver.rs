@@ -1,0 +1,325 @@
+//! The driver of the sans-IO [`sip_node::Node`]: the only place where the
+//! node meets sockets, the store, push senders and clocks.
+//!
+//! The node sits behind one mutex, held only while an input is fed and its
+//! outputs are drained; the I/O they ask for runs after the lock is
+//! released. Store commits, push deliveries and credential lookups finish on
+//! other threads and come back as completions through one channel, handled
+//! by a tokio task: no callback runs node or transport work on the store's
+//! writer thread, and no lock is ever held across two layers.
+
+use crate::{metrics, store_map};
+use bytes::Bytes;
+use location_store::Store;
+use sip_msg::{ConnId, Message, ParseFailure, Source};
+use sip_node::{Lookup, Node, Secrets, WriteId};
+use sip_transport::{Handler, Transports};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Work finished off the node, fed back to it.
+enum Completion {
+    Store(WriteId, Result<(), String>),
+    Push(sip_push::PushId, Result<(), sip_push::PushError>),
+    Credentials(Lookup, Option<Secrets>),
+}
+
+/// What one input asked for.
+#[derive(Default)]
+struct Work {
+    transmits: Vec<sip_node::Transmit>,
+    writes: Vec<sip_node::StoreWrite>,
+    pushes: Vec<sip_node::PushJob>,
+    lookups: Vec<Lookup>,
+    next: Option<Instant>,
+}
+
+pub struct Driver {
+    node: Mutex<Node>,
+    transports: Transports,
+    store: Arc<dyn Store>,
+    senders: Option<push_senders::Senders>,
+    rt: tokio::runtime::Handle,
+    done: mpsc::UnboundedSender<Completion>,
+    /// Management calls waiting for a store write.
+    waiters: Mutex<HashMap<WriteId, oneshot::Sender<Result<(), String>>>>,
+    /// Wakes the timer task when a deadline earlier than the one it sleeps on appears.
+    timer_wake: Notify,
+    /// The deadline the timer task sleeps until, in ns since `epoch` (u64::MAX = none).
+    timer_at: AtomicU64,
+    epoch: Instant,
+    stopping: AtomicBool,
+    me: std::sync::OnceLock<Weak<Driver>>,
+}
+
+impl Driver {
+    /// Starts the driver's tasks (completions, timers, subscriber reloads).
+    pub fn start(
+        node: Node,
+        transports: Transports,
+        store: Arc<dyn Store>,
+        senders: Option<push_senders::Senders>,
+    ) -> Arc<Driver> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let d = Arc::new(Driver {
+            node: Mutex::new(node),
+            transports,
+            store,
+            senders,
+            rt: tokio::runtime::Handle::current(),
+            done: tx,
+            waiters: Mutex::new(HashMap::new()),
+            timer_wake: Notify::new(),
+            timer_at: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
+            me: std::sync::OnceLock::new(),
+        });
+        let _ = d.me.set(Arc::downgrade(&d));
+        tokio::spawn(d.clone().run_completions(rx));
+        tokio::spawn(d.clone().run_timers());
+        tokio::spawn(d.clone().run_subscriber_reload());
+        d
+    }
+
+    /// Feeds the node (under its lock) and carries out what it asked for
+    /// (after the lock is released).
+    pub fn with_node<R>(&self, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
+        let (r, work) = {
+            let mut n = self.node.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let r = f(&mut n, now);
+            let mut w = Work::default();
+            while let Some(t) = n.poll_transmit() {
+                w.transmits.push(t);
+            }
+            while let Some(s) = n.poll_store() {
+                w.writes.push(s);
+            }
+            while let Some(p) = n.poll_push() {
+                w.pushes.push(p);
+            }
+            while let Some(l) = n.poll_lookup() {
+                w.lookups.push(l);
+            }
+            w.next = n.poll_timeout();
+            (r, w)
+        };
+        self.perform(work);
+        r
+    }
+
+    /// Reads the node under its lock (management views).
+    pub fn read<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
+        f(&self.node.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn perform(&self, w: Work) {
+        for t in w.transmits {
+            self.send(&t.target, t.data);
+        }
+        for s in w.writes {
+            let tx = self.done.clone();
+            let id = s.id;
+            let changes = s.ops.into_iter().map(store_map::op_to_store).collect();
+            self.store.submit(
+                changes,
+                Box::new(move |res| {
+                    let _ = tx.send(Completion::Store(id, res.map_err(|e| e.to_string())));
+                }),
+            );
+        }
+        for job in w.pushes {
+            self.deliver(job);
+        }
+        for l in w.lookups {
+            let store = self.store.clone();
+            let tx = self.done.clone();
+            self.rt.spawn_blocking(move || {
+                let found = match store.get_subscriber(&l.user, &l.domain) {
+                    Ok(s) => s.map(|s| Secrets { ha1_md5: s.ha1_md5, ha1_sha256: s.ha1_sha256 }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot look up a subscriber");
+                        None
+                    }
+                };
+                let _ = tx.send(Completion::Credentials(l, found));
+            });
+        }
+        if let Some(t) = w.next
+            && self.nanos(t) < self.timer_at.load(Ordering::SeqCst)
+        {
+            self.timer_wake.notify_one();
+        }
+    }
+
+    fn send(&self, target: &sip_msg::Target, data: Bytes) {
+        tracing::trace!(remote = %target.remote, transport = %target.transport, len = data.len(), "send");
+        if let Err(e) = self.transports.send(target, data) {
+            self.read(|n| n.stats().count(|s| &s.send_errors));
+            tracing::debug!(remote = %target.remote, error = %e, "send failed");
+        }
+    }
+
+    fn deliver(&self, job: sip_node::PushJob) {
+        let tx = self.done.clone();
+        let Some(senders) = self.senders.clone() else {
+            let _ = tx.send(Completion::Push(job.request.id, Err(sip_push::PushError::Failed)));
+            return;
+        };
+        self.rt.spawn(async move {
+            let reason = job.request.reason.opensips_reason();
+            let result = senders.send_for(&job.request, job.aor.as_deref()).await;
+            metrics::push(&job.request.provider, &reason, if result.is_ok() { "ok" } else { "failed" });
+            let _ = tx.send(Completion::Push(job.request.id, result));
+        });
+    }
+
+    async fn run_completions(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+        while let Some(c) = rx.recv().await {
+            match c {
+                Completion::Store(id, res) => {
+                    let waiter = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                    self.with_node(|n, now| n.handle_store_result(id, res.clone(), now));
+                    if let Some(w) = waiter {
+                        let _ = w.send(res);
+                    }
+                }
+                Completion::Push(id, res) => self.with_node(|n, now| n.handle_push_result(id, res, now)),
+                Completion::Credentials(l, s) => self.with_node(|n, now| n.handle_credentials(l, s, now)),
+            }
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos().min(u128::from(u64::MAX - 1)) as u64
+    }
+
+    /// Runs the node's timers until shutdown.
+    async fn run_timers(self: Arc<Self>) {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let next = self.read(|n| n.poll_timeout());
+            self.timer_at.store(next.map_or(u64::MAX, |t| self.nanos(t)), Ordering::SeqCst);
+            // Re-check after publishing, so a deadline added in between is not missed.
+            if self.read(|n| n.poll_timeout()) != next {
+                continue;
+            }
+            match next {
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t.into()) => {}
+                        _ = self.timer_wake.notified() => continue,
+                    }
+                }
+                None => {
+                    self.timer_wake.notified().await;
+                    continue;
+                }
+            }
+            self.with_node(|n, now| n.handle_timeout(now));
+        }
+    }
+
+    /// Follows the subscribers table (the `sipwake user` CLI writes it from
+    /// another process): reloaded when SQLite's data version changes.
+    async fn run_subscriber_reload(self: Arc<Self>) {
+        let mut seen: Option<u64> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let store = self.store.clone();
+            let last = seen;
+            let loaded = tokio::task::spawn_blocking(move || {
+                let v = store.subscribers_version().ok()?;
+                if Some(v) == last {
+                    return Some((v, None));
+                }
+                let list = store.subscribers().ok()?;
+                Some((v, Some(list)))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some((v, list)) = loaded {
+                seen = Some(v);
+                if let Some(list) = list {
+                    self.with_node(|n, _| n.set_subscribers(crate::store_map::secrets(list)));
+                }
+            }
+        }
+    }
+
+    /// Removes a binding or an AoR and waits until the removal is durable.
+    pub async fn remove(&self, aor: &sip_registrar::Aor, id: Option<&str>) -> usize {
+        let (tx, rx) = oneshot::channel();
+        let (n, write) = {
+            // Register the waiter before the write can complete.
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let (n, w) = {
+                let mut node = self.node.lock().unwrap_or_else(|e| e.into_inner());
+                node.remove(aor, id, Instant::now())
+            };
+            if let Some(w) = w {
+                waiters.insert(w, tx);
+            }
+            (n, w)
+        };
+        // Carry out the write the removal queued.
+        self.with_node(|_, _| ());
+        if write.is_some() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
+        n
+    }
+
+    /// A test push to a binding (management): delivered now, outside the schedule.
+    pub async fn test_push(
+        &self,
+        aor: &sip_registrar::Aor,
+        id: &str,
+    ) -> Result<Result<(), sip_push::PushError>, &'static str> {
+        let job = self.read(|n| {
+            let b = n.location().binding(aor, id)?.clone();
+            Some(n.push().map(|p| p.test_push(&b, Instant::now())))
+        });
+        let job = match job {
+            None => return Err("no such binding"),
+            Some(None) => return Err("push is disabled ([push] enable = false)"),
+            Some(Some(None)) => return Err("the binding has no push coordinates"),
+            Some(Some(Some(j))) => j,
+        };
+        let Some(senders) = &self.senders else { return Err("no push sender") };
+        Ok(senders.send_for(&job.request, job.aor.as_deref()).await)
+    }
+
+    /// Stops taking new requests and stops the timers.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.with_node(|n, _| n.shutdown());
+        self.timer_wake.notify_one();
+    }
+
+    /// Whether a connection is open.
+    pub fn conn_alive(&self, c: ConnId) -> bool {
+        self.transports.conn_alive(c)
+    }
+}
+
+impl Handler for Driver {
+    fn on_message(&self, src: Source, msg: Result<Message, ParseFailure>) {
+        self.with_node(|n, now| n.handle_message(src, msg, now));
+    }
+
+    fn on_closed(&self, conn: ConnId, _remote: std::net::SocketAddr) {
+        self.with_node(|n, now| n.handle_conn_closed(conn, now));
+    }
+}
