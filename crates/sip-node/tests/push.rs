@@ -339,17 +339,24 @@ fn live_tcp_flow_is_no_proof_of_being_awake() {
     w.peer(dev).awake = true;
     w.move_peer(dev, addr("10.0.0.3:40002"), Some(8));
     w.register(dev);
-    let cancel7 = w
-        .log_pos(|s| s.got.is_request(Method::Cancel) && s.got.target.conn == Some(7))
-        .unwrap_or_else(|| panic!("the branch on conn 7 is cancelled:\n{}", w.dump()));
-    let on8 = w
-        .log_pos(|s| s.got.is_request(Method::Invite) && s.got.target.conn == Some(8))
-        .unwrap_or_else(|| panic!("the INVITE is forked over conn 8:\n{}", w.dump()));
-    assert!(cancel7 < on8, "two live branches at once:\n{}", w.dump());
     let ok8 = w
         .log_pos(|s| s.got.status() == Some(200) && s.got.target.conn == Some(8))
         .unwrap_or_else(|| panic!("200 over conn 8:\n{}", w.dump()));
+    let on8 = w
+        .log_pos(|s| s.got.is_request(Method::Invite) && s.got.target.conn == Some(8))
+        .unwrap_or_else(|| panic!("the INVITE is forked over conn 8:\n{}", w.dump()));
     assert!(ok8 < on8, "{}", w.dump());
+    // The branch on conn 7 got no response at all, so its CANCEL waits for a
+    // provisional (RFC 3261 §9.1): it must go the moment one arrives.
+    assert!(w.log_pos(|s| s.got.is_request(Method::Cancel)).is_none(), "CANCEL before any 1xx:\n{}", w.dump());
+    let old =
+        w.log.iter().find(|s| s.got.is_request(Method::Invite) && s.got.target.conn == Some(7)).unwrap().got.clone();
+    let ringing = w.peers[dev].respond(&old.msg, 180, "late");
+    w.reply_on(&old, &ringing);
+    let cancel7 = w
+        .log_pos(|s| s.got.is_request(Method::Cancel) && s.got.target.conn == Some(7))
+        .unwrap_or_else(|| panic!("the branch on conn 7 is cancelled:\n{}", w.dump()));
+    assert!(on8 < cancel7);
     assert_eq!(w.finals(caller, Method::Invite), vec![200], "{}", w.dump());
     let invs: Vec<_> = w.log.iter().filter(|s| s.got.is_request(Method::Invite)).collect();
     assert_eq!(invs.len(), 2, "{}", w.dump());

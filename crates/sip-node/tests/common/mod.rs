@@ -311,7 +311,8 @@ impl Peer {
         out
     }
 
-    fn respond(&self, req: &Message, code: u16, tag: &str) -> String {
+    /// A response of this peer to `req` (with its Contact for an INVITE's 1xx/2xx).
+    pub fn respond(&self, req: &Message, code: u16, tag: &str) -> String {
         let mut r = req.response(code, None, Some(tag));
         if code < 300 && req.method() != Some(&Method::Cancel) {
             for rr in req.headers.get_all(&HeaderName::RecordRoute) {
@@ -466,6 +467,14 @@ impl World {
             }
         }
         let src = self.source_of(p);
+        self.inbound.push_back((src, Bytes::from(text.to_string())));
+        self.settle();
+    }
+
+    /// Sends raw text back over the link `got` arrived on (a reply on an old connection).
+    pub fn reply_on(&mut self, got: &Got, text: &str) {
+        let t = got.target;
+        let src = Source { transport: t.transport, local: addr(SERVER), remote: t.remote, conn: t.conn };
         self.inbound.push_back((src, Bytes::from(text.to_string())));
         self.settle();
     }

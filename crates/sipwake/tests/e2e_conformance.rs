@@ -1,0 +1,289 @@
+//! End-to-end conformance tests (RFC 8599 push wake-up, RFC 3261/5626
+//! registrar rules) against the real binary: a scripted phone, a peer, and a
+//! local webhook receiver playing the push service (as in e2e_push.rs).
+
+mod common;
+
+use common::phone::{Phone, header_of};
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A local webhook receiver: every POST body goes to the channel; answers `status`.
+fn webhook(status: u16) -> (String, mpsc::Receiver<serde_json::Value>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/push", l.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        let _ = tx.send(v);
+                    }
+                    let reason = if status == 200 { "OK" } else { "Error" };
+                    let _ = w.write_all(format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n").as_bytes());
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        "[auth]\nenabled = false\n[push]\nenable = true\n{extra}\n[push.senders.\"*\"]\nwebhook = \"{url}\"\ntimeout_ms = 2000\n"
+    )
+}
+
+const NO_AUTH: &str = "[auth]\nenabled = false\n";
+const INSTANCE: &str = "+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-00000000c001>\"";
+
+fn push_contact(p: &Phone, prid: &str) -> String {
+    format!("<sip:dev@{};pn-provider=apns;pn-prid={prid};pn-param=TEAM1.com.example.voip>;{INSTANCE}", p.local())
+}
+
+/// The PURR of a REGISTER 200's Feature-Caps (`+sip.pnspurr="..."`).
+fn purr_of(resp: &str) -> String {
+    let caps = header_of(resp, "Feature-Caps").unwrap_or_else(|| panic!("no Feature-Caps: {resp}"));
+    caps.split("+sip.pnspurr=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no +sip.pnspurr in {caps}"))
+        .to_string()
+}
+
+/// Reads datagrams on a socket until a final response (>= 200) arrives.
+fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status_of(t.as_bytes()) >= 200 {
+            return Some(t);
+        }
+    }
+}
+
+/// Waits for the next request with `method` (skipping retransmissions of others).
+fn next_of(dev: &mut Phone, method: &str, call_id: &str, wait: Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let (t, _) = dev.next_request(left)?;
+        if t.starts_with(&format!("{method} ")) && t.contains(&format!("Call-ID: {call_id}\r\n")) {
+            return Some(t);
+        }
+    }
+}
+
+fn invite_to_aor(server: SocketAddr, sock: &UdpSocket, n: u32) {
+    let local = sock.local_addr().unwrap();
+    let m = format!(
+        "INVITE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-conf-{n}\r\nFrom: <sip:caller@other.example>;tag=c{n}\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: conf-call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(m.as_bytes(), server).unwrap();
+}
+
+#[test]
+fn r51_retransmitted_register_gets_the_same_feature_caps() {
+    let (url, _pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "purr = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let contact = push_contact(&dev, "R51");
+    let msg = dev.build(&[&contact], &["Expires: 600"], None);
+    let r1 = dev.exchange(&msg);
+    // The very same bytes again (same Call-ID, CSeq, Via branch): a retransmission.
+    let r2 = dev.exchange(&msg);
+    assert_eq!(status_of(r1.as_bytes()), 200, "{r1}");
+    assert_eq!(status_of(r2.as_bytes()), 200, "{r2}");
+    let c1 = header_of(&r1, "Feature-Caps").unwrap_or_else(|| panic!("first: no Feature-Caps: {r1}"));
+    let c2 = header_of(&r2, "Feature-Caps").unwrap_or_else(|| panic!("retransmission: no Feature-Caps: {r2}"));
+    assert!(c1.contains("+sip.pnspurr=\""), "{c1}");
+    assert_eq!(c1, c2, "a retransmitted REGISTER got another PURR\n{r1}\n{r2}");
+    assert_eq!(server.bindings("dev@127.0.0.1").len(), 1);
+}
+
+#[test]
+fn r54_purr_in_top_route_wakes_the_device() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "purr = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = dev.register(&[&push_contact(&dev, "R54")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let purr = purr_of(&r);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = peer.local_addr().unwrap();
+    // The Request-URI has no pn-purr; the topmost Route (the proxy's
+    // Record-Route as the device's peer saw it) carries it.
+    let bye = format!(
+        "BYE sip:dev@{d} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-r54-1\r\nRoute: <sip:{s};lr;pn-purr={purr}>\r\nFrom: <sip:peer@other.example>;tag=p54\r\nTo: <sip:dev@127.0.0.1>;tag=d54\r\nCall-ID: r54-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        d = dev.local(),
+        s = server.udp
+    );
+    peer.send_to(bye.as_bytes(), server.udp).unwrap();
+    let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
+        panic!("no push for a PURR in the top Route\n{}", server.log())
+    };
+    assert_eq!(push["prid"], "R54", "{push}");
+    assert_eq!(push["reason"], "mid-BYE", "{push}");
+    let r = dev.register(&[&push_contact(&dev, "R54")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let got = next_of(&mut dev, "BYE", "r54-1", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the BYE after wake-up\n{}", server.log()));
+    assert!(!got.lines().next().unwrap().contains("pn-purr"), "{got}");
+}
+
+#[test]
+fn r58_r59_invite_with_replaces_to_the_contact_uri_wakes_the_device() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "purr = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let contact = |p: &Phone| {
+        format!(
+            "<sip:devcontact@{};pn-provider=apns;pn-prid=R58;pn-param=TEAM1.com.example.voip>;{INSTANCE}",
+            p.local()
+        )
+    };
+    let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let purr = purr_of(&r);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    let inv = format!(
+        "INVITE sip:devcontact@{d};pn-purr={purr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-r58-1\r\nFrom: <sip:caller@other.example>;tag=c58\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: r58-1\r\nCSeq: 1 INVITE\r\nReplaces: x;to-tag=a;from-tag=b\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        d = dev.local()
+    );
+    caller.send_to(inv.as_bytes(), server.udp).unwrap();
+    let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
+        let early = final_response(&caller, Duration::from_millis(500));
+        panic!("no push for INVITE/Replaces to the Contact URI; caller got {early:?}\n{}", server.log())
+    };
+    assert_eq!(push["prid"], "R58", "{push}");
+    let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let got = next_of(&mut dev, "INVITE", "r58-1", Duration::from_secs(5)).unwrap_or_else(|| {
+        let f = final_response(&caller, Duration::from_millis(500));
+        panic!("the INVITE never reached the device; caller got {f:?}\n{}", server.log())
+    });
+    assert!(got.starts_with(&format!("INVITE sip:devcontact@{}", dev.local())), "{got}");
+    assert!(got.contains("Replaces: x;to-tag=a;from-tag=b"), "{got}");
+}
+
+#[test]
+fn r4_push_device_without_instance_re_registers_from_a_new_port() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let contact =
+        |p: &Phone| format!("<sip:dev@{};pn-provider=apns;pn-prid=R4TOKEN;pn-param=TEAM1.com.example.voip>", p.local());
+    let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(server.bindings("dev@127.0.0.1").len(), 1);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite_to_aor(server.udp, &caller, 4);
+    let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    assert_eq!(push["prid"], "R4TOKEN");
+    // Woken, the app re-REGISTERs from a new socket: same Call-ID, CSeq+1, same pn-*.
+    let mut woke = Phone::udp(server.udp, "dev", "127.0.0.1");
+    woke.call_id = dev.call_id.clone();
+    woke.cseq = dev.cseq;
+    assert_ne!(woke.local(), dev.local());
+    let r = woke.register(&[&contact(&woke)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let b = server.bindings("dev@127.0.0.1");
+    assert_eq!(b.len(), 1, "R4: the same push device got two bindings: {b:#?}");
+    let got = next_of(&mut woke, "INVITE", "conf-call-4", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the parked INVITE did not reach the new socket\n{}", server.log()));
+    assert!(got.starts_with(&format!("INVITE sip:dev@{}", woke.local())), "{got}");
+}
+
+#[test]
+fn rfc5626_two_contacts_one_with_reg_id_is_400() {
+    let server = Server::start_with(&[], Some(NO_AUTH));
+    let mut dev = Phone::udp(server.udp, "ob", "127.0.0.1");
+    let a = format!("<sip:ob@{}>;reg-id=1;{INSTANCE}", dev.local());
+    let b = format!("<sip:ob2@{}>", dev.local());
+    let r = dev.register(&[&a, &b], &["Expires: 600", "Supported: outbound"]);
+    assert_eq!(status_of(r.as_bytes()), 400, "{r}");
+    eprintln!("5626 answer: {}", r.lines().next().unwrap());
+    assert!(server.bindings("ob@127.0.0.1").is_empty());
+    // Control: the reg-id Contact alone is accepted, so the 400 was for the pair.
+    let r = dev.register(&[&a], &["Expires: 600", "Supported: outbound"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(server.bindings("ob@127.0.0.1").len(), 1);
+}
+
+#[test]
+fn malformed_expires_is_400() {
+    let server = Server::start_with(&[], Some(NO_AUTH));
+    let mut dev = Phone::udp(server.udp, "bad", "127.0.0.1");
+    let c = format!("<sip:bad@{}>", dev.local());
+    let r = dev.register(&[&c], &["Expires: 600aaaa"]);
+    assert_eq!(status_of(r.as_bytes()), 400, "{r}");
+    eprintln!("Expires answer: {}", r.lines().next().unwrap());
+    assert!(server.bindings("bad@127.0.0.1").is_empty());
+    // Control: the same REGISTER with a well-formed Expires is accepted.
+    let r = dev.register(&[&c], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(server.bindings("bad@127.0.0.1").len(), 1);
+}
+
+#[test]
+fn purr_survives_a_restart() {
+    let (url, pushes) = webhook(200);
+    let cfg = config(&url, "purr = true");
+    let server = Server::start_with(&[], Some(&cfg));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = dev.register(&[&push_contact(&dev, "RST")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let purr = purr_of(&r);
+    let dir = server.kill9();
+    let server = Server::start_in(dir, &[], Some(&cfg));
+    assert_eq!(server.bindings("dev@127.0.0.1").len(), 1, "the binding was lost\n{}", server.log());
+    // Drain anything the restart itself pushed (none expected, but not the point here).
+    while pushes.recv_timeout(Duration::from_millis(200)).is_ok() {}
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = peer.local_addr().unwrap();
+    let bye = format!(
+        "BYE sip:dev@{d};pn-purr={purr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-rst-1\r\nFrom: <sip:peer@other.example>;tag=pr\r\nTo: <sip:dev@127.0.0.1>;tag=dr\r\nCall-ID: rst-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        d = dev.local()
+    );
+    peer.send_to(bye.as_bytes(), server.udp).unwrap();
+    let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
+        panic!("the old PURR caused no push after a restart\n{}", server.log())
+    };
+    assert_eq!(push["prid"], "RST", "{push}");
+    assert_eq!(push["reason"], "mid-BYE", "{push}");
+}
