@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod phone;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
