@@ -172,13 +172,28 @@ fn unsafe_kill(pid: u32, sig: &str) {
 
 /// A free local port (bound then released; sipp needs numbers).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Free for both UDP and TCP (sipp binds its port with the transport it runs).
+    loop {
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Runs a sipp scenario from `tests/sipp/` against `target`; returns
 /// (success, combined output). `transport` is "u1" or "t1".
 pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, calls: u32, extra: &[&str]) -> (bool, String) {
-    sipp_start(scenario, target, transport, calls, None, extra).wait(Duration::from_secs(60))
+    // The free port picked for sipp can be taken by another process before
+    // sipp binds it (parallel test binaries): sipp then does nothing; retry.
+    let mut last = (false, String::new());
+    for _ in 0..3 {
+        last = sipp_start(scenario, target, transport, calls, None, extra).wait(Duration::from_secs(60));
+        if last.0 || !last.1.contains("Unable to bind main socket") {
+            break;
+        }
+    }
+    last
 }
 
 /// A sipp process running in the background.
