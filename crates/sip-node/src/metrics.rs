@@ -21,6 +21,10 @@ pub fn describe() {
     metrics::describe_gauge!("sipwake_transactions", "SIP transactions in progress");
     metrics::describe_gauge!("sipwake_proxy_contexts", "Requests being proxied");
     metrics::describe_gauge!("sipwake_tcp_connections", "Open TCP connections");
+    metrics::describe_counter!(
+        "sipwake_tcp_closed_total",
+        "TCP connections closed by sipwake: peer not reading (queue_full) or too slow (message_timeout)"
+    );
     metrics::describe_counter!("sipwake_pushes_total", "Pushes by provider, reason and result");
     metrics::describe_gauge!("sipwake_push_parked_requests", "Requests held while their devices are woken");
     metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
@@ -75,6 +79,13 @@ pub fn state(transactions: usize, contexts: usize, connections: usize) {
     metrics::gauge!("sipwake_transactions").set(transactions as f64);
     metrics::gauge!("sipwake_proxy_contexts").set(contexts as f64);
     metrics::gauge!("sipwake_tcp_connections").set(connections as f64);
+}
+
+/// TCP connections closed because their peer did not read (write queue full)
+/// or sent a message too slowly (whole-message deadline), since start-up.
+pub fn tcp_faults(queue_overflows: u64, message_timeouts: u64) {
+    metrics::counter!("sipwake_tcp_closed_total", "reason" => "queue_full").absolute(queue_overflows);
+    metrics::counter!("sipwake_tcp_closed_total", "reason" => "message_timeout").absolute(message_timeouts);
 }
 
 pub fn wake_latency(d: Duration) {

@@ -46,7 +46,7 @@ pub struct NodeConfig {
     pub listeners: Vec<(Transport, SocketAddr)>,
     /// Key of the HMAC of Record-Route flow tokens.
     pub flow_token_key: [u8; 32],
-    /// Seed of the registrar's binding ids and the push engine's PURRs.
+    /// Seed of the registrar's binding ids (PURRs come from the OS generator).
     pub seed: u64,
     /// Wall-clock time (unix ms) at the `now` the node is created with.
     pub unix_ms: u64,
@@ -96,7 +96,7 @@ impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Result<Node, String> {
         let me = Me { listeners: cfg.listeners.clone(), domains: cfg.registrar.domains.clone() };
         let pn = match cfg.push {
-            Some(p) => Some(Pn::new(p, cfg.seed)?),
+            Some(p) => Some(Pn::new(p)?),
             None => None,
         };
         Ok(Node {

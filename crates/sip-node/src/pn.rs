@@ -36,7 +36,7 @@ pub(crate) enum Precheck {
 }
 
 impl Pn {
-    pub(crate) fn new(cfg: PushConfig, _seed: u64) -> Result<Pn, String> {
+    pub(crate) fn new(cfg: PushConfig) -> Result<Pn, String> {
         // PURRs are secrets (R47: ≥ 128 bits): drawn from the OS generator.
         let engine = PushEngine::new(cfg.clone(), |buf: &mut [u8]| rand::fill(buf)).map_err(|errs| {
             format!(
@@ -67,8 +67,6 @@ impl Pn {
                 Some(Rejection::IntervalTooBrief { min_expires }) => {
                     return Precheck::Reject(423, vec![(HeaderName::MinExpires, min_expires.to_string())]);
                 }
-                #[allow(unreachable_patterns)]
-                Some(r) => return Precheck::Reject(r.status(), Vec::new()),
                 None => {}
             }
             classes.push((na.uri.to_string(), class));

@@ -174,6 +174,7 @@ async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
     let (txns, ctxs, parked) =
         st.driver.read(|n| (n.transactions(), n.proxy_contexts(), n.push().map(|p| p.engine.parked_count())));
     crate::metrics::state(txns, ctxs, st.transports.conn_count());
+    crate::metrics::tcp_faults(st.transports.queue_overflows(), st.transports.message_timeouts());
     if let Some(p) = parked {
         crate::metrics::parked(p);
     }

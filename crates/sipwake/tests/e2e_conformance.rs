@@ -234,3 +234,173 @@ fn purr_survives_a_restart() {
     assert_eq!(push["prid"], "RST", "{push}");
     assert_eq!(push["reason"], "mid-BYE", "{push}");
 }
+
+#[test]
+fn escaped_pn_parameter_names_make_a_push_binding() {
+    // RFC 3261 §19.1.4: URI parameter names compare after unescaping, so
+    // `pn%2Dprovider` is `pn-provider` (R62).
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let contact = |p: &Phone| {
+        format!("<sip:dev@{};pn%2Dprovider=apns;pn%2Dprid=TOK;pn%2Dparam=TEAM.com.example.voip>;{INSTANCE}", p.local())
+    };
+    let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(header_of(&r, "Feature-Caps"), Some("*;+sip.pns=\"apns\""), "not a push binding: {r}");
+    let b = server.bindings("dev@127.0.0.1");
+    assert_eq!(b.len(), 1, "{b:#?}");
+    assert_eq!(b[0]["push_capable"], true, "{b:#?}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite_to_aor(server.udp, &caller, 40);
+    let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
+        let f = final_response(&caller, Duration::from_millis(500));
+        panic!("no push for escaped pn-* names; caller got {f:?}\n{}", server.log())
+    };
+    assert_eq!(push["provider"], "apns", "{push}");
+    assert_eq!(push["prid"], "TOK", "{push}");
+    assert_eq!(push["param"], "TEAM.com.example.voip", "{push}");
+    assert_eq!(push["reason"], "ini-INVITE", "{push}");
+    // Nothing went to the sleeping device, and the caller got no final answer (no 408).
+    assert!(dev.next_request(Duration::from_millis(300)).is_none(), "the INVITE went to a sleeping device");
+    assert!(final_response(&caller, Duration::from_millis(300)).is_none(), "the caller got a final answer already");
+    // Woken, the device re-registers: the INVITE follows.
+    let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let got = next_of(&mut dev, "INVITE", "conf-call-40", Duration::from_secs(5)).unwrap_or_else(|| {
+        let f = final_response(&caller, Duration::from_millis(500));
+        panic!("the INVITE never reached the woken device; caller got {f:?}\n{}", server.log())
+    });
+    assert!(got.starts_with(&format!("INVITE sip:dev@{}", dev.local())), "{got}");
+    // The push coordinates are stripped however their names were spelt.
+    let rl = got.lines().next().unwrap().to_ascii_lowercase();
+    assert!(!rl.contains("pn-") && !rl.contains("pn%2d") && !rl.contains("tok"), "{rl}");
+}
+
+#[test]
+fn r15_apns_contact_without_pn_param_gets_555_and_no_binding() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "reply_555 = true")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let c = format!("<sip:dev@{};pn-provider=apns;pn-prid=TOK>;{INSTANCE}", dev.local());
+    let r = dev.register(&[&c], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 555, "apns without pn-param (R14/R15): {r}");
+    assert!(header_of(&r, "Feature-Caps").is_none(), "{r}");
+    assert!(server.bindings("dev@127.0.0.1").is_empty(), "a binding was created\n{r}");
+    // Nothing to call either: no push, no INVITE anywhere.
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite_to_aor(server.udp, &caller, 15);
+    let f = final_response(&caller, Duration::from_secs(3)).expect("an answer");
+    assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
+    assert!(pushes.recv_timeout(Duration::from_millis(300)).is_err(), "a push for a rejected REGISTER");
+    // Control: with pn-param the same REGISTER is a push binding.
+    let r = dev.register(&[&push_contact(&dev, "TOK")], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(server.bindings("dev@127.0.0.1").len(), 1);
+}
+
+/// The first complete SIP message starting with `start` in a TCP byte stream.
+fn message_in(buf: &[u8], start: &str) -> Option<String> {
+    let t = String::from_utf8_lossy(buf);
+    let i = t.find(start)?;
+    let rest = &t[i..];
+    let end = rest.find("\r\n\r\n")?;
+    let cl = rest[..end]
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (rest.len() >= end + 4 + cl).then(|| rest[..end + 4 + cl].to_string())
+}
+
+#[test]
+fn live_tcp_connection_is_no_proof_of_being_awake() {
+    use common::phone::Link;
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&[], Some(&config(&url, "")));
+    let contact = |p: &Phone| {
+        format!(
+            "<sip:dev@{};transport=tcp;pn-provider=apns;pn-prid=LIVE;pn-param=TEAM1.com.example.voip>;{INSTANCE}",
+            p.local()
+        )
+    };
+    // The device registers over TCP and keeps the connection open (iOS
+    // suspends the app with its socket open: nothing answers on it).
+    let mut old = Phone::tcp(server.tcp, "dev", "127.0.0.1");
+    let r = old.register(&[&contact(&old)], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_eq!(header_of(&r, "Feature-Caps"), Some("*;+sip.pns=\"apns\""), "{r}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent_at = std::time::Instant::now();
+    invite_to_aor(server.udp, &caller, 60);
+    // Both at once: a push, and the INVITE over the open connection.
+    let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
+        panic!("no push for a device with a live TCP connection\n{}", server.log())
+    };
+    assert_eq!(push["prid"], "LIVE", "{push}");
+    let Link::Tcp(os) = &mut old.link else { unreachable!() };
+    let (got, _) = tcp_read_until(os, Duration::from_secs(3), |b| message_in(b, "INVITE ").is_some());
+    let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
+        panic!("no INVITE over the live connection: {:?}\n{}", String::from_utf8_lossy(&got), server.log())
+    });
+    assert!(inv.contains("Call-ID: conf-call-60\r\n"), "{inv}");
+    assert!(sent_at.elapsed() < Duration::from_secs(2), "not at once: {:?}", sent_at.elapsed());
+    // Woken, the app re-registers over a NEW connection (same Call-ID, next CSeq).
+    let mut new = Phone::tcp(server.tcp, "dev", "127.0.0.1");
+    new.call_id = old.call_id.clone();
+    new.cseq = old.cseq;
+    let msg = new.build(&[&contact(&new)], &["Expires: 600"], None);
+    let new_addr = new.local();
+    let Link::Tcp(ns) = &mut new.link else { unreachable!() };
+    tcp_send(ns, msg.as_bytes());
+    // The 200 comes first on the new connection; the INVITE follows on it.
+    let (got, _) = tcp_read_until(ns, Duration::from_secs(5), |b| message_in(b, "INVITE ").is_some());
+    assert_eq!(status_of(&got), 200, "{}", String::from_utf8_lossy(&got));
+    let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
+        panic!("no INVITE on the new connection: {:?}\n{}", String::from_utf8_lossy(&got), server.log())
+    });
+    assert!(inv.contains("Call-ID: conf-call-60\r\n"), "{inv}");
+    let rl = inv.lines().next().unwrap();
+    assert!(rl.starts_with(&format!("INVITE sip:dev@{new_addr}")) && !rl.contains("pn-"), "{rl}");
+    // The device answers 200 on the new connection.
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for h in inv.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = h.split(':').next().unwrap_or("");
+        match name {
+            "Via" | "From" | "Call-ID" | "CSeq" | "Record-Route" => ok += &format!("{h}\r\n"),
+            "To" => ok += &format!("{h};tag=dev60\r\n"),
+            _ => {}
+        }
+    }
+    ok += &format!("Contact: <sip:dev@{};transport=tcp>\r\nContent-Length: 0\r\n\r\n", new_addr);
+    tcp_send(ns, ok.as_bytes());
+    // The caller gets that 200, exactly once.
+    caller.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut finals = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut first_200 = None;
+    while std::time::Instant::now() < deadline {
+        if first_200.is_some_and(|t: std::time::Instant| t.elapsed() > Duration::from_millis(1500)) {
+            break;
+        }
+        let Ok((n, _)) = caller.recv_from(&mut buf) else { continue };
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let code = status_of(t.as_bytes());
+        if code >= 200 {
+            if code == 200 && first_200.is_none() {
+                first_200 = Some(std::time::Instant::now());
+            }
+            finals.push(t);
+        }
+    }
+    let codes: Vec<u16> = finals.iter().map(|f| status_of(f.as_bytes())).collect();
+    assert_eq!(codes, vec![200], "the caller's final answers: {finals:#?}\n{}", server.log());
+    assert!(finals[0].contains("tag=dev60"), "not the device's 200: {}", finals[0]);
+    // Whatever reached the old connection afterwards is at most a CANCEL of its branch.
+    let Link::Tcp(os) = &mut old.link else { unreachable!() };
+    let (later, _) = tcp_read_until(os, Duration::from_millis(500), |_| false);
+    let later = String::from_utf8_lossy(&later);
+    assert!(!later.contains("INVITE sip:"), "a second INVITE on the old connection: {later}");
+    eprintln!("old connection after the wake-up: {:?}", later.lines().next());
+}
