@@ -7,7 +7,9 @@
 //! REGISTERs (R51); PURR wake-ups (Request-URI, top Route, Replaces);
 //! R4 re-registration from a new address; a live TCP flow is no proof of
 //! being awake; refresh pushes over a day; restart from stored rows;
-//! retransmitted INVITEs while parked.
+//! retransmitted INVITEs while parked; 555/423/query REGISTERs, MESSAGE to a
+//! sleeping device, de-registration, a refused wake-up REGISTER, and a
+//! binding an upstream proxy pushes (R13).
 
 mod common;
 
@@ -455,4 +457,86 @@ fn retransmitted_invite_while_parked_gets_no_second_push() {
     // Each retransmission gets the 100 again, nothing else.
     assert!(w.finals(caller, Method::Invite).is_empty());
     assert_eq!(w.node.proxy_contexts(), 1);
+}
+
+// ----- twins of the remaining end-to-end push scenarios -----
+
+#[test]
+fn unsupported_provider_555_and_too_short_expiry_423() {
+    let mut w = World::with(|c| {
+        if let Some(p) = &mut c.push {
+            p.reply_555 = true;
+        }
+    });
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "T5");
+    let c = format!("<sip:dev@{};pn-provider=acme;pn-prid=x;pn-param=y>", "10.0.0.2:5062");
+    w.register_with(dev, &[c], &["Expires: 600"]);
+    assert_eq!(w.last_response(dev).status(), Some(555), "{}", w.dump());
+    let c = w.peer(dev).contact();
+    w.register_with(dev, &[c], &["Expires: 100"]);
+    let r = w.last_response(dev).clone();
+    assert_eq!(r.status(), Some(423), "{}", w.dump());
+    assert!(r.header("Min-Expires").is_some());
+    assert!(w.bindings("dev").is_empty(), "a refused REGISTER wrote a binding");
+    // A query (pn-provider without pn-prid) lists what is supported.
+    w.register_with(dev, &["<sip:dev@10.0.0.2:5062;pn-provider=>".into()], &["Expires: 600"]);
+    let r = w.last_response(dev).clone();
+    assert_eq!(r.status(), Some(200), "{}", w.dump());
+    let caps = r.headers("Feature-Caps").join(",");
+    assert!(caps.contains("apns") && caps.contains("fcm"), "{caps}");
+}
+
+#[test]
+fn message_to_a_sleeping_device_is_delivered_after_wake_up() {
+    let mut w = World::default();
+    let (dev, caller) = sleeping_dev(&mut w);
+    w.call(caller, "MESSAGE", "dev", 1, &["Content-Type: text/plain"]);
+    assert_eq!(w.pushes.len(), 1, "{}", w.dump());
+    assert!(matches!(reason_of(&w, 0), PushReason::Initial { method, .. } if method == "MESSAGE"));
+    // The default phone wakes on the push and re-REGISTERs; the MESSAGE follows its 200.
+    assert_eq!(w.requests(dev, Method::Message).len(), 1, "{}", w.dump());
+    assert_eq!(w.finals(caller, Method::Message), vec![200], "{}", w.dump());
+}
+
+#[test]
+fn de_registration_stops_refresh_pushes() {
+    let mut w = World::default();
+    let (dev, _caller) = sleeping_dev(&mut w);
+    let c = w.peer(dev).contact();
+    w.register_with(dev, &[c], &["Expires: 0"]);
+    assert_eq!(w.last_response(dev).status(), Some(200), "{}", w.dump());
+    assert!(w.bindings("dev").is_empty());
+    let before = w.pushes.len();
+    w.advance(Duration::from_secs(7200));
+    assert_eq!(w.pushes.len(), before, "a refresh push after de-registration:\n{}", w.dump());
+}
+
+#[test]
+fn a_refused_wake_up_register_ends_the_wait_at_once_but_a_challenge_does_not() {
+    let mut w = World::default();
+    let (dev, caller) = sleeping_dev(&mut w);
+    w.peer(dev).on_push = OnPush::Nothing;
+    w.invite(caller, "dev", 1);
+    assert_eq!(w.pushes.len(), 1);
+    // The woken device's REGISTER is refused (423: too short for a push binding).
+    let c = w.peer(dev).contact();
+    w.register_with(dev, &[c], &["Expires: 100"]);
+    assert_eq!(w.last_response(dev).status(), Some(423));
+    assert_eq!(w.finals(caller, Method::Invite), vec![480], "the wait did not end at once:\n{}", w.dump());
+}
+
+#[test]
+fn a_binding_whose_pushes_an_upstream_proxy_handles_is_never_pushed() {
+    let mut w = World::default();
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "U1");
+    let c = w.peer(dev).contact();
+    w.register_with(dev, &[c], &["Expires: 600", "Feature-Caps: *;+sip.pns=\"apns\""]);
+    let r = w.last_response(dev).clone();
+    assert_eq!(r.status(), Some(200));
+    assert!(r.header("Feature-Caps").is_none(), "{}", r.text);
+    w.peer(dev).awake = false;
+    let caller = w.ua("caller", "caller", "10.0.0.9:5070");
+    w.invite(caller, "dev", 1);
+    assert!(w.pushes.is_empty(), "R13: pushed a binding an upstream proxy handles:\n{}", w.dump());
+    assert_eq!(w.requests(dev, Method::Invite).len(), 1, "{}", w.dump());
 }
