@@ -88,6 +88,13 @@ impl Driver {
     /// Feeds the node (under its lock) and carries out what it asked for
     /// (after the lock is released).
     pub fn with_node<R>(&self, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
+        self.with_node_then(f, |_| ())
+    }
+
+    /// [`Driver::with_node`], with `before` run on the result once the lock
+    /// is released and before the I/O is carried out (e.g. to register a
+    /// waiter for a store write the call queued).
+    fn with_node_then<R>(&self, f: impl FnOnce(&mut Node, Instant) -> R, before: impl FnOnce(&R)) -> R {
         let (r, work) = {
             let mut n = self.node.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
@@ -108,6 +115,7 @@ impl Driver {
             w.next = n.poll_timeout();
             (r, w)
         };
+        before(&r);
         self.perform(work);
         r
     }
@@ -261,20 +269,17 @@ impl Driver {
     /// Removes a binding or an AoR and waits until the removal is durable.
     pub async fn remove(&self, aor: &sip_registrar::Aor, id: Option<&str>) -> usize {
         let (tx, rx) = oneshot::channel();
-        let (n, write) = {
-            // Register the waiter before the write can complete.
-            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            let (n, w) = {
-                let mut node = self.node.lock().unwrap_or_else(|e| e.into_inner());
-                node.remove(aor, id, Instant::now())
-            };
-            if let Some(w) = w {
-                waiters.insert(w, tx);
-            }
-            (n, w)
-        };
-        // Carry out the write the removal queued.
-        self.with_node(|_, _| ());
+        let mut tx = Some(tx);
+        // The write is in this call's own work: the waiter is registered
+        // before it is submitted, so its completion cannot be missed.
+        let (n, write) = self.with_node_then(
+            |node, now| node.remove(aor, id, now),
+            |(_, w)| {
+                if let (Some(w), Some(tx)) = (w, tx.take()) {
+                    self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(*w, tx);
+                }
+            },
+        );
         if write.is_some() {
             let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
