@@ -3,10 +3,11 @@
 //!
 //! The node sits behind one mutex, held only while an input is fed and its
 //! outputs are drained; the I/O they ask for runs after the lock is
-//! released. Store commits, push deliveries and credential lookups finish on
-//! other threads and come back as completions through one channel, handled
-//! by a tokio task: no callback runs node or transport work on the store's
-//! writer thread, and no lock is ever held across two layers.
+//! released. Push deliveries and credential lookups finish on other threads
+//! and come back as completions through one channel, handled by a tokio
+//! task; a store commit is fed back on the store's writer thread right after
+//! the commit, when the store holds no lock. No lock is ever held across two
+//! layers.
 
 use crate::{metrics, store_map};
 use bytes::Bytes;
@@ -22,7 +23,6 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Work finished off the node, fed back to it.
 enum Completion {
-    Store(WriteId, Result<(), String>),
     Push(sip_push::PushId, Result<(), sip_push::PushError>),
     Credentials(Lookup, Option<Secrets>),
 }
@@ -130,13 +130,20 @@ impl Driver {
             self.send(&t.target, t.data);
         }
         for s in w.writes {
-            let tx = self.done.clone();
+            let me = self.me.get().cloned();
             let id = s.id;
             let changes = s.ops.into_iter().map(store_map::op_to_store).collect();
+            // Handled on the store's writer thread, right after the commit (no
+            // store lock is held then): the 200 OK and the forks it releases
+            // leave without another thread hand-off. Every I/O the node asks
+            // for is safe from any thread (the transports and the push and
+            // lookup tasks spawn through runtime handles).
             self.store.submit(
                 changes,
                 Box::new(move |res| {
-                    let _ = tx.send(Completion::Store(id, res.map_err(|e| e.to_string())));
+                    if let Some(d) = me.and_then(|w| w.upgrade()) {
+                        d.store_done(id, res.map_err(|e| e.to_string()));
+                    }
                 }),
             );
         }
@@ -186,16 +193,19 @@ impl Driver {
         });
     }
 
+    /// A store write finished: the node answers and forks, then a management
+    /// call waiting for the write (if any) is told.
+    fn store_done(&self, id: WriteId, res: Result<(), String>) {
+        let waiter = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.with_node(|n, now| n.handle_store_result(id, res.clone(), now));
+        if let Some(w) = waiter {
+            let _ = w.send(res);
+        }
+    }
+
     async fn run_completions(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Completion>) {
         while let Some(c) = rx.recv().await {
             match c {
-                Completion::Store(id, res) => {
-                    let waiter = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    self.with_node(|n, now| n.handle_store_result(id, res.clone(), now));
-                    if let Some(w) = waiter {
-                        let _ = w.send(res);
-                    }
-                }
                 Completion::Push(id, res) => self.with_node(|n, now| n.handle_push_result(id, res, now)),
                 Completion::Credentials(l, s) => self.with_node(|n, now| n.handle_credentials(l, s, now)),
             }
