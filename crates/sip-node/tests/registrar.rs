@@ -2,7 +2,9 @@
 //! leaves only once its store write is acknowledged (500 when it fails), and
 //! digest credentials that are not in the subscriber cache are looked up
 //! without blocking (one `poll_lookup`, the request waits, then is processed
-//! with the secrets, or challenged when there are none or the password is wrong).
+//! with the secrets, or challenged when there are none or the password is wrong);
+//! 555 for missing push information (R15), 400 for several Contacts with a
+//! reg-id (RFC 5626 §6), and escaped pn-* parameter names.
 
 mod common;
 
@@ -116,4 +118,50 @@ fn the_200_waits_for_the_store_and_a_failed_write_is_500() {
     w.commit(Err("io error".into()));
     assert_eq!(w.finals(ua, Method::Register), vec![200, 500]);
     assert!(w.last_response(ua).header("Retry-After").is_some());
+}
+
+#[test]
+fn r15_missing_push_information_is_555_with_reply_555() {
+    let mut w = World::with(|c| {
+        if let Some(p) = &mut c.push {
+            p.reply_555 = true;
+        }
+    });
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "T1");
+    // apns needs pn-param: without it the REGISTER gets 555 and no binding.
+    w.register_with(dev, &["<sip:dev@10.0.0.2:5062;pn-provider=apns;pn-prid=T1>".into()], &["Expires: 600"]);
+    assert_eq!(w.last_response(dev).status(), Some(555), "{}", w.dump());
+    assert!(w.bindings("dev").is_empty());
+}
+
+#[test]
+fn rfc5626_several_contacts_with_a_reg_id_is_400() {
+    let mut w = World::default();
+    let ua = w.ua("bob", "bob", "10.0.0.6:5060");
+    let contacts = [
+        "<sip:bob@10.0.0.6:5060;ob>;reg-id=1;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000001>\""
+            .to_string(),
+        "<sip:bob@10.0.0.6:5061>".to_string(),
+    ];
+    w.register_with(ua, &contacts, &["Expires: 600", "Supported: outbound"]);
+    assert_eq!(w.last_response(ua).status(), Some(400), "{}", w.dump());
+    assert!(w.bindings("bob").is_empty());
+}
+
+#[test]
+fn escaped_pn_names_make_a_push_binding_that_is_pushed() {
+    let mut w = World::default();
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "T2");
+    let c = format!("<sip:dev@10.0.0.2:5062;pn%2Dprovider=apns;pn%2Dprid=T2;pn%2Dparam={PN_PARAM}>");
+    w.register_with(dev, &[c], &["Expires: 600"]);
+    let r = w.last_response(dev).clone();
+    assert_eq!(r.status(), Some(200), "{}", w.dump());
+    assert!(r.header("Feature-Caps").is_some_and(|f| f.contains("+sip.pns=\"apns\"")), "{}", r.text);
+    w.peer(dev).awake = false;
+    w.peer(dev).on_push = OnPush::Nothing;
+    let caller = w.ua("caller", "caller", "10.0.0.9:5070");
+    w.invite(caller, "dev", 1);
+    assert_eq!(w.pushes.len(), 1, "{}", w.dump());
+    assert_eq!(w.pushes[0].1.request.prid, "T2");
+    assert!(w.requests(dev, Method::Invite).is_empty(), "INVITE sent to a sleeping device:\n{}", w.dump());
 }
