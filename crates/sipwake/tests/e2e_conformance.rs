@@ -5,18 +5,12 @@
 mod common;
 
 use common::phone::{Phone, header_of};
-use common::webhook::{config, webhook};
+use common::webhook::{INSTANCE, config, final_response, invite, push_contact, webhook};
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 const NO_AUTH: &str = "[auth]\nenabled = false\n";
-const INSTANCE: &str = "+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-00000000c001>\"";
-
-fn push_contact(p: &Phone, prid: &str) -> String {
-    format!("<sip:dev@{};pn-provider=apns;pn-prid={prid};pn-param=TEAM1.com.example.voip>;{INSTANCE}", p.local())
-}
-
 /// The PURR of a REGISTER 200's Feature-Caps (`+sip.pnspurr="..."`).
 fn purr_of(resp: &str) -> String {
     let caps = header_of(resp, "Feature-Caps").unwrap_or_else(|| panic!("no Feature-Caps: {resp}"));
@@ -25,19 +19,6 @@ fn purr_of(resp: &str) -> String {
         .and_then(|s| s.split('"').next())
         .unwrap_or_else(|| panic!("no +sip.pnspurr in {caps}"))
         .to_string()
-}
-
-/// Reads datagrams on a socket until a final response (>= 200) arrives.
-fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
-    sock.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let (n, _) = sock.recv_from(&mut buf).ok()?;
-        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if status_of(t.as_bytes()) >= 200 {
-            return Some(t);
-        }
-    }
 }
 
 /// Waits for the next request with `method` (skipping retransmissions of others).
@@ -53,14 +34,6 @@ fn next_of(dev: &mut Phone, method: &str, call_id: &str, wait: Duration) -> Opti
             return Some(t);
         }
     }
-}
-
-fn invite_to_aor(server: SocketAddr, sock: &UdpSocket, n: u32) {
-    let local = sock.local_addr().unwrap();
-    let m = format!(
-        "INVITE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-conf-{n}\r\nFrom: <sip:caller@other.example>;tag=c{n}\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: conf-call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    sock.send_to(m.as_bytes(), server).unwrap();
 }
 
 #[test]
@@ -159,7 +132,7 @@ fn r4_push_device_without_instance_re_registers_from_a_new_port() {
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     assert_eq!(server.bindings("dev@127.0.0.1").len(), 1);
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
-    invite_to_aor(server.udp, &caller, 4);
+    invite(server.udp, &caller, 4);
     let push = pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
     assert_eq!(push["prid"], "R4TOKEN");
     // Woken, the app re-REGISTERs from a new socket: same Call-ID, CSeq+1, same pn-*.
@@ -171,7 +144,7 @@ fn r4_push_device_without_instance_re_registers_from_a_new_port() {
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     let b = server.bindings("dev@127.0.0.1");
     assert_eq!(b.len(), 1, "R4: the same push device got two bindings: {b:#?}");
-    let got = next_of(&mut woke, "INVITE", "conf-call-4", Duration::from_secs(5))
+    let got = next_of(&mut woke, "INVITE", "push-call-4", Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the parked INVITE did not reach the new socket\n{}", server.log()));
     assert!(got.starts_with(&format!("INVITE sip:dev@{}", woke.local())), "{got}");
 }
@@ -252,7 +225,7 @@ fn escaped_pn_parameter_names_make_a_push_binding() {
     assert_eq!(b.len(), 1, "{b:#?}");
     assert_eq!(b[0]["push_capable"], true, "{b:#?}");
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
-    invite_to_aor(server.udp, &caller, 40);
+    invite(server.udp, &caller, 40);
     let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
         let f = final_response(&caller, Duration::from_millis(500));
         panic!("no push for escaped pn-* names; caller got {f:?}\n{}", server.log())
@@ -267,7 +240,7 @@ fn escaped_pn_parameter_names_make_a_push_binding() {
     // Woken, the device re-registers: the INVITE follows.
     let r = dev.register(&[&contact(&dev)], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
-    let got = next_of(&mut dev, "INVITE", "conf-call-40", Duration::from_secs(5)).unwrap_or_else(|| {
+    let got = next_of(&mut dev, "INVITE", "push-call-40", Duration::from_secs(5)).unwrap_or_else(|| {
         let f = final_response(&caller, Duration::from_millis(500));
         panic!("the INVITE never reached the woken device; caller got {f:?}\n{}", server.log())
     });
@@ -289,7 +262,7 @@ fn r15_apns_contact_without_pn_param_gets_555_and_no_binding() {
     assert!(server.bindings("dev@127.0.0.1").is_empty(), "a binding was created\n{r}");
     // Nothing to call either: no push, no INVITE anywhere.
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
-    invite_to_aor(server.udp, &caller, 15);
+    invite(server.udp, &caller, 15);
     let f = final_response(&caller, Duration::from_secs(3)).expect("an answer");
     assert!(matches!(status_of(f.as_bytes()), 404 | 480), "{f}");
     assert!(pushes.recv_timeout(Duration::from_millis(300)).is_err(), "a push for a rejected REGISTER");
@@ -332,7 +305,7 @@ fn live_tcp_connection_is_no_proof_of_being_awake() {
     assert_eq!(header_of(&r, "Feature-Caps"), Some("*;+sip.pns=\"apns\""), "{r}");
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sent_at = std::time::Instant::now();
-    invite_to_aor(server.udp, &caller, 60);
+    invite(server.udp, &caller, 60);
     // Both at once: a push, and the INVITE over the open connection.
     let Ok(push) = pushes.recv_timeout(Duration::from_secs(5)) else {
         panic!("no push for a device with a live TCP connection\n{}", server.log())
@@ -343,7 +316,7 @@ fn live_tcp_connection_is_no_proof_of_being_awake() {
     let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
         panic!("no INVITE over the live connection: {:?}\n{}", String::from_utf8_lossy(&got), server.log())
     });
-    assert!(inv.contains("Call-ID: conf-call-60\r\n"), "{inv}");
+    assert!(inv.contains("Call-ID: push-call-60\r\n"), "{inv}");
     assert!(sent_at.elapsed() < Duration::from_secs(2), "not at once: {:?}", sent_at.elapsed());
     // Woken, the app re-registers over a NEW connection (same Call-ID, next CSeq).
     let mut new = Phone::tcp(server.tcp, "dev", "127.0.0.1");
@@ -359,7 +332,7 @@ fn live_tcp_connection_is_no_proof_of_being_awake() {
     let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
         panic!("no INVITE on the new connection: {:?}\n{}", String::from_utf8_lossy(&got), server.log())
     });
-    assert!(inv.contains("Call-ID: conf-call-60\r\n"), "{inv}");
+    assert!(inv.contains("Call-ID: push-call-60\r\n"), "{inv}");
     let rl = inv.lines().next().unwrap();
     assert!(rl.starts_with(&format!("INVITE sip:dev@{new_addr}")) && !rl.contains("pn-"), "{rl}");
     // The device answers 200 on the new connection.

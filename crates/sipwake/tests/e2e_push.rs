@@ -6,38 +6,10 @@
 mod common;
 
 use common::phone::{Phone, header_of};
-use common::webhook::{config, webhook};
+use common::webhook::{INSTANCE, config, final_response, invite, push_contact, webhook};
 use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
-
-const INSTANCE: &str = "+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-00000000a001>\"";
-
-fn push_contact(p: &Phone, prid: &str) -> String {
-    format!("<sip:dev@{};pn-provider=apns;pn-prid={prid};pn-param=TEAM1.com.example.voip>;{INSTANCE}", p.local())
-}
-
-/// Reads datagrams on the caller socket until a final response (>= 200) arrives.
-fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
-    sock.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let (n, _) = sock.recv_from(&mut buf).ok()?;
-        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if status_of(t.as_bytes()) >= 200 {
-            return Some(t);
-        }
-    }
-}
-
-fn invite(server: std::net::SocketAddr, sock: &UdpSocket, n: u32) -> String {
-    let local = sock.local_addr().unwrap();
-    let m = format!(
-        "INVITE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-push-{n}\r\nFrom: <sip:caller@other.example>;tag=c{n}\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: push-call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    sock.send_to(m.as_bytes(), server).unwrap();
-    m
-}
 
 #[test]
 fn call_to_a_sleeping_device_is_delivered_after_wake_up() {

@@ -1,10 +1,14 @@
-//! The push service of the end-to-end tests: a local webhook receiver that
-//! records every push (a phone's OS would wake the app), and the `[push]`
-//! configuration that points sipwake at it.
+//! The push side of the end-to-end tests: a local webhook receiver that
+//! records every push (a phone's OS would wake the app), the `[push]`
+//! configuration that points sipwake at it, a push device's Contact, and a
+//! caller's INVITE and final response.
 
+use super::phone::Phone;
+use super::status_of;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::sync::mpsc;
+use std::time::Duration;
 
 /// A local webhook receiver: every POST body goes to the channel; answers `status`.
 pub fn webhook(status: u16) -> (String, mpsc::Receiver<serde_json::Value>) {
@@ -56,4 +60,33 @@ pub fn config(url: &str, extra: &str) -> String {
     format!(
         "[auth]\nenabled = false\n[push]\nenable = true\n{extra}\n[push.senders.\"*\"]\nwebhook = \"{url}\"\ntimeout_ms = 2000\n"
     )
+}
+
+pub const INSTANCE: &str = "+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-00000000a001>\"";
+
+pub fn push_contact(p: &Phone, prid: &str) -> String {
+    format!("<sip:dev@{};pn-provider=apns;pn-prid={prid};pn-param=TEAM1.com.example.voip>;{INSTANCE}", p.local())
+}
+
+/// Reads datagrams on the caller socket until a final response (>= 200) arrives.
+pub fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status_of(t.as_bytes()) >= 200 {
+            return Some(t);
+        }
+    }
+}
+
+/// An INVITE from `sock` to `dev@127.0.0.1`; returns its text.
+pub fn invite(server: std::net::SocketAddr, sock: &UdpSocket, n: u32) -> String {
+    let local = sock.local_addr().unwrap();
+    let m = format!(
+        "INVITE sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-push-{n}\r\nFrom: <sip:caller@other.example>;tag=c{n}\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: push-call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(m.as_bytes(), server).unwrap();
+    m
 }
