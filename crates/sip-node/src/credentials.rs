@@ -19,6 +19,10 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(2);
 /// Requests that may wait for one lookup, and for all lookups together.
 const MAX_WAITING_PER_KEY: usize = 16;
 const MAX_WAITING: usize = 10_000;
+/// Lookups in flight at most: beyond, the cache (reloaded whenever the
+/// subscribers change) is taken as the whole truth, so a flood of unknown
+/// names costs no more than this many queries at a time.
+pub const MAX_LOOKUPS: usize = 64;
 
 /// The result of checking a request's credentials.
 pub(crate) enum Creds {
@@ -49,9 +53,15 @@ impl Credentials {
         }
     }
 
-    /// Asks for a lookup of `user@domain` (the request then waits).
-    pub(crate) fn want(&mut self, user: &str, domain: &str) {
-        self.want = Some(Lookup { user: user.to_string(), domain: domain.to_ascii_lowercase() });
+    /// Asks for a lookup of `user@domain` (the request then waits); `false`
+    /// when too many lookups are in flight (the cache's answer stands).
+    pub(crate) fn want(&mut self, user: &str, domain: &str) -> bool {
+        let l = Lookup { user: user.to_string(), domain: domain.to_ascii_lowercase() };
+        if self.waiting.len() >= MAX_LOOKUPS && !self.waiting.contains_key(&l) {
+            return false;
+        }
+        self.want = Some(l);
+        true
     }
 
     fn ha1(&self, user: &str, realm: &str, alg: Algorithm) -> Option<String> {
@@ -89,8 +99,8 @@ impl Node {
             .map(|c| c.username);
         if let Some(user) = user
             && !self.creds.known(&user, realm, now)
+            && self.creds.want(&user, realm)
         {
-            self.creds.want = Some(Lookup { user, domain: realm.to_ascii_lowercase() });
             return Creds::Wait;
         }
         let now_ms = self.unix_ms(now);

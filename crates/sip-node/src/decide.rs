@@ -158,10 +158,8 @@ impl Node {
             return match self.creds.exists(aor.user(), aor.domain(), now) {
                 Some(true) => Decision::Reject(480, None, Vec::new()),
                 Some(false) => Decision::Reject(404, None, Vec::new()),
-                None => {
-                    self.creds.want(aor.user(), aor.domain());
-                    Decision::Wait
-                }
+                None if self.creds.want(aor.user(), aor.domain()) => Decision::Wait,
+                None => Decision::Reject(404, None, Vec::new()),
             };
         }
         // RFC 8599 §6: a mid-dialog request without pn-purr is never pushed.

@@ -35,7 +35,7 @@ mod registrar;
 pub mod stats;
 pub mod via;
 
-pub use credentials::NEGATIVE_TTL;
+pub use credentials::{MAX_LOOKUPS, NEGATIVE_TTL};
 pub use io::{Lookup, PushJob, Secrets, StoreOp, StoreWrite, Transmit, WriteId};
 pub use node::{Node, NodeConfig, method_label};
 pub use proxy::ProxyConfig;

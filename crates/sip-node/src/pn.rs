@@ -264,6 +264,9 @@ impl Node {
         match parked {
             Ok(n) if n > 0 => {
                 self.proxy.by_push.insert(rid.0, key.clone());
+                if let (Some(cid), Some(from)) = (request.call_id(), request.headers.get(&HeaderName::From)) {
+                    self.proxy.callers.insert(cid.clone(), String::from_utf8_lossy(from).into_owned());
+                }
                 (Some(rid), n)
             }
             Ok(_) => (None, 0),
@@ -315,16 +318,12 @@ impl Node {
 
     /// The caller of the request a push is for: `From` as sent (display name and URI).
     fn caller_of(&self, req: &sip_push::PushRequest) -> Option<String> {
-        let call_id = match &req.reason {
-            sip_push::PushReason::Initial { call_id, .. } | sip_push::PushReason::MidDialog { call_id, .. } => call_id,
-            _ => return None,
-        };
-        self.proxy
-            .ctxs
-            .values()
-            .find(|c| c.request.call_id().is_some_and(|c| c[..] == *call_id.as_bytes()))
-            .and_then(|c| c.request.headers.get(&HeaderName::From))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+        match &req.reason {
+            sip_push::PushReason::Initial { call_id, .. } | sip_push::PushReason::MidDialog { call_id, .. } => {
+                self.proxy.callers.get(call_id.as_bytes()).cloned()
+            }
+            _ => None,
+        }
     }
 
     /// Bindings removed without a REGISTER (expiry, management, lost flows).

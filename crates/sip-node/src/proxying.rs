@@ -197,6 +197,9 @@ impl Node {
             }
             if let Some(rid) = ctx.push_request {
                 self.proxy.by_push.remove(&rid.0);
+                if let Some(cid) = ctx.request.call_id() {
+                    self.proxy.callers.remove(cid);
+                }
                 if let Some(pn) = &mut self.pn {
                     pn.engine.handle_cancel(rid);
                 }

@@ -165,3 +165,22 @@ fn escaped_pn_names_make_a_push_binding_that_is_pushed() {
     assert_eq!(w.pushes[0].1.request.prid, "T2");
     assert!(w.requests(dev, Method::Invite).is_empty(), "INVITE sent to a sleeping device:\n{}", w.dump());
 }
+
+#[test]
+fn a_flood_of_unknown_users_costs_a_bounded_number_of_lookups() {
+    let mut w = auth_world();
+    // Credentials for 100 names the cache does not know, none answered yet.
+    for i in 0..100 {
+        let user = format!("u{i}");
+        let p = w.ua(&user, &user, &format!("10.0.1.{}:5060", i + 1));
+        w.register(p);
+        let chal = w.last_response(p).clone();
+        let auth = authorization(&chal, &user, "guess", 1);
+        let c = w.peers[p].contact();
+        w.register_with(p, &[c], &["Expires: 600", &auth]);
+    }
+    assert_eq!(w.lookups.len(), sip_node::MAX_LOOKUPS, "lookups in flight are bounded");
+    // Beyond the bound the cache's answer stands: challenged at once, not parked.
+    let last = w.peers.len() - 1;
+    assert_eq!(w.finals(last, Method::Register), vec![401, 401], "{}", w.dump());
+}

@@ -77,6 +77,8 @@ pub struct Table {
     pub seq: u64,
     /// Contexts by push-engine request id.
     pub by_push: Map<u64, ServerKey>,
+    /// The caller (`From`) of each parked request, by Call-ID (for the push payload).
+    pub callers: Map<bytes::Bytes, String>,
     pub next_push_request: u64,
 }
 
