@@ -30,8 +30,11 @@ pub struct PnParams {
 
 impl PnParams {
     /// Reads the push parameters of a URI's parameter list.
+    /// Only these three are decoded (names are canonical in `Params`, so a
+    /// plain lookup finds escaped names too).
     pub fn from_params(p: &Params) -> PnParams {
-        PnParams::from_decoded(&decode_all(p))
+        let get = |name: &str| p.get(name).map(|v| v.map(|v| decode(v)).filter(|v| !v.is_empty()));
+        PnParams { provider: get(PN_PROVIDER), prid: get(PN_PRID), param: get(PN_PARAM) }
     }
 
     /// Reads them from parameters already decoded by [`decode_all`] (or built

@@ -49,7 +49,9 @@ impl Node {
         let mut req = msg.clone();
         // RFC 8599 R54: a PURR may be in the topmost Route (ours or not); read it
         // before our own Route values are popped.
-        let top_route_purr = self.pn.as_ref().and_then(|_| crate::pn::purr_in_top_route(&req));
+        // Only mid-dialog requests and INVITEs with Replaces can carry one (R54, R58).
+        let purr_route = self.pn.is_some() && (in_dialog || req.headers.contains(&HeaderName::Replaces));
+        let top_route_purr = if purr_route { crate::pn::purr_in_top_route(&req) } else { None };
         // Route processing (§16.4): a strict router before us, then our own Route values.
         let mut users: Vec<String> = route::undo_strict_routing(&mut req, &self.me).into_iter().collect();
         users.extend(route::pop_my_routes(&mut req, &self.me));
@@ -66,10 +68,7 @@ impl Node {
         // RFC 8599 §6: a mid-dialog request carrying one of our PURRs (in the
         // Request-URI or the top Route), or an INVITE with Replaces to a PURR
         // Contact (R58/R59), goes to a device that may be asleep.
-        let replaces = req.headers.contains(&HeaderName::Replaces);
-        if (in_dialog || replaces)
-            && let Some(d) = self.purr_decision(&req, top_route_purr, in_dialog, now)
-        {
+        if purr_route && let Some(d) = self.purr_decision(&req, top_route_purr, in_dialog, now) {
             return d;
         }
         let Some(ruri) = req.uri().and_then(|u| u.as_sip()).cloned() else {
@@ -167,7 +166,7 @@ impl Node {
         let mut park = Vec::new();
         for b in &bindings {
             let spec = (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(b));
-            if !in_dialog && self.pn.as_ref().is_some_and(|p| p.is_push_binding(b, now)) {
+            if !in_dialog && self.pn.as_ref().is_some_and(|p| p.is_push_binding(b)) {
                 // A live connection is no proof that the app is awake (iOS
                 // suspends apps with their sockets open): push, and try the
                 // live flow at once as well.
@@ -203,11 +202,9 @@ impl Node {
             tracing::debug!("unknown pn-purr; routing normally");
             return None;
         };
-        let (aor, b) = self
-            .registrar
-            .location
-            .aors()
-            .find_map(|(a, bs)| bs.iter().find(|b| b.id == id).map(|b| (a.clone(), b.clone())))?;
+        // The AoR from the push module's index: no scan of the location.
+        let aor = pn.aor_of(&id)?.clone();
+        let b = self.registrar.location.binding(&aor, &id)?.clone();
         let method = req.method().cloned()?;
         let spec = (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(&b));
         let live = self.live_flow(&b).map(|_| spec);

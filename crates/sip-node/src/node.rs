@@ -75,7 +75,8 @@ pub struct Node {
     pub(crate) auth: Option<Authenticator>,
     pub(crate) creds: Credentials,
     pub(crate) pn: Option<Pn>,
-    pub(crate) stats: Stats,
+    /// Counters (atomics), shared with the drivers so they count without the node's lock.
+    pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
     pub(crate) conns: HashSet<ConnId>,
     pub(crate) pending: HashMap<WriteId, PendingWrite>,
@@ -110,7 +111,7 @@ impl Node {
             auth: cfg.auth.map(Authenticator::new),
             creds: Credentials::default(),
             pn,
-            stats: Stats::default(),
+            stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),
             uncommitted: HashMap::new(),
@@ -413,6 +414,10 @@ impl Node {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+    /// The counters, for a driver to keep (e.g. send errors counted off the lock).
+    pub fn shared_stats(&self) -> std::sync::Arc<Stats> {
+        self.stats.clone()
     }
     /// Live transactions.
     pub fn transactions(&self) -> usize {

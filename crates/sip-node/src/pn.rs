@@ -101,6 +101,9 @@ impl Pn {
                     let had_push = info.is_some();
                     if had_push {
                         self.aors.insert(b.id.clone(), b.aor.clone());
+                    } else {
+                        // No longer a push binding (re-registered plain).
+                        self.aors.remove(&b.id);
                     }
                     let purr = self.engine.handle_register_ok(
                         Registration { binding: BindingKey::new(b.id.as_str()), info, expires, pnsreg },
@@ -181,8 +184,8 @@ impl Pn {
     /// Whether the engine pushes this binding (it registered push coordinates
     /// we handle: not a query, an unsupported provider or one an upstream proxy
     /// already handles, R13/R14).
-    pub fn is_push_binding(&self, b: &Binding, now: Instant) -> bool {
-        self.aors.contains_key(&b.id) && self.engine.binding_view(&b.id, now).is_some()
+    pub fn is_push_binding(&self, b: &Binding) -> bool {
+        self.engine.tracks(&b.id)
     }
 
     /// The AoR of a push binding.

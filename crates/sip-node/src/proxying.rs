@@ -222,23 +222,19 @@ impl Node {
         let mut actions = Vec::new();
         if let (Some(b), Some(t)) = (fresh, fresh_target) {
             let mut fork = true;
-            if ctx.live_push.contains(binding) {
-                // The device was also tried over its live flow.
-                let old =
-                    ctx.branches.iter().find(|(br, _)| ctx.proxy.target_id(**br) == Some(binding)).map(|(b, _)| *b);
-                match old {
-                    Some(br) if ctx.answered.contains(&br) => fork = false, // it answered there: awake
-                    Some(br) if ctx.targets.get(binding).is_some_and(|o| o.flow == t.flow && t.flow.is_some()) => {
-                        // Same flow as before: the pending branch already goes there.
-                        let _ = br;
-                        fork = false;
-                    }
-                    Some(br) if ctx.proxy.is_pending(br) => {
-                        if let Some(ckey) = ctx.branches.get(&br).cloned() {
-                            let _ = self.txn.cancel(&ckey, now);
-                        }
-                    }
-                    _ => {}
+            // The device was also tried over its live flow: keep that branch when
+            // it answered (the app was awake) or when the fresh flow is the same
+            // one; else cancel it if still pending (the CANCEL leaves once it has
+            // a provisional, RFC 3261 §9.1) and fork on the fresh flow.
+            let old = ctx.live_push.contains(binding).then(|| {
+                ctx.branches.iter().find(|(br, _)| ctx.proxy.target_id(**br) == Some(binding)).map(|(br, k)| (*br, k))
+            });
+            if let Some((br, ckey)) = old.flatten() {
+                let same_flow = t.flow.is_some() && ctx.targets.get(binding).is_some_and(|o| o.flow == t.flow);
+                if ctx.answered.contains(&br) || same_flow {
+                    fork = false;
+                } else if ctx.proxy.is_pending(br) {
+                    let _ = self.txn.cancel(ckey, now);
                 }
             }
             if fork {

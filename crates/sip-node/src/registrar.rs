@@ -108,10 +108,8 @@ impl Node {
                 Change::Remove { .. } => None,
             })
             .collect();
+        // (The push module saw this REGISTER's removals in `registered`.)
         let ops = self.store_ops(&outcome.changes, now);
-        let removed: Vec<Change> =
-            outcome.changes.iter().filter(|c| matches!(c, Change::Remove { .. })).cloned().collect();
-        self.pn_removed(&removed, now);
         self.write(ops, PendingWrite { reply: Some((target, resp)), bindings, forks: Vec::new(), started: now });
     }
 

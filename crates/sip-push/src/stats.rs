@@ -113,6 +113,12 @@ impl PushEngine {
     }
 
     /// One binding as `sipwake ctl` shows it.
+    /// Whether the engine tracks this binding (it registered push
+    /// coordinates the engine pushes): the cheap question, no view built.
+    pub fn tracks(&self, key: &str) -> bool {
+        self.bindings.contains_key(key)
+    }
+
     pub fn binding_view(&self, key: &str, now: Instant) -> Option<BindingView> {
         let (k, b) = self.bindings.get_key_value(key)?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);

@@ -39,6 +39,8 @@ struct Work {
 
 pub struct Driver {
     node: Mutex<Node>,
+    /// The node's counters (atomics), counted without its lock.
+    stats: Arc<sip_node::Stats>,
     transports: Transports,
     store: Arc<dyn Store>,
     senders: Option<push_senders::Senders>,
@@ -65,6 +67,7 @@ impl Driver {
     ) -> Arc<Driver> {
         let (tx, rx) = mpsc::unbounded_channel();
         let d = Arc::new(Driver {
+            stats: node.shared_stats(),
             node: Mutex::new(node),
             transports,
             store,
@@ -174,7 +177,7 @@ impl Driver {
     fn send(&self, target: &sip_msg::Target, data: Bytes) {
         tracing::trace!(remote = %target.remote, transport = %target.transport, len = data.len(), "send");
         if let Err(e) = self.transports.send(target, data) {
-            self.read(|n| n.stats().count(|s| &s.send_errors));
+            self.stats.count(|s| &s.send_errors);
             tracing::debug!(remote = %target.remote, error = %e, "send failed");
         }
     }
