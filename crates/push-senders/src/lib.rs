@@ -11,23 +11,46 @@
 //! hands that to `PushEngine::handle_push_result`, and the engine schedules
 //! any further push.
 //!
-//! Two kinds of sender, chosen per `pn-provider` ([`SenderConfig`]):
+//! The senders, chosen per `pn-provider` ([`SenderConfig`]):
+//! * [`SenderConfig::Apns`], [`SenderConfig::Fcm`], [`SenderConfig::WebPush`]:
+//!   native clients of Apple's, Google's and the browsers' push services
+//!   over HTTP/2 ([`apns`], [`fcm`], [`webpush`]), each with its own
+//!   connection pool and auth tokens. A transient failure (429, 5xx,
+//!   connection error) is retried with back-off, honouring `Retry-After`,
+//!   as long as the push's deadline allows ([`retry`]); a dead token is
+//!   `Rejected`.
 //! * [`SenderConfig::Webhook`]: `POST` the [`Payload`] JSON to a URL
-//!   (see [`webhook`]): 2xx → `Ok`, 404/410 → `Rejected`, else `Failed`.
+//!   (see [`webhook`]): 2xx → `Ok`, 404/410 → `Rejected`, else `Failed`;
+//!   one attempt.
 //! * [`SenderConfig::Exec`]: run a program with `SIPWAKE_*` env vars and
 //!   the JSON on stdin (see [`exec`]): exit 0 → `Ok`, 2 → `Rejected`,
-//!   else `Failed`.
+//!   else `Failed`; one attempt.
 //!
-//! A push whose [`PushRequest::deadline`] has passed is not sent (it is
-//! useless, see its docs) and yields `Failed`; the per-sender timeout is
-//! also capped to the time left until the deadline.
+//! Whether another *push* follows a failed one (refresh retries) is the
+//! engine's schedule, not ours. A push whose [`PushRequest::deadline`] has
+//! passed is not sent (it is useless, see its docs) and yields `Failed`;
+//! every timeout is capped to the time left until the deadline.
 
+pub mod apns;
+pub mod content;
 pub mod exec;
+pub mod fcm;
+pub mod http;
+pub mod jwt;
 pub mod payload;
+pub mod retry;
+pub mod telemetry;
 pub mod webhook;
+pub mod webpush;
 
+pub use apns::{ApnsAuth, ApnsConfig, VoipRefresh};
+pub use content::{Caller, Kind, PushMeta};
+pub use fcm::FcmConfig;
+pub use http::HttpOptions;
 pub use payload::{Payload, env_vars};
+pub use telemetry::describe;
 pub use webhook::{PUSH_ID_HEADER, SIGNATURE_HEADER, signature};
+pub use webpush::WebPushConfig;
 
 use sip_push::{PushError, PushRequest};
 use std::path::PathBuf;
@@ -51,12 +74,21 @@ pub enum SenderConfig {
     /// Run `program` (no shell) with `args` as-is, the `SIPWAKE_*`
     /// environment and the JSON on stdin; killed after `timeout`.
     Exec { program: PathBuf, args: Vec<String>, timeout: Duration },
+    /// Apple Push Notification service.
+    Apns(ApnsConfig),
+    /// Firebase Cloud Messaging HTTP v1.
+    Fcm(FcmConfig),
+    /// WebPush (RFC 8030) with VAPID.
+    WebPush(WebPushConfig),
 }
 
 #[derive(Debug)]
 enum Sender {
     Webhook(webhook::Webhook),
     Exec(exec::Exec),
+    Apns(apns::Apns),
+    Fcm(fcm::Fcm),
+    WebPush(webpush::WebPush),
 }
 
 #[derive(Debug)]
@@ -103,6 +135,9 @@ impl Senders {
                 SenderConfig::Exec { program, args, timeout } => {
                     exec::Exec::new(program, args, timeout).map(Sender::Exec)
                 }
+                SenderConfig::Apns(c) => apns::Apns::new(&provider, c).map(Sender::Apns),
+                SenderConfig::Fcm(c) => fcm::Fcm::new(&provider, c).map(Sender::Fcm),
+                SenderConfig::WebPush(c) => webpush::WebPush::new(&provider, c).map(Sender::WebPush),
             }
             .map_err(|e| format!("provider {provider:?}: {e}"))?;
             senders.push((provider, sender));
@@ -123,39 +158,86 @@ impl Senders {
             .map(|(_, s)| s)
     }
 
-    /// Delivers one push: exactly one attempt, no retries (the engine
-    /// schedules those). Never panics. `Failed` when no sender serves the
-    /// provider or the deadline has passed.
+    /// The VAPID public key of the WebPush sender serving `provider`, if
+    /// it has one (what `+sip.vapid` must advertise, R22).
+    pub fn vapid_public_key(&self, provider: &str) -> Option<String> {
+        match self.find(provider) {
+            Some(Sender::WebPush(w)) => w.vapid_public_key(),
+            _ => None,
+        }
+    }
+
+    /// Delivers one push (see the crate docs for retries). Never panics.
+    /// `Failed` when no sender serves the provider or the deadline has passed.
     pub async fn send(&self, req: &PushRequest) -> Result<(), PushError> {
-        self.send_for(req, None).await
+        self.send_with(req, &PushMeta::default()).await
     }
 
     /// [`Senders::send`] with the AoR of the binding, which the event then carries.
     pub async fn send_for(&self, req: &PushRequest, aor: Option<&str>) -> Result<(), PushError> {
+        self.send_with(req, &PushMeta { aor, ..PushMeta::default() }).await
+    }
+
+    /// [`Senders::send`] with what the core knows beyond the request: the
+    /// AoR, the caller, the binding's extra `pn-*` parameters.
+    pub async fn send_with(&self, req: &PushRequest, meta: &PushMeta<'_>) -> Result<(), PushError> {
         let Some(sender) = self.find(&req.provider) else {
             tracing::warn!(push = req.id.0, provider = %req.provider, "no push sender for provider");
+            telemetry::failure(&req.provider, "no_sender");
             return Err(PushError::Failed);
         };
         let left = req.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline passed; not sent");
+            telemetry::failure(&req.provider, "deadline");
             return Err(PushError::Failed);
         }
-        let mut payload = Payload::new(req);
-        payload.aor = aor;
-        let body = payload.to_json();
-        let fut = async {
-            match sender {
-                Sender::Webhook(w) => w.send(&self.inner.client, req, body).await,
-                Sender::Exec(x) => x.send(req, &payload, body).await,
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + left;
+        let result = match sender {
+            Sender::Webhook(_) | Sender::Exec(_) => {
+                let mut payload = Payload::new(req);
+                payload.aor = meta.aor;
+                let body = payload.to_json();
+                let fut = async {
+                    match sender {
+                        Sender::Webhook(w) => w.send(&self.inner.client, req, body).await,
+                        Sender::Exec(x) => x.send(req, &payload, body).await,
+                        _ => Err(PushError::Failed),
+                    }
+                };
+                match tokio::time::timeout(left, fut).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline reached while sending");
+                        Err(PushError::Failed)
+                    }
+                }
             }
+            Sender::Apns(a) => self.native(req, deadline, |l| a.attempt(req, meta, l)).await,
+            Sender::Fcm(f) => self.native(req, deadline, |l| f.attempt(req, meta, l)).await,
+            Sender::WebPush(w) => self.native(req, deadline, |l| w.attempt(req, meta, l)).await,
         };
-        match tokio::time::timeout(left, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline reached while sending");
-                Err(PushError::Failed)
+        telemetry::latency(&req.provider, started.elapsed());
+        result
+    }
+
+    async fn native<F, Fut>(&self, req: &PushRequest, deadline: tokio::time::Instant, attempt: F) -> Result<(), PushError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: std::future::Future<Output = retry::Attempt>,
+    {
+        let out = retry::deliver(deadline, attempt).await;
+        match out.result {
+            Ok(()) => tracing::debug!(push = req.id.0, provider = %req.provider, attempts = out.attempts, outcome = out.reason, "push delivered"),
+            Err(e) => {
+                telemetry::failure(&req.provider, out.reason);
+                tracing::warn!(
+                    push = req.id.0, provider = %req.provider, binding = %req.binding, attempts = out.attempts,
+                    reason = out.reason, dead = e == PushError::Rejected, "push not delivered"
+                );
             }
         }
+        out.result
     }
 }

@@ -43,8 +43,36 @@ pub struct PushJob {
     pub request: PushRequest,
     /// The AoR of the binding (for the sender's payload and logs).
     pub aor: Option<String>,
-    /// The caller, for call pushes (display name, URI), when known.
-    pub caller: Option<String>,
+    /// The caller (the request's `From`), for call, cancel and missed-call pushes.
+    pub caller: Option<Caller>,
+    /// The binding's other `pn-*` Contact parameters, unescaped (e.g. the
+    /// WebPush subscription keys `pn-webpush-p256dh` / `pn-webpush-auth`).
+    pub pn_extra: Vec<(String, String)>,
+}
+
+/// The caller of a call push, from the request's `From`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The display name, unquoted, when the From had one.
+    pub display_name: Option<String>,
+    /// The From URI.
+    pub uri: String,
+}
+
+/// Which call-end pushes a provider's devices get ([`crate::NodeConfig::call_end_pushes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallEndPushes {
+    /// A cancel push when a call the device was woken for is cancelled by
+    /// the caller or answered elsewhere before the device got it.
+    pub cancel: bool,
+    /// A missed-call push when such a call ends unanswered.
+    pub missed: bool,
+}
+
+impl Default for CallEndPushes {
+    fn default() -> Self {
+        CallEndPushes { cancel: true, missed: true }
+    }
 }
 
 /// A subscriber's digest secrets (HA1 hashes, never the password).

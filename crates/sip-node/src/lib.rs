@@ -36,7 +36,7 @@ pub mod stats;
 pub mod via;
 
 pub use credentials::{MAX_LOOKUPS, NEGATIVE_TTL};
-pub use io::{Lookup, PushJob, Secrets, StoreOp, StoreWrite, Transmit, WriteId};
+pub use io::{CallEndPushes, Caller, Lookup, PushJob, Secrets, StoreOp, StoreWrite, Transmit, WriteId};
 pub use node::{Node, NodeConfig, method_label};
 pub use proxy::ProxyConfig;
 pub use stats::Stats;

@@ -26,6 +26,10 @@ pub fn describe() {
         "TCP connections closed by sipwake: peer not reading (queue_full) or too slow (message_timeout)"
     );
     metrics::describe_counter!("sipwake_pushes_total", "Pushes by provider, reason and result");
+    metrics::describe_counter!(
+        "sipwake_push_dead_tokens_total",
+        "Bindings removed because their push service said the token or subscription is dead, by provider"
+    );
     metrics::describe_gauge!("sipwake_push_parked_requests", "Requests held while their devices are woken");
     metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
 }
@@ -99,4 +103,8 @@ pub fn push(provider: &str, reason: &str, result: &'static str) {
 
 pub fn parked(n: usize) {
     metrics::gauge!("sipwake_push_parked_requests").set(n as f64);
+}
+
+pub fn dead_token(provider: &str) {
+    metrics::counter!("sipwake_push_dead_tokens_total", "provider" => provider.to_string()).increment(1);
 }

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub seed: u64,
     /// Wall-clock time (unix ms) at the `now` the node is created with.
     pub unix_ms: u64,
+    /// Cancel and missed-call pushes per provider (`"*"`: the others);
+    /// providers not listed get [`CallEndPushes::default`] (both on).
+    pub call_end_pushes: Vec<(String, crate::io::CallEndPushes)>,
 }
 
 /// A REGISTER whose answer waits for its store write.
@@ -89,6 +92,8 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     writes: VecDeque<StoreWrite>,
     pub(crate) pushes: VecDeque<PushJob>,
+    /// Pushes handed out and not yet answered.
+    pub(crate) in_flight: HashMap<sip_push::PushId, crate::pn::InFlight>,
     pub(crate) lookups: VecDeque<Lookup>,
 }
 
@@ -97,7 +102,7 @@ impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Result<Node, String> {
         let me = Me { listeners: cfg.listeners.clone(), domains: cfg.registrar.domains.clone() };
         let pn = match cfg.push {
-            Some(p) => Some(Pn::new(p)?),
+            Some(p) => Some(Pn::new(p, cfg.call_end_pushes.clone())?),
             None => None,
         };
         Ok(Node {
@@ -121,6 +126,7 @@ impl Node {
             transmits: VecDeque::new(),
             writes: VecDeque::new(),
             pushes: VecDeque::new(),
+            in_flight: HashMap::new(),
             lookups: VecDeque::new(),
         })
     }
@@ -289,9 +295,7 @@ impl Node {
 
     /// A push was delivered or failed.
     pub fn handle_push_result(&mut self, id: sip_push::PushId, result: Result<(), sip_push::PushError>, now: Instant) {
-        if let Some(p) = &mut self.pn {
-            p.engine.handle_push_result(id, result, now);
-        }
+        self.pn_push_result(id, result, now);
         self.settle(now);
     }
 

@@ -10,7 +10,7 @@
 //! Owns the `sip_push::PushEngine` and the AoR of each push binding. It
 //! must not route or answer anything itself: the node's proxying does.
 
-use crate::io::PushJob;
+use crate::io::{CallEndPushes, Caller, PushJob};
 use crate::node::Node;
 use sip_msg::{Contact, HeaderName, Message};
 use sip_push::{BindingKey, Classification, ContactInfo, PushConfig, PushEngine, Registration, Rejection};
@@ -25,7 +25,22 @@ pub struct Pn {
     pub cfg: PushConfig,
     /// The AoR of each push binding (the engine knows bindings by id only).
     aors: HashMap<String, Aor>,
+    /// Call-end pushes per provider (`"*"`: the others).
+    call_end: Vec<(String, CallEndPushes)>,
 }
+
+/// A push in flight: what a dead-token answer must match before the
+/// binding goes, and whether the engine knows the push.
+pub(crate) struct InFlight {
+    pub binding: String,
+    pub provider: String,
+    pub prid: String,
+    /// Sent by the node (test, cancel, missed call), not by the engine.
+    pub own: bool,
+}
+
+/// The Contact parameters that are push coordinates or ours, not extras.
+const CORE_PN_PARAMS: &[&str] = &["pn-provider", "pn-prid", "pn-param", "pn-purr"];
 
 /// What the REGISTER hooks decided before the registrar runs.
 pub(crate) enum Precheck {
@@ -36,7 +51,7 @@ pub(crate) enum Precheck {
 }
 
 impl Pn {
-    pub(crate) fn new(cfg: PushConfig) -> Result<Pn, String> {
+    pub(crate) fn new(cfg: PushConfig, call_end: Vec<(String, CallEndPushes)>) -> Result<Pn, String> {
         // PURRs are secrets (R47: ≥ 128 bits): drawn from the OS generator.
         let engine = PushEngine::new(cfg.clone(), |buf: &mut [u8]| rand::fill(buf)).map_err(|errs| {
             format!(
@@ -44,7 +59,7 @@ impl Pn {
                 errs.iter().map(|e| format!("push.{}: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
             )
         })?;
-        Ok(Pn { engine, cfg, aors: HashMap::new() })
+        Ok(Pn { engine, cfg, aors: HashMap::new(), call_end })
     }
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
@@ -193,17 +208,27 @@ impl Pn {
         self.aors.get(binding)
     }
 
+    /// Which call-end pushes `provider`'s devices get.
+    pub fn call_end_for(&self, provider: &str) -> CallEndPushes {
+        let find = |n: &str| self.call_end.iter().find(|(p, _)| p.eq_ignore_ascii_case(n)).map(|(_, c)| *c);
+        find(provider).or_else(|| find("*")).unwrap_or_default()
+    }
+
+    /// The push coordinates a binding has now (`None`: not a push binding).
+    pub fn coordinates(&self, b: &Binding) -> Option<sip_push::PnInfo> {
+        let na = sip_msg::NameAddr::new(b.uri.clone());
+        match self.engine.classify(&ContactInfo::from_name_addr(&na, u32::MAX, &[])) {
+            Classification::Push { info, .. } => Some(info),
+            _ => None,
+        }
+    }
+
     /// A test push to a binding now (`sipwake ctl push`), outside the
     /// engine's schedule; `None` when the binding has no push coordinates.
     pub fn test_push(&self, b: &Binding, now: Instant) -> Option<PushJob> {
-        let na = sip_msg::NameAddr::new(b.uri.clone());
-        let Classification::Push { info, .. } = self.engine.classify(&ContactInfo::from_name_addr(&na, u32::MAX, &[]))
-        else {
-            return None;
-        };
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+        let info = self.coordinates(b)?;
         let request = sip_push::PushRequest {
-            id: sip_push::PushId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            id: own_push_id(),
             binding: BindingKey::new(b.id.as_str()),
             provider: info.provider,
             prid: info.prid,
@@ -213,8 +238,41 @@ impl Pn {
             ttl_secs: 30,
             deadline: now + Duration::from_secs(30),
         };
-        Some(PushJob { request, aor: Some(b.aor.to_string()), caller: None })
+        Some(PushJob { request, aor: Some(b.aor.to_string()), caller: None, pn_extra: pn_extra(b) })
     }
+}
+
+/// Ids of pushes the node sends itself (test, cancel, missed call), in a
+/// range the engine never reaches.
+fn own_push_id() -> sip_push::PushId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+    sip_push::PushId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// The binding's `pn-*` Contact parameters other than the coordinates, unescaped.
+fn pn_extra(b: &Binding) -> Vec<(String, String)> {
+    let Some(u) = b.uri.as_sip() else { return Vec::new() };
+    if !u.params.0.iter().any(|(n, _)| n.len() > 3 && n[..3].eq_ignore_ascii_case(b"pn-")) {
+        return Vec::new();
+    }
+    sip_msg::pn::decode_all(&u.params)
+        .into_iter()
+        .filter(|(n, _)| {
+            n.len() > 3 && n[..3].eq_ignore_ascii_case("pn-") && !CORE_PN_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(n))
+        })
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.unwrap_or_default()))
+        .collect()
+}
+
+/// The caller of a request: its `From` display name (unquoted) and URI.
+pub(crate) fn caller_of(req: &Message) -> Option<Caller> {
+    let na = sip_msg::NameAddr::parse(req.headers.get(&HeaderName::From)?).ok()?;
+    let display_name = na
+        .display
+        .as_ref()
+        .map(|d| String::from_utf8_lossy(&sip_msg::params::unquote(d)).trim().to_owned())
+        .filter(|d| !d.is_empty());
+    Some(Caller { display_name, uri: na.uri.to_string() })
 }
 
 /// The `pn-purr` of a URI (SIP or SIPS).
@@ -267,8 +325,8 @@ impl Node {
         match parked {
             Ok(n) if n > 0 => {
                 self.proxy.by_push.insert(rid.0, key.clone());
-                if let (Some(cid), Some(from)) = (request.call_id(), request.headers.get(&HeaderName::From)) {
-                    self.proxy.callers.insert(cid.clone(), String::from_utf8_lossy(from).into_owned());
+                if let (Some(cid), Some(caller)) = (request.call_id(), caller_of(request)) {
+                    self.proxy.callers.insert(cid.clone(), caller);
                 }
                 (Some(rid), n)
             }
@@ -292,41 +350,169 @@ impl Node {
         for o in outs {
             match o {
                 sip_push::Output::Push(request) => {
-                    let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str())).map(Aor::to_string);
-                    let caller = self.caller_of(&request);
-                    self.pushes.push_back(PushJob { request, aor, caller });
+                    let job = self.push_job(request);
+                    self.note_call_push(&job);
+                    self.send_push_job(job, false);
                 }
                 sip_push::Output::Fork { request, binding, wake_latency } => {
                     if let Some(l) = wake_latency {
                         crate::metrics::wake_latency(l);
                     }
                     let id = binding.as_str().to_string();
+                    // The device gets the request itself (and a CANCEL if need be).
+                    self.forget_call_push(request, &id);
                     // Never before the waking REGISTER's 200 is durable and sent.
                     match self.uncommitted.get(&id).and_then(|w| self.pending.get_mut(w)) {
                         Some(p) => p.forks.push((request, id)),
                         None => self.push_fork(request, &id, now),
                     }
                 }
-                sip_push::Output::BranchEnded { request, .. } => self.push_release(request, now),
+                sip_push::Output::BranchEnded { request, binding, reason } => {
+                    // A device the push never reached has nothing to stop ringing.
+                    if reason != sip_push::BranchEnd::Timeout {
+                        self.forget_call_push(request, binding.as_str());
+                    }
+                    self.push_release(request, now);
+                }
                 // The context keeps its push request id until it ends (forks of
                 // this request may still wait for a store write).
                 sip_push::Output::RequestDone { .. } => {}
+                // The binding goes when the rejected push's result comes
+                // back ([`Node::handle_push_result`]), if its token is unchanged.
                 sip_push::Output::BindingInvalid { binding } => {
-                    tracing::info!(binding = binding.as_str(), "push service says the device token is dead");
+                    tracing::debug!(binding = binding.as_str(), "push engine marked a binding invalid");
                 }
             }
         }
         true
     }
 
-    /// The caller of the request a push is for: `From` as sent (display name and URI).
-    fn caller_of(&self, req: &sip_push::PushRequest) -> Option<String> {
-        match &req.reason {
+    /// A push of the engine as a job for the sender: with the AoR, the
+    /// caller of a call push and the binding's extra `pn-*` parameters.
+    fn push_job(&self, request: sip_push::PushRequest) -> PushJob {
+        let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str())).cloned();
+        let pn_extra = aor
+            .as_ref()
+            .and_then(|a| self.registrar.location.binding(a, request.binding.as_str()))
+            .map(pn_extra)
+            .unwrap_or_default();
+        let caller = match &request.reason {
             sip_push::PushReason::Initial { call_id, .. } | sip_push::PushReason::MidDialog { call_id, .. } => {
                 self.proxy.callers.get(call_id.as_bytes()).cloned()
             }
             _ => None,
+        };
+        PushJob { request, aor: aor.map(|a| a.to_string()), caller, pn_extra }
+    }
+
+    /// Queues a push for the sender and remembers it until its result.
+    pub(crate) fn send_push_job(&mut self, job: PushJob, own: bool) {
+        let r = &job.request;
+        self.in_flight.insert(
+            r.id,
+            crate::pn::InFlight {
+                binding: r.binding.as_str().to_owned(),
+                provider: r.provider.clone(),
+                prid: r.prid.clone(),
+                own,
+            },
+        );
+        self.pushes.push_back(job);
+    }
+
+    /// A call wake-up push: its context remembers it, for a cancel or
+    /// missed-call push should the call end before the device gets it.
+    fn note_call_push(&mut self, job: &PushJob) {
+        let sip_push::PushReason::Initial { method, .. } = &job.request.reason else { return };
+        if method != "INVITE" {
+            return;
         }
+        let Some(rid) = self.pn.as_ref().and_then(|p| p.engine.request_of(job.request.id)) else { return };
+        let Some(key) = self.proxy.by_push.get(&rid.0) else { return };
+        if let Some(ctx) = self.proxy.ctxs.get_mut(key)
+            && !ctx.call_pushes.iter().any(|j| j.request.binding == job.request.binding)
+        {
+            ctx.call_pushes.push(job.clone());
+        }
+    }
+
+    fn forget_call_push(&mut self, request: sip_push::RequestId, binding: &str) {
+        let Some(key) = self.proxy.by_push.get(&request.0) else { return };
+        if let Some(ctx) = self.proxy.ctxs.get_mut(key) {
+            ctx.call_pushes.retain(|j| j.request.binding.as_str() != binding);
+        }
+    }
+
+    /// A call ended while devices woken for it had not got it: each gets a
+    /// cancel or missed-call push, as its provider is configured.
+    pub(crate) fn call_end_pushes(&mut self, jobs: Vec<PushJob>, end: sip_push::CallEnd, now: Instant) {
+        let Some(pn) = &self.pn else { return };
+        let mut out = Vec::new();
+        for job in jobs {
+            let c = pn.call_end_for(&job.request.provider);
+            if !(if end == sip_push::CallEnd::Missed { c.missed } else { c.cancel }) {
+                continue;
+            }
+            let sip_push::PushReason::Initial { method, call_id } = job.request.reason else { continue };
+            let request = sip_push::PushRequest {
+                id: own_push_id(),
+                reason: sip_push::PushReason::CallEnded { method, call_id, end },
+                attempt: 1,
+                ttl_secs: 30,
+                deadline: now + Duration::from_secs(30),
+                ..job.request
+            };
+            tracing::debug!(binding = %request.binding, end = end.as_str(), "call-end push");
+            out.push(PushJob { request, ..job });
+        }
+        for j in out {
+            self.send_push_job(j, true);
+        }
+    }
+
+    /// A push's result: the engine learns it (unless the node sent it), and
+    /// a dead token removes its binding if the binding still has that token.
+    pub(crate) fn pn_push_result(
+        &mut self,
+        id: sip_push::PushId,
+        result: Result<(), sip_push::PushError>,
+        now: Instant,
+    ) {
+        let f = self.in_flight.remove(&id);
+        if let Some(p) = &mut self.pn
+            && !f.as_ref().is_some_and(|f| f.own)
+        {
+            p.engine.handle_push_result(id, result, now);
+        }
+        if result == Err(sip_push::PushError::Rejected)
+            && let Some(f) = f
+        {
+            self.remove_dead(&f, now);
+        }
+    }
+
+    /// Removes a binding whose token the push service declared dead, unless
+    /// it re-registered with another token meanwhile.
+    fn remove_dead(&mut self, f: &InFlight, now: Instant) {
+        let Some(pn) = &self.pn else { return };
+        let Some(aor) = pn.aor_of(&f.binding).cloned() else { return };
+        let Some(b) = self.registrar.location.binding(&aor, &f.binding) else { return };
+        if pn.coordinates(b).is_none_or(|c| c.prid != f.prid) {
+            return;
+        }
+        let now_ms = self.unix_ms(now);
+        let changes: Vec<Change> = self.registrar.remove_binding(&aor, &f.binding, now_ms).into_iter().collect();
+        if changes.is_empty() {
+            return;
+        }
+        crate::metrics::bindings(self.registrar.location.len());
+        crate::metrics::dead_token(&f.provider);
+        tracing::info!(
+            aor = %aor, binding = %f.binding, provider = %f.provider,
+            "push service says the device token is dead; binding removed"
+        );
+        self.pn_removed(&changes, now);
+        self.write_changes(&changes, now);
     }
 
     /// Bindings removed without a REGISTER (expiry, management, lost flows).

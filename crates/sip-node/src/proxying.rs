@@ -106,6 +106,9 @@ impl Node {
             aor,
             live_push: live.into_iter().collect(),
             answered: Default::default(),
+            call_pushes: Vec::new(),
+            cancelled: false,
+            final_code: 0,
         };
         self.proxy.ctxs.insert(key.clone(), ctx);
         self.run_actions(&key, actions, now);
@@ -186,12 +189,22 @@ impl Node {
         }
         self.proxy.schedule(key);
         if self.proxy.ctxs.get(key).is_some_and(|c| c.proxy.is_done()) {
-            self.drop_ctx(key);
+            self.drop_ctx(key, now);
         }
     }
 
-    fn drop_ctx(&mut self, key: &ServerKey) {
-        if let Some(ctx) = self.proxy.ctxs.remove(key) {
+    fn drop_ctx(&mut self, key: &ServerKey, now: Instant) {
+        if let Some(mut ctx) = self.proxy.ctxs.remove(key) {
+            if !ctx.call_pushes.is_empty() {
+                let end = if ctx.cancelled {
+                    sip_push::CallEnd::Cancelled
+                } else if (200..300).contains(&ctx.final_code) {
+                    sip_push::CallEnd::AnsweredElsewhere
+                } else {
+                    sip_push::CallEnd::Missed
+                };
+                self.call_end_pushes(std::mem::take(&mut ctx.call_pushes), end, now);
+            }
             for ck in ctx.branches.values() {
                 self.proxy.by_client.remove(ck);
             }
@@ -300,7 +313,7 @@ impl Node {
                     }
                     TxnEvent::Terminated { key: TxnKey::Server(key) } => {
                         if self.proxy.ctxs.get(&key).is_some_and(|c| c.proxy.is_done()) {
-                            self.drop_ctx(&key);
+                            self.drop_ctx(&key, now);
                         }
                     }
                 }
@@ -329,6 +342,7 @@ impl Node {
                 if let Some(inv) = invite
                     && let Some(ctx) = self.proxy.ctxs.get_mut(&inv)
                 {
+                    ctx.cancelled = true;
                     // S3: nothing is delivered to a woken device later.
                     if let (Some(rid), Some(pn)) = (ctx.push_request, &mut self.pn) {
                         pn.engine.handle_cancel(rid);
@@ -402,6 +416,7 @@ fn stray_target(resp: &Message) -> Option<(Target, bytes::Bytes)> {
 fn count_final(ctx: &mut Ctx, code: u16, now: Instant) {
     if code >= 200 && !ctx.counted {
         ctx.counted = true;
+        ctx.final_code = code;
         let method = ctx.request.method().map_or("other", crate::node::method_label);
         crate::metrics::proxied(method, code);
         crate::metrics::request_latency(method, now.saturating_duration_since(ctx.started));

@@ -94,6 +94,12 @@ impl PushEngine {
     /// The sender's result for push `id`. A failure ends the branch of the
     /// request it was for at once (R39/R40); a rejection also invalidates
     /// the binding until it re-registers ([`Output::BindingInvalid`]).
+    /// The parked request a push in flight wakes a device for (`None` for
+    /// refresh pushes and unknown ids).
+    pub fn request_of(&self, id: PushId) -> Option<RequestId> {
+        self.pushes.get(&id).and_then(|p| p.request)
+    }
+
     pub fn handle_push_result(&mut self, id: PushId, result: Result<(), PushError>, now: Instant) {
         let Some(p) = self.pushes.remove(&id) else {
             self.stats.late_results += 1;
@@ -159,7 +165,7 @@ impl PushEngine {
             self.counters(old.kind).unanswered += 1;
         }
         let kind = match &reason {
-            PushReason::Refresh | PushReason::Test => PushKind::Refresh,
+            PushReason::Refresh | PushReason::Test | PushReason::CallEnded { .. } => PushKind::Refresh,
             PushReason::Initial { .. } => PushKind::Initial,
             PushReason::MidDialog { .. } => PushKind::MidDialog,
         };

@@ -61,7 +61,7 @@ pub use caps::FeatureCaps;
 pub use classify::{Classification, ContactInfo, Rejection, classify, min_push_expires, upstream_pns};
 pub use config::{ConfigError, MIN_REFRESH_LEAD, ParamRule, ProviderConfig, PushConfig, TIMER_F};
 pub use engine::{MAX_PENDING_PER_BINDING, PushEngine};
-pub use output::{BranchEnd, Output, PushError, PushReason, PushRequest, UNREACHABLE_STATUS};
+pub use output::{BranchEnd, CallEnd, Output, PushError, PushReason, PushRequest, UNREACHABLE_STATUS};
 pub use park::{Park, ParkError};
 pub use persist::{
     MAX_PURR_RECORDS, MAX_PUSH_STATE_LEN, PUSH_STATE_VERSION, PushStateError, decode_push_state, encode_push_state,

@@ -30,6 +30,33 @@ pub enum PushReason {
     MidDialog { method: String, call_id: String },
     /// An operator's test push (`sipwake ctl push`), outside the engine's schedule.
     Test,
+    /// A call this device was woken for ended before it reached the device:
+    /// the app should stop ringing (cancel) or show a missed call. Sent by
+    /// the core, outside the engine's schedule, when configured.
+    CallEnded { method: String, call_id: String, end: CallEnd },
+}
+
+/// How a call ended for a device that was pushed but never got it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEnd {
+    /// The caller cancelled it (CANCEL) while the device was waking.
+    Cancelled,
+    /// Another device of the AoR answered it.
+    AnsweredElsewhere,
+    /// Nobody answered: the hold ended or every branch failed.
+    Missed,
+}
+
+impl CallEnd {
+    /// `cancelled`, `answered_elsewhere`, `missed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEnd::Cancelled => "cancelled",
+            CallEnd::AnsweredElsewhere => "answered_elsewhere",
+            CallEnd::Missed => "missed",
+        }
+    }
 }
 
 impl PushReason {
@@ -41,6 +68,8 @@ impl PushReason {
             PushReason::Test => "test".into(),
             PushReason::Initial { method, .. } => format!("ini-{method}"),
             PushReason::MidDialog { method, .. } => format!("mid-{method}"),
+            PushReason::CallEnded { end: CallEnd::Missed, .. } => "missed-call".into(),
+            PushReason::CallEnded { end, .. } => format!("call-{}", end.as_str().replace('_', "-")),
         }
     }
 }

@@ -63,6 +63,13 @@ pub struct Ctx {
     pub live_push: std::collections::HashSet<String>,
     /// Branches that got a response (the device there is awake).
     pub answered: std::collections::HashSet<u32>,
+    /// INVITE wake-up pushes whose device has not got the call yet: they
+    /// get a cancel or missed-call push if the call ends first.
+    pub call_pushes: Vec<crate::io::PushJob>,
+    /// The caller sent CANCEL.
+    pub cancelled: bool,
+    /// The final status sent upstream (0: none yet).
+    pub final_code: u16,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.
@@ -78,7 +85,7 @@ pub struct Table {
     /// Contexts by push-engine request id.
     pub by_push: Map<u64, ServerKey>,
     /// The caller (`From`) of each parked request, by Call-ID (for the push payload).
-    pub callers: Map<bytes::Bytes, String>,
+    pub callers: Map<bytes::Bytes, crate::io::Caller>,
     pub next_push_request: u64,
 }
 
