@@ -217,9 +217,19 @@ impl Classification {
 
 /// The smallest expiry a push binding may have: above the lead (R17),
 /// above the advertised pnsreg interval for self-refreshing UAs, and at
-/// least the policy minimum (R18).
+/// least the policy minimum (R18). With the global lead; a binding of a
+/// provider with its own lead: [`min_push_expires_for`].
 pub fn min_push_expires(cfg: &PushConfig, pnsreg: bool) -> u32 {
-    let lead = u32::try_from(cfg.refresh_lead.as_secs()).unwrap_or(u32::MAX);
+    min_expires_with_lead(cfg, cfg.refresh_lead, pnsreg)
+}
+
+/// [`min_push_expires`] for a binding of `provider` (its effective lead).
+pub fn min_push_expires_for(cfg: &PushConfig, provider: &str, pnsreg: bool) -> u32 {
+    min_expires_with_lead(cfg, cfg.refresh_lead_for(provider), pnsreg)
+}
+
+fn min_expires_with_lead(cfg: &PushConfig, lead: std::time::Duration, pnsreg: bool) -> u32 {
+    let lead = u32::try_from(lead.as_secs()).unwrap_or(u32::MAX);
     let mut min = lead.saturating_add(1).max(cfg.min_push_expires);
     if pnsreg {
         min = min.max(cfg.pnsreg_interval.saturating_add(1));
@@ -267,7 +277,7 @@ pub fn classify(cfg: &PushConfig, c: &ContactInfo) -> Classification {
         _ => pn.param().map(str::to_string),
     };
     let pnsreg = c.pnsreg_tag && cfg.pnsreg_interval > 0;
-    let min = min_push_expires(cfg, pnsreg);
+    let min = min_push_expires_for(cfg, &name, pnsreg);
     if c.expires < min {
         return Classification::TooShort { provider: name, min_expires: min };
     }

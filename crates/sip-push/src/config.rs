@@ -17,6 +17,15 @@
 //! | `min_push_expires` | – | 180 s |
 //! | `purr_rotation` / `purr_horizon` / `purr_key` | – | 12 h / 24 h / none |
 //!
+//! Per provider: `invite_hold`, `non_invite_hold`, `skip_interval`,
+//! `refresh_lead` and `refresh_retry_offsets` can be overridden in
+//! [`ProviderConfig::policy`] ([`ProviderPolicy`]); unset ones fall back to
+//! the global knob above. The engine always uses the effective value of a
+//! binding's provider ([`PushConfig::invite_hold_for`] etc.): a request
+//! parked on an APNs and an FCM binding holds each branch as long as its
+//! provider says. Overrides obey the same rules; their errors are keyed
+//! `senders.<provider>.<knob>_secs` (see [`crate::policy`]).
+//!
 //! Why these hold times: the RFC measured about 2 s from push to REGISTER,
 //! but iOS cold starts plus APNs latency reach 10–15 s, and OpenSIPS's 6 s
 //! is a known complaint. An INVITE has no transaction deadline upstream
@@ -30,6 +39,7 @@
 //! after registering, a push loop. 180 s leaves at least a minute between
 //! a REGISTER and its refresh push, and still accepts the usual 300 s.
 
+use crate::policy::{MAX_INVITE_HOLD, ProviderPolicy};
 use std::fmt;
 use std::time::Duration;
 
@@ -62,11 +72,14 @@ pub struct ProviderConfig {
     /// Our VAPID public key (base64url, no padding) when this PNS supports
     /// VAPID (R22/R23): advertised as `+sip.vapid`.
     pub vapid: Option<String>,
+    /// Overrides of the global timing knobs for this provider (holds, skip
+    /// interval, refresh lead and retries); default: none.
+    pub policy: ProviderPolicy,
 }
 
 impl ProviderConfig {
     pub fn new(name: impl Into<String>) -> ProviderConfig {
-        ProviderConfig { name: name.into(), param: None, vapid: None }
+        ProviderConfig { name: name.into(), param: None, vapid: None, policy: ProviderPolicy::default() }
     }
     pub fn with_param(mut self, rule: ParamRule) -> ProviderConfig {
         self.param = Some(rule);
@@ -74,6 +87,11 @@ impl ProviderConfig {
     }
     pub fn with_vapid(mut self, key: impl Into<String>) -> ProviderConfig {
         self.vapid = Some(key.into());
+        self
+    }
+    /// Sets the per-provider overrides (see [`ProviderPolicy`]).
+    pub fn with_policy(mut self, policy: ProviderPolicy) -> ProviderConfig {
+        self.policy = policy;
         self
     }
 }
@@ -211,7 +229,8 @@ impl PushConfig {
         })
     }
 
-    /// The hold time (Bucket Timer) of a request.
+    /// The global hold time (Bucket Timer) of a request; a branch to a
+    /// binding uses its provider's, [`PushConfig::branch_hold_for`].
     pub fn hold_for(&self, invite: bool) -> Duration {
         if invite { self.invite_hold } else { self.non_invite_hold }
     }
@@ -257,7 +276,7 @@ impl PushConfig {
         if offs.windows(2).any(|w| w[0] <= w[1]) {
             err("refresh_retry_offsets", "offsets must be strictly decreasing".into());
         }
-        if self.invite_hold.is_zero() || self.invite_hold > Duration::from_secs(180) {
+        if self.invite_hold.is_zero() || self.invite_hold > MAX_INVITE_HOLD {
             err("invite_hold", "must be above 0 and at most 180 s".into());
         }
         if self.non_invite_hold.is_zero() || self.non_invite_hold >= TIMER_F {
@@ -272,6 +291,7 @@ impl PushConfig {
         if self.purr_key.as_ref().is_some_and(|k| k.len() < 16) {
             err("purr_key", "must be at least 16 bytes".into());
         }
+        self.validate_policies(&mut errs);
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
 }

@@ -196,7 +196,7 @@ impl PushEngine {
     }
 
     /// Fires everything due at `now`: refresh pushes, binding expiry,
-    /// Bucket Timers (R41), retired PURRs.
+    /// Bucket Timers (R41, per branch), retired PURRs.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(e) = self.timers.pop_due(now) {
             match e.kind {
@@ -231,7 +231,8 @@ impl PushEngine {
             b.attempt += 1;
         }
         let attempt = b.attempt;
-        let next = if send { self.plan.next(expires_at, b.pnsreg, attempt, now + MIN_GAP) } else { None };
+        let next =
+            if send { self.plan.next(&b.info.provider, expires_at, b.pnsreg, attempt, now + MIN_GAP) } else { None };
         let (at, due) = next.map_or((expires_at, Due::Expire), |t| (t, Due::Refresh));
         let generation = self.timers.arm(at, TimerKind::Binding(key.clone()));
         self.bindings.get_mut(key).expect("exists").timer = (at, generation, due);
@@ -274,7 +275,7 @@ impl PushEngine {
             entries.push(Entry { at: b.timer.0, generation: b.timer.1, kind: TimerKind::Binding(k.clone()) });
         }
         for (r, p) in &self.requests {
-            entries.push(Entry { at: p.deadline, generation: p.generation, kind: TimerKind::Hold(*r) });
+            entries.push(Entry { at: p.timer_at, generation: p.generation, kind: TimerKind::Hold(*r) });
         }
         entries.extend(self.purrs.live_timers());
         self.timers.rebuild(entries);

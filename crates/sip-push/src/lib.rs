@@ -12,13 +12,19 @@
 //! * **Refresh pushes** (R8–R11): at expiry − lead, then retries with
 //!   backoff until the binding is refreshed; never after expiry or removal.
 //! * **Parking and wake-up** (R32–R45, R54–R57): push per target, hold
-//!   with a Bucket Timer, fork once per (request, binding) when the
-//!   binding registers, end branches on push/REGISTER failure or timeout.
+//!   each branch with its own Bucket Timer deadline, fork once per
+//!   (request, binding) when the binding registers, end branches on
+//!   push/REGISTER failure or timeout.
+//! * **Per-provider policy** ([`ProviderPolicy`]): holds, skip interval,
+//!   refresh lead and retries can differ per PNS (an APNs cold start needs
+//!   a longer hold than an FCM wake-up); unset overrides use the global
+//!   knobs. Every decision about a binding uses its provider's value.
 //! * **PURRs** (R46–R59): random (optionally MAC-tagged) tokens, rotation,
 //!   resolution.
 //! * **Observability**: [`Stats`], [`BindingView`], wake latency per fork.
 //!
-//! Modules: [`config`] (knobs, validation), [`mod@classify`] (REGISTER
+//! Modules: [`config`] (knobs, validation), [`policy`] (per-provider
+//! overrides, effective values), [`mod@classify`] (REGISTER
 //! Contacts), [`caps`] (Feature-Caps), [`types`] (ids), [`output`] (what
 //! the core does), `schedule` (refresh points), `timers` (heap with lazy
 //! deletion), [`purr`], [`persist`] (push state as stored text), `bucket` (parked state), [`engine`] (the engine,
@@ -50,6 +56,7 @@ pub mod engine;
 pub mod output;
 mod park;
 pub mod persist;
+pub mod policy;
 pub mod purr;
 mod register;
 mod schedule;
@@ -58,7 +65,9 @@ mod timers;
 pub mod types;
 
 pub use caps::FeatureCaps;
-pub use classify::{Classification, ContactInfo, Rejection, classify, min_push_expires, upstream_pns};
+pub use classify::{
+    Classification, ContactInfo, Rejection, classify, min_push_expires, min_push_expires_for, upstream_pns,
+};
 pub use config::{ConfigError, MIN_REFRESH_LEAD, ParamRule, ProviderConfig, PushConfig, TIMER_F};
 pub use engine::{MAX_PENDING_PER_BINDING, PushEngine};
 pub use output::{BranchEnd, CallEnd, Output, PushError, PushReason, PushRequest, UNREACHABLE_STATUS};
@@ -66,6 +75,7 @@ pub use park::{Park, ParkError};
 pub use persist::{
     MAX_PURR_RECORDS, MAX_PUSH_STATE_LEN, PUSH_STATE_VERSION, PushStateError, decode_push_state, encode_push_state,
 };
+pub use policy::ProviderPolicy;
 pub use purr::{PurrRecord, RandomSource};
 pub use register::{Registration, Restored};
 pub use schedule::MIN_GAP;

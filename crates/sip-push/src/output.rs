@@ -92,8 +92,9 @@ pub struct PushRequest {
     /// Seconds until [`PushRequest::deadline`], at least 1: APNs
     /// expiration / WebPush `TTL` / FCM `ttl`.
     pub ttl_secs: u32,
-    /// After this the push is useless (the request's hold ends, or the
-    /// binding expires): the sender may drop it if still queued.
+    /// After this the push is useless (the hold of this branch ends, per
+    /// the binding's provider, or the binding expires): the sender may
+    /// drop it if still queued.
     #[serde(skip)]
     pub deadline: Instant,
 }

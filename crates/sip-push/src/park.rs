@@ -52,8 +52,11 @@ impl std::error::Error for ParkError {}
 
 impl PushEngine {
     /// Parks a request on its push targets and starts its Bucket Timer
-    /// (`invite_hold` or `non_invite_hold`, R41/R42). For each target, in
-    /// order: awake (the core says so) or registered within
+    /// (R41/R42): each branch ends with `Timeout` at park time + the hold
+    /// of its binding's provider (`invite_hold` for an INVITE, else
+    /// `non_invite_hold`, per provider or global), independently of the
+    /// others; its wake-up push carries that deadline. For each target, in
+    /// order: awake (the core says so) or registered within its provider's
     /// `skip_interval` → [`Output::Fork`] at once, no push (R44); unknown →
     /// `BranchEnded(UnknownBinding)`; token rejected → `BranchEnded
     /// (PushRejected)`; else one [`Output::Push`] (R32). Returns the number
@@ -82,18 +85,36 @@ impl PushEngine {
             self.out.push_back(Output::RequestDone { request: r, woken: 0 });
             return Ok(0);
         }
-        let deadline = now + self.cfg.hold_for(park.method == Method::Invite);
-        let generation = self.timers.arm(deadline, TimerKind::Hold(r));
-        let branches = targets.iter().map(|t| Branch { binding: t.binding.clone(), waiting: Some(None) }).collect();
+        let invite = park.method == Method::Invite;
+        let branches = targets
+            .iter()
+            .map(|t| {
+                let hold = match self.bindings.get(&t.binding) {
+                    Some(b) => self.cfg.branch_hold_for(&b.info.provider, invite),
+                    None => self.cfg.hold_for(invite),
+                };
+                Branch { binding: t.binding.clone(), deadline: now + hold, waiting: Some(None) }
+            })
+            .collect();
         let method = park.method.to_string();
+        // Armed below, once the branches that end at once have ended.
         let parked =
-            Parked { method, call_id: park.call_id, kind: park.kind, deadline, generation, branches, woken: 0 };
+            Parked { method, call_id: park.call_id, kind: park.kind, timer_at: now, generation: 0, branches, woken: 0 };
         self.requests.insert(r, parked);
         let n = targets.len();
         for t in targets {
             self.park_one(r, t, now);
         }
+        self.arm_hold(r);
         Ok(n)
+    }
+
+    /// Arms the hold timer of `r` at its earliest waiting branch deadline.
+    fn arm_hold(&mut self, r: RequestId) {
+        let Some(p) = self.requests.get_mut(&r) else { return };
+        let Some(at) = p.next_deadline() else { return };
+        p.generation = self.timers.arm(at, TimerKind::Hold(r));
+        p.timer_at = at;
     }
 
     fn park_one(&mut self, r: RequestId, t: ParkTarget, now: Instant) {
@@ -107,13 +128,14 @@ impl PushEngine {
         if b.invalid {
             return self.end_branch(r, &t.binding, Err(BranchEnd::PushRejected), now);
         }
-        let skip = self.cfg.skip_interval;
+        let skip = self.cfg.skip_interval_for(&b.info.provider);
         if !skip.is_zero() && b.registered_at.is_some_and(|at| now.saturating_duration_since(at) < skip) {
             self.stats.skipped_recent += 1;
             return self.end_branch(r, &t.binding, Ok(()), now);
         }
-        let p = &self.requests[&r];
-        let (method, call_id, deadline) = (p.method.clone(), p.call_id.clone(), p.deadline);
+        let Some(p) = self.requests.get(&r) else { return };
+        let Some(deadline) = p.branch(&t.binding).map(|br| br.deadline) else { return };
+        let (method, call_id) = (p.method.clone(), p.call_id.clone());
         let reason = match p.kind {
             ParkKind::Initial => PushReason::Initial { method, call_id },
             ParkKind::MidDialog => PushReason::MidDialog { method, call_id },
@@ -159,13 +181,16 @@ impl PushEngine {
         }
     }
 
-    /// The Bucket Timer of `r` fired: every waiting branch ends (R41).
+    /// The Bucket Timer of `r` fired: every waiting branch whose deadline
+    /// has come ends (R41); the timer is re-armed for the others.
     pub(crate) fn hold_expired(&mut self, r: RequestId, now: Instant) {
-        let waiting: Vec<BindingKey> =
-            self.requests[&r].branches.iter().filter(|b| b.waiting.is_some()).map(|b| b.binding.clone()).collect();
-        for binding in waiting {
+        let Some(p) = self.requests.get(&r) else { return };
+        let due: Vec<BindingKey> =
+            p.branches.iter().filter(|b| b.waiting.is_some() && b.deadline <= now).map(|b| b.binding.clone()).collect();
+        for binding in due {
             self.end_branch(r, &binding, Err(BranchEnd::Timeout), now);
         }
+        self.arm_hold(r);
     }
 
     /// Ends one (request, binding) branch, if it still waits: `Ok` forks

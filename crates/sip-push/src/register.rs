@@ -64,7 +64,7 @@ impl PushEngine {
     }
 
     /// A REGISTER of `reg.binding` succeeded: (re-)arms its refresh
-    /// schedule (a new expiry resets it), records new push coordinates (a
+    /// schedule (a new expiry resets it; lead and retries of its provider), records new push coordinates (a
     /// new PRID is fine: matching is by binding key), forks every request
     /// parked on it (once per request and binding, R35/R55) and returns its
     /// current PURR when PURR is on (R51: put it in this 2xx).
@@ -81,7 +81,7 @@ impl PushEngine {
             return None;
         };
         let expires_at = now + reg.expires;
-        let (at, due) = match self.plan.next(expires_at, reg.pnsreg, 0, now + MIN_GAP) {
+        let (at, due) = match self.plan.next(&info.provider, expires_at, reg.pnsreg, 0, now + MIN_GAP) {
             Some(t) => (t, Due::Refresh),
             None => (expires_at, Due::Expire),
         };
@@ -161,7 +161,7 @@ impl PushEngine {
             return false;
         }
         let expires_at = now + r.expires_in;
-        let (at, due) = match self.plan.next(expires_at, r.pnsreg, 0, now) {
+        let (at, due) = match self.plan.next(&r.info.provider, expires_at, r.pnsreg, 0, now) {
             Some(t) => (t, Due::Refresh),
             None => (expires_at, Due::Expire),
         };

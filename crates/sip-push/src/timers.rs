@@ -21,7 +21,8 @@ use std::time::Instant;
 pub(crate) enum TimerKind {
     /// The binding's next refresh push, or its expiry.
     Binding(BindingKey),
-    /// A parked request's hold deadline (Bucket Timer).
+    /// A parked request's next branch deadline (Bucket Timer): one entry
+    /// per request at a time, re-armed at the next deadline when it fires.
     Hold(RequestId),
     /// A retired PURR stops resolving.
     Purr(Arc<str>),
