@@ -64,20 +64,7 @@ pub struct PushSection {
     pub senders: std::collections::BTreeMap<String, SenderSection>,
 }
 
-/// `[push.senders.<provider>]`: exactly one of `webhook` or `exec`.
-#[derive(Clone, Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct SenderSection {
-    /// POST a JSON event to this URL.
-    pub webhook: Option<String>,
-    /// Or run this program (no shell), the event in its environment and on stdin.
-    pub exec: Option<Vec<String>>,
-    pub timeout_ms: Option<u64>,
-    /// Extra HTTP headers for webhooks, e.g. { Authorization = "Bearer ..." }.
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// Sign webhook bodies: X-Sipwake-Signature: sha256=HMAC(body).
-    pub hmac_secret: Option<String>,
-}
+pub use crate::push_config::SenderSection;
 
 impl Default for PushSection {
     fn default() -> Self {
@@ -125,32 +112,18 @@ impl PushSection {
         c.non_invite_hold = Duration::from_secs(self.non_invite_hold_secs);
         c.reply_555 = self.reply_555;
         c.min_push_expires = self.min_push_expires;
+        crate::push_config::apply_policies(&mut c, &self.senders);
         c
     }
 
-    /// The senders' configuration.
+    /// The senders' configuration (validated by [`Config::parse`]).
     pub fn sender_configs(&self) -> Vec<(String, push_senders::SenderConfig)> {
-        self.senders
-            .iter()
-            .map(|(name, s)| {
-                let timeout = Duration::from_millis(s.timeout_ms.unwrap_or(5000));
-                let cfg = match (&s.webhook, &s.exec) {
-                    (Some(url), _) => push_senders::SenderConfig::Webhook {
-                        url: url.clone(),
-                        timeout,
-                        headers: s.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        hmac_secret: s.hmac_secret.clone(),
-                    },
-                    (None, Some(cmd)) => push_senders::SenderConfig::Exec {
-                        program: cmd.first().cloned().unwrap_or_default().into(),
-                        args: cmd.iter().skip(1).cloned().collect(),
-                        timeout,
-                    },
-                    (None, None) => unreachable!("validated"),
-                };
-                (name.clone(), cfg)
-            })
-            .collect()
+        self.senders.iter().filter_map(|(name, s)| s.to_sender(name).map(|c| (name.clone(), c))).collect()
+    }
+
+    /// Cancel and missed-call pushes per provider.
+    pub fn call_end_pushes(&self) -> Vec<(String, sip_node::CallEndPushes)> {
+        self.senders.iter().map(|(name, s)| (name.clone(), s.call_end_pushes())).collect()
     }
 }
 
@@ -408,7 +381,13 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        Config::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        let mut c = Config::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+        // Key files named relative to the config file are found beside it.
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for s in c.push.senders.values_mut() {
+            s.resolve_paths(base);
+        }
+        Ok(c)
     }
 
     /// The embedded default.
@@ -546,18 +525,7 @@ impl Config {
             }
         }
         for (name, s) in &p.senders {
-            if s.webhook.is_some() == s.exec.as_ref().is_some_and(|e| !e.is_empty()) {
-                return Err(ConfigError(format!(
-                    "push.senders.{name}: set exactly one of webhook = \"URL\" or exec = [\"/path/to/program\", \"arg\"...]"
-                )));
-            }
-            if let Some(url) = &s.webhook
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(ConfigError(format!(
-                    "push.senders.{name}.webhook = {url:?} is not an http:// or https:// URL"
-                )));
-            }
+            s.validate(name, p).map_err(ConfigError)?;
         }
         range(
             "proxy.timer_c_secs",

@@ -189,9 +189,7 @@ impl Driver {
             return;
         };
         self.rt.spawn(async move {
-            let reason = job.request.reason.opensips_reason();
-            let result = senders.send_for(&job.request, job.aor.as_deref()).await;
-            metrics::push(&job.request.provider, &reason, if result.is_ok() { "ok" } else { "failed" });
+            let result = send_job(&senders, &job).await;
             let _ = tx.send(Completion::Push(job.request.id, result));
         });
     }
@@ -316,7 +314,7 @@ impl Driver {
             Some(Some(Some(j))) => j,
         };
         let Some(senders) = &self.senders else { return Err("no push sender") };
-        Ok(senders.send_for(&job.request, job.aor.as_deref()).await)
+        Ok(send_job(senders, &job).await)
     }
 
     /// Stops taking new requests and stops the timers.
@@ -340,4 +338,22 @@ impl Handler for Driver {
     fn on_closed(&self, conn: ConnId, _remote: std::net::SocketAddr) {
         self.with_node(|n, now| n.handle_conn_closed(conn, now));
     }
+}
+
+/// Hands one push to its sender with what the node knows about it, and
+/// counts the outcome.
+async fn send_job(senders: &push_senders::Senders, job: &sip_node::PushJob) -> Result<(), sip_push::PushError> {
+    let caller = job
+        .caller
+        .as_ref()
+        .map(|c| push_senders::Caller { display_name: c.display_name.clone(), uri: c.uri.clone() });
+    let meta = push_senders::PushMeta { aor: job.aor.as_deref(), caller: caller.as_ref(), pn_extra: &job.pn_extra };
+    let result = senders.send_with(&job.request, &meta).await;
+    let label = match result {
+        Ok(()) => "ok",
+        Err(sip_push::PushError::Rejected) => "rejected",
+        Err(sip_push::PushError::Failed) => "failed",
+    };
+    metrics::push(&job.request.provider, &job.request.reason.opensips_reason(), label);
+    result
 }

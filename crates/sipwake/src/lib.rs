@@ -9,5 +9,6 @@ pub mod driver;
 pub mod logging;
 pub mod management;
 pub mod metrics;
+pub mod push_config;
 pub mod server;
 pub mod store_map;

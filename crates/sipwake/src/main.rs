@@ -50,7 +50,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.check_config {
-        return match Config::load(path) {
+        return match Config::load(path).and_then(|c| {
+            if c.push.enable {
+                // Reads every key file and service account, as start-up does.
+                sipwake::push_config::build_senders(&c.push).map_err(sipwake::config::ConfigError)?;
+            }
+            Ok(c)
+        }) {
             Ok(_) => {
                 println!("{}: configuration is valid", path.display());
                 ExitCode::SUCCESS

@@ -24,6 +24,7 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             sip_node::metrics::describe();
+            push_senders::describe();
             handle
         })
         .clone()

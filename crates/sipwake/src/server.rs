@@ -41,15 +41,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         format!("cannot bind listeners [{}] (server.listen / --listen)", l.join(", "))
     })?;
     let metrics = crate::metrics::install();
-    let (store, node) = open_node(&config, &transports)?;
     let senders = if config.push.enable {
-        Some(
-            push_senders::Senders::new(config.push.sender_configs())
-                .map_err(|e| anyhow::anyhow!("[push.senders]: {e}"))?,
-        )
+        Some(crate::push_config::build_senders(&config.push).map_err(|e| anyhow::anyhow!(e))?)
     } else {
         None
     };
+    let (store, node) = open_node(&config, &transports, senders.as_ref())?;
     let driver = Driver::start(node, transports.clone(), store.clone(), senders);
     transports.start(driver.clone());
     let mgmt_addr = if config.management.enabled {
@@ -112,7 +109,11 @@ pub fn now_ms() -> u64 {
 /// Opens the store, builds the node from the configuration and restores the
 /// stored bindings (expired and unreadable rows are dropped) with their push
 /// state, and the subscribers.
-fn open_node(config: &Config, transports: &Transports) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node)> {
+fn open_node(
+    config: &Config,
+    transports: &Transports,
+    senders: Option<&push_senders::Senders>,
+) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node)> {
     let path = config.data_dir.join("sipwake.db");
     let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
     let store: Arc<dyn Store> =
@@ -169,7 +170,17 @@ fn open_node(config: &Config, transports: &Transports) -> anyhow::Result<(Arc<dy
             timer_c: Duration::from_secs(p.timer_c_secs),
         },
         auth,
-        push: config.push.enable.then(|| config.push.to_engine_config()),
+        push: config.push.enable.then(|| {
+            let mut c = config.push.to_engine_config();
+            // +sip.vapid advertises the key the WebPush sender signs with (R22).
+            for p in &mut c.providers {
+                if let Some(k) = senders.and_then(|s| s.vapid_public_key(&p.name)) {
+                    p.vapid = Some(k);
+                }
+            }
+            c
+        }),
+        call_end_pushes: config.push.call_end_pushes(),
         server_header: config.server_header.clone(),
         listeners: transports.local_addrs(),
         flow_token_key: rand::random(),

@@ -55,6 +55,7 @@ pub fn config() -> NodeConfig {
         flow_token_key: [42; 32],
         seed: 7,
         unix_ms: UNIX0,
+        call_end_pushes: Vec::new(),
     }
 }
 
