@@ -657,4 +657,52 @@ mod tests {
         let e = err("[push.senders.apns]\nwebhook = \"ftp://x\"\n");
         assert!(e.contains("push.senders.apns.webhook"), "{e}");
     }
+
+    #[test]
+    fn native_sender_tables_name_the_key_and_the_fix() {
+        let e = err("[push.senders.apns]
+key_file = \"k.p8\"\n");
+        assert!(e.contains("push.senders.apns") && e.contains("key_id") && e.contains("certificate"), "{e}");
+        let e = err("[push.senders.apns]\ncertificate = \"c.p12\"\nendpoint = \"staging\"\n");
+        assert!(e.contains("push.senders.apns.endpoint") && e.contains("sandbox"), "{e}");
+        let e = err("[push.senders.apns]\ncertificate = \"c.p12\"\nvoip_refresh = \"maybe\"\n");
+        assert!(e.contains("push.senders.apns.voip_refresh") && e.contains("\"none\""), "{e}");
+        let e = err("[push.senders.fcm]\n");
+        assert!(e.contains("push.senders.fcm.service_account"), "{e}");
+        let e = err("[push.senders.fcm]\nservice_account = \"sa.json\"\nkey_id = \"X\"\n");
+        assert!(e.contains("push.senders.fcm.key_id is not used by a fcm sender"), "{e}");
+        let e = err("[push.senders.webpush]\nvapid_private_key = \"v.pem\"\n");
+        assert!(e.contains("push.senders.webpush.vapid_subject") && e.contains("mailto:"), "{e}");
+        let e = err("[push.senders.webpush]\nallowed_hosts = []\n");
+        assert!(e.contains("push.senders.webpush.allowed_hosts"), "{e}");
+        let e = err("[push.senders.gw]\ntimeout_ms = 10\n");
+        assert!(e.contains("push.senders.gw") && e.contains("type ="), "{e}");
+        let e = err("[push.senders.gw]\ntype = \"apn\"\n");
+        assert!(e.contains("push.senders.gw.type") && e.contains("\"apns\""), "{e}");
+        let e = err("[push.senders.huawei]\nwebhook = \"http://x/\"\ninvite_hold_secs = 20\n");
+        assert!(e.contains("push.senders.huawei") && e.contains("push.providers"), "{e}");
+        let e = err(
+            "[push]\nenable = true\n[push.senders.apns]\ncertificate = \"c.p12\"\ninvite_hold_secs = 900\n",
+        );
+        assert!(e.contains("push.senders.apns.invite_hold_secs"), "{e}");
+    }
+
+    #[test]
+    fn per_provider_policy_falls_back_to_star_then_push() {
+        let c = Config::parse(
+            "[push]\ninvite_hold_secs = 30\n[push.senders.\"*\"]\nwebhook = \"http://x/\"\nskip_interval_secs = 5\n\
+             [push.senders.apns]\ncertificate = \"c.p12\"\ninvite_hold_secs = 45\ncancel_push = false\n",
+        )
+        .unwrap();
+        let e = c.push.to_engine_config();
+        assert_eq!(e.invite_hold_for("apns"), Duration::from_secs(45));
+        assert_eq!(e.invite_hold_for("fcm"), Duration::from_secs(30));
+        assert_eq!(e.skip_interval_for("apns"), Duration::from_secs(5));
+        assert_eq!(e.skip_interval_for("fcm"), Duration::from_secs(5));
+        let ce = c.push.call_end_pushes();
+        let apns = ce.iter().find(|(n, _)| n == "apns").unwrap().1;
+        assert!(!apns.cancel && apns.missed);
+        let kinds: Vec<_> = c.push.sender_configs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kinds, vec!["*", "apns"]);
+    }
 }
