@@ -20,8 +20,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// ```
 ///
 /// * `reason` is the OpenSIPS-style reason ([`PushReason::opensips_reason`]:
-///   `reg-refresh`, `ini-<METHOD>`, `mid-<METHOD>`); `reason_kind` keeps the
-///   structured one (`refresh`, `initial`, `mid_dialog`).
+///   `reg-refresh`, `ini-<METHOD>`, `mid-<METHOD>`, and for call-end pushes
+///   `call-cancelled`, `call-answered-elsewhere`, `missed-call`);
+///   `reason_kind` keeps the structured one (`refresh`, `initial`,
+///   `mid_dialog`, `test`, `call_ended`).
 /// * `method`/`call_id` are `null` for refresh pushes.
 /// * `id` is the engine's [`sip_push::PushId`]; receivers may use it to
 ///   de-duplicate (the engine may send several pushes per binding).

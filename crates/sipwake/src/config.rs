@@ -123,7 +123,7 @@ impl PushSection {
 
     /// Cancel and missed-call pushes per provider.
     pub fn call_end_pushes(&self) -> Vec<(String, sip_node::CallEndPushes)> {
-        self.senders.iter().map(|(name, s)| (name.clone(), s.call_end_pushes())).collect()
+        self.senders.iter().map(|(name, s)| (name.clone(), s.call_end_pushes(name))).collect()
     }
 }
 

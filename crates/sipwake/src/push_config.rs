@@ -60,9 +60,10 @@ pub struct SenderSection {
 
     /// Put the caller's name and URI in call pushes (default true).
     pub include_caller: Option<bool>,
-    /// Push "stop ringing" when a call is cancelled or answered elsewhere (default true).
+    /// Push "stop ringing" when a call is cancelled or answered elsewhere
+    /// (default: true for native senders, false for webhook / exec).
     pub cancel_push: Option<bool>,
-    /// Push "missed call" when a call ends unanswered (default true).
+    /// Push "missed call" when a call ends unanswered (default as `cancel_push`).
     pub missed_call_push: Option<bool>,
 
     /// Per-provider policy, falling back to `[push]` (then to `"*"`'s).
@@ -334,11 +335,14 @@ impl SenderSection {
         })
     }
 
-    pub fn call_end_pushes(&self) -> sip_node::CallEndPushes {
-        let d = sip_node::CallEndPushes::default();
+    /// Cancel and missed-call pushes: on by default for native senders;
+    /// off for webhook and exec, whose gateway must know the `call_ended`
+    /// event before it gets one (else it would wake the app again).
+    pub fn call_end_pushes(&self, name: &str) -> sip_node::CallEndPushes {
+        let native = matches!(self.kind(name), Ok(Kind::Apns | Kind::Fcm | Kind::WebPush));
         sip_node::CallEndPushes {
-            cancel: self.cancel_push.unwrap_or(d.cancel),
-            missed: self.missed_call_push.unwrap_or(d.missed),
+            cancel: self.cancel_push.unwrap_or(native),
+            missed: self.missed_call_push.unwrap_or(native),
         }
     }
 

@@ -299,7 +299,9 @@ fn apns_dead_token_fails_the_call_at_once_and_removes_the_binding_for_good() {
 fn apns_outage_refused_then_stalled_ends_with_480_at_the_hold_and_keeps_the_binding() {
     let f = ApnsFixture::new();
     let hold = 4;
-    let cfg = f.config("", &format!("invite_hold_secs = {hold}\ntimeout_ms = 1500\nconnect_timeout_ms = 500"));
+    let cfg = f
+        .config("", &format!("invite_hold_secs = {hold}"))
+        .replace("timeout_ms = 2000\nconnect_timeout_ms = 1000", "timeout_ms = 1500\nconnect_timeout_ms = 500");
     let server = Server::start_with(&[], Some(&cfg));
     let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
     let c = apns_contact(&dev, &hex_token(5), &f.voip_param());
