@@ -436,9 +436,15 @@ mod tests {
         let prid = format!("{V}:voip&{R}:remote");
         let p = "ABCDE12345.org.linphone.phone.voip&remote";
         let c = plan(&req(call(), &prid, p), VoipRefresh::Voip).unwrap().unwrap();
-        assert_eq!((c.token.as_str(), c.topic.as_str(), c.push_type, c.priority), (V, "org.linphone.phone.voip", "voip", "10"));
+        assert_eq!(
+            (c.token.as_str(), c.topic.as_str(), c.push_type, c.priority),
+            (V, "org.linphone.phone.voip", "voip", "10")
+        );
         let r = plan(&req(PushReason::Refresh, &prid, p), VoipRefresh::Voip).unwrap().unwrap();
-        assert_eq!((r.token.as_str(), r.topic.as_str(), r.push_type, r.priority), (R, "org.linphone.phone", "background", "5"));
+        assert_eq!(
+            (r.token.as_str(), r.topic.as_str(), r.push_type, r.priority),
+            (R, "org.linphone.phone", "background", "5")
+        );
     }
 
     #[test]

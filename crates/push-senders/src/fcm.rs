@@ -75,15 +75,16 @@ impl std::fmt::Debug for Fcm {
 impl Fcm {
     pub(crate) fn new(provider: &str, cfg: FcmConfig) -> Result<Fcm, String> {
         let path = &cfg.service_account;
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read service_account {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read service_account {}: {e}", path.display()))?;
         let sa: ServiceAccount = serde_json::from_str(&text).map_err(|e| {
             format!("service_account {} is not a Google service-account JSON file: {e}", path.display())
         })?;
         if sa.kind.as_deref().is_some_and(|k| k != "service_account") {
             return Err(format!("service_account {}: \"type\" must be \"service_account\"", path.display()));
         }
-        let key = Rs256Key::from_pem(&sa.private_key).map_err(|e| format!("service_account {}: {e}", path.display()))?;
+        let key =
+            Rs256Key::from_pem(&sa.private_key).map_err(|e| format!("service_account {}: {e}", path.display()))?;
         if !sa.token_uri.starts_with("https://") {
             return Err(format!("service_account {}: token_uri must be an https:// URL", path.display()));
         }
@@ -271,7 +272,10 @@ mod tests {
         assert_eq!(classify(&a(200, r#"{"name":"projects/p/messages/1"}"#)), Attempt::Delivered);
         assert_eq!(classify(&a(404, unreg)), Attempt::Dead("UNREGISTERED"));
         assert_eq!(
-            classify(&a(429, r#"{"error":{"status":"RESOURCE_EXHAUSTED","details":[{"errorCode":"QUOTA_EXCEEDED"}]}}"#)),
+            classify(&a(
+                429,
+                r#"{"error":{"status":"RESOURCE_EXHAUSTED","details":[{"errorCode":"QUOTA_EXCEEDED"}]}}"#
+            )),
             Attempt::Retry { reason: "QUOTA_EXCEEDED", after: None }
         );
         assert_eq!(classify(&a(503, "")), Attempt::Retry { reason: "http_5xx", after: None });

@@ -222,14 +222,21 @@ impl Senders {
         result
     }
 
-    async fn native<F, Fut>(&self, req: &PushRequest, deadline: tokio::time::Instant, attempt: F) -> Result<(), PushError>
+    async fn native<F, Fut>(
+        &self,
+        req: &PushRequest,
+        deadline: tokio::time::Instant,
+        attempt: F,
+    ) -> Result<(), PushError>
     where
         F: FnMut(Duration) -> Fut,
         Fut: std::future::Future<Output = retry::Attempt>,
     {
         let out = retry::deliver(deadline, attempt).await;
         match out.result {
-            Ok(()) => tracing::debug!(push = req.id.0, provider = %req.provider, attempts = out.attempts, outcome = out.reason, "push delivered"),
+            Ok(()) => {
+                tracing::debug!(push = req.id.0, provider = %req.provider, attempts = out.attempts, outcome = out.reason, "push delivered")
+            }
             Err(e) => {
                 telemetry::failure(&req.provider, out.reason);
                 tracing::warn!(

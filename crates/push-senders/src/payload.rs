@@ -57,7 +57,9 @@ impl<'a> Payload<'a> {
             PushReason::Test => ("test", None, None),
             PushReason::Initial { method, call_id } => ("initial", Some(method.as_str()), Some(call_id.as_str())),
             PushReason::MidDialog { method, call_id } => ("mid_dialog", Some(method.as_str()), Some(call_id.as_str())),
-            PushReason::CallEnded { method, call_id, .. } => ("call_ended", Some(method.as_str()), Some(call_id.as_str())),
+            PushReason::CallEnded { method, call_id, .. } => {
+                ("call_ended", Some(method.as_str()), Some(call_id.as_str()))
+            }
         };
         Payload {
             event: "push",

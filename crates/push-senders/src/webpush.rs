@@ -151,20 +151,15 @@ impl WebPush {
                 return Attempt::Fail("token_signing");
             }
         };
-        let mut rb = self
-            .client
-            .post(url)
-            .timeout(left)
-            .header("ttl", req.ttl_secs.to_string())
-            .header("urgency", "high");
+        let mut rb =
+            self.client.post(url).timeout(left).header("ttl", req.ttl_secs.to_string()).header("urgency", "high");
         if let Some(a) = auth {
             rb = rb.header(AUTHORIZATION, a);
         }
         rb = match encrypted_body(req, meta, self.include_caller) {
-            Ok(Some(body)) => rb
-                .header(CONTENT_ENCODING, "aes128gcm")
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .body(body),
+            Ok(Some(body)) => {
+                rb.header(CONTENT_ENCODING, "aes128gcm").header(CONTENT_TYPE, "application/octet-stream").body(body)
+            }
             Ok(None) => rb.header(reqwest::header::CONTENT_LENGTH, "0").body(Vec::new()),
             Err(why) => {
                 tracing::warn!(push = req.id.0, provider = %self.provider, binding = %req.binding, why, "bad subscription keys; pushing without a body");
@@ -228,7 +223,11 @@ fn split_entry(entry: &str) -> (&str, Option<u16>) {
 }
 
 /// The RFC 8291 body, when the binding carries its subscription keys.
-fn encrypted_body(req: &PushRequest, meta: &PushMeta<'_>, include_caller: bool) -> Result<Option<Vec<u8>>, &'static str> {
+fn encrypted_body(
+    req: &PushRequest,
+    meta: &PushMeta<'_>,
+    include_caller: bool,
+) -> Result<Option<Vec<u8>>, &'static str> {
     let (Some(p256dh), Some(auth)) = (meta.extra(P256DH_PARAM), meta.extra(AUTH_PARAM)) else { return Ok(None) };
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let key = b64.decode(p256dh.trim_end_matches('=')).map_err(|_| "p256dh is not base64url")?;

@@ -61,7 +61,11 @@ async fn apns(voip_refresh: VoipRefresh) -> Apns {
     .await;
     let cfg = ApnsConfig {
         endpoint: mock.base_url(),
-        auth: ApnsAuth::Token { key_file: key.p8_path.clone(), key_id: key.key_id.clone(), team_id: key.team_id.clone() },
+        auth: ApnsAuth::Token {
+            key_file: key.p8_path.clone(),
+            key_id: key.key_id.clone(),
+            team_id: key.team_id.clone(),
+        },
         voip_refresh,
         include_caller: true,
         http: http(&pki),

@@ -258,7 +258,9 @@ fn pn_extra(b: &Binding) -> Vec<(String, String)> {
     sip_msg::pn::decode_all(&u.params)
         .into_iter()
         .filter(|(n, _)| {
-            n.len() > 3 && n[..3].eq_ignore_ascii_case("pn-") && !CORE_PN_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(n))
+            n.len() > 3
+                && n[..3].eq_ignore_ascii_case("pn-")
+                && !CORE_PN_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(n))
         })
         .map(|(n, v)| (n.to_ascii_lowercase(), v.unwrap_or_default()))
         .collect()

@@ -681,9 +681,7 @@ key_file = \"k.p8\"\n");
         assert!(e.contains("push.senders.gw.type") && e.contains("\"apns\""), "{e}");
         let e = err("[push.senders.huawei]\nwebhook = \"http://x/\"\ninvite_hold_secs = 20\n");
         assert!(e.contains("push.senders.huawei") && e.contains("push.providers"), "{e}");
-        let e = err(
-            "[push]\nenable = true\n[push.senders.apns]\ncertificate = \"c.p12\"\ninvite_hold_secs = 900\n",
-        );
+        let e = err("[push]\nenable = true\n[push.senders.apns]\ncertificate = \"c.p12\"\ninvite_hold_secs = 900\n");
         assert!(e.contains("push.senders.apns.invite_hold_secs"), "{e}");
     }
 

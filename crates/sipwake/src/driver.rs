@@ -343,10 +343,8 @@ impl Handler for Driver {
 /// Hands one push to its sender with what the node knows about it, and
 /// counts the outcome.
 async fn send_job(senders: &push_senders::Senders, job: &sip_node::PushJob) -> Result<(), sip_push::PushError> {
-    let caller = job
-        .caller
-        .as_ref()
-        .map(|c| push_senders::Caller { display_name: c.display_name.clone(), uri: c.uri.clone() });
+    let caller =
+        job.caller.as_ref().map(|c| push_senders::Caller { display_name: c.display_name.clone(), uri: c.uri.clone() });
     let meta = push_senders::PushMeta { aor: job.aor.as_deref(), caller: caller.as_ref(), pn_extra: &job.pn_extra };
     let result = senders.send_with(&job.request, &meta).await;
     let label = match result {
