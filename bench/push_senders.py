@@ -135,7 +135,7 @@ def main():
         if s not in ("apns", "fcm", "webpush", "webpush+ece", "webhook"):
             sys.exit(f"unknown sender {s!r}")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "push-mock", "--bin", "push-mock", "-p", "sip-probe"],
+        subprocess.run(["cargo", "build", "--release", "-p", "push-mock", "-p", "sip-probe"],
                        cwd=ROOT, check=True)
     print(f"machine: {os.cpu_count()} cores; sender (sip-probe push-senders) and push service (push-mock / "
           f"sip-probe webhook-sink) are separate processes on the same machine, loopback; {args.secs:g} s measured "
