@@ -37,6 +37,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 mod push;
+mod senders;
 
 struct Pending {
     first: Instant,
@@ -49,6 +50,11 @@ struct Pending {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("push-senders") => return senders::run(&args[2..]),
+        Some("webhook-sink") => return senders::sink(),
+        _ => {}
+    }
     let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let target: SocketAddr = get("--target").expect("--target IP:PORT").parse().expect("--target IP:PORT");
     let rate: u64 = get("--rate").map_or(200, |r| r.parse().expect("--rate N"));

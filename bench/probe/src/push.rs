@@ -34,7 +34,11 @@ type Push = (Instant, String, String);
 
 /// Starts the webhook receiver on `addr`; every push goes to the channel.
 fn webhook(addr: &str) -> mpsc::Receiver<Push> {
-    let l = TcpListener::bind(addr).expect("bind the webhook address");
+    webhook_on(TcpListener::bind(addr).expect("bind the webhook address"))
+}
+
+/// The receiver on a listener already bound (`sip-probe webhook-sink`).
+pub(crate) fn webhook_on(l: TcpListener) -> mpsc::Receiver<Push> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for conn in l.incoming().flatten() {
