@@ -5,9 +5,9 @@
 //!
 //! Secrets never reach a log line: errors name the file, not its content.
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
@@ -35,17 +35,16 @@ impl Es256Key {
     }
 
     pub fn from_pem(pem: &str) -> Result<Es256Key, String> {
-        let secret = if pem.contains("BEGIN EC PRIVATE KEY") {
-            p256::SecretKey::from_sec1_pem(pem).map_err(|_| "not a P-256 EC private key (SEC1 PEM)".to_owned())?
-        } else {
-            p256::SecretKey::from_pkcs8_pem(pem)
-                .map_err(|_| "not a P-256 private key (PKCS#8 PEM, \"BEGIN PRIVATE KEY\")".to_owned())?
+        let (label, der) = pem_decode(pem).ok_or("not a PEM file")?;
+        let what = match label.as_str() {
+            "PRIVATE KEY" => "not a P-256 private key (PKCS#8 PEM, \"BEGIN PRIVATE KEY\")",
+            "EC PRIVATE KEY" => "not a P-256 EC private key (SEC1 PEM)",
+            _ => "not a P-256 private key (PKCS#8 \"BEGIN PRIVATE KEY\" or SEC1 \"BEGIN EC PRIVATE KEY\" PEM)",
         };
-        let der = secret.to_pkcs8_der().map_err(|_| "cannot re-encode the key".to_owned())?;
-        let public = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false)
-            .as_bytes()
-            .to_vec();
-        Ok(Es256Key { enc: EncodingKey::from_ec_der(der.as_bytes()), public })
+        let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(|_| what)?;
+        let pkcs8 = pair.to_pkcs8v1().map_err(|_| "cannot re-encode the key".to_owned())?;
+        let public = pair.public_key().as_ref().to_vec();
+        Ok(Es256Key { enc: EncodingKey::from_ec_der(pkcs8.as_ref()), public })
     }
 
     /// The public key as base64url without padding (VAPID `k=`, `+sip.vapid`).
@@ -84,6 +83,17 @@ impl Rs256Key {
         h.kid = kid.map(str::to_owned);
         jsonwebtoken::encode(&h, claims, &self.enc).map_err(|e| format!("cannot sign a JWT: {e}"))
     }
+}
+
+/// The label and bytes of the first PEM block of `text`.
+fn pem_decode(text: &str) -> Option<(String, Vec<u8>)> {
+    let start = text.find("-----BEGIN ")?;
+    let rest = &text[start + 11..];
+    let (label, rest) = rest.split_once("-----")?;
+    let end = rest.find(&format!("-----END {label}-----"))?;
+    let b64: String = rest[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Some((label.to_owned(), der))
 }
 
 /// Seconds since the Unix epoch.

@@ -33,6 +33,7 @@
 
 pub mod apns;
 pub mod content;
+pub mod ece;
 pub mod exec;
 pub mod fcm;
 pub mod http;

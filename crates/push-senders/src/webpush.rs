@@ -72,7 +72,7 @@ pub(crate) struct WebPush {
     subject: String,
     allowed: Vec<String>,
     include_caller: bool,
-    /// origin → (JWT, signed at).
+    /// origin → (`Authorization` value, signed at).
     jwts: Mutex<HashMap<String, (String, Instant)>>,
 }
 
@@ -113,23 +113,23 @@ impl WebPush {
         self.vapid.as_ref().map(Es256Key::public_b64url)
     }
 
-    /// The `Authorization` value for `origin`.
+    /// The `Authorization` value for `origin` (cached whole per origin).
     fn vapid_header(&self, origin: &str) -> Result<Option<String>, String> {
         let Some(key) = &self.vapid else { return Ok(None) };
         let mut map = self.jwts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((t, at)) = map.get(origin)
+        if let Some((h, at)) = map.get(origin)
             && at.elapsed() < VAPID_LIFETIME / 2
         {
-            return Ok(Some(format!("vapid t={t}, k={}", key.public_b64url())));
+            return Ok(Some(h.clone()));
         }
         let claims = json!({ "aud": origin, "exp": unix_now() + VAPID_LIFETIME.as_secs(), "sub": self.subject });
-        let t = key.sign(None, &claims)?;
+        let h = format!("vapid t={}, k={}", key.sign(None, &claims)?, key.public_b64url());
         if map.len() >= 10_000 {
             map.clear();
         }
-        map.insert(origin.to_owned(), (t.clone(), Instant::now()));
+        map.insert(origin.to_owned(), (h.clone(), Instant::now()));
         telemetry::token_refresh(&self.provider, "vapid");
-        Ok(Some(format!("vapid t={t}, k={}", key.public_b64url())))
+        Ok(Some(h))
     }
 
     pub(crate) async fn attempt(&self, req: &PushRequest, meta: &PushMeta<'_>, left: Duration) -> Attempt {
@@ -231,14 +231,9 @@ fn encrypted_body(
     let (Some(p256dh), Some(auth)) = (meta.extra(P256DH_PARAM), meta.extra(AUTH_PARAM)) else { return Ok(None) };
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let key = b64.decode(p256dh.trim_end_matches('=')).map_err(|_| "p256dh is not base64url")?;
-    let key = web_push_native::p256::PublicKey::from_sec1_bytes(&key).map_err(|_| "p256dh is not a P-256 point")?;
     let auth = b64.decode(auth.trim_end_matches('=')).map_err(|_| "auth is not base64url")?;
-    if auth.len() != 16 {
-        return Err("auth is not 16 bytes");
-    }
-    let auth = web_push_native::Auth::clone_from_slice(&auth);
     let body = serde_json::to_vec(&json_object(&fields(req, meta, include_caller))).unwrap_or_default();
-    web_push_native::encrypt(body, &key, &auth).map(Some).map_err(|_| "encryption failed")
+    crate::ece::encrypt(&body, &key, &auth).map(Some)
 }
 
 /// The push service's answer as an [`Attempt`].
