@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// One `[push.senders.<provider>]` table.
-#[derive(Clone, Debug, Deserialize, Default)]
+/// One `[push.senders.<provider>]` table. Its `Debug` form hides the
+/// secrets written inline (`certificate_password`, `hmac_secret`, header values).
+#[derive(Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SenderSection {
     /// `apns`, `fcm`, `webpush`, `webhook` or `exec`; implied by `webhook`
@@ -72,6 +73,28 @@ pub struct SenderSection {
     pub skip_interval_secs: Option<u64>,
     pub refresh_lead_secs: Option<u64>,
     pub refresh_retries_secs: Option<Vec<u64>>,
+}
+
+impl std::fmt::Debug for SenderSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("SenderSection")
+            .field("type", &self.kind)
+            .field("webhook", &self.webhook)
+            .field("exec", &self.exec)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("hmac_secret", &hidden(&self.hmac_secret))
+            .field("endpoint", &self.endpoint)
+            .field("ca_file", &self.ca_file)
+            .field("key_file", &self.key_file)
+            .field("key_id", &self.key_id)
+            .field("team_id", &self.team_id)
+            .field("certificate", &self.certificate)
+            .field("certificate_password", &hidden(&self.certificate_password))
+            .field("service_account", &self.service_account)
+            .field("vapid_private_key", &self.vapid_private_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What kind of sender a table configures.
