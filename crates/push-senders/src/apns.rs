@@ -27,8 +27,8 @@ use crate::http::{self, Answer, HttpOptions};
 use crate::jwt::{Cached, Es256Key, unix_now};
 use crate::retry::Attempt;
 use crate::telemetry;
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Client, StatusCode};
 use serde_json::json;
 use sip_push::PushRequest;
 use std::path::PathBuf;
@@ -77,7 +77,7 @@ pub struct ApnsConfig {
 pub(crate) struct Apns {
     provider: String,
     base: String,
-    client: Client,
+    client: http::Pool,
     token: Option<(Es256Key, String, String, Cached)>,
     voip_refresh: VoipRefresh,
     include_caller: bool,
@@ -107,7 +107,7 @@ impl Apns {
             }
             ApnsAuth::Certificate { file, password } => (Some(identity(&file, &password)?), None),
         };
-        let client = http::client(&cfg.http, identity)?;
+        let client = http::Pool::new(&cfg.http, identity)?;
         Ok(Apns {
             provider: provider.to_owned(),
             base,
@@ -145,6 +145,7 @@ impl Apns {
         let body = payload(&plan, req, meta, self.include_caller);
         let mut rb = self
             .client
+            .get()
             .post(format!("{}/3/device/{}", self.base, plan.token))
             .timeout(left)
             .header(CONTENT_TYPE, "application/json")

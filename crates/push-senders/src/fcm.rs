@@ -13,8 +13,8 @@ use crate::http::{self, Answer, HttpOptions};
 use crate::jwt::{Rs256Key, unix_now};
 use crate::retry::Attempt;
 use crate::telemetry;
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use sip_push::PushRequest;
@@ -54,7 +54,7 @@ struct ServiceAccount {
 pub(crate) struct Fcm {
     provider: String,
     base: String,
-    client: Client,
+    client: http::Pool,
     key: Rs256Key,
     key_id: Option<String>,
     client_email: String,
@@ -95,7 +95,7 @@ impl Fcm {
         Ok(Fcm {
             provider: provider.to_owned(),
             base,
-            client: http::client(&cfg.http, None)?,
+            client: http::Pool::new(&cfg.http, None)?,
             key,
             key_id: sa.private_key_id,
             client_email: sa.client_email,
@@ -125,6 +125,7 @@ impl Fcm {
         let body = format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}");
         let rb = self
             .client
+            .get()
             .post(&self.token_uri)
             .timeout(left)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -180,6 +181,7 @@ impl Fcm {
         }});
         let rb = self
             .client
+            .get()
             .post(format!("{}/v1/projects/{project}/messages:send", self.base))
             .timeout(left)
             .header(AUTHORIZATION, format!("Bearer {token}"))

@@ -25,7 +25,7 @@ use crate::retry::Attempt;
 use crate::telemetry;
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use serde_json::json;
 use sip_push::PushRequest;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ pub struct WebPushConfig {
 
 pub(crate) struct WebPush {
     provider: String,
-    client: Client,
+    client: http::Pool,
     vapid: Option<Es256Key>,
     subject: String,
     allowed: Vec<String>,
@@ -99,7 +99,7 @@ impl WebPush {
         }
         Ok(WebPush {
             provider: provider.to_owned(),
-            client: http::client(&cfg.http, None)?,
+            client: http::Pool::new(&cfg.http, None)?,
             vapid,
             subject: cfg.vapid_subject,
             allowed: cfg.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -152,7 +152,7 @@ impl WebPush {
             }
         };
         let mut rb =
-            self.client.post(url).timeout(left).header("ttl", req.ttl_secs.to_string()).header("urgency", "high");
+            self.client.get().post(url).timeout(left).header("ttl", req.ttl_secs.to_string()).header("urgency", "high");
         if let Some(a) = auth {
             rb = rb.header(AUTHORIZATION, a);
         }

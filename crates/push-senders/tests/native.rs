@@ -20,6 +20,7 @@ fn http(pki: &TestPki) -> HttpOptions {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_secs(2),
         ca_file: Some(pki.ca_file.clone()),
+        connections: 2,
     }
 }
 

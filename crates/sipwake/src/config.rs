@@ -673,6 +673,8 @@ key_file = \"k.p8\"\n");
         assert!(e.contains("push.senders.fcm.key_id is not used by a fcm sender"), "{e}");
         let e = err("[push.senders.webpush]\nvapid_private_key = \"v.pem\"\n");
         assert!(e.contains("push.senders.webpush.vapid_subject") && e.contains("mailto:"), "{e}");
+        let e = err("[push.senders.fcm]\nservice_account = \"sa.json\"\nconnections = 0\n");
+        assert!(e.contains("push.senders.fcm.connections"), "{e}");
         let e = err("[push.senders.webpush]\nallowed_hosts = []\n");
         assert!(e.contains("push.senders.webpush.allowed_hosts"), "{e}");
         let e = err("[push.senders.gw]\ntimeout_ms = 10\n");

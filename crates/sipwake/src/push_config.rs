@@ -39,6 +39,8 @@ pub struct SenderSection {
     /// Native senders: PEM file of the CAs to trust instead of the system roots.
     pub ca_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
+    /// Native senders: HTTP/2 connections to the provider, used in turn (default 2).
+    pub connections: Option<usize>,
 
     /// APNs token auth: the .p8 key, its Key ID and the Team ID.
     pub key_file: Option<PathBuf>,
@@ -169,6 +171,14 @@ impl SenderSection {
         set(!native && self.ca_file.is_some(), "ca_file")?;
         set(!native && self.connect_timeout_ms.is_some(), "connect_timeout_ms")?;
         set(!native && self.include_caller.is_some(), "include_caller")?;
+        set(!native && self.connections.is_some(), "connections")?;
+        if let Some(n) = self.connections
+            && !(1..=16).contains(&n)
+        {
+            return Err(format!(
+                "push.senders.{name}.connections = {n} is out of range; allowed 1..=16 (HTTP/2 connections to the provider)"
+            ));
+        }
         for (v, key) in [
             (self.key_file.is_some(), "key_file"),
             (self.key_id.is_some(), "key_id"),
@@ -294,6 +304,7 @@ impl SenderSection {
             connect_timeout: self.connect_timeout_ms.map_or(d.connect_timeout, Duration::from_millis),
             request_timeout: self.timeout_ms.map_or(default_timeout, Duration::from_millis),
             ca_file: self.ca_file.clone(),
+            connections: self.connections.unwrap_or(d.connections),
         }
     }
 
