@@ -1,8 +1,9 @@
-//! The HTTP/2 transport of the native senders: a few kept-alive HTTP/2
-//! connections per sender, used in turn ([`Pool`]: one HTTP/2 connection
-//! carries at most the provider's stream limit — about 1,000 at Apple — so
-//! at tens of ms per round trip one connection caps a sender near
-//! 20,000 pushes/s), one request/answer exchange that reads at most
+//! The HTTP/2 transport of the native senders: kept-alive HTTP/2
+//! connections, one by default, used in turn ([`Pool`]: one HTTP/2
+//! connection carries at most the provider's stream limit — about 1,000 at
+//! Apple — so at 50 ms per round trip one connection caps a sender near
+//! 20,000 pushes/s; more cost CPU per push on a fast link, as
+//! `bench/push_senders.sh` shows), one request/answer exchange that reads at most
 //! [`BODY_LIMIT`] bytes of the answer ([`exchange`]), and the reading of
 //! `Retry-After`. Nothing provider-specific lives here.
 
@@ -31,7 +32,7 @@ pub struct HttpOptions {
 }
 
 /// Default number of connections per native sender.
-pub const DEFAULT_CONNECTIONS: usize = 2;
+pub const DEFAULT_CONNECTIONS: usize = 1;
 
 impl Default for HttpOptions {
     fn default() -> Self {

@@ -39,7 +39,7 @@ pub struct SenderSection {
     /// Native senders: PEM file of the CAs to trust instead of the system roots.
     pub ca_file: Option<PathBuf>,
     pub connect_timeout_ms: Option<u64>,
-    /// Native senders: HTTP/2 connections to the provider, used in turn (default 2).
+    /// Native senders: HTTP/2 connections to the provider, used in turn (default 1).
     pub connections: Option<usize>,
 
     /// APNs token auth: the .p8 key, its Key ID and the Team ID.
