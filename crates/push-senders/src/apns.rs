@@ -78,9 +78,25 @@ pub(crate) struct Apns {
     provider: String,
     base: String,
     client: http::Pool,
-    token: Option<(Es256Key, String, String, Cached)>,
+    /// Token auth (`None`: certificate auth).
+    token: Option<ProviderToken>,
     voip_refresh: VoipRefresh,
     include_caller: bool,
+}
+
+/// Token auth: the `.p8` key, its Key ID, the Team ID and the cached token.
+struct ProviderToken {
+    key: Es256Key,
+    key_id: String,
+    team_id: String,
+    cache: Cached,
+}
+
+impl ProviderToken {
+    /// The bearer token, and whether it was just signed.
+    fn get(&self) -> Result<(String, bool), String> {
+        self.cache.get(|| self.key.sign(Some(&self.key_id), &json!({ "iss": self.team_id, "iat": unix_now() })))
+    }
 }
 
 impl std::fmt::Debug for Apns {
@@ -103,7 +119,7 @@ impl Apns {
                         "key_id {key_id:?} and team_id {team_id:?} must be Apple's 10-character identifiers"
                     ));
                 }
-                (None, Some((key, key_id, team_id, Cached::new(TOKEN_MAX_AGE))))
+                (None, Some(ProviderToken { key, key_id, team_id, cache: Cached::new(TOKEN_MAX_AGE) }))
             }
             ApnsAuth::Certificate { file, password } => (Some(identity(&file, &password)?), None),
         };
@@ -120,8 +136,8 @@ impl Apns {
 
     /// The provider token (cached; re-signed when older than [`TOKEN_MAX_AGE`]).
     fn bearer(&self) -> Result<Option<String>, String> {
-        let Some((key, kid, team, cache)) = &self.token else { return Ok(None) };
-        let (t, fresh) = cache.get(|| key.sign(Some(kid), &json!({ "iss": team, "iat": unix_now() })))?;
+        let Some(token) = &self.token else { return Ok(None) };
+        let (t, fresh) = token.get()?;
         if fresh {
             telemetry::token_refresh(&self.provider, "apns_provider");
         }
@@ -162,12 +178,12 @@ impl Apns {
         match http::exchange(rb.body(body)).await {
             Ok(a) => {
                 let r = classify(&a);
-                if let (Attempt::Retry { reason: "ExpiredProviderToken", .. }, Some(b), Some((.., cache))) =
+                if let (Attempt::Retry { reason: "ExpiredProviderToken", .. }, Some(b), Some(token)) =
                     (&r, &bearer, &self.token)
                 {
                     // Renew only a token old enough: Apple throttles renewals.
-                    if cache.age().is_some_and(|a| a >= TOKEN_MIN_AGE) {
-                        cache.invalidate(b);
+                    if token.cache.age().is_some_and(|a| a >= TOKEN_MIN_AGE) {
+                        token.cache.invalidate(b);
                     } else {
                         return Attempt::Fail("ExpiredProviderToken");
                     }
@@ -200,26 +216,14 @@ fn identity(file: &std::path::Path, password: &str) -> Result<reqwest::Identity,
         let (_, chain) = ks
             .private_key_chain()
             .ok_or_else(|| format!("certificate {} holds no private key with its certificate", file.display()))?;
-        let mut pem = pem_block("PRIVATE KEY", chain.key().as_der());
+        let mut pem = crate::jwt::pem_encode("PRIVATE KEY", chain.key().as_der());
         for c in chain.certs() {
-            pem.push_str(&pem_block("CERTIFICATE", c.as_der()));
+            pem.push_str(&crate::jwt::pem_encode("CERTIFICATE", c.as_der()));
         }
         pem.into_bytes()
     };
     reqwest::Identity::from_pem(&pem)
         .map_err(|e| format!("certificate {} is not a certificate with its private key: {e}", file.display()))
-}
-
-fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        s.push_str(&String::from_utf8_lossy(line));
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
 }
 
 /// A binding's APNs coordinates: `pn-param = <team>.<bundle>.<services>`
@@ -383,15 +387,7 @@ fn known_reason(reason: &str, status: StatusCode) -> &'static str {
         "ServiceUnavailable",
         "Shutdown",
     ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or(match status.as_u16() {
-        400 => "http_400",
-        403 => "http_403",
-        404 => "http_404",
-        410 => "http_410",
-        429 => "http_429",
-        500..=599 => "http_5xx",
-        _ => "http_other",
-    })
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or_else(|| http::status_label(status))
 }
 
 #[cfg(test)]

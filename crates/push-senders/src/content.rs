@@ -118,7 +118,7 @@ pub fn fields(req: &PushRequest, meta: &PushMeta<'_>, include_caller: bool) -> V
         f.push(("aor", aor.to_owned()));
     }
     f.push(("push_id", req.id.0.to_string()));
-    f.push(("expires_at", expires_at(req.deadline).to_string()));
+    f.push(("expires_at", (deadline_unix_ms(req.deadline) / 1000).to_string()));
     f
 }
 
@@ -127,10 +127,11 @@ pub fn json_object(fields: &[(&'static str, String)]) -> serde_json::Map<String,
     fields.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone()))).collect()
 }
 
-/// `deadline` as unix seconds (wall clock now + time left).
-pub fn expires_at(deadline: Instant) -> u64 {
+/// `deadline` on the wall clock (now + time left), in ms since the Unix epoch.
+pub fn deadline_unix_ms(deadline: Instant) -> u64 {
     let left = deadline.saturating_duration_since(Instant::now());
-    (SystemTime::now() + left).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    let at = SystemTime::now() + left;
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -248,15 +248,7 @@ fn known_reason(code: &str, status: StatusCode) -> &'static str {
         "NOT_FOUND",
         "RESOURCE_EXHAUSTED",
     ];
-    KNOWN.iter().find(|k| **k == code).copied().unwrap_or(match status.as_u16() {
-        400 => "http_400",
-        401 => "http_401",
-        403 => "http_403",
-        404 => "http_404",
-        429 => "http_429",
-        500..=599 => "http_5xx",
-        _ => "http_other",
-    })
+    KNOWN.iter().find(|k| **k == code).copied().unwrap_or_else(|| http::status_label(status))
 }
 
 #[cfg(test)]

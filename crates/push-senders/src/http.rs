@@ -135,6 +135,22 @@ pub async fn exchange(rb: RequestBuilder) -> Result<Answer, reqwest::Error> {
     Ok(Answer { status, headers, body })
 }
 
+/// An HTTP status as a bounded failure label (`http_404`, `http_5xx`…),
+/// for answers that carry no documented reason.
+pub fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "http_400",
+        401 => "http_401",
+        403 => "http_403",
+        404 => "http_404",
+        410 => "http_410",
+        413 => "http_413",
+        429 => "http_429",
+        500..=599 => "http_5xx",
+        _ => "http_other",
+    }
+}
+
 /// A transport error as a short failure reason (`timeout`, `connect`, `request`).
 pub fn error_kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {

@@ -1,4 +1,4 @@
-//! The JWTs the native senders sign: ES256 keys read from PEM files
+//! The JWTs the native senders sign, and PEM in and out: ES256 keys read from PEM files
 //! ([`Es256Key`]: the APNs `.p8` provider key, the VAPID key) and a cache
 //! that re-signs a token only when it is older than its refresh age
 //! ([`Cached`]), so that every request of a sender shares one token.
@@ -83,6 +83,18 @@ impl Rs256Key {
         h.kid = kid.map(str::to_owned);
         jsonwebtoken::encode(&h, claims, &self.enc).map_err(|e| format!("cannot sign a JWT: {e}"))
     }
+}
+
+/// `der` as one PEM block with `label`.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        s.push_str(&String::from_utf8_lossy(line));
+        s.push('\n');
+    }
+    s.push_str(&format!("-----END {label}-----\n"));
+    s
 }
 
 /// The label and bytes of the first PEM block of `text`.

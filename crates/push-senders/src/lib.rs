@@ -58,6 +58,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Why [`Senders::build`] failed: the provider whose sender could not be
+/// built (none for errors of the whole set), and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    pub provider: Option<String>,
+    pub message: String,
+}
+
 /// How one provider's pushes are delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SenderConfig {
@@ -114,20 +122,31 @@ impl Senders {
     /// Errors (naming the provider): empty or duplicate provider, bad URL,
     /// header or timeout, missing exec program, HTTP client setup.
     pub fn new(map: Vec<(String, SenderConfig)>) -> Result<Senders, String> {
+        Senders::build(map).map_err(|e| match e.provider {
+            Some(p) => format!("provider {p:?}: {}", e.message),
+            None => e.message,
+        })
+    }
+
+    /// [`Senders::new`] with the error's provider apart, so that a caller
+    /// can name the configuration key it came from.
+    pub fn build(map: Vec<(String, SenderConfig)>) -> Result<Senders, BuildError> {
+        let plain = |message: String| BuildError { provider: None, message };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("sipwake-push/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| plain(format!("cannot build the HTTP client: {e}")))?;
         let mut senders: Vec<(String, Sender)> = Vec::with_capacity(map.len());
         for (provider, cfg) in map {
             let provider = provider.trim().to_owned();
             if provider.is_empty() {
-                return Err("push sender with an empty provider name".into());
+                return Err(plain("push sender with an empty provider name".into()));
             }
+            let named = |message: String| BuildError { provider: Some(provider.clone()), message };
             if senders.iter().any(|(p, _)| p.eq_ignore_ascii_case(&provider)) {
-                return Err(format!("provider {provider:?}: more than one sender"));
+                return Err(named("more than one sender".into()));
             }
             let sender = match cfg {
                 SenderConfig::Webhook { url, timeout, headers, hmac_secret } => {
@@ -140,7 +159,7 @@ impl Senders {
                 SenderConfig::Fcm(c) => fcm::Fcm::new(&provider, c).map(Sender::Fcm),
                 SenderConfig::WebPush(c) => webpush::WebPush::new(&provider, c).map(Sender::WebPush),
             }
-            .map_err(|e| format!("provider {provider:?}: {e}"))?;
+            .map_err(named)?;
             senders.push((provider, sender));
         }
         Ok(Senders { inner: Arc::new(Inner { senders, client }) })
@@ -195,25 +214,12 @@ impl Senders {
         }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + left;
+        let payload = || Payload { aor: meta.aor, ..Payload::new(req) };
         let result = match sender {
-            Sender::Webhook(_) | Sender::Exec(_) => {
-                let mut payload = Payload::new(req);
-                payload.aor = meta.aor;
-                let body = payload.to_json();
-                let fut = async {
-                    match sender {
-                        Sender::Webhook(w) => w.send(&self.inner.client, req, body).await,
-                        Sender::Exec(x) => x.send(req, &payload, body).await,
-                        _ => Err(PushError::Failed),
-                    }
-                };
-                match tokio::time::timeout(left, fut).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline reached while sending");
-                        Err(PushError::Failed)
-                    }
-                }
+            Sender::Webhook(w) => one_attempt(req, left, w.send(&self.inner.client, req, payload().to_json())).await,
+            Sender::Exec(x) => {
+                let p = payload();
+                one_attempt(req, left, x.send(req, &p, p.to_json())).await
             }
             Sender::Apns(a) => self.native(req, deadline, |l| a.attempt(req, meta, l)).await,
             Sender::Fcm(f) => self.native(req, deadline, |l| f.attempt(req, meta, l)).await,
@@ -247,5 +253,20 @@ impl Senders {
             }
         }
         out.result
+    }
+}
+
+/// One webhook / exec attempt, ended at the push's deadline.
+async fn one_attempt(
+    req: &PushRequest,
+    left: Duration,
+    fut: impl std::future::Future<Output = Result<(), PushError>>,
+) -> Result<(), PushError> {
+    match tokio::time::timeout(left, fut).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(push = req.id.0, provider = %req.provider, "push deadline reached while sending");
+            Err(PushError::Failed)
+        }
     }
 }

@@ -3,9 +3,9 @@
 //! ([`Payload`]), and the `SIPWAKE_*` environment of an exec program
 //! ([`env_vars`]). Pure data; no I/O.
 
+use crate::content::deadline_unix_ms;
 use serde::Serialize;
 use sip_push::{PushReason, PushRequest};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The JSON body (webhook) / stdin document (exec) of one push.
 ///
@@ -83,12 +83,6 @@ impl<'a> Payload<'a> {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
     }
-}
-
-fn deadline_unix_ms(deadline: Instant) -> u64 {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let at = SystemTime::now() + left;
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The environment of an exec program: `SIPWAKE_PROVIDER`, `SIPWAKE_PRID`,

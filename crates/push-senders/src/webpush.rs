@@ -238,16 +238,14 @@ fn encrypted_body(
 
 /// The push service's answer as an [`Attempt`].
 pub fn classify(a: &Answer) -> Attempt {
+    let r = http::status_label(a.status);
     match a.status {
         s if s.is_success() => Attempt::Delivered,
-        StatusCode::NOT_FOUND => Attempt::Dead("http_404"),
-        StatusCode::GONE => Attempt::Dead("http_410"),
-        StatusCode::TOO_MANY_REQUESTS => Attempt::Retry { reason: "http_429", after: a.retry_after() },
-        s if s.is_server_error() => Attempt::Retry { reason: "http_5xx", after: a.retry_after() },
+        StatusCode::NOT_FOUND | StatusCode::GONE => Attempt::Dead(r),
+        StatusCode::TOO_MANY_REQUESTS => Attempt::Retry { reason: r, after: a.retry_after() },
+        s if s.is_server_error() => Attempt::Retry { reason: r, after: a.retry_after() },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::Fail("vapid_refused"),
-        StatusCode::PAYLOAD_TOO_LARGE => Attempt::Fail("http_413"),
-        StatusCode::BAD_REQUEST => Attempt::Fail("http_400"),
-        _ => Attempt::Fail("http_other"),
+        _ => Attempt::Fail(r),
     }
 }
 

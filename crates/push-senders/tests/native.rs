@@ -39,6 +39,17 @@ fn refresh(provider: &str, prid: &str, param: Option<&str>) -> PushRequest {
     r
 }
 
+/// The APNs mock, trusting `key` (and, with `client_cert`, requiring a client certificate).
+async fn apns_mock(pki: &TestPki, key: &ApnsKey, client_cert: bool) -> Mock {
+    let service = Service::Apns {
+        team_id: key.team_id.clone(),
+        key_id: key.key_id.clone(),
+        key_public_pem: key.public_pem.clone(),
+        require_client_cert: client_cert,
+    };
+    Mock::start(pki, service).await
+}
+
 struct Apns {
     _dir: tempfile::TempDir,
     mock: Mock,
@@ -50,16 +61,7 @@ async fn apns(voip_refresh: VoipRefresh) -> Apns {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::new(dir.path());
     let key = ApnsKey::generate(dir.path());
-    let mock = Mock::start(
-        &pki,
-        Service::Apns {
-            team_id: key.team_id.clone(),
-            key_id: key.key_id.clone(),
-            key_public_pem: key.public_pem.clone(),
-            require_client_cert: false,
-        },
-    )
-    .await;
+    let mock = apns_mock(&pki, &key, false).await;
     let cfg = ApnsConfig {
         endpoint: mock.base_url(),
         auth: ApnsAuth::Token {
@@ -201,16 +203,7 @@ async fn apns_certificate_auth_with_a_p12() {
     let pki = TestPki::new(dir.path());
     let id = pki.client_identity(dir.path(), "secret");
     let key = ApnsKey::generate(dir.path());
-    let mock = Mock::start(
-        &pki,
-        Service::Apns {
-            team_id: key.team_id.clone(),
-            key_id: key.key_id.clone(),
-            key_public_pem: key.public_pem.clone(),
-            require_client_cert: true,
-        },
-    )
-    .await;
+    let mock = apns_mock(&pki, &key, true).await;
     let cfg = |file, password: &str| ApnsConfig {
         endpoint: mock.base_url(),
         auth: ApnsAuth::Certificate { file, password: password.into() },

@@ -493,6 +493,20 @@ impl Node {
         }
     }
 
+    /// A push the node did not hand out (`sipwake ctl push`) found the
+    /// token dead: the binding goes as for any other push.
+    pub fn handle_dead_token(&mut self, job: &PushJob, now: Instant) {
+        let r = &job.request;
+        let f = InFlight {
+            binding: r.binding.as_str().to_owned(),
+            provider: r.provider.clone(),
+            prid: r.prid.clone(),
+            own: true,
+        };
+        self.remove_dead(&f, now);
+        self.settle(now);
+    }
+
     /// Removes a binding whose token the push service declared dead, unless
     /// it re-registered with another token meanwhile.
     fn remove_dead(&mut self, f: &InFlight, now: Instant) {

@@ -18,16 +18,6 @@ use sip_msg::Method;
 use sip_push::{PushError, PushReason};
 use std::time::Duration;
 
-/// A world with one sleeping push phone `dev` (registered, asleep) and a caller.
-fn sleeping_dev(w: &mut World) -> (PeerId, PeerId) {
-    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
-    w.register(dev);
-    assert_eq!(w.last_response(dev).status(), Some(200), "{}", w.dump());
-    w.peer(dev).awake = false;
-    let caller = w.ua("caller", "caller", "10.0.0.9:5070");
-    (dev, caller)
-}
-
 fn reason_of(w: &World, i: usize) -> &PushReason {
     &w.pushes[i].1.request.reason
 }

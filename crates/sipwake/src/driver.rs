@@ -314,7 +314,11 @@ impl Driver {
             Some(Some(Some(j))) => j,
         };
         let Some(senders) = &self.senders else { return Err("no push sender") };
-        Ok(send_job(senders, &job).await)
+        let result = send_job(senders, &job).await;
+        if result == Err(sip_push::PushError::Rejected) {
+            self.with_node(|n, now| n.handle_dead_token(&job, now));
+        }
+        Ok(result)
     }
 
     /// Stops taking new requests and stops the timers.

@@ -420,14 +420,11 @@ pub fn apply_policies(c: &mut sip_push::PushConfig, senders: &BTreeMap<String, S
     }
 }
 
-/// Builds the senders, reading every key file; an error names the table
-/// and the file (start-up and `--check-config` stop on it).
+/// Builds the senders once, reading every key file; an error names the
+/// table and the file (start-up and `--check-config` stop on it).
 pub fn build_senders(push: &crate::config::PushSection) -> Result<push_senders::Senders, String> {
-    for (name, s) in &push.senders {
-        if let Some(cfg) = s.to_sender(name) {
-            push_senders::Senders::new(vec![(name.clone(), cfg)])
-                .map_err(|e| format!("push.senders.{name}: {}", e.split_once(": ").map_or(e.as_str(), |(_, r)| r)))?;
-        }
-    }
-    push_senders::Senders::new(push.sender_configs()).map_err(|e| format!("push.senders: {e}"))
+    push_senders::Senders::build(push.sender_configs()).map_err(|e| match e.provider {
+        Some(p) => format!("push.senders.{p}: {}", e.message),
+        None => format!("push.senders: {}", e.message),
+    })
 }

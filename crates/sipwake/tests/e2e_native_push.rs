@@ -419,6 +419,8 @@ fn ctl_push_sends_a_test_push_through_apns() {
     f.mock.dead_token(&tok);
     let out = sipwake(&["ctl", "--url", &url, "push", "dev@127.0.0.1", &id]);
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // ... and the binding goes, as after any push the service calls dead.
+    assert!(server.bindings("dev@127.0.0.1").is_empty(), "{}", server.log());
     assert_no_problems(&f.mock, &server.log());
 }
 

@@ -798,6 +798,16 @@ impl World {
 }
 
 /// One header value of a message text.
+/// A world with one sleeping push phone `dev` (registered, asleep) and a caller.
+pub fn sleeping_dev(w: &mut World) -> (PeerId, PeerId) {
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
+    w.register(dev);
+    assert_eq!(w.last_response(dev).status(), Some(200), "{}", w.dump());
+    w.peer(dev).awake = false;
+    let caller = w.ua("caller", "caller", "10.0.0.9:5070");
+    (dev, caller)
+}
+
 pub fn header_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     headers_of(text, name).into_iter().next()
 }
