@@ -39,6 +39,8 @@ pub(crate) struct Proxied {
     pub aor: Option<Aor>,
     /// The push (if any) wakes a device for a mid-dialog request (PURR, RFC 8599 §6).
     pub mid_dialog: bool,
+    /// Mid-registrar: a device's request going to the upstream (its Request-URI's AoR).
+    pub upstream_aor: Option<Aor>,
 }
 
 impl Node {
@@ -101,6 +103,9 @@ impl Node {
         if !unsupported.is_empty() {
             return Decision::Reject(420, None, vec![(HeaderName::Unsupported, unsupported.join(", "))]);
         }
+        if self.mid.is_some() {
+            return self.mid_decision(req, &ruri, has_route, flow, in_dialog, &method, now);
+        }
         if flow.is_some() || (in_dialog && (has_route || !self.me.serves(&domain))) {
             // Mid-dialog: the route set (or the remote target) decides, no lookup.
             return forward_single(req, has_route, flow);
@@ -161,10 +166,29 @@ impl Node {
                 None => Decision::Reject(404, None, Vec::new()),
             };
         }
-        // RFC 8599 §6: a mid-dialog request without pn-purr is never pushed.
+        let (targets, park) = self.lookup_targets(&bindings, in_dialog);
+        Decision::Proxy(Box::new(Proxied {
+            request: req,
+            targets,
+            record_route: self.pcfg.record_route && px::creates_dialog(&method),
+            park,
+            aor: Some(aor),
+            mid_dialog: false,
+            upstream_aor: None,
+        }))
+    }
+
+    /// The branches of a lookup: plain bindings to try now, push bindings
+    /// to wake (RFC 8599 §6: a mid-dialog request without pn-purr is never
+    /// pushed).
+    fn lookup_targets(
+        &self,
+        bindings: &[sip_registrar::Binding],
+        in_dialog: bool,
+    ) -> (Vec<TargetSpec>, Vec<(String, Option<TargetSpec>)>) {
         let mut targets = Vec::new();
         let mut park = Vec::new();
-        for b in &bindings {
+        for b in bindings {
             let spec = (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(b));
             if !in_dialog && self.pn.as_ref().is_some_and(|p| p.is_push_binding(b)) {
                 // A live connection is no proof that the app is awake (iOS
@@ -176,13 +200,63 @@ impl Node {
                 targets.push(spec);
             }
         }
+        (targets, park)
+    }
+
+    /// Mid-registrar routing: a request the upstream sends to one of the
+    /// Contacts we registered there (its `ctid`) goes to the devices behind
+    /// it (push and park as in registrar mode); mid-dialog requests follow
+    /// their route set; any other request of a device goes to the upstream,
+    /// which authenticates and routes it (we stay in its dialog, so
+    /// mid-dialog requests to a sleeping device reach us, RFC 8599 §6).
+    #[expect(clippy::too_many_arguments, reason = "the parts `decide` already took apart")]
+    fn mid_decision(
+        &self,
+        req: Message,
+        ruri: &sip_msg::SipUri,
+        has_route: bool,
+        flow: Option<Target>,
+        in_dialog: bool,
+        method: &sip_msg::Method,
+        now: Instant,
+    ) -> Decision {
+        let Some(mid) = &self.mid else { return Decision::Reject(500, None, Vec::new()) };
+        if !has_route
+            && self.me.is_me(&sip_msg::SipUri { user: None, ..ruri.clone() })
+            && let Some(found) = mid.lookup_key(ruri)
+        {
+            let Ok(reg) = found else {
+                return Decision::Reject(404, Some("Not Found (no such registration)"), Vec::new());
+            };
+            let now_ms = self.unix_ms(now);
+            let bindings: Vec<sip_registrar::Binding> =
+                self.mid_behind(reg).into_iter().filter(|b| b.expires_at > now_ms).cloned().collect();
+            if bindings.is_empty() {
+                return Decision::Reject(480, None, Vec::new());
+            }
+            let (targets, park) = self.lookup_targets(&bindings, in_dialog);
+            return Decision::Proxy(Box::new(Proxied {
+                request: req,
+                targets,
+                record_route: self.pcfg.record_route && px::creates_dialog(method),
+                park,
+                aor: Some(reg.aor.clone()),
+                mid_dialog: false,
+                upstream_aor: None,
+            }));
+        }
+        if flow.is_some() || in_dialog || has_route {
+            return forward_single(req, has_route, flow);
+        }
+        let t = BranchTarget { uri: None, path: Vec::new(), flow: Some(mid.cfg.upstream) };
         Decision::Proxy(Box::new(Proxied {
             request: req,
-            targets,
-            record_route: self.pcfg.record_route && px::creates_dialog(&method),
-            park,
-            aor: Some(aor),
+            targets: vec![("upstream".into(), 1000, t)],
+            record_route: self.pcfg.record_route && px::creates_dialog(method),
+            park: Vec::new(),
+            aor: None,
             mid_dialog: false,
+            upstream_aor: Some(Aor::from_uri(ruri)),
         }))
     }
 
@@ -215,6 +289,7 @@ impl Node {
             park: vec![(id, live)],
             aor: Some(aor),
             mid_dialog: true,
+            upstream_aor: None,
         })))
     }
 
@@ -252,5 +327,6 @@ fn forward_single(req: Message, has_route: bool, flow: Option<Target>) -> Decisi
         park: Vec::new(),
         aor: None,
         mid_dialog: false,
+        upstream_aor: None,
     }))
 }

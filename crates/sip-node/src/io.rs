@@ -26,6 +26,10 @@ pub enum StoreOp {
     Upsert { binding: Box<Binding>, push_state: Option<String> },
     /// Remove a binding.
     Remove { id: String },
+    /// Insert or replace a mid-registrar's upstream registration.
+    Upstream(Box<crate::mid::UpstreamReg>),
+    /// Remove an upstream registration.
+    RemoveUpstream { key: String },
 }
 
 /// Changes to commit together; the node answers the REGISTER that caused

@@ -16,7 +16,8 @@
 //! Modules: [`node`] (entry points, outbox, clock, §18 checks),
 //! `decide` (routing decisions, §16.3–16.5), `proxying` (contexts on the
 //! transaction layer, §16.6–16.11), `registrar` (REGISTER in the registrar
-//! role), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
+//! role), [`mid`] (the mid-registrar role: REGISTERs through an upstream
+//! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
 //! routing), [`local`] (what the server answers itself), [`io`] (the
@@ -27,6 +28,7 @@ mod decide;
 pub mod io;
 pub mod local;
 pub mod metrics;
+pub mod mid;
 pub mod node;
 pub mod pn;
 pub mod proxy;

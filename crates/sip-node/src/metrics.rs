@@ -32,6 +32,42 @@ pub fn describe() {
     );
     metrics::describe_gauge!("sipwake_push_parked_requests", "Requests held while their devices are woken");
     metrics::describe_histogram!("sipwake_push_wake_latency_seconds", "Push sent to the woken device's REGISTER");
+    metrics::describe_counter!(
+        "sipwake_mid_registers_total",
+        "Mid-registrar: device REGISTERs forwarded upstream or absorbed (answered here)"
+    );
+    metrics::describe_counter!(
+        "sipwake_mid_upstream_answers_total",
+        "Mid-registrar: upstream final answers by origin (device, resend, deregister) and code (0: none in time)"
+    );
+    metrics::describe_counter!(
+        "sipwake_mid_restores_total",
+        "Mid-registrar: devices behind a re-sent REGISTER the upstream challenged: refresh push sent, or unrestored"
+    );
+    metrics::describe_counter!(
+        "sipwake_mid_unrestored_total",
+        "Mid-registrar: plain devices the upstream lost and sipwake could not re-register (no credentials, no push)"
+    );
+    metrics::describe_gauge!("sipwake_mid_upstream_up", "Mid-registrar: 1 while the upstream registrar answers");
+}
+
+pub fn mid_register(action: &'static str) {
+    metrics::counter!("sipwake_mid_registers_total", "action" => action).increment(1);
+}
+
+pub fn mid_upstream(origin: &'static str, code: u16) {
+    metrics::counter!("sipwake_mid_upstream_answers_total", "origin" => origin, "code" => code.to_string()).increment(1);
+}
+
+pub fn mid_restore(result: &'static str) {
+    metrics::counter!("sipwake_mid_restores_total", "result" => result).increment(1);
+    if result == "unrestored" {
+        metrics::counter!("sipwake_mid_unrestored_total").increment(1);
+    }
+}
+
+pub fn mid_up(up: bool) {
+    metrics::gauge!("sipwake_mid_upstream_up").set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn request(method: &str) {

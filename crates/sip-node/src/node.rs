@@ -9,8 +9,9 @@
 //! drivers of the binary do, and feed the results back. This module owns the
 //! entry points, the transport-level checks that precede any processing
 //! (RFC 3261 §18: validation, `received`/`rport`), the outbox and the
-//! clock; request routing is in `proxying`, REGISTER in `registrar`,
-//! RFC 8599 in `pn`, credentials in `credentials`.
+//! clock; request routing is in `proxying`, REGISTER in `registrar` (and
+//! `mid` in the mid-registrar role), RFC 8599 in `pn`, credentials in
+//! `credentials`.
 
 use crate::credentials::Credentials;
 use crate::io::{Lookup, PushJob, StoreOp, StoreWrite, Transmit, WriteId};
@@ -53,12 +54,22 @@ pub struct NodeConfig {
     /// Cancel and missed-call pushes per provider (`"*"`: the others);
     /// providers not listed get [`CallEndPushes::default`] (both on).
     pub call_end_pushes: Vec<(String, crate::io::CallEndPushes)>,
+    /// The mid-registrar role (`None`: registrar role).
+    pub mid: Option<crate::mid::MidConfig>,
+}
+
+/// Where a REGISTER's answer goes: straight to the client (answered at
+/// once and idempotently, RFC 3261 §8.2.7), or through its server
+/// transaction (it waited for an upstream registrar).
+pub(crate) enum ReplyTo {
+    Direct(Target),
+    Txn(sip_txn::ServerKey),
 }
 
 /// A REGISTER whose answer waits for its store write.
 pub(crate) struct PendingWrite {
     /// The answer and where it goes (none for writes no request waits on).
-    pub reply: Option<(Target, Message)>,
+    pub reply: Option<(ReplyTo, Message)>,
     /// Bindings the write touches (their forks wait for it).
     pub bindings: Vec<String>,
     /// Parked requests whose woken device is in this write: forked once it is durable.
@@ -78,6 +89,7 @@ pub struct Node {
     pub(crate) auth: Option<Authenticator>,
     pub(crate) creds: Credentials,
     pub(crate) pn: Option<Pn>,
+    pub(crate) mid: Option<crate::mid::Mid>,
     /// Counters (atomics), shared with the drivers so they count without the node's lock.
     pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
@@ -116,6 +128,7 @@ impl Node {
             auth: cfg.auth.map(Authenticator::new),
             creds: Credentials::default(),
             pn,
+            mid: cfg.mid.map(|m| crate::mid::Mid::new(m, now)),
             stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),
@@ -175,11 +188,24 @@ impl Node {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let expiry = self.registrar.location.next_expiry().map(|ms| self.instant_of(ms));
         let push = self.pn.as_ref().and_then(|p| p.engine.poll_timeout());
-        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry].into_iter().flatten().min()
+        let mid = self.mid.as_ref().and_then(|m| m.poll_timeout(|ms| self.instant_of(ms)));
+        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid].into_iter().flatten().min()
     }
 
     pub(crate) fn send(&mut self, target: Target, data: Bytes) {
         self.transmits.push_back(Transmit { target, data });
+    }
+
+    /// Sends a REGISTER's answer where it goes.
+    pub(crate) fn reply_to(&mut self, to: ReplyTo, resp: Message, now: Instant) {
+        match to {
+            ReplyTo::Direct(target) => self.send(target, resp.to_bytes()),
+            ReplyTo::Txn(key) => {
+                if let Err(e) = self.txn.respond(&key, resp, now) {
+                    tracing::debug!(error = %e, "REGISTER answer not sent (transaction gone)");
+                }
+            }
+        }
     }
 
     /// Queues a store write; returns its id.
@@ -214,7 +240,14 @@ impl Node {
         if changes.is_empty() {
             return None;
         }
-        let ops = self.store_ops(changes, now);
+        let mut ops = self.store_ops(changes, now);
+        if self.mid.is_some() {
+            for c in changes {
+                if let Change::Remove { aor, id } = c {
+                    ops.extend(self.mid_binding_gone(aor, id, now));
+                }
+            }
+        }
         Some(self.write(ops, PendingWrite { reply: None, bindings: Vec::new(), forks: Vec::new(), started: now }))
     }
 
@@ -256,6 +289,9 @@ impl Node {
         if let Some(p) = &mut self.pn {
             p.engine.handle_timeout(now);
         }
+        if self.mid.is_some() {
+            self.mid_timeout(now);
+        }
         self.settle(now);
     }
 
@@ -270,7 +306,7 @@ impl Node {
             }
         }
         let ok = result.is_ok();
-        if let Some((target, resp)) = p.reply {
+        if let Some((to, resp)) = p.reply {
             let resp = match &result {
                 Ok(()) => resp,
                 Err(e) => {
@@ -278,7 +314,7 @@ impl Node {
                     store_failure(resp)
                 }
             };
-            self.send(target, resp.to_bytes());
+            self.reply_to(to, resp, now);
             metrics::request_latency("REGISTER", now.saturating_duration_since(p.started));
         } else if let Err(e) = &result {
             tracing::error!(error = %e, "a store write failed");
@@ -442,6 +478,10 @@ impl Node {
     /// The push module, when push is on.
     pub fn push(&self) -> Option<&Pn> {
         self.pn.as_ref()
+    }
+    /// The mid-registrar, in that role.
+    pub fn mid(&self) -> Option<&crate::mid::Mid> {
+        self.mid.as_ref()
     }
     /// Store writes not yet acknowledged.
     pub fn pending_writes(&self) -> usize {

@@ -1,5 +1,5 @@
-//! RFC 8599 in one place, shared by every REGISTER role (registrar now,
-//! mid-registrar next), as OpenSIPS's `lib/reg/pn.c` is: the push engine,
+//! RFC 8599 in one place, shared by every REGISTER role (registrar and
+//! mid-registrar), as OpenSIPS's `lib/reg/pn.c` is: the push engine,
 //! the classification of a REGISTER's Contacts (555 / 423), Feature-Caps of
 //! the 2xx (R51: retransmissions too), PURR resolution (Request-URI or top
 //! Route, R54), the push state stored with a binding (PURRs and
@@ -87,6 +87,30 @@ impl Pn {
             classes.push((na.uri.to_string(), class));
         }
         Precheck::Go(classes)
+    }
+
+    /// The Feature-Caps a mid-registrar puts topmost in the REGISTER it
+    /// forwards (R19, R25, R29, F2): `+sip.pns` only, one per PNS type of
+    /// the push and query Contacts (response-only indicators stay out, R61;
+    /// nothing for a PNS a proxy closer to the UA handles, R13/R26).
+    pub(crate) fn request_indicators(&self, classes: &[(String, Classification)]) -> Vec<String> {
+        let mut caps = sip_push::FeatureCaps::new();
+        for (_, class) in classes {
+            caps.add(&self.cfg, class, None);
+        }
+        caps.request_values()
+    }
+
+    /// R20: the upstream granted `expires` seconds; below what a push
+    /// binding of its provider needs, the binding is registered plain (no
+    /// Feature-Caps, never pushed).
+    pub(crate) fn downgrade_if_short(&self, class: &mut Classification, expires: u32) {
+        if let Classification::Push { info, pnsreg } = class
+            && expires < sip_push::min_push_expires_for(&self.cfg, &info.provider, *pnsreg)
+        {
+            tracing::debug!(provider = %info.provider, expires, "upstream grant too short for pushes (R20)");
+            *class = Classification::Plain;
+        }
     }
 
     /// After a successful REGISTER: tells the engine about the bindings it

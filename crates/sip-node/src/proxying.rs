@@ -57,7 +57,7 @@ impl Node {
     }
 
     fn start_proxy(&mut self, src: Source, msg: Message, p: Proxied, target: Target, now: Instant) {
-        let Proxied { request, targets, record_route, park, aor, mid_dialog } = p;
+        let Proxied { request, targets, record_route, park, aor, mid_dialog, upstream_aor } = p;
         let key = match self.txn.on_request(msg, Peer::from(target), now) {
             RequestEvent::New { key, .. } => key,
             RequestEvent::Invalid { error, msg, .. } => {
@@ -109,6 +109,7 @@ impl Node {
             call_pushes: Vec::new(),
             cancelled: false,
             final_code: 0,
+            upstream_aor,
         };
         self.proxy.ctxs.insert(key.clone(), ctx);
         self.run_actions(&key, actions, now);
@@ -118,6 +119,7 @@ impl Node {
     pub(crate) fn run_actions(&mut self, key: &ServerKey, actions: Vec<Action>, now: Instant) {
         let mut queue: std::collections::VecDeque<Action> = actions.into();
         let strip = self.pn.is_some();
+        let mut suspects = Vec::new();
         while let Some(a) = queue.pop_front() {
             let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return };
             match a {
@@ -166,6 +168,12 @@ impl Node {
                     let code = response.status().unwrap_or(0);
                     self.stats.count_response(code);
                     count_final(ctx, code, now);
+                    // Mid-registrar: the upstream does not know a device we registered there?
+                    if code == 404
+                        && let Some(a) = ctx.upstream_aor.clone()
+                    {
+                        suspects.push(a);
+                    }
                     if let Err(e) = self.txn.respond(key, *response, now) {
                         tracing::debug!(code, error = %e, "response not forwarded");
                     }
@@ -190,6 +198,9 @@ impl Node {
         self.proxy.schedule(key);
         if self.proxy.ctxs.get(key).is_some_and(|c| c.proxy.is_done()) {
             self.drop_ctx(key, now);
+        }
+        for a in suspects {
+            self.mid_suspect(&a, now);
         }
     }
 
@@ -269,7 +280,14 @@ impl Node {
     }
 
     /// A response on one of our client transactions.
-    pub(crate) fn on_branch_response(&mut self, ckey: ClientKey, mut msg: Message, now: Instant) {
+    pub(crate) fn on_branch_response(&mut self, ckey: ClientKey, msg: Message, now: Instant) {
+        let mut msg = match self.mid {
+            Some(_) => match self.mid_response(&ckey, msg, now) {
+                Some(m) => m,
+                None => return,
+            },
+            None => msg,
+        };
         let Some((skey, branch)) = self.proxy.by_client.get(&ckey).cloned() else {
             // A late 2xx after the context ended: forward it statelessly (RFC 6026).
             if msg.status().is_some_and(|c| (200..300).contains(&c)) {
@@ -310,6 +328,12 @@ impl Node {
                     }
                     TxnEvent::Terminated { key: TxnKey::Client(key) } => {
                         self.proxy.by_client.remove(&key);
+                        if let Some(m) = &mut self.mid {
+                            m.forwards.remove(&key);
+                            if m.own.remove(&key).is_some() && m.keepalive_pending.as_ref().is_some_and(|(k, _)| *k == key) {
+                                m.keepalive_pending = None;
+                            }
+                        }
                     }
                     TxnEvent::Terminated { key: TxnKey::Server(key) } => {
                         if self.proxy.ctxs.get(&key).is_some_and(|c| c.proxy.is_done()) {
@@ -325,6 +349,9 @@ impl Node {
     }
 
     fn branch_event(&mut self, ckey: &ClientKey, now: Instant, timeout: bool) {
+        if self.mid.is_some() && self.mid_txn_failed(ckey, now) {
+            return;
+        }
         let Some((skey, branch)) = self.proxy.by_client.get(ckey).cloned() else { return };
         let Some(ctx) = self.proxy.ctxs.get_mut(&skey) else { return };
         let actions =

@@ -5,18 +5,20 @@
 //! for devices it woke wait with it. Restoring stored bindings at start-up
 //! and removals asked by management are here too.
 //!
-//! The mid-registrar role (next issue) will sit beside this one and share
-//! `pn`; neither holds push logic of its own.
+//! The mid-registrar role (`mid`) shares the authentication, the `pn`
+//! precheck, [`Node::run_registrar`] and [`Node::finish_register`] with
+//! this one; neither holds push logic of its own.
 
 use crate::credentials::Creds;
-use crate::io::WriteId;
-use crate::node::{Node, PendingWrite, stateless_tag};
+use crate::io::{StoreOp, WriteId};
+use crate::node::{Node, PendingWrite, ReplyTo, stateless_tag};
 use crate::pn::Precheck;
 use crate::{metrics, metrics::registration};
 use sip_auth::{AuthOutcome, Which};
 use sip_msg::{HeaderName, Message, Source, Target};
 use sip_registrar::location::Change;
-use sip_registrar::{Aor, Binding, Flow, RegisterInput, Reply};
+use sip_push::Classification;
+use sip_registrar::{Aor, Binding, Flow, Outcome, RegisterInput};
 use std::time::Instant;
 
 impl Node {
@@ -72,34 +74,67 @@ impl Node {
             },
             None => Vec::new(),
         };
-        let outcome = self.registrar.register(RegisterInput {
-            req: &req,
-            flow,
-            now_ms,
-            auth_user: auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str())),
-        });
+        if self.mid.is_some() {
+            return self.mid_register(src, req, target, auth_user, classes, now);
+        }
+        let au = auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
+        let (outcome, headers) = self.run_registrar(&req, flow, au, &classes, &[], &[], now);
+        let resp = self.build_response(&req, &stateless_tag(&req), outcome.reply.code, outcome.reply.reason, &headers);
+        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now);
+    }
+
+    /// Runs the registrar on a REGISTER (authenticated and prechecked) and
+    /// tells the push module which bindings it wrote: the outcome, and the
+    /// headers of the answer (a 200 gets the Feature-Caps, R51 on
+    /// retransmissions too). `fresh_ids` and `caps` by Contact index, as
+    /// [`RegisterInput`] takes them.
+    #[expect(clippy::too_many_arguments, reason = "the registrar's inputs, passed on once")]
+    pub(crate) fn run_registrar(
+        &mut self,
+        req: &Message,
+        flow: Flow,
+        auth_user: Option<(&str, &str)>,
+        classes: &[(String, Classification)],
+        fresh_ids: &[Option<String>],
+        caps: &[Option<u32>],
+        now: Instant,
+    ) -> (Outcome, Vec<(HeaderName, String)>) {
+        let now_ms = self.unix_ms(now);
+        let outcome =
+            self.registrar.register(RegisterInput { req, flow, now_ms, auth_user, fresh_ids, caps, dry_run: false });
         metrics::bindings(self.registrar.location.len());
-        let Reply { code, reason, mut headers } = outcome.reply;
-        if code == 200
+        let mut headers = outcome.reply.headers.clone();
+        if outcome.reply.code == 200
             && let Some(p) = &mut self.pn
         {
             let aor = outcome.aor.as_ref();
-            for fc in p.registered(&classes, &outcome.changes, &self.registrar.location, aor, now, now_ms) {
+            for fc in p.registered(classes, &outcome.changes, &self.registrar.location, aor, now, now_ms) {
                 headers.push((HeaderName::FeatureCaps, fc));
             }
         }
-        let resp = self.build_response(&req, &stateless_tag(&req), code, reason, &headers);
+        (outcome, headers)
+    }
+
+    /// Sends a REGISTER's answer: a refusal at once (ending what waits for
+    /// a waking device whose REGISTER failed, R36), a 200 only once its
+    /// changes and `extra` (and every change before them) are durable; the
+    /// forks of requests parked for these devices wait for it too.
+    pub(crate) fn finish_register(
+        &mut self,
+        req: &Message,
+        outcome: Outcome,
+        resp: Message,
+        to: ReplyTo,
+        extra: Vec<StoreOp>,
+        now: Instant,
+    ) {
+        let code = outcome.reply.code;
         registration(if code == 200 { "ok" } else { "rejected" });
         if code != 200 {
-            self.send(target, resp.to_bytes());
-            // R36: a waking device's REGISTER that failed (not a challenge) ends
-            // the requests parked for it at once.
-            self.pn_register_failed(&req, code, now);
+            self.reply_to(to, resp, now);
+            self.pn_register_failed(req, code, now);
             return;
         }
-        // Every 200 goes through the store queue, so it leaves only once this
-        // change — and every change before it — is durable; the forks of
-        // requests parked for these devices wait for it too.
         let bindings = outcome
             .changes
             .iter()
@@ -109,8 +144,9 @@ impl Node {
             })
             .collect();
         // (The push module saw this REGISTER's removals in `registered`.)
-        let ops = self.store_ops(&outcome.changes, now);
-        self.write(ops, PendingWrite { reply: Some((target, resp)), bindings, forks: Vec::new(), started: now });
+        let mut ops = self.store_ops(&outcome.changes, now);
+        ops.extend(extra);
+        self.write(ops, PendingWrite { reply: Some((to, resp)), bindings, forks: Vec::new(), started: now });
     }
 
     /// Whether this REGISTER (its Call-ID and CSeq) already wrote its AoR's state.

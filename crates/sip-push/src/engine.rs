@@ -241,6 +241,20 @@ impl PushEngine {
         }
     }
 
+    /// A refresh push to `binding` now, outside its schedule (which stays
+    /// as it is): a mid-registrar whose upstream lost the registration and
+    /// challenged the re-sent REGISTER asks the device to re-register with
+    /// its own credentials. `false` when the binding is not a push binding
+    /// (or its token is known dead).
+    pub fn refresh_now(&mut self, binding: &BindingKey, now: Instant) -> bool {
+        let Some(b) = self.bindings.get(binding) else { return false };
+        if b.invalid {
+            return false;
+        }
+        let expires_at = b.expires_at;
+        self.send_push(binding, PushReason::Refresh, None, 1, expires_at, now).is_some()
+    }
+
     /// Ends the binding's parked branches with `why` and forgets it.
     pub(crate) fn drop_binding(&mut self, key: &BindingKey, why: BranchEnd, now: Instant) {
         let Some(b) = self.bindings.get_mut(key) else {

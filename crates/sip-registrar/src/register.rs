@@ -25,6 +25,17 @@ pub struct RegisterInput<'a> {
     pub now_ms: u64,
     /// The authenticated (user, domain), or `None` when authentication is off.
     pub auth_user: Option<(&'a str, &'a str)>,
+    /// By Contact index: the id a new binding for that Contact gets (a
+    /// mid-registrar names the binding upstream before it exists locally);
+    /// empty or `None`: a fresh id.
+    pub fresh_ids: &'a [Option<String>],
+    /// By Contact index: the longest expiry to grant (what an upstream
+    /// registrar granted); empty or `None`: no cap beyond `max_expires`.
+    pub caps: &'a [Option<u32>],
+    /// Decide without changing anything: the outcome's `contact_ids` and
+    /// reply code say what the request would do (a mid-registrar checks a
+    /// REGISTER before it forwards it); `changes` stays empty.
+    pub dry_run: bool,
 }
 
 /// The registrar's answer: the reply, and what must be durable before it is sent.
@@ -34,11 +45,14 @@ pub struct Outcome {
     pub changes: Vec<Change>,
     /// The AoR concerned (when the request got that far).
     pub aor: Option<Aor>,
+    /// By Contact index: the binding the Contact updates, creates or
+    /// removes (`None`: a removal of nothing, or `Contact: *`).
+    pub contact_ids: Vec<Option<String>>,
 }
 
 impl Outcome {
     fn reject(reply: Reply) -> Outcome {
-        Outcome { reply, changes: Vec::new(), aor: None }
+        Outcome { reply, changes: Vec::new(), aor: None, contact_ids: Vec::new() }
     }
 }
 
@@ -184,7 +198,8 @@ impl Registrar {
         let supported = |tag: &str| req.tokens(&HeaderName::Supported).any(|t| t.eq_ignore_ascii_case(tag.as_bytes()));
         let path: Vec<String> =
             req.headers.get_all(&HeaderName::Path).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
-        let mut outcome = Outcome { reply: Reply::new(200), changes: Vec::new(), aor: Some(aor.clone()) };
+        let mut outcome =
+            Outcome { reply: Reply::new(200), changes: Vec::new(), aor: Some(aor.clone()), contact_ids: Vec::new() };
 
         if contacts.iter().any(|c| matches!(c, Contact::Star)) {
             // Step 6: `Contact: *` removes everything, with Expires: 0 and nothing else.
@@ -196,6 +211,9 @@ impl Registrar {
             // by a later request (a retransmission of this one finds nothing left).
             if existing.iter().any(|b| b.call_id == call_id && cseq <= b.cseq) {
                 return Outcome::reject(Reply::new(400).reason("Out Of Order CSeq"));
+            }
+            if input.dry_run {
+                return outcome;
             }
             let tomb = u64::from(self.config.tombstone_secs) * 1000;
             for b in existing {
@@ -238,7 +256,7 @@ impl Registrar {
             let existing: Vec<Binding> = self.location.get(&aor).to_vec();
             let mut upserts: Vec<Binding> = Vec::new();
             let mut removes: Vec<String> = Vec::new();
-            for w in wanted {
+            for (i, w) in wanted.into_iter().enumerate() {
                 let found = existing.iter().find(|b| matches(b, &w)).or_else(|| {
                     // RFC 8599 R4: a device without an instance that comes back from a new
                     // address with the same Call-ID and the same push coordinates is the
@@ -248,6 +266,7 @@ impl Registrar {
                 if let Some(b) = found {
                     if b.call_id == call_id && cseq <= b.cseq {
                         if cseq == b.cseq {
+                            outcome.contact_ids.push(Some(b.id.clone()));
                             continue; // retransmission: already applied
                         }
                         return Outcome::reject(Reply::new(400).reason("Out Of Order CSeq"));
@@ -256,13 +275,18 @@ impl Registrar {
                     let probe = probe_binding(&aor, &w);
                     match self.location.tombstone(&aor, &Location::match_key(&probe), &call_id, now) {
                         // The request that removed it, again: already applied.
-                        Some(t) if t == cseq => continue,
+                        Some(t) if t == cseq => {
+                            outcome.contact_ids.push(None);
+                            continue;
+                        }
                         // An older request of the same Call-ID must not bring it back.
                         Some(t) if cseq < t => return Outcome::reject(Reply::new(400).reason("Out Of Order CSeq")),
                         _ => {}
                     }
                 }
-                if w.expires == 0 {
+                let cap = input.caps.get(i).copied().flatten().unwrap_or(u32::MAX);
+                if w.expires == 0 || cap == 0 {
+                    outcome.contact_ids.push(found.map(|b| b.id.clone()));
                     if let Some(b) = found
                         && !removes.contains(&b.id)
                     {
@@ -270,14 +294,18 @@ impl Registrar {
                     }
                     continue;
                 }
-                let expires = w.expires.min(self.config.max_expires);
+                let expires = w.expires.min(self.config.max_expires).min(cap);
                 let id = match found {
                     Some(b) => b.id.clone(),
                     None => match upserts.iter().find(|u| same_key(u, &w)) {
                         Some(u) => u.id.clone(),
-                        None => self.new_id(),
+                        None => match input.fresh_ids.get(i).cloned().flatten() {
+                            Some(id) => id,
+                            None => self.new_id(),
+                        },
                     },
                 };
+                outcome.contact_ids.push(Some(id.clone()));
                 upserts.retain(|u| u.id != id);
                 upserts.push(Binding {
                     id,
@@ -320,6 +348,9 @@ impl Registrar {
                         }
                     }
                 }
+            }
+            if input.dry_run {
+                return outcome;
             }
             let tomb = u64::from(self.config.tombstone_secs) * 1000;
             for id in removes {

@@ -70,6 +70,9 @@ pub struct Ctx {
     pub cancelled: bool,
     /// The final status sent upstream (0: none yet).
     pub final_code: u16,
+    /// Mid-registrar: the AoR of a request a device sent to the upstream
+    /// registrar's domain (a 404 there may mean the upstream lost it).
+    pub upstream_aor: Option<sip_registrar::Aor>,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.
