@@ -59,7 +59,7 @@ pub enum Error {
     Sqlite {
         /// The database file.
         path: PathBuf,
-        /// What was being done, e.g. `"commit of 120 binding changes"`.
+        /// What was being done, e.g. `"commit of 120 changes"`.
         op: String,
         /// The cause and what to fix.
         reason: String,

@@ -1,19 +1,25 @@
 //! `location-store`: the durable storage of the sipwake registrar — the
-//! bindings of the location service and the subscribers (digest
+//! bindings of the location service, the upstream registrations of
+//! mid-registrar mode (which Contact sipwake registered at the upstream
+//! registrar for each binding or AoR) and the subscribers (digest
 //! credentials) — with SQLite in WAL mode as the embedded default backend.
 //!
 //! The registrar converts its SIP types to the plain data of [`types`]
-//! ([`StoredBinding`], [`Change`], [`Subscriber`]) and talks to a
-//! [`Store`] trait object, so other backends (PostgreSQL, Redis) can plug in
-//! later. This crate parses no SIP and starts no async runtime: the server
-//! calls it from OS threads on its hot path.
+//! ([`StoredBinding`], [`StoredUpstream`], [`Change`], [`Subscriber`]) and
+//! talks to a [`Store`] trait object, so other backends (PostgreSQL, Redis)
+//! can plug in later. This crate parses no SIP and starts no async runtime:
+//! the server calls it from OS threads on its hot path.
 //!
 //! Writing bindings never blocks the caller: [`Store::submit`] queues a batch
 //! and returns; a writer thread applies whatever is queued in one
 //! transaction (group commit) and then calls every batch's `done` in
 //! submission order. A registrar answers the REGISTER from `done`, so a 200
 //! OK is only sent once the binding is durable, and at high rates thousands
-//! of REGISTERs share one commit.
+//! of REGISTERs share one commit. Upstream registrations
+//! ([`Change::UpsertUpstream`], [`Change::RemoveUpstream`]) take the same
+//! path, so a batch that changes a binding and its upstream registration
+//! is durable as a whole or not at all; [`Store::load_upstream`] reads them
+//! back at start-up.
 //!
 //! ```
 //! use location_store::{Change, SqliteOptions, SqliteStore, Store, StoredBinding};
@@ -58,4 +64,4 @@ pub mod types;
 pub use error::{Error, Result};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 pub use store::{Done, Store, StoreStats};
-pub use types::{Change, StoredBinding, Subscriber};
+pub use types::{Change, StoredBinding, StoredUpstream, Subscriber};

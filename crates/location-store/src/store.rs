@@ -7,7 +7,7 @@
 //! (`sqlite/`).
 
 use crate::error::Result;
-use crate::types::{Change, StoredBinding, Subscriber};
+use crate::types::{Change, StoredBinding, StoredUpstream, Subscriber};
 
 /// Completion callback of [`Store::submit`]: called exactly once, with
 /// `Ok(())` once the batch is durable or with the error that prevented it.
@@ -19,8 +19,10 @@ use crate::types::{Change, StoredBinding, Subscriber};
 /// [`Store::submit`] from it is fine.
 pub type Done = Box<dyn FnOnce(Result<()>) + Send + 'static>;
 
-/// Durable storage of the registrar: bindings (written asynchronously, with
-/// group commit) and subscribers (written synchronously; rare).
+/// Durable storage of the registrar: bindings and, in mid-registrar mode,
+/// upstream registrations (both written asynchronously through
+/// [`Store::submit`], with group commit) and subscribers (written
+/// synchronously; rare).
 ///
 /// Methods are callable from any number of OS threads at once.
 pub trait Store: Send + Sync {
@@ -28,14 +30,29 @@ pub trait Store: Send + Sync {
     /// those). Called at start-up.
     fn load_bindings(&self) -> Result<Vec<StoredBinding>>;
 
+    /// Every stored upstream registration (mid-registrar mode), including
+    /// expired ones (the mid-registrar decides what to refresh or drop).
+    /// Called at start-up. Written with [`Change::UpsertUpstream`] and
+    /// [`Change::RemoveUpstream`].
+    ///
+    /// The default returns none, for backends that do not store them yet: a
+    /// mid-registrar on such a backend forgets its upstream registrations
+    /// when it restarts.
+    fn load_upstream(&self) -> Result<Vec<StoredUpstream>> {
+        Ok(Vec::new())
+    }
+
     /// Queue a batch of changes without blocking on I/O. `done` is called
     /// (from the writer thread) once the batch is durable — committed, and
     /// fsynced as far as the backend's sync setting promises — or failed.
     ///
     /// Ordering: batches are applied, and their `done` called, in the order
-    /// `submit` was called (a later change to the same id wins). An empty
-    /// `changes` is a barrier: its `done` fires once everything submitted
-    /// before it is done.
+    /// `submit` was called (a later change to the same id, or upstream key,
+    /// wins). An empty `changes` is a barrier: its `done` fires once
+    /// everything submitted before it is done.
+    ///
+    /// A batch is atomic: all of its changes, binding and upstream
+    /// registration alike, become durable, or none of them.
     fn submit(&self, changes: Vec<Change>, done: Done);
 
     /// Every subscriber.

@@ -1,6 +1,8 @@
 //! Plain data types stored by the location store: [`StoredBinding`] (one
-//! registered contact of an AoR, with its opaque push state), [`Change`]
-//! (what [`crate::Store::submit`] applies) and [`Subscriber`] (digest
+//! registered contact of an AoR, with its opaque push state),
+//! [`StoredUpstream`] (one registration sipwake holds at an upstream
+//! registrar in mid-registrar mode), [`Change`] (what
+//! [`crate::Store::submit`] applies) and [`Subscriber`] (digest
 //! credentials).
 //!
 //! Owns only the shape of the data. No SIP parsing happens here (the
@@ -65,12 +67,50 @@ pub struct StoredBinding {
     pub push_state: Option<String>,
 }
 
-/// One change to the bindings, applied in submission order.
+/// One registration sipwake holds at an upstream registrar (mid-registrar
+/// mode): the Contact it registered there for one device binding
+/// (per-contact modes) or for a whole AoR (AoR mode). Kept so that after a
+/// restart sipwake still knows which upstream registration each binding
+/// maps to, and can refresh or de-register it.
+///
+/// Independent of the bindings table: removing a binding (or its AoR) does
+/// not remove its upstream row; the mid-registrar removes both, in one batch.
+///
+/// Times are unix milliseconds. Values of `expires_at_ms` and `last_at_ms`
+/// above `i64::MAX` are rejected by the SQLite backend (the batch carrying
+/// them fails, the rest of its commit group does not).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "Upsert is the common case; boxing it would cost an allocation per change"
-)]
+pub struct StoredUpstream {
+    /// Key (primary key): the binding id, or an AoR key in AoR mode. Opaque
+    /// here. A later [`Change::UpsertUpstream`] with the same key replaces
+    /// the whole row.
+    pub key: String,
+    /// Canonical AoR, e.g. `alice@example.com`.
+    pub aor: String,
+    /// The Contact URI registered upstream (serialized).
+    pub contact: String,
+    /// When the upstream registration expires, unix ms (0 = not registered
+    /// upstream).
+    pub expires_at_ms: u64,
+    /// Call-ID of the REGISTERs sipwake itself sends for it (refresh,
+    /// re-send, de-register).
+    pub call_id: String,
+    /// CSeq number of the last of those REGISTERs.
+    pub cseq: u32,
+    /// Status code of the upstream's last final answer about it (0 = none
+    /// yet).
+    pub last_code: u16,
+    /// When that answer came, unix ms (0 = none yet).
+    pub last_at_ms: u64,
+}
+
+/// One change to the bindings or to the upstream registrations, applied in
+/// submission order. Both kinds go through the same queue and group commit:
+/// a batch mixing them is applied in one transaction, all or nothing.
+///
+/// Neither payload is boxed: the two upserts are the common cases and of
+/// similar size, and boxing would cost an allocation per change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// Insert the binding, or replace the one with the same `id`.
     Upsert(StoredBinding),
@@ -80,6 +120,7 @@ pub enum Change {
         id: String,
     },
     /// Remove every binding of this AoR (`REGISTER` with `Contact: *`).
+    /// Upstream registrations of the AoR are left alone.
     RemoveAor {
         /// Canonical AoR.
         aor: String,
@@ -93,6 +134,15 @@ pub enum Change {
         id: String,
         /// The new push state; `None` clears it.
         push_state: Option<String>,
+    },
+    /// Insert the upstream registration, or replace the one with the same
+    /// `key`.
+    UpsertUpstream(StoredUpstream),
+    /// Remove the upstream registration with this key (no error if there is
+    /// none).
+    RemoveUpstream {
+        /// Upstream registration key ([`StoredUpstream::key`]).
+        key: String,
     },
 }
 

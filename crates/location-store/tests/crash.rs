@@ -1,9 +1,11 @@
 //! "Acknowledged ⇒ durable": a child process (this test binary, started
-//! again with an environment variable) submits bindings from several
-//! threads and prints each one once its `done` fired; the parent kills it
-//! with SIGKILL at a random moment and checks that the reopened database
-//! holds every acknowledged change. Three rounds on the same file: twice
-//! with `synchronous=NORMAL`, once with `FULL`.
+//! again with an environment variable) submits bindings, each with its
+//! upstream registration in the same batch (as the mid-registrar does),
+//! from several threads and prints each one once its `done` fired; the
+//! parent kills it with SIGKILL at a random moment and checks that the
+//! reopened database holds every acknowledged change, and that a binding
+//! and its upstream row were never torn apart. Three rounds on the same
+//! file: twice with `synchronous=NORMAL`, once with `FULL`.
 
 mod common;
 
@@ -16,7 +18,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{binding, db_path, open};
+use common::{binding, db_path, open, upstream};
 use location_store::{Change, SqliteOptions, SqliteStore, Store};
 
 const CHILD_DB: &str = "LOCATION_STORE_CRASH_CHILD_DB";
@@ -53,7 +55,10 @@ fn crash_child_entry() {
                 in_flight.fetch_add(1, Ordering::Relaxed);
                 let in_flight = in_flight.clone();
                 store.submit(
-                    vec![Change::Upsert(binding(&id, &aor_of(t), cseq))],
+                    vec![
+                        Change::Upsert(binding(&id, &aor_of(t), cseq)),
+                        Change::UpsertUpstream(upstream(&id, &aor_of(t), cseq)),
+                    ],
                     Box::new(move |r| {
                         r.unwrap();
                         // Printed (written to the pipe) only once durable.
@@ -148,12 +153,25 @@ fn acknowledged_changes_survive_kill_9() {
         let store = open(&path);
         let stored: HashMap<String, _> =
             store.load_bindings().unwrap().into_iter().map(|b| (b.id.clone(), b)).collect();
+        let stored_upstream: HashMap<String, _> =
+            store.load_upstream().unwrap().into_iter().map(|u| (u.key.clone(), u)).collect();
         for (id, &cseq) in &acked {
             let b = stored.get(id).unwrap_or_else(|| panic!("round {round}: acknowledged binding {id} lost"));
             assert!(b.cseq >= cseq, "round {round}: {id} acknowledged at cseq {cseq} but stored {}", b.cseq);
             // The whole row is the one written for that cseq (no torn rows).
             let t: u32 = id[1..].split('-').next().unwrap().parse().unwrap();
             assert_eq!(*b, binding(id, &aor_of(t), b.cseq));
+            // Its upstream row came in the same batch, so it is from the
+            // very same cseq (one transaction), and whole too.
+            let u = stored_upstream
+                .get(id)
+                .unwrap_or_else(|| panic!("round {round}: acknowledged upstream registration {id} lost"));
+            assert_eq!(*u, upstream(id, &aor_of(t), b.cseq), "round {round}: {id} torn from its binding");
+        }
+        // And nothing committed is torn either, acknowledged or not.
+        assert_eq!(stored.len(), stored_upstream.len(), "round {round}");
+        for (id, b) in &stored {
+            assert_eq!(stored_upstream.get(id).map(|u| u.cseq), Some(b.cseq), "round {round}: {id} torn");
         }
         let total: usize = lines.iter().filter(|l| l.starts_with("ACK ")).count();
         eprintln!(

@@ -28,7 +28,7 @@ fn fresh_file_is_created_in_wal_mode_and_migrated() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["bindings", "meta", "subscribers"]);
+    assert_eq!(tables, ["bindings", "meta", "subscribers", "upstream"]);
 }
 
 #[test]

@@ -76,8 +76,25 @@ const V2: &str = r#"
 ALTER TABLE bindings ADD COLUMN push_state TEXT;
 "#;
 
+/// Version 3: the upstream registrations of mid-registrar mode (the Contact
+/// sipwake registered at the upstream registrar for a binding, or for an
+/// AoR), keyed by an opaque key (the binding id, or an AoR key).
+const V3: &str = r#"
+CREATE TABLE upstream (
+    key           TEXT PRIMARY KEY NOT NULL,
+    aor           TEXT NOT NULL,
+    contact       TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    call_id       TEXT NOT NULL,
+    cseq          INTEGER NOT NULL,
+    last_code     INTEGER NOT NULL,
+    last_at_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX upstream_aor ON upstream (aor);
+"#;
+
 /// Every migration, in order; index `i` goes from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this program writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -2,9 +2,10 @@
 //!
 //! One database file (WAL mode) with two connections:
 //! * the write connection, owned by the writer thread (`writer.rs`), which
-//!   applies submitted binding changes with group commit;
-//! * the read connection, behind a mutex, for the rare reads (start-up load,
-//!   subscribers), for subscriber writes, and for
+//!   applies submitted changes (bindings, upstream registrations) with group
+//!   commit;
+//! * the read connection, behind a mutex, for the rare reads (start-up
+//!   loads, subscribers), for subscriber writes, and for
 //!   [`Store::subscribers_version`].
 //!
 //! Opening creates the file if needed and migrates the schema
@@ -33,7 +34,7 @@ pub use migrations::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
 use crate::store::{Done, Store, StoreStats};
-use crate::types::{Change, StoredBinding, Subscriber};
+use crate::types::{Change, StoredBinding, StoredUpstream, Subscriber};
 use conn::sqlite_err;
 use writer::{Counters, Job};
 
@@ -169,6 +170,29 @@ impl Store for SqliteStore {
                     binding = %id,
                     %reason,
                     "skipping a damaged binding row; delete it with the sqlite3 shell"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_upstream(&self) -> Result<Vec<StoredUpstream>> {
+        let side = self.read();
+        let err = |e: rusqlite::Error| sqlite_err(&self.path, "loading the upstream registrations", &e);
+        let mut stmt = side.conn.prepare_cached(rows::SELECT_UPSTREAM).map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            match rows::upstream_from_row(row) {
+                Ok(u) => out.push(u),
+                // Soft state like the bindings: a forgotten upstream
+                // registration expires upstream, or is registered again
+                // when its device refreshes.
+                Err((key, reason)) => tracing::warn!(
+                    db = %self.path.display(),
+                    upstream = %key,
+                    %reason,
+                    "skipping a damaged upstream registration row; delete it with the sqlite3 shell"
                 ),
             }
         }
@@ -387,5 +411,86 @@ mod tests {
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let loaded = store.load_bindings().unwrap();
         assert_eq!(loaded[0], StoredBinding { push_state: Some("v1 pnsreg=1".into()), ..b1 });
+    }
+
+    /// A file written by the previous release (schema version 2, without
+    /// the upstream table) is upgraded in place at open: its bindings load
+    /// unchanged (push state included), and upstream registrations can be
+    /// written, and read back after a reopen.
+    #[test]
+    fn version_2_file_upgrades_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations::migrate_with(&mut conn, &path, &migrations::MIGRATIONS[..2]).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO bindings (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
+                                     transport, remote, local, user_agent, registered_at_ms, extra, push_state)
+                   VALUES ('b1', 'alice@example.com', '<sip:alice@192.0.2.1:5060;pn-provider=apns>', 500,
+                           1700003600000, 'c1', 7, '<urn:uuid:1>', 1, '["<sip:edge.example.com;lr>"]',
+                           'tcp', '192.0.2.1:40000', '198.51.100.1:5060', 'UA/1', 1700000000000, '{"k":1}',
+                           'v1 pnsreg=1');
+                   INSERT INTO subscribers VALUES ('alice', 'example.com', 'md5', 'sha', 1);"#,
+            )
+            .unwrap();
+            let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, 2);
+            let upstream: i64 =
+                conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'upstream'", [], |r| r.get(0)).unwrap();
+            assert_eq!(upstream, 0);
+        }
+
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let b1 = StoredBinding {
+            id: "b1".into(),
+            aor: "alice@example.com".into(),
+            contact: "<sip:alice@192.0.2.1:5060;pn-provider=apns>".into(),
+            q: Some(500),
+            expires_at_ms: 1_700_003_600_000,
+            call_id: "c1".into(),
+            cseq: 7,
+            instance: Some("<urn:uuid:1>".into()),
+            reg_id: Some(1),
+            path: vec!["<sip:edge.example.com;lr>".into()],
+            transport: "tcp".into(),
+            remote: "192.0.2.1:40000".into(),
+            local: "198.51.100.1:5060".into(),
+            user_agent: Some("UA/1".into()),
+            registered_at_ms: 1_700_000_000_000,
+            extra: Some(r#"{"k":1}"#.into()),
+            push_state: Some("v1 pnsreg=1".into()),
+        };
+        assert_eq!(store.load_bindings().unwrap(), vec![b1.clone()]);
+        assert_eq!(store.subscribers().unwrap().len(), 1);
+        assert_eq!(store.load_upstream().unwrap(), vec![]);
+
+        let up = StoredUpstream {
+            key: "b1".into(),
+            aor: "alice@example.com".into(),
+            contact: "<sip:b1@198.51.100.1:5060>".into(),
+            expires_at_ms: 1_700_003_600_000,
+            call_id: "up-1".into(),
+            cseq: 3,
+            last_code: 200,
+            last_at_ms: 1_700_000_000_500,
+        };
+        let (tx, rx) = mpsc::channel();
+        store.submit(vec![Change::UpsertUpstream(up.clone())], Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+        drop(store);
+
+        let conn = Connection::open(&path).unwrap();
+        let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let index: String = conn
+            .query_row("SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND name = 'upstream_aor'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(index, "upstream");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.load_bindings().unwrap(), vec![b1]);
+        assert_eq!(store.load_upstream().unwrap(), vec![up]);
     }
 }

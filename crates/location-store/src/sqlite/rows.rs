@@ -1,16 +1,18 @@
-//! The SQL statements on the tables and the encoding of [`StoredBinding`]
-//! and [`Subscriber`] to and from rows (path as a JSON array of strings,
-//! unix-ms times as INTEGER, the opaque push state as TEXT).
+//! The SQL statements on the tables and the encoding of [`StoredBinding`],
+//! [`StoredUpstream`] and [`Subscriber`] to and from rows (path as a JSON
+//! array of strings, unix-ms times as INTEGER, the opaque push state as
+//! TEXT).
 //!
 //! Owns every DML statement of the SQLite backend and the value checks done
 //! before a change enters a transaction. Must not open connections, manage
 //! transactions or threads (that is `mod.rs` and `writer.rs`) or change the
 //! schema (that is `migrations.rs`).
 
+use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row, params};
 
 use crate::error::{Error, Result};
-use crate::types::{Change, StoredBinding, Subscriber};
+use crate::types::{Change, StoredBinding, StoredUpstream, Subscriber};
 
 const UPSERT_BINDING: &str = "\
 INSERT INTO bindings (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
@@ -30,6 +32,18 @@ SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path
        transport, remote, local, user_agent, registered_at_ms, extra, push_state
 FROM bindings ORDER BY aor, id";
 
+const UPSERT_UPSTREAM: &str = "\
+INSERT INTO upstream (key, aor, contact, expires_at_ms, call_id, cseq, last_code, last_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (key) DO UPDATE SET
+    aor = excluded.aor, contact = excluded.contact, expires_at_ms = excluded.expires_at_ms,
+    call_id = excluded.call_id, cseq = excluded.cseq, last_code = excluded.last_code,
+    last_at_ms = excluded.last_at_ms";
+const DELETE_UPSTREAM: &str = "DELETE FROM upstream WHERE key = ?1";
+pub(crate) const SELECT_UPSTREAM: &str = "\
+SELECT key, aor, contact, expires_at_ms, call_id, cseq, last_code, last_at_ms
+FROM upstream ORDER BY aor, key";
+
 pub(crate) const SELECT_SUBSCRIBERS: &str =
     "SELECT user, domain, ha1_md5, ha1_sha256, created_at_ms FROM subscribers ORDER BY domain, user";
 pub(crate) const GET_SUBSCRIBER: &str =
@@ -47,6 +61,8 @@ pub(crate) enum Op<'a> {
     Remove(&'a str),
     RemoveAor(&'a str),
     PushState { id: &'a str, push_state: Option<&'a str> },
+    UpsertUpstream { u: &'a StoredUpstream, expires_at_ms: i64, last_at_ms: i64 },
+    RemoveUpstream(&'a str),
 }
 
 /// Check that `change` can be stored and encode it. Runs before the
@@ -55,22 +71,38 @@ pub(crate) fn encode(change: &Change) -> Result<Op<'_>> {
     Ok(match change {
         Change::Upsert(b) => Op::Upsert {
             b,
-            path_json: serde_json::to_string(&b.path).map_err(|e| invalid(b, "path", e.to_string()))?,
-            expires_at_ms: to_i64(b, "expires_at_ms", b.expires_at_ms)?,
-            registered_at_ms: to_i64(b, "registered_at_ms", b.registered_at_ms)?,
+            path_json: serde_json::to_string(&b.path)
+                .map_err(|e| Error::Invalid { what: binding_field(b, "path"), reason: e.to_string() })?,
+            expires_at_ms: to_i64(b.expires_at_ms, || binding_field(b, "expires_at_ms"))?,
+            registered_at_ms: to_i64(b.registered_at_ms, || binding_field(b, "registered_at_ms"))?,
         },
         Change::Remove { id } => Op::Remove(id),
         Change::RemoveAor { aor } => Op::RemoveAor(aor),
         Change::PushState { id, push_state } => Op::PushState { id, push_state: push_state.as_deref() },
+        Change::UpsertUpstream(u) => Op::UpsertUpstream {
+            u,
+            expires_at_ms: to_i64(u.expires_at_ms, || upstream_field(u, "expires_at_ms"))?,
+            last_at_ms: to_i64(u.last_at_ms, || upstream_field(u, "last_at_ms"))?,
+        },
+        Change::RemoveUpstream { key } => Op::RemoveUpstream(key),
     })
 }
 
-fn to_i64(b: &StoredBinding, field: &str, v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| invalid(b, field, format!("{v} is beyond the largest storable time ({})", i64::MAX)))
+/// A unix-ms time as stored, or [`Error::Invalid`] naming the field
+/// (`what`) if it is beyond the INTEGER range.
+fn to_i64(v: u64, what: impl FnOnce() -> String) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Invalid {
+        what: what(),
+        reason: format!("{v} is beyond the largest storable time ({})", i64::MAX),
+    })
 }
 
-fn invalid(b: &StoredBinding, field: &str, reason: String) -> Error {
-    Error::Invalid { what: format!("binding {} of {}: {field}", b.id, b.aor), reason }
+fn binding_field(b: &StoredBinding, field: &str) -> String {
+    format!("binding {} of {}: {field}", b.id, b.aor)
+}
+
+fn upstream_field(u: &StoredUpstream, field: &str) -> String {
+    format!("upstream registration {} of {}: {field}", u.key, u.aor)
 }
 
 /// Apply one encoded change (inside the caller's transaction), with cached
@@ -107,6 +139,21 @@ pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
         Op::PushState { id, push_state } => {
             conn.prepare_cached(UPDATE_PUSH_STATE)?.execute(params![id, push_state])?;
         }
+        Op::UpsertUpstream { u, expires_at_ms, last_at_ms } => {
+            conn.prepare_cached(UPSERT_UPSTREAM)?.execute(params![
+                u.key,
+                u.aor,
+                u.contact,
+                expires_at_ms,
+                u.call_id,
+                u.cseq,
+                u.last_code,
+                last_at_ms,
+            ])?;
+        }
+        Op::RemoveUpstream(key) => {
+            conn.prepare_cached(DELETE_UPSTREAM)?.execute([key])?;
+        }
     }
     Ok(())
 }
@@ -141,6 +188,31 @@ pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBindi
         })
     };
     decode().map_err(|reason| (id.clone(), reason))
+}
+
+/// Decode a row of [`SELECT_UPSTREAM`]; on failure, the key (if readable)
+/// and what is wrong.
+pub(crate) fn upstream_from_row(row: &Row<'_>) -> std::result::Result<StoredUpstream, (String, String)> {
+    let key: String = row.get(0).map_err(|e| ("<unreadable key>".to_owned(), e.to_string()))?;
+    let decode = || -> std::result::Result<StoredUpstream, String> {
+        Ok(StoredUpstream {
+            key: key.clone(),
+            aor: get(row, 1, "aor")?,
+            contact: get(row, 2, "contact")?,
+            expires_at_ms: get_u64(row, 3, "expires_at_ms")?,
+            call_id: get(row, 4, "call_id")?,
+            cseq: get(row, 5, "cseq")?,
+            last_code: get(row, 6, "last_code")?,
+            last_at_ms: get_u64(row, 7, "last_at_ms")?,
+        })
+    };
+    decode().map_err(|reason| (key.clone(), reason))
+}
+
+/// A column, with its name in the error (a value out of range for the
+/// field's type is reported by index only otherwise).
+fn get<T: FromSql>(row: &Row<'_>, idx: usize, name: &str) -> std::result::Result<T, String> {
+    row.get(idx).map_err(|e| format!("{name}: {e}"))
 }
 
 /// A unix-ms time column (stored as a non-negative INTEGER).

@@ -10,8 +10,10 @@
 //!
 //! Rules kept here:
 //! * strict order: batches are applied and completed in queue order, so a
-//!   later change to the same id wins, and a barrier (empty batch) completes
-//!   only after everything queued before it;
+//!   later change to the same id (or upstream key) wins, and a barrier
+//!   (empty batch) completes only after everything queued before it;
+//! * binding and upstream-registration changes share the transaction, in
+//!   submission order, so a batch mixing them commits or fails as a whole;
 //! * a group of barriers only needs no transaction;
 //! * a batch with a value that cannot be stored fails alone (checked before
 //!   the transaction); a failed commit fails every batch of its group, is
@@ -133,7 +135,7 @@ impl Writer {
                 match rows::encode(change) {
                     Ok(op) => ops.push(op),
                     Err(e) => {
-                        tracing::warn!(db = %self.path.display(), error = %e, "rejected a batch of binding changes");
+                        tracing::warn!(db = %self.path.display(), error = %e, "rejected a batch of changes");
                         ops.truncate(start);
                         verdict = Some(e);
                         break;
@@ -194,7 +196,7 @@ impl Writer {
             {
                 tracing::warn!(db = %self.path.display(), error = %rollback, "rollback after a failed commit failed");
             }
-            return Err(sqlite_err(&self.path, format!("commit of {} binding changes", ops.len()), &e));
+            return Err(sqlite_err(&self.path, format!("commit of {} changes", ops.len()), &e));
         }
         let took = started.elapsed();
         if took > SLOW_COMMIT {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use location_store::{Change, Result, SqliteOptions, SqliteStore, Store, StoredBinding, Subscriber};
+use location_store::{Change, Result, SqliteOptions, SqliteStore, Store, StoredBinding, StoredUpstream, Subscriber};
 
 /// A binding with every field set (optional ones depend on `cseq` parity, so
 /// both `Some` and `None` round-trip).
@@ -35,6 +35,22 @@ pub fn binding(id: &str, aor: &str, cseq: u32) -> StoredBinding {
         registered_at_ms: 1_699_999_000_000,
         extra: odd.then(|| r#"{"next_refresh_ms":1700000100000,"failures":0}"#.to_owned()),
         push_state: odd.then(|| "v1 pnsreg=1 purr=AAAAAAAAAAAAAAAAAAAAAA:1699999000000".to_owned()),
+    }
+}
+
+/// An upstream registration of binding `key` (every field derived from
+/// the arguments, so a row can be checked against the `cseq` it was
+/// written with).
+pub fn upstream(key: &str, aor: &str, cseq: u32) -> StoredUpstream {
+    StoredUpstream {
+        key: key.to_owned(),
+        aor: aor.to_owned(),
+        contact: format!("<sip:{key}@198.51.100.1:5060;transport=tcp;ob>;+sip.instance=\"<urn:uuid:{key}>\""),
+        expires_at_ms: 1_700_000_000_000 + u64::from(cseq) * 1000,
+        call_id: format!("up-{key}@198.51.100.1"),
+        cseq,
+        last_code: if cseq % 2 == 1 { 200 } else { 0 },
+        last_at_ms: if cseq % 2 == 1 { 1_699_999_000_000 + u64::from(cseq) } else { 0 },
     }
 }
 
