@@ -637,24 +637,46 @@ fn nobody_wakes_the_caller_gets_480_after_the_hold() {
 // ---------------------------------------------------------------------------
 // 6. and 7. Kamailio restarts (its memory empty)
 
-#[test]
-fn kamailio_restart_without_auth_gets_every_registration_back() {
+/// sipwake notices an upstream restart when keep-alives go unanswered
+/// (keepalive_secs = 1, upstream_timeout_ms = 2000): this outage is longer.
+const OUTAGE: Duration = Duration::from_secs(4);
+
+/// alice and bob registered through sipwake (Kamailio without auth);
+/// Kamailio restarts after `down`; their registrations come back at
+/// Kamailio without any device doing anything.
+fn registrations_come_back_after_restart(down: Duration) {
     let (mut kam, sw, _pushes) = setup(false, "contact", "");
     let _alice = registered_plain(&sw, "alice");
     let _bob = registered_plain(&sw, "bob");
     let before = (kam.contacts(ALICE), kam.contacts(BOB));
     assert!(before.0.len() == 1 && before.1.len() == 1, "{before:?}\n{}", logs(&kam, &sw));
-    kam.restart();
-    // Nobody does anything: sipwake notices (keepalive) and re-sends.
+    let registers = kam.registers_received();
+    kam.restart_after(down);
+    let t0 = Instant::now();
     for aor in [ALICE, BOB] {
         let (c, ok) = kam.wait_contacts(aor, Duration::from_secs(6), |c| !c.is_empty());
-        assert!(ok, "{aor} not restored at Kamailio\n{}", logs(&kam, &sw));
+        assert!(ok, "{aor} not restored at Kamailio {:?} after its restart\n{}", t0.elapsed(), logs(&kam, &sw));
         assert!(c.iter().all(|c| c.contains(&sw.udp.to_string()) && ctid(c).is_some()), "{c:?}");
     }
-    // The same upstream Contacts as before the restart.
+    // The same upstream Contacts as before, re-sent by sipwake itself.
     assert_eq!((kam.contacts(ALICE), kam.contacts(BOB)), before);
+    assert!(kam.registers_received() >= registers + 2, "{:#?}", kam.registers());
     let up = upstream(&sw);
     assert_eq!(up["upstream"]["up"], true, "{up}");
+    for aor in [ALICE, BOB] {
+        assert!(registrations(&up, aor).iter().all(|r| r["last_code"] == 200), "{up}");
+    }
+}
+
+#[test]
+fn kamailio_outage_and_restart_gets_every_registration_back() {
+    registrations_come_back_after_restart(OUTAGE);
+}
+
+#[test]
+fn quick_kamailio_restart_gets_every_registration_back() {
+    // A plain restart (Kamailio is down for about a second).
+    registrations_come_back_after_restart(Duration::ZERO);
 }
 
 #[test]
@@ -663,7 +685,7 @@ fn kamailio_restart_with_auth_pushes_push_devices_and_counts_plain_ones() {
     drop(registered_push_device(&kam, &sw, "RESTORE"));
     let _bob = registered_plain(&sw, "bob");
     while pushes.try_recv().is_ok() {}
-    kam.restart();
+    kam.restart_after(OUTAGE);
     // sipwake holds no passwords: the push device is asked to register itself.
     let push =
         pushes.recv_timeout(Duration::from_secs(8)).unwrap_or_else(|_| panic!("no refresh push\n{}", logs(&kam, &sw)));

@@ -183,10 +183,16 @@ impl Kamailio {
         }
     }
 
-    /// Kills it (the whole process group at once, as a crash) and starts
-    /// it again on the same port, its memory empty; returns once it answers OPTIONS.
+    /// Stops it (SIGTERM; it takes Kamailio about a second) and starts it
+    /// again on the same port, its memory empty; returns once it answers OPTIONS.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// [`Kamailio::restart`] with an outage: it stays down for `down` first.
+    pub fn restart_after(&mut self, down: Duration) {
         self.kill();
+        std::thread::sleep(down);
         self.spawn();
     }
 
