@@ -575,7 +575,9 @@ fn push_device_woken_by_a_call_through_kamailio_gets_exactly_one_invite() {
     let chal = request(&mut dev, &first, Duration::from_secs(5)).expect("an answer");
     assert_eq!(status_of(chal.as_bytes()), 401, "{chal}");
     // The challenged REGISTER did not release the INVITE.
-    assert!(dev.next_request(Duration::from_millis(500)).is_none(), "an INVITE before the REGISTER succeeded");
+    if let Some((m, _)) = dev.next_request(Duration::from_millis(500)) {
+        assert!(!m.starts_with("INVITE "), "an INVITE before the REGISTER succeeded: {m}");
+    }
     dev.nc += 1;
     let auth = authorization(&chal, "alice", PASSWORD, "REGISTER", "sip:example.com", dev.nc);
     let second = dev.build(&[&c], &["Expires: 600"], Some(&auth));
