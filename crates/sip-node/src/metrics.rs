@@ -56,7 +56,8 @@ pub fn mid_register(action: &'static str) {
 }
 
 pub fn mid_upstream(origin: &'static str, code: u16) {
-    metrics::counter!("sipwake_mid_upstream_answers_total", "origin" => origin, "code" => code.to_string()).increment(1);
+    metrics::counter!("sipwake_mid_upstream_answers_total", "origin" => origin, "code" => code.to_string())
+        .increment(1);
 }
 
 pub fn mid_restore(result: &'static str) {

@@ -330,7 +330,9 @@ impl Node {
                         self.proxy.by_client.remove(&key);
                         if let Some(m) = &mut self.mid {
                             m.forwards.remove(&key);
-                            if m.own.remove(&key).is_some() && m.keepalive_pending.as_ref().is_some_and(|(k, _)| *k == key) {
+                            if m.own.remove(&key).is_some()
+                                && m.keepalive_pending.as_ref().is_some_and(|(k, _)| *k == key)
+                            {
                                 m.keepalive_pending = None;
                             }
                         }

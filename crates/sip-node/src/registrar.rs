@@ -16,8 +16,8 @@ use crate::pn::Precheck;
 use crate::{metrics, metrics::registration};
 use sip_auth::{AuthOutcome, Which};
 use sip_msg::{HeaderName, Message, Source, Target};
-use sip_registrar::location::Change;
 use sip_push::Classification;
+use sip_registrar::location::Change;
 use sip_registrar::{Aor, Binding, Flow, Outcome, RegisterInput};
 use std::time::Instant;
 

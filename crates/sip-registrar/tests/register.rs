@@ -62,7 +62,15 @@ impl Req {
 
 fn run(r: &mut Registrar, req: &Req, now: u64, f: Flow) -> Outcome {
     let m = req.build();
-    r.register(RegisterInput { req: &m, flow: f, now_ms: now, auth_user: None, fresh_ids: &[], caps: &[], dry_run: false })
+    r.register(RegisterInput {
+        req: &m,
+        flow: f,
+        now_ms: now,
+        auth_user: None,
+        fresh_ids: &[],
+        caps: &[],
+        dry_run: false,
+    })
 }
 
 fn contacts(o: &Outcome) -> Vec<String> {
@@ -328,11 +336,26 @@ fn domain_and_aor_checks() {
     let m = Req::new("c1", 1).contact("<sip:a@192.0.2.1>").build();
     let bad_domain = String::from_utf8(m.to_bytes().to_vec()).unwrap().replacen("sip:example.com", "sip:other.org", 1);
     let m2 = parse_datagram(Bytes::from(bad_domain), &Limits::default()).unwrap();
-    let o = r.register(RegisterInput { req: &m2, flow: flow(1, None), now_ms: T0, auth_user: None, fresh_ids: &[], caps: &[], dry_run: false });
+    let o = r.register(RegisterInput {
+        req: &m2,
+        flow: flow(1, None),
+        now_ms: T0,
+        auth_user: None,
+        fresh_ids: &[],
+        caps: &[],
+        dry_run: false,
+    });
     assert_eq!((o.reply.code, o.reply.reason), (403, Some("Domain Not Served")));
     // The authenticated user may register only its own AoR.
-    let o =
-        r.register(RegisterInput { req: &m, flow: flow(1, None), now_ms: T0, auth_user: Some(("bob", "example.com")), fresh_ids: &[], caps: &[], dry_run: false });
+    let o = r.register(RegisterInput {
+        req: &m,
+        flow: flow(1, None),
+        now_ms: T0,
+        auth_user: Some(("bob", "example.com")),
+        fresh_ids: &[],
+        caps: &[],
+        dry_run: false,
+    });
     assert_eq!(o.reply.code, 403);
     let o = r.register(RegisterInput {
         req: &m,
@@ -385,7 +408,15 @@ fn a_day_of_refreshes_for_two_thousand_bindings() {
             }
             let mut req = m[0].clone();
             req.headers.set(HeaderName::CSeq, format!("{} REGISTER", round + 1));
-            let o = r.register(RegisterInput { req: &req, flow: flow(1, None), now_ms: now, auth_user: None, fresh_ids: &[], caps: &[], dry_run: false });
+            let o = r.register(RegisterInput {
+                req: &req,
+                flow: flow(1, None),
+                now_ms: now,
+                auth_user: None,
+                fresh_ids: &[],
+                caps: &[],
+                dry_run: false,
+            });
             assert_eq!(o.reply.code, 200);
         }
         now += 1_800_000;

@@ -23,6 +23,11 @@ pub struct Config {
     pub management: ManagementSection,
     pub proxy: ProxySection,
     pub push: PushSection,
+    /// The role: registrar, or mid-registrar (then `mid` is set).
+    pub mode: crate::mid_config::Mode,
+    /// `[mid_registrar]`, validated (mid-registrar mode only).
+    pub mid: Option<sip_node::mid::MidConfig>,
+    pub mid_section: crate::mid_config::MidSection,
 }
 
 /// `[push]`: RFC 8599 push notifications (OpenSIPS names in brackets).
@@ -201,17 +206,26 @@ impl Default for RegistrarSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
-    /// On by default; turning it off logs a warning at start-up.
-    pub enabled: bool,
+    /// sipwake authenticates REGISTERs itself: on by default in registrar
+    /// mode (turning it off logs a warning at start-up), off by default in
+    /// mid-registrar mode (the upstream authenticates).
+    pub enabled: Option<bool>,
     /// Offered algorithms, preferred first: "SHA-256", "MD5".
     pub algorithms: Vec<String>,
     /// A nonce older than this gets `stale=true`, seconds.
     pub nonce_ttl_secs: u64,
 }
 
+impl AuthSection {
+    /// Whether sipwake authenticates REGISTERs itself in `mode`.
+    pub fn enabled_in(&self, mode: crate::mid_config::Mode) -> bool {
+        self.enabled.unwrap_or(mode == crate::mid_config::Mode::Registrar)
+    }
+}
+
 impl Default for AuthSection {
     fn default() -> Self {
-        AuthSection { enabled: true, algorithms: vec!["SHA-256".into(), "MD5".into()], nonce_ttl_secs: 300 }
+        AuthSection { enabled: None, algorithms: vec!["SHA-256".into(), "MD5".into()], nonce_ttl_secs: 300 }
     }
 }
 
@@ -332,6 +346,7 @@ impl SipConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct ServerFile {
+    mode: String,
     listen: Vec<String>,
     data_dir: PathBuf,
     server_header: String,
@@ -340,6 +355,7 @@ struct ServerFile {
 impl Default for ServerFile {
     fn default() -> Self {
         ServerFile {
+            mode: "registrar".into(),
             listen: vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()],
             data_dir: PathBuf::from("./sipwake-data"),
             server_header: format!("sipwake/{}", env!("CARGO_PKG_VERSION")),
@@ -359,6 +375,7 @@ struct ConfigFile {
     management: ManagementSection,
     proxy: ProxySection,
     push: PushSection,
+    mid_registrar: crate::mid_config::MidSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -398,6 +415,11 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
+        let mode = crate::mid_config::parse_mode(&file.server.mode).map_err(ConfigError)?;
+        let mid = match mode {
+            crate::mid_config::Mode::MidRegistrar => Some(file.mid_registrar.to_node().map_err(ConfigError)?),
+            crate::mid_config::Mode::Registrar => None,
+        };
         let mut listen = Vec::new();
         for (i, s) in file.server.listen.iter().enumerate() {
             let spec = s.parse::<ListenSpec>().map_err(|e| {
@@ -558,6 +580,9 @@ impl Config {
             management: file.management,
             proxy: file.proxy,
             push: file.push,
+            mode,
+            mid,
+            mid_section: file.mid_registrar,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod logging;
 pub mod management;
 pub mod metrics;
+pub mod mid_config;
 pub mod push_config;
 pub mod server;
 pub mod store_map;

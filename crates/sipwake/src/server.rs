@@ -142,11 +142,14 @@ fn open_node(
         ..RegistrarConfig::default()
     };
     tracing::info!(domains = ?rcfg.domains, "registrar domains");
-    let auth = if config.auth.enabled {
+    let auth = if config.auth.enabled_in(config.mode) {
         let mut acfg = sip_auth::AuthConfig::new(sip_auth::AuthConfig::random_secret());
         acfg.nonce_ttl = Duration::from_secs(config.auth.nonce_ttl_secs);
         acfg.algorithms = config.auth.algorithms.iter().filter_map(|a| sip_auth::Algorithm::from_name(a)).collect();
         Some(acfg)
+    } else if config.mid.is_some() {
+        tracing::info!("mid-registrar: REGISTERs are authenticated by the upstream registrar");
+        None
     } else {
         tracing::warn!("auth.enabled = false: anyone can register any AoR of the served domains");
         None
@@ -186,6 +189,7 @@ fn open_node(
         flow_token_key: rand::random(),
         seed: rand::random(),
         unix_ms: now_ms(),
+        mid: config.mid.clone(),
     };
     let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
     let rows = store.load_bindings().context("cannot load bindings from the store")?;
@@ -210,6 +214,13 @@ fn open_node(
     tracing::info!(loaded = kept, dropped = dead.len(), push = pushed, "bindings restored from the store");
     if !dead.is_empty() {
         store.submit(dead, Box::new(|_| {}));
+    }
+    if node.mid().is_some() {
+        let rows = store.load_upstream().context("cannot load the upstream registrations from the store")?;
+        let regs: Vec<_> = rows.into_iter().map(crate::store_map::upstream_from_row).collect();
+        let n = regs.len();
+        let kept = node.restore_upstream(regs, std::time::Instant::now());
+        tracing::info!(loaded = n, kept, "upstream registrations restored from the store");
     }
     let subscribers = store.subscribers().context("cannot load subscribers")?;
     node.set_subscribers(crate::store_map::secrets(subscribers));

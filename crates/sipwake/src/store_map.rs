@@ -2,7 +2,8 @@
 //!
 //! Owns the mapping only: no I/O, no policy.
 
-use location_store::StoredBinding;
+use location_store::{StoredBinding, StoredUpstream};
+use sip_node::mid::UpstreamReg;
 use sip_node::{Secrets, StoreOp};
 use sip_registrar::{Aor, Binding, Flow, FlowTransport};
 
@@ -15,6 +16,36 @@ pub fn op_to_store(op: StoreOp) -> location_store::Change {
             location_store::Change::Upsert(row)
         }
         StoreOp::Remove { id } => location_store::Change::Remove { id },
+        StoreOp::Upstream(r) => location_store::Change::UpsertUpstream(upstream_to_row(&r)),
+        StoreOp::RemoveUpstream { key } => location_store::Change::RemoveUpstream { key },
+    }
+}
+
+/// A mid-registrar's upstream registration as a row.
+pub fn upstream_to_row(r: &UpstreamReg) -> StoredUpstream {
+    StoredUpstream {
+        key: r.key.clone(),
+        aor: r.aor.to_string(),
+        contact: r.contact.clone(),
+        expires_at_ms: r.expires_at,
+        call_id: r.call_id.clone(),
+        cseq: r.cseq,
+        last_code: r.last_code,
+        last_at_ms: r.last_at,
+    }
+}
+
+/// A stored upstream registration.
+pub fn upstream_from_row(r: StoredUpstream) -> UpstreamReg {
+    UpstreamReg {
+        key: r.key,
+        aor: Aor::from_stored(r.aor),
+        contact: r.contact,
+        expires_at: r.expires_at_ms,
+        call_id: r.call_id,
+        cseq: r.cseq,
+        last_code: r.last_code,
+        last_at: r.last_at_ms,
     }
 }
 

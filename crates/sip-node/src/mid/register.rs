@@ -53,7 +53,8 @@ impl Node {
             self.send(target, resp.to_bytes());
             return;
         };
-        let requested = requested_expiries(&req, self.registrar.config.default_expires, self.registrar.config.max_expires);
+        let requested =
+            requested_expiries(&req, self.registrar.config.default_expires, self.registrar.config.max_expires);
         if let Some(caps) = self.absorbable(&req, &src, &aor, &dry.contact_ids, &requested, now_ms) {
             metrics::mid_register("absorbed");
             return self.mid_absorb(req, target, flow, auth_user, classes, caps, now);
@@ -266,7 +267,10 @@ impl Node {
             self.mid_accepted(f, msg, now);
             return None;
         }
-        if code == 423 && f.sent.iter().any(|(_, _, e)| *e > 0) && self.mid.as_ref().is_some_and(|m| m.cfg.throttle != Throttle::Mirror) {
+        if code == 423
+            && f.sent.iter().any(|(_, _, e)| *e > 0)
+            && self.mid.as_ref().is_some_and(|m| m.cfg.throttle != Throttle::Mirror)
+        {
             tracing::warn!(
                 min_expires = ?msg.headers.get(&HeaderName::MinExpires),
                 "the upstream registrar wants a longer expiry than mid_registrar.upstream_expires; raise it"
@@ -314,7 +318,8 @@ impl Node {
             self.run_registrar(&f.req, f.flow.clone(), au, &classes, &f.contact_ids, &granted, now);
         if outcome.reply.code != 200 {
             // The location changed meanwhile (a concurrent REGISTER): its answer.
-            let resp = self.build_response(&f.req, &tag_for(&f.skey), outcome.reply.code, outcome.reply.reason, &headers);
+            let resp =
+                self.build_response(&f.req, &tag_for(&f.skey), outcome.reply.code, outcome.reply.reason, &headers);
             return self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), Vec::new(), now);
         }
         // The upstream registrations this answer creates, refreshes or ends.

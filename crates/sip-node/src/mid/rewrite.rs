@@ -183,7 +183,13 @@ pub fn own_register(r: &OwnRegister<'_>) -> Option<Message> {
 }
 
 /// The keep-alive OPTIONS to the upstream.
-pub fn keepalive(upstream: SocketAddr, local: SocketAddr, transport: Transport, branch: &str, seq: u64) -> Option<Message> {
+pub fn keepalive(
+    upstream: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
+    branch: &str,
+    seq: u64,
+) -> Option<Message> {
     let host = via_host(upstream);
     let me = via_host(local);
     let t = transport_param(transport).map(|t| format!(";transport={t}")).unwrap_or_default();
@@ -243,12 +249,20 @@ mod tests {
         };
         let (m, sent) = forward_register(&req, &f);
         let s = String::from_utf8(m.to_bytes().to_vec()).unwrap();
-        assert!(s.starts_with("REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKmid;rport\r\n"), "{s}");
+        assert!(
+            s.starts_with(
+                "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKmid;rport\r\n"
+            ),
+            "{s}"
+        );
         let contacts: Vec<_> = m.headers.get_all(&HeaderName::Contact).collect();
-        assert_eq!(contacts, vec![
-            &Bytes::from_static(b"<sip:alice@198.51.100.1:5060;ctid=b1>;expires=3600"),
-            &Bytes::from_static(b"<sip:alice@198.51.100.1:5060;ctid=b2>;expires=0"),
-        ]);
+        assert_eq!(
+            contacts,
+            vec![
+                &Bytes::from_static(b"<sip:alice@198.51.100.1:5060;ctid=b1>;expires=3600"),
+                &Bytes::from_static(b"<sip:alice@198.51.100.1:5060;ctid=b2>;expires=0"),
+            ]
+        );
         assert!(!s.contains("pn-"), "{s}");
         assert!(!s.contains("Path:"));
         assert!(!s.contains("Expires: 600"));
@@ -277,7 +291,10 @@ mod tests {
         };
         let (m, sent) = forward_register(&req, &f);
         let contacts: Vec<_> = m.headers.get_all(&HeaderName::Contact).collect();
-        assert_eq!(contacts, vec![&Bytes::from_static(b"<sip:alice@198.51.100.1:5070;transport=tcp;ctid=akey>;expires=3600")]);
+        assert_eq!(
+            contacts,
+            vec![&Bytes::from_static(b"<sip:alice@198.51.100.1:5070;transport=tcp;ctid=akey>;expires=3600")]
+        );
         assert_eq!(sent, vec![("akey".into(), "sip:alice@198.51.100.1:5070;transport=tcp;ctid=akey".into(), 3600)]);
     }
 
@@ -328,8 +345,14 @@ mod tests {
         assert_eq!(r.cseq().unwrap().seq, 7);
         assert_eq!(r.uri().unwrap().to_string(), "sip:example.com");
         assert!(r.validate().is_ok());
-        let o = keepalive("127.0.0.1:5070".parse().unwrap(), "127.0.0.1:5060".parse().unwrap(), Transport::Udp, "z9hG4bKka", 3)
-            .unwrap();
+        let o = keepalive(
+            "127.0.0.1:5070".parse().unwrap(),
+            "127.0.0.1:5060".parse().unwrap(),
+            Transport::Udp,
+            "z9hG4bKka",
+            3,
+        )
+        .unwrap();
         assert!(o.validate().is_ok());
         assert_eq!(o.uri().unwrap().to_string(), "sip:127.0.0.1:5070");
     }

@@ -203,7 +203,11 @@ impl Node {
         metrics::mid_upstream(if purpose == OwnPurpose::Deregister { "deregister" } else { "resend" }, code);
         if purpose == OwnPurpose::Deregister {
             if code == 401 || code == 407 {
-                tracing::info!(key, code, "the upstream challenged a de-REGISTER; its registration stays until it expires");
+                tracing::info!(
+                    key,
+                    code,
+                    "the upstream challenged a de-REGISTER; its registration stays until it expires"
+                );
             }
             return;
         }
@@ -235,10 +239,8 @@ impl Node {
     fn mid_unauthorized(&mut self, reg: &UpstreamReg, now: Instant) {
         let ids: Vec<String> = self.mid_behind(reg).iter().map(|b| b.id.clone()).collect();
         for id in ids {
-            let pushed = self
-                .pn
-                .as_mut()
-                .is_some_and(|p| p.engine.refresh_now(&sip_push::BindingKey::new(id.as_str()), now));
+            let pushed =
+                self.pn.as_mut().is_some_and(|p| p.engine.refresh_now(&sip_push::BindingKey::new(id.as_str()), now));
             if pushed {
                 metrics::mid_restore("push");
                 tracing::info!(aor = %reg.aor, binding = id, "upstream challenged the re-sent REGISTER; refresh push sent");
@@ -287,7 +289,10 @@ impl Node {
             .into_iter()
             .filter(|k| self.mid.as_ref().and_then(|m| m.regs.get(k)).is_some_and(|r| !self.mid_behind(r).is_empty()))
             .collect();
-        tracing::warn!(registrations = live.len(), "the upstream registrar answers again; re-sending every registration");
+        tracing::warn!(
+            registrations = live.len(),
+            "the upstream registrar answers again; re-sending every registration"
+        );
         if let Some(mid) = self.mid.as_mut() {
             mid.queue_resend(live);
         }
