@@ -149,7 +149,7 @@ fn sipp_traced(scenario: &str, target: SocketAddr, port: Option<u16>, extra: &[&
 /// `target` from a free port; the port is then free for its callee scenario.
 fn register_sipp(target: SocketAddr, user: &str, why: &dyn Fn() -> String) -> Traced {
     let t = sipp_traced("mid_register_auth.xml", target, None, &["-s", user, "-au", user, "-ap", PASSWORD]);
-    assert!(t.ok, "{user} could not register at {target}:\n{}\n{}\n{}", t.out, t.messages, why());
+    assert!(t.ok, "{user} could not register at {target}:\n{}\n{}\n{}", tail(&t.out), tail(&t.messages), why());
     t
 }
 
@@ -317,9 +317,18 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Both logs, for assertion messages.
+/// Both logs (their ends), for assertion messages.
 fn logs(kam: &Kamailio, sw: &Server) -> String {
-    format!("--- sipwake log ---\n{}\n--- kamailio log ---\n{}", sw.log(), kam.log())
+    format!("--- sipwake log ---\n{}\n--- kamailio log ---\n{}", tail(&sw.log()), tail(&kam.log()))
+}
+
+/// The last 20,000 bytes of a text (a failure message stays readable).
+fn tail(text: &str) -> &str {
+    let mut from = text.len().saturating_sub(20_000);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    &text[from..]
 }
 
 // ---------------------------------------------------------------------------
@@ -346,9 +355,9 @@ fn kamailio_harness_authenticates_registers_and_routes_calls() {
     let callee = sipp_start("uas_answer.xml", kam.addr(), "u1", 1, Some(reg.port), &[]);
     let caller = call_via_kamailio(&kam, "alice");
     let (ok, out) = caller.wait(Duration::from_secs(20));
-    assert!(ok, "caller:\n{out}\n{}", kam.log());
+    assert!(ok, "caller:\n{}\n{}", tail(&out), tail(&kam.log()));
     let (ok, out) = callee.wait(Duration::from_secs(20));
-    assert!(ok, "callee:\n{out}\n{}", kam.log());
+    assert!(ok, "callee:\n{}\n{}", tail(&out), tail(&kam.log()));
     // A restart empties its memory; it answers again on the same port.
     let addr = kam.addr();
     kam.restart();
@@ -481,9 +490,9 @@ fn call_from_kamailio_reaches_device_registered_through_sipwake() {
     let callee = sipp_start("uas_answer.xml", sw.udp, "u1", 1, Some(dev.port), &[]);
     let caller = call_via_kamailio(&kam, "alice");
     let (ok, out) = caller.wait(Duration::from_secs(25));
-    assert!(ok, "caller:\n{out}\n{}", logs(&kam, &sw));
+    assert!(ok, "caller:\n{}\n{}", tail(&out), logs(&kam, &sw));
     let (ok, out) = callee.wait(Duration::from_secs(10));
-    assert!(ok, "callee:\n{out}\n{}", logs(&kam, &sw));
+    assert!(ok, "callee:\n{}\n{}", tail(&out), logs(&kam, &sw));
 }
 
 // ---------------------------------------------------------------------------
@@ -495,7 +504,7 @@ fn call_from_kamailio_reaches_device_registered_through_sipwake() {
 fn refreshes(throttle: &str) -> Vec<common::kamailio::ReceivedRegister> {
     let (kam, sw, _pushes) = setup(true, throttle, "");
     let t = sipp_traced("mid_register_refresh.xml", sw.udp, None, &["-s", "bob", "-au", "bob", "-ap", PASSWORD]);
-    assert!(t.ok, "{}\n{}\n{}", t.out, t.messages, logs(&kam, &sw));
+    assert!(t.ok, "{}\n{}\n{}", tail(&t.out), tail(&t.messages), logs(&kam, &sw));
     let oks: Vec<String> = received(&t.messages).into_iter().filter(|m| m.starts_with("SIP/2.0 200")).collect();
     assert_eq!(oks.len(), 6, "{}", t.messages);
     let own = format!("sip:bob@127.0.0.1:{};transport=udp", t.port);
@@ -602,7 +611,7 @@ fn push_device_woken_by_a_call_through_kamailio_gets_exactly_one_invite() {
     }
     assert!(bye, "no BYE reached the device\n{}", logs(&kam, &sw));
     let (ok, out) = caller.wait(Duration::from_secs(10));
-    assert!(ok, "caller:\n{out}\n{}", logs(&kam, &sw));
+    assert!(ok, "caller:\n{}\n{}", tail(&out), logs(&kam, &sw));
     while let Some((req, _)) = dev.next_request(Duration::from_millis(500)) {
         if req.starts_with("INVITE ") {
             invites.insert(branch(&req));
@@ -761,7 +770,7 @@ fn sipwake_kill9_keeps_the_mapping_and_calls_still_arrive() {
     let callee = sipp_start("uas_answer.xml", sw.udp, "u1", 1, Some(dev.port), &[]);
     let caller = call_via_kamailio(&kam, "alice");
     let (ok, out) = caller.wait(Duration::from_secs(25));
-    assert!(ok, "caller:\n{out}\n{}", logs(&kam, &sw));
+    assert!(ok, "caller:\n{}\n{}", tail(&out), logs(&kam, &sw));
     let (ok, out) = callee.wait(Duration::from_secs(10));
-    assert!(ok, "callee:\n{out}\n{}", logs(&kam, &sw));
+    assert!(ok, "callee:\n{}\n{}", tail(&out), logs(&kam, &sw));
 }
