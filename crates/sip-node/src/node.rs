@@ -483,6 +483,12 @@ impl Node {
     pub fn mid(&self) -> Option<&crate::mid::Mid> {
         self.mid.as_ref()
     }
+    /// The mid-registrar's upstream registrations, each with the ids of
+    /// the local bindings behind it.
+    pub fn upstream_registrations(&self) -> Vec<(&crate::mid::UpstreamReg, Vec<String>)> {
+        let Some(mid) = &self.mid else { return Vec::new() };
+        mid.registrations().map(|r| (r, self.mid_behind(r).iter().map(|b| b.id.clone()).collect())).collect()
+    }
     /// Store writes not yet acknowledged.
     pub fn pending_writes(&self) -> usize {
         self.pending.len()

@@ -57,6 +57,58 @@ pub struct BindingView {
     pub push: Option<PushView>,
     /// The push engine's view (next refresh, last push, failures, parked requests), when push is on.
     pub push_state: Option<serde_json::Value>,
+    /// Mid-registrar: the upstream registration this binding maps to.
+    #[serde(default)]
+    pub upstream: Option<UpstreamView>,
+}
+
+/// One registration sipwake holds at the upstream registrar (mid-registrar mode).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct UpstreamView {
+    /// The `ctid` of the upstream Contact (binding id, or AoR key in `aor` mode).
+    pub key: String,
+    pub aor: String,
+    /// The Contact registered upstream (points at sipwake).
+    pub upstream_contact: String,
+    /// Seconds until the upstream registration expires (0: not registered there).
+    pub expires_in: u64,
+    pub expires_at_ms: u64,
+    /// The upstream's last final answer about it (0: none yet), and when.
+    pub last_code: u16,
+    pub last_at_ms: u64,
+    /// The local bindings behind it.
+    pub bindings: Vec<String>,
+}
+
+/// The upstream registrar and what sipwake holds there (`GET /api/v1/upstream`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct UpstreamList {
+    pub upstream: UpstreamInfo,
+    pub registrations: Vec<UpstreamView>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct UpstreamInfo {
+    pub address: String,
+    pub transport: String,
+    pub throttle: String,
+    /// Whether it answers (keep-alive).
+    pub up: bool,
+    /// Device REGISTERs waiting for its answer.
+    pub in_flight: usize,
+}
+
+fn upstream_view(r: &sip_node::mid::UpstreamReg, bindings: Vec<String>, now: u64) -> UpstreamView {
+    UpstreamView {
+        key: r.key.clone(),
+        aor: r.aor.to_string(),
+        upstream_contact: r.contact.clone(),
+        expires_in: r.expires_at.saturating_sub(now) / 1000,
+        expires_at_ms: r.expires_at,
+        last_code: r.last_code,
+        last_at_ms: r.last_at,
+        bindings,
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -103,7 +155,12 @@ pub struct ListQuery {
     pub prefix: Option<String>,
 }
 
-fn view(b: &Binding, now: u64, transports: &Transports, push: Option<&sip_node::pn::Pn>) -> BindingView {
+fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -> BindingView {
+    let push = node.push();
+    let upstream = node.mid().and_then(|m| {
+        let key = m.key_for(&b.aor, &b.id);
+        m.registration(&key).map(|r| upstream_view(r, vec![b.id.clone()], now))
+    });
     let push_state = push.and_then(|p| {
         p.engine.binding_view(&b.id, std::time::Instant::now()).and_then(|v| serde_json::to_value(v).ok())
     });
@@ -135,6 +192,7 @@ fn view(b: &Binding, now: u64, transports: &Transports, push: Option<&sip_node::
         push_capable: b.is_push_capable(),
         push: b.push().map(|p| PushView { provider: p.provider, prid: p.prid, param: p.param }),
         push_state,
+        upstream,
     }
 }
 
@@ -142,6 +200,7 @@ pub fn router(state: MgmtState) -> Router {
     let api = Router::new()
         .route("/metrics", get(metrics_route))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/upstream", get(upstream))
         .route("/api/v1/aors", get(list_aors))
         .route("/api/v1/aors/{aor}", get(show_aor).delete(delete_aor))
         .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
@@ -199,7 +258,6 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
     let limit = q.limit.unwrap_or(100).min(10_000);
     let now = now_ms();
     st.driver.read(|node| {
-        let push = node.push();
         let mut names: Vec<&Aor> = node
             .location()
             .aors()
@@ -214,7 +272,7 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
             .take(limit)
             .map(|a| AorView {
                 aor: a.to_string(),
-                bindings: node.location().get(a).iter().map(|b| view(b, now, &st.transports, push)).collect(),
+                bindings: node.location().get(a).iter().map(|b| view(b, now, &st.transports, node)).collect(),
             })
             .collect();
         Json(AorList { total, offset, aors })
@@ -229,11 +287,35 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
     let now = now_ms();
     let bindings: Vec<BindingView> = st
         .driver
-        .read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node.push())).collect());
+        .read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node)).collect());
     if bindings.is_empty() {
         return not_found(format!("no bindings for {aor}"));
     }
     Json(AorView { aor: aor.to_string(), bindings }).into_response()
+}
+
+async fn upstream(State(st): State<MgmtState>) -> Response {
+    let now = now_ms();
+    let list = st.driver.read(|node| {
+        let mid = node.mid()?;
+        let mut registrations: Vec<UpstreamView> =
+            node.upstream_registrations().into_iter().map(|(r, b)| upstream_view(r, b, now)).collect();
+        registrations.sort_by(|a, b| (&a.aor, &a.key).cmp(&(&b.aor, &b.key)));
+        Some(UpstreamList {
+            upstream: UpstreamInfo {
+                address: mid.cfg.upstream.remote.to_string(),
+                transport: mid.cfg.upstream.transport.as_str().into(),
+                throttle: mid.cfg.throttle.as_str().into(),
+                up: mid.upstream_up(),
+                in_flight: mid.in_flight(),
+            },
+            registrations,
+        })
+    });
+    match list {
+        Some(l) => Json(l).into_response(),
+        None => not_found("not in mid-registrar mode (server.mode = \"registrar\")".into()),
+    }
 }
 
 async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {

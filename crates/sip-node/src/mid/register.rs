@@ -259,7 +259,7 @@ impl Node {
             tracing::debug!(code, "late upstream answer to a REGISTER already answered 503");
             return None;
         }
-        let Some(f) = mid.forwards.remove(ckey) else { return None };
+        let f = mid.forwards.remove(ckey)?;
         mid.deadlines.remove(&f.deadline);
         metrics::mid_upstream("device", code);
         crate::proxy::pop_top_via(&mut msg);

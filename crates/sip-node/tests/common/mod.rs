@@ -56,6 +56,7 @@ pub fn config() -> NodeConfig {
         seed: 7,
         unix_ms: UNIX0,
         call_end_pushes: Vec::new(),
+        mid: None,
     }
 }
 
@@ -711,6 +712,7 @@ impl World {
                         rows.push((binding.id.clone(), ((**binding).clone(), push_state.clone())));
                     }
                     StoreOp::Remove { id } => rows.retain(|(i, _)| i != id),
+                    StoreOp::Upstream(_) | StoreOp::RemoveUpstream { .. } => {}
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! JSON with `--json`).
 
 use crate::config::Config;
-use crate::management::{AorList, AorView, BindingView, Removed, StatsView};
+use crate::management::{AorList, AorView, BindingView, Removed, StatsView, UpstreamList};
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
@@ -41,6 +41,8 @@ enum CtlCmd {
     Push { aor: String, binding: String },
     /// Server statistics.
     Stats,
+    /// Mid-registrar: the upstream registrar and the registrations held there.
+    Upstream,
 }
 
 pub fn run(config: &Config, args: CtlArgs) -> ExitCode {
@@ -123,6 +125,36 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), String> {
                 if r.result != "ok" {
                     return Err(format!("the push service answered: {}", r.result));
                 }
+            }
+        }
+        CtlCmd::Upstream => {
+            let body = call(reqwest::Method::GET, "/api/v1/upstream")?;
+            if args.json {
+                println!("{body}");
+            } else {
+                let l: UpstreamList = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                let u = &l.upstream;
+                println!(
+                    "upstream {} ({}, throttle {}) {}, {} REGISTER(s) in flight",
+                    u.address,
+                    u.transport,
+                    u.throttle,
+                    if u.up { "up" } else { "DOWN" },
+                    u.in_flight
+                );
+                println!("{:<28} {:<18} {:>7} {:>4} {:<34} UPSTREAM CONTACT", "AOR", "KEY", "EXPIRES", "LAST", "BINDINGS");
+                for r in &l.registrations {
+                    println!(
+                        "{:<28} {:<18} {:>7} {:>4} {:<34} {}",
+                        r.aor,
+                        r.key,
+                        r.expires_in,
+                        r.last_code,
+                        r.bindings.join(","),
+                        r.upstream_contact
+                    );
+                }
+                println!("({} registration(s))", l.registrations.len());
             }
         }
         CtlCmd::Stats => {
