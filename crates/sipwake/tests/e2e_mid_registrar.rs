@@ -303,6 +303,11 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// How many REGISTERs for `aor` Kamailio received.
+fn registers_of(kam: &Kamailio, aor: &str) -> usize {
+    kam.registers().iter().filter(|r| r.to.ends_with(&format!(":{aor}"))).count()
+}
+
 /// Waits until `cond` holds, polling; whether it did within `limit`.
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -443,6 +448,7 @@ fn devices_register_through_sipwake(throttle: &str) {
     }
     let up = upstream(&sw);
     assert_eq!(up["upstream"]["up"], true, "{up}");
+    assert_eq!(up["upstream"]["throttle"], throttle, "{up}");
     assert!(up["upstream"]["address"].as_str().is_some_and(|a| a.contains(&kam.addr().port().to_string())), "{up}");
     let regs = registrations(&up, ALICE);
     assert_eq!(regs.len(), want, "{up}");
@@ -463,6 +469,15 @@ fn devices_register_through_sipwake(throttle: &str) {
     let mut ids: Vec<String> = bindings.iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
     ids.sort();
     assert_eq!(mapped, ids, "every device binding maps to exactly one upstream registration: {up}");
+    // Each binding names its upstream registration.
+    for b in &bindings {
+        let key = b["upstream"]["key"].as_str().unwrap_or_else(|| panic!("no upstream registration in {b}"));
+        assert!(
+            regs.iter()
+                .any(|r| r["key"] == key && ctid(r["upstream_contact"].as_str().unwrap()).as_deref() == Some(key)),
+            "{b}\n{up}"
+        );
+    }
 }
 
 #[test]
@@ -564,6 +579,37 @@ fn registered_push_device(kam: &Kamailio, sw: &Server, prid: &str) -> Phone {
     dev
 }
 
+/// The woken device answers the INVITE(s) with 200 and the BYE with 200;
+/// the caller must succeed. Returns the INVITE transactions (top Via
+/// branches) the device received, counted until things are quiet.
+fn answer_the_call(dev: &mut Phone, caller: Sipp, why: &dyn Fn() -> String) -> std::collections::BTreeSet<String> {
+    let mut invites = std::collections::BTreeSet::new();
+    let me = plain_contact(dev);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut bye = false;
+    while !bye && Instant::now() < deadline {
+        let Some((req, from)) = dev.next_request(Duration::from_millis(200)) else { continue };
+        let Link::Udp(sock) = &dev.link else { unreachable!() };
+        if req.starts_with("INVITE ") {
+            assert!(!req.lines().next().unwrap().contains("pn-"), "{req}");
+            invites.insert(branch(&req));
+            sock.send_to(response_to(&req, "200 OK", Some(&me)).as_bytes(), from).unwrap();
+        } else if req.starts_with("BYE ") {
+            sock.send_to(response_to(&req, "200 OK", None).as_bytes(), from).unwrap();
+            bye = true;
+        }
+    }
+    assert!(bye, "no BYE reached the device\n{}", why());
+    let (ok, out) = caller.wait(Duration::from_secs(10));
+    assert!(ok, "caller:\n{}\n{}", tail(&out), why());
+    while let Some((req, _)) = dev.next_request(Duration::from_millis(500)) {
+        if req.starts_with("INVITE ") {
+            invites.insert(branch(&req));
+        }
+    }
+    invites
+}
+
 #[test]
 fn push_device_woken_by_a_call_through_kamailio_gets_exactly_one_invite() {
     // Mirror: every REGISTER reaches Kamailio, so the wake-up REGISTER is challenged.
@@ -593,31 +639,45 @@ fn push_device_woken_by_a_call_through_kamailio_gets_exactly_one_invite() {
     let ok = request(&mut dev, &second, Duration::from_secs(5)).expect("an answer");
     assert_eq!(status_of(ok.as_bytes()), 200, "{ok}");
     // The INVITE follows; the device answers; ACK and BYE come.
-    let mut invites = std::collections::BTreeSet::new();
-    let me = plain_contact(&dev);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut bye = false;
-    while !bye && Instant::now() < deadline {
-        let Some((req, from)) = dev.next_request(Duration::from_millis(200)) else { continue };
-        let Link::Udp(sock) = &dev.link else { unreachable!() };
-        if req.starts_with("INVITE ") {
-            assert!(!req.lines().next().unwrap().contains("pn-"), "{req}");
-            invites.insert(branch(&req));
-            sock.send_to(response_to(&req, "200 OK", Some(&me)).as_bytes(), from).unwrap();
-        } else if req.starts_with("BYE ") {
-            sock.send_to(response_to(&req, "200 OK", None).as_bytes(), from).unwrap();
-            bye = true;
-        }
-    }
-    assert!(bye, "no BYE reached the device\n{}", logs(&kam, &sw));
-    let (ok, out) = caller.wait(Duration::from_secs(10));
-    assert!(ok, "caller:\n{}\n{}", tail(&out), logs(&kam, &sw));
-    while let Some((req, _)) = dev.next_request(Duration::from_millis(500)) {
-        if req.starts_with("INVITE ") {
-            invites.insert(branch(&req));
-        }
-    }
+    let invites = answer_the_call(&mut dev, caller, &|| logs(&kam, &sw));
     assert_eq!(invites.len(), 1, "INVITE transactions at the device: {invites:?}");
+}
+
+#[test]
+fn contact_mode_wake_up_refresh_answered_by_sipwake_releases_the_invite_once() {
+    // Contact mode: the woken device refreshes its registration as it was
+    // (same socket, Call-ID and Contact); sipwake answers that itself (no
+    // REGISTER reaches Kamailio) and forks the parked INVITE to the device.
+    let (kam, sw, pushes) = setup(true, "contact", "");
+    let mut dev = registered_push_device(&kam, &sw, "ABSORB");
+    let registers = registers_of(&kam, ALICE);
+    let caller = call_via_kamailio(&kam, "alice");
+    let push = pushes.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no push\n{}", logs(&kam, &sw)));
+    assert_eq!(push["reason"], "ini-INVITE", "{push}");
+    if let Some((m, _)) = dev.next_request(Duration::from_millis(300)) {
+        assert!(!m.starts_with("INVITE "), "an INVITE to the sleeping device: {m}");
+    }
+    let c = fcm_contact(&dev, "ABSORB");
+    let (chal, ok) = register_md5(&mut dev, &[&c], &["Expires: 600"]);
+    assert!(chal.is_none(), "the refresh went to Kamailio: {chal:?}");
+    assert_eq!(status_of(ok.as_bytes()), 200, "{ok}");
+    assert_eq!(registers_of(&kam, ALICE), registers, "{:#?}", kam.registers());
+    let invites = answer_the_call(&mut dev, caller, &|| logs(&kam, &sw));
+    assert_eq!(invites.len(), 1, "INVITE transactions at the device: {invites:?}");
+}
+
+#[test]
+fn de_registration_through_sipwake_removes_the_upstream_contact() {
+    let (kam, sw, _pushes) = setup(true, "contact", "");
+    let mut dev = registered_plain(&sw, "alice");
+    assert_eq!(kam.contacts(ALICE).len(), 1, "{}", kam.ul_lookup(ALICE));
+    let c = format!("{};expires=0", plain_contact(&dev));
+    let (chal, ok) = register_md5(&mut dev, &[&c], &[]);
+    assert!(chal.is_some(), "a removal must reach Kamailio: {ok}");
+    assert_eq!(status_of(ok.as_bytes()), 200, "{ok}");
+    assert!(kam.contacts(ALICE).is_empty(), "{}", kam.ul_lookup(ALICE));
+    assert!(sw.bindings(ALICE).is_empty());
+    assert!(registrations(&upstream(&sw), ALICE).is_empty(), "{}", upstream(&sw));
 }
 
 #[test]
