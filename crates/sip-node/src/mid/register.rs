@@ -125,7 +125,7 @@ impl Node {
         let au = auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
         let (outcome, headers) = self.run_registrar(&req, flow, au, &classes, &[], &caps, now);
         let resp = self.build_response(&req, &stateless_tag(&req), outcome.reply.code, outcome.reply.reason, &headers);
-        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now);
+        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now, now);
     }
 
     #[expect(clippy::too_many_arguments, reason = "one REGISTER's parts, passed on once")]
@@ -320,7 +320,15 @@ impl Node {
             // The location changed meanwhile (a concurrent REGISTER): its answer.
             let resp =
                 self.build_response(&f.req, &tag_for(&f.skey), outcome.reply.code, outcome.reply.reason, &headers);
-            return self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), Vec::new(), now);
+            return self.finish_register(
+                &f.req,
+                outcome,
+                resp,
+                ReplyTo::Txn(f.skey.clone()),
+                Vec::new(),
+                f.started,
+                now,
+            );
         }
         // The upstream registrations this answer creates, refreshes or ends.
         let mut ops = Vec::new();
@@ -372,16 +380,15 @@ impl Node {
                 ops.push(StoreOp::RemoveUpstream { key });
             }
         }
+        // Bindings the registrar dropped by its own rules (max_contacts) leave the upstream too.
+        for id in gone {
+            ops.extend(self.mid_binding_gone(&f.aor, &id, now));
+        }
         let server = self.server_header.clone();
         let resp = rewrite::device_response(upstream, &headers, &server);
         self.stats.count_response(200);
         metrics::response(200);
-        self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), ops, now);
-        // Bindings the registrar dropped by its own rules (max_contacts) leave the upstream too.
-        for id in gone {
-            self.mid_binding_gone(&f.aor, &id, now);
-        }
-        metrics::request_latency("REGISTER", now.saturating_duration_since(f.started));
+        self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), ops, f.started, now);
     }
 
     /// The upstream did not answer a forwarded REGISTER in time: 503.

@@ -195,8 +195,11 @@ impl Node {
         }
         let Some(mid) = self.mid.as_mut() else { return };
         let Some(own) = mid.own.remove(ckey) else { return };
-        if matches!(own, Own::Keepalive) {
+        if mid.keepalive_pending.as_ref().is_some_and(|(k, _)| k == ckey) {
             mid.keepalive_pending = None;
+        }
+        if matches!(own, Own::Keepalive) {
+            self.keepalive_answered(&msg);
         }
         self.mid_upstream_alive(now);
         let Own::Register { key, purpose, reg } = own else { return };
@@ -267,12 +270,42 @@ impl Node {
             }
             return true;
         }
-        let Some(own) = mid.own.remove(ckey) else { return false };
-        if matches!(own, Own::Keepalive) {
+        if mid.own.remove(ckey).is_none() {
+            return false;
+        }
+        if mid.keepalive_pending.as_ref().is_some_and(|(k, _)| k == ckey) {
             mid.keepalive_pending = None;
         }
         self.mid_upstream_unreachable(now);
         true
+    }
+
+    /// A keep-alive answer: a new instance (`instance_header`) means the
+    /// upstream restarted, however quickly: every registration is re-sent.
+    fn keepalive_answered(&mut self, msg: &Message) {
+        let Some(mid) = self.mid.as_mut() else { return };
+        let Some(name) = mid.cfg.instance_header.as_deref() else { return };
+        let Some(value) = msg.headers.get(&sip_msg::HeaderName::from_bytes(name.as_bytes())).cloned() else { return };
+        let before = mid.instance.replace(value.clone());
+        if before.is_none_or(|b| b == value) {
+            return;
+        }
+        tracing::warn!(
+            header = name,
+            instance = %String::from_utf8_lossy(&value),
+            "the upstream registrar restarted (a new instance answers the keep-alive); re-sending every registration"
+        );
+        self.resend_live();
+    }
+
+    /// Queues a re-send of every registration that still has devices behind it.
+    fn resend_live(&mut self) {
+        let Some(mid) = self.mid.as_ref() else { return };
+        let live: Vec<String> =
+            mid.regs.values().filter(|r| !self.mid_behind(r).is_empty()).map(|r| r.key.clone()).collect();
+        if let Some(mid) = self.mid.as_mut() {
+            mid.queue_resend(live);
+        }
     }
 
     /// The upstream answered something: if it was considered down, every

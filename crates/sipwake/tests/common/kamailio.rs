@@ -298,6 +298,7 @@ loadmodule "maxfwd.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
+loadmodule "cfgutils.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "db_text.so"
@@ -305,6 +306,7 @@ loadmodule "auth.so"
 loadmodule "auth_db.so"
 
 modparam("ctl", "binrpc", "unix:{dir}/ctl")
+modparam("pv", "shvset", "instance=i:0")
 modparam("usrloc", "db_mode", 0)
 modparam("usrloc", "use_domain", 1)
 modparam("registrar", "max_expires", 7200)
@@ -314,12 +316,19 @@ modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
 modparam("auth_db", "use_domain", 1)
 
+event_route[core:worker-one-init] {{
+    $shv(instance) = $RANDOM;
+}}
+
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
     }}
     if (is_method("OPTIONS") && $rU == $null) {{
+        # Names this running instance (sipwake's mid_registrar.instance_header):
+        # a restart, however quick, answers with a new value.
+        append_to_reply("X-Instance: $shv(instance)\r\n");
         options_reply();
         exit;
     }}
