@@ -243,6 +243,46 @@ fn contact_mode_absorbs_identical_refreshes_and_forwards_changes() {
 }
 
 #[test]
+fn a_retransmitted_register_gets_its_transactions_answer_not_an_absorbed_one() {
+    let (mut w, _up) = mid_world(Throttle::Contact, false);
+    let ua = w.ua("alice", "alice", "10.0.0.5:5060");
+    w.register(ua);
+    let first = w.last_response(ua).clone();
+    // The 200 was lost: the device sends the same REGISTER again (RFC 3261 §17.1.2.2).
+    w.advance(Duration::from_millis(500));
+    w.resend(ua);
+    assert_eq!(w.finals(ua, Method::Register), vec![200, 200], "{}", w.dump());
+    let again = w.last_response(ua).clone();
+    // §17.2.2: the server transaction answers it with the same response (the
+    // upstream's, with its To tag and headers), not a 200 made up here.
+    assert_eq!(again.header("To"), first.header("To"), "{}", again.text);
+    assert_eq!(again.text, first.text);
+    assert_eq!(w.upstream_registers().len(), 1, "{}", w.dump());
+    // A refresh (a new CSeq) is still absorbed.
+    w.advance(Duration::from_secs(60));
+    w.register(ua);
+    assert_eq!(w.last_response(ua).status(), Some(200));
+    assert_eq!(w.upstream_registers().len(), 1, "{}", w.dump());
+    // A push phone's absorbed refresh, retransmitted: answered again, with
+    // the same Feature-Caps (R51), the binding unchanged.
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
+    w.register(dev);
+    w.advance(Duration::from_secs(60));
+    w.register(dev);
+    assert_eq!(w.upstream_registers().len(), 2, "{}", w.dump());
+    let absorbed = w.last_response(dev).clone();
+    let caps = absorbed.header("Feature-Caps").expect("Feature-Caps").to_string();
+    let binding = w.bindings("dev");
+    w.advance(Duration::from_millis(500));
+    w.resend(dev);
+    assert_eq!(w.finals(dev, Method::Register), vec![200, 200, 200], "{}", w.dump());
+    let again = w.last_response(dev).clone();
+    assert_eq!(again.header("Feature-Caps"), Some(caps.as_str()), "{}", again.text);
+    assert!(again.header("Contact").is_some_and(|c| c.contains("pn-prid=TOKEN-A")), "{}", again.text);
+    assert_eq!(w.bindings("dev"), binding);
+}
+
+#[test]
 fn contact_mode_forwards_a_refresh_again_when_the_upstream_registration_nears_its_end() {
     let (mut w, _up) = mid_world(Throttle::Contact, false);
     let ua = w.ua("alice", "alice", "10.0.0.5:5060");

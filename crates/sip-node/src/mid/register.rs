@@ -1,9 +1,9 @@
 //! A device's REGISTER in the mid-registrar role: checked by the local
 //! registrar without changing anything (a REGISTER it would refuse never
-//! leaves), then either absorbed (an identical refresh of a registration
-//! the upstream still holds long enough: answered here, `contact` and
-//! `aor` modes) or forwarded upstream through a server and a client
-//! transaction. Only the upstream's 2xx writes local state: the bindings
+//! leaves), then either absorbed (an identical refresh, with a new CSeq,
+//! of a registration the upstream still holds long enough: answered here,
+//! `contact` and `aor` modes) or forwarded upstream through a server and a
+//! client transaction (which also answers the request's retransmissions). Only the upstream's 2xx writes local state: the bindings
 //! with their expiry capped by the upstream's grant (R20: a grant too short
 //! for pushes makes a plain binding), the upstream registrations, then the
 //! answer once durable, then the forks of requests parked for the woken
@@ -65,8 +65,11 @@ impl Node {
     /// `contact` and `aor` modes: whether this REGISTER only refreshes, from
     /// the same place, registrations the upstream accepted and still holds
     /// for longer than the device asks (OpenSIPS modes 1/2, without their
-    /// hole: nothing new, removed or changed is ever absorbed, #2536). The
-    /// caps to apply (what the upstream has left), by Contact index.
+    /// hole: nothing new, removed or changed is ever absorbed, #2536). A
+    /// retransmission (the CSeq that wrote the binding) is no refresh: it
+    /// goes on to `mid_forward`, whose server transaction answers it again
+    /// when the original went upstream (RFC 3261 §17.2.2). The caps to
+    /// apply (what the upstream has left), by Contact index.
     fn absorbable(
         &self,
         req: &Message,
@@ -85,11 +88,13 @@ impl Node {
             return None;
         }
         let call_id = req.call_id()?;
+        let cseq = req.cseq().ok()?.seq;
         let mut caps = Vec::with_capacity(ids.len());
         for ((c, id), want) in contacts.iter().zip(ids).zip(requested) {
             let Contact::Addr(na) = c else { return None };
             let b = self.registrar.location.binding(aor, id.as_ref()?)?;
             let same = b.call_id == call_id
+                && b.cseq < cseq
                 && b.uri.to_string() == na.uri.to_string()
                 && b.flow.transport == src.transport
                 && b.flow.remote.ip() == src.remote.ip();
