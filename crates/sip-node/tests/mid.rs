@@ -510,6 +510,46 @@ fn a_silent_upstream_gives_503_within_the_timeout_and_leaves_the_binding() {
     assert!(!w.node.mid().unwrap().upstream_up());
 }
 
+#[test]
+fn a_late_2xx_after_the_503_leaves_no_registration_sipwake_does_not_hold() {
+    let (mut w, _up) = mid_world(Throttle::Contact, false);
+    let ua = w.ua("alice", "alice", "10.0.0.5:5060");
+    w.register(ua);
+    let old = w.upstream_contacts("alice");
+    assert_eq!(old.len(), 1);
+    w.advance(Duration::from_secs(100));
+    // The upstream stalls: the device, from a new address (a new binding), gets 503.
+    w.up().silent = true;
+    w.move_peer(ua, addr("10.0.0.6:5060"), None);
+    w.register(ua);
+    w.advance(Duration::from_secs(6));
+    assert_eq!(w.finals(ua, Method::Register), vec![200, 503], "{}", w.dump());
+    assert_eq!(w.bindings("alice").len(), 1, "a binding without the upstream's 2xx");
+    // It comes back and accepts a retransmission of that REGISTER: the
+    // registration it made for a binding that does not exist is removed.
+    w.up().silent = false;
+    w.advance(Duration::from_secs(10));
+    let late = w
+        .up()
+        .replies
+        .iter()
+        .any(|(_, r)| r.starts_with("SIP/2.0 200") && header_of(r, "Call-ID") == Some("reg-alice@test"));
+    assert!(late, "the upstream never accepted the retransmission:\n{}", w.dump());
+    let held: Vec<String> = w.upstream_contacts("alice").iter().map(|b| b.uri.to_string()).collect();
+    assert_eq!(held, vec![old[0].uri.to_string()], "{}", w.dump());
+    let dereg = w.upstream_registers().into_iter().any(|r| {
+        r.call_id().ends_with("@sipwake")
+            && r.headers("Contact").first().is_some_and(|c| c.ends_with(";expires=0") && !c.contains(&ctid(&held[0])))
+    });
+    assert!(dereg, "{}", w.dump());
+    assert_eq!(w.node.mid().unwrap().registrations().count(), 1);
+    // Calls from the upstream reach the device.
+    w.advance(Duration::from_secs(60));
+    let up = w.upstream.as_ref().unwrap().peer;
+    w.upstream_call(up, "alice", 1);
+    assert_eq!(w.finals(up, Method::Invite), vec![200], "{}", w.dump());
+}
+
 /// alice (plain) and dev (push) registered; the upstream goes silent past a
 /// failed keep-alive, then answers again with empty memory.
 fn upstream_restart(challenge: bool) -> (World, PeerId, PeerId, usize) {

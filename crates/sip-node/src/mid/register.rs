@@ -8,7 +8,9 @@
 //! for pushes makes a plain binding), the upstream registrations, then the
 //! answer once durable, then the forks of requests parked for the woken
 //! device (one per device: a challenged REGISTER releases nothing, R38).
-//! Any other answer is relayed; no answer in time is a 503.
+//! Any other answer is relayed; no answer in time is a 503 (and a 2xx
+//! that comes after it has what it registered and sipwake does not hold
+//! de-registered at once: the device was told it failed).
 
 use super::rewrite::{self, Forwarding};
 use super::{Forward, Throttle, UpstreamReg};
@@ -260,8 +262,11 @@ impl Node {
             return None;
         }
         if f.answered {
-            mid.forwards.remove(ckey);
+            let f = mid.forwards.remove(ckey)?;
             tracing::debug!(code, "late upstream answer to a REGISTER already answered 503");
+            if (200..300).contains(&code) {
+                self.mid_late_accepted(f, &msg, now);
+            }
             return None;
         }
         let f = mid.forwards.remove(ckey)?;
@@ -387,6 +392,40 @@ impl Node {
             self.mid_binding_gone(&f.aor, &id, now);
         }
         metrics::request_latency("REGISTER", now.saturating_duration_since(f.started));
+    }
+
+    /// The upstream accepted a REGISTER whose device was answered 503: the
+    /// registrations it created there that sipwake does not hold (and that
+    /// no REGISTER in flight is about to create) would route calls to a
+    /// `ctid` we answer 404 for, until they expire: de-registered now.
+    fn mid_late_accepted(&mut self, f: Forward, upstream: &Message, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let grants = rewrite::grants(upstream);
+        let code = upstream.status().unwrap_or(200);
+        let Some(mid) = self.mid.as_ref() else { return };
+        let orphans: Vec<UpstreamReg> = f
+            .sent
+            .iter()
+            .filter(|(key, _, e)| {
+                *e > 0
+                    && !mid.regs.contains_key(key)
+                    && !mid.forwards.values().any(|o| o.sent.iter().any(|(k, _, _)| k == key))
+            })
+            .map(|(key, contact, e)| UpstreamReg {
+                key: key.clone(),
+                aor: f.aor.clone(),
+                contact: contact.clone(),
+                expires_at: now_ms + u64::from(grants.get(key).copied().unwrap_or(*e)) * 1000,
+                call_id: super::upstream::new_call_id(),
+                cseq: 0,
+                last_code: code,
+                last_at: now_ms,
+            })
+            .collect();
+        for reg in orphans {
+            tracing::info!(key = reg.key, "de-registering what the upstream accepted after its device got 503");
+            self.own_register(reg, super::OwnPurpose::Deregister, now);
+        }
     }
 
     /// The upstream did not answer a forwarded REGISTER in time: 503.

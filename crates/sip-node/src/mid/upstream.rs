@@ -1,5 +1,6 @@
 //! What the mid-registrar sends the upstream on its own, and what it learns
-//! from the answers: de-REGISTERs for devices that went away, re-sent
+//! from the answers: de-REGISTERs for devices that went away (or that the
+//! upstream accepted only after their device was answered 503), re-sent
 //! REGISTERs after the upstream lost its registrations (it answered a
 //! keep-alive again after missing some, answered 404 for a device we hold
 //! there, or a registration nears its upstream expiry while its devices
