@@ -743,6 +743,32 @@ fn restart_restores_upstream_registrations_and_calls_still_arrive() {
     assert_eq!(w.upstream_registers().len(), n);
 }
 
+#[test]
+fn restart_de_registers_what_expired_while_down() {
+    let (mut w, _up) = mid_world(Throttle::Contact, false);
+    let ua = w.ua("alice", "alice", "10.0.0.5:5060");
+    let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
+    w.peer(dev).expires = 3600;
+    w.register(ua);
+    w.register(dev);
+    let gone = key_of(&w, "alice");
+    let kept = key_of(&w, "dev");
+    let contact = upstream_reg(&w, &gone).unwrap().contact;
+    let n = w.upstream_registers().len();
+    // Down for 700 s: alice's 600 s binding ran out meanwhile.
+    let (bindings, _) = w.restart(Duration::from_secs(700));
+    assert_eq!(bindings, 1);
+    assert!(upstream_reg(&w, &gone).is_none());
+    assert!(upstream_reg(&w, &kept).is_some());
+    let regs = w.upstream_registers();
+    assert_eq!(regs.len(), n + 1, "{}", w.dump());
+    assert_eq!(regs[n].headers("Contact"), vec![format!("<{contact}>;expires=0")]);
+    assert!(w.upstream_contacts("alice").is_empty());
+    assert_eq!(w.upstream_contacts("dev").len(), 1);
+    let stored: Vec<String> = w.stored_upstream().into_iter().map(|r| r.key).collect();
+    assert_eq!(stored, vec![kept]);
+}
+
 // ----- 14. store before the 200 -----
 
 #[test]
