@@ -617,6 +617,29 @@ fn after_an_upstream_restart_that_challenges_the_push_phone_gets_a_refresh_push(
     assert_eq!(upstream_reg(&w, &key).unwrap().last_code, 401);
 }
 
+#[test]
+fn an_upstream_that_lists_no_contacts_in_its_2xx_gets_each_re_send_once() {
+    let (mut w, _up) = mid_world(Throttle::Contact, false);
+    w.up().bare_ok = true;
+    let ua = w.ua("alice", "alice", "10.0.0.5:5060");
+    w.register(ua);
+    assert_eq!(w.last_response(ua).status(), Some(200), "{}", w.dump());
+    let key = key_of(&w, "alice");
+    // What was asked stands for the grant.
+    assert_eq!(upstream_reg(&w, &key).unwrap().expires_at, w.now_ms() + 3_600_000);
+    w.up().silent = true;
+    w.advance(Duration::from_secs(40));
+    w.up().forget();
+    w.up().silent = false;
+    let n = w.upstream_registers().len();
+    w.advance(Duration::from_secs(60));
+    assert_eq!(w.upstream_registers().len(), n + 1, "{}", w.dump());
+    assert_eq!(w.upstream_contacts("alice").len(), 1);
+    let reg = upstream_reg(&w, &key).unwrap();
+    assert_eq!(reg.last_code, 200);
+    assert!(reg.expires_at > w.now_ms() + 3_500_000, "{reg:?}");
+}
+
 // ----- 10. devices' requests go to the upstream -----
 
 #[test]

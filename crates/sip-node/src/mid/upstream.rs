@@ -181,7 +181,7 @@ impl Node {
         match self.txn.send_request(m, Peer::from(up), now) {
             Ok(ck) => {
                 if let Some(mid) = self.mid.as_mut() {
-                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg) });
+                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg), expires });
                 }
             }
             Err(e) => tracing::debug!(error = %e, key, "REGISTER not sent upstream"),
@@ -200,7 +200,7 @@ impl Node {
             mid.keepalive_pending = None;
         }
         self.mid_upstream_alive(now);
-        let Own::Register { key, purpose, reg } = own else { return };
+        let Own::Register { key, purpose, reg, expires } = own else { return };
         metrics::mid_upstream(if purpose == OwnPurpose::Deregister { "deregister" } else { "resend" }, code);
         if purpose == OwnPurpose::Deregister {
             if code == 401 || code == 407 {
@@ -221,7 +221,8 @@ impl Node {
         reg.last_code = code;
         reg.last_at = now_ms;
         if (200..300).contains(&code) {
-            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(0);
+            // What we asked, if it lists none (as for a device's REGISTER).
+            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(expires);
             reg.expires_at = now_ms + u64::from(granted) * 1000;
             tracing::debug!(key, granted, "upstream registration restored");
         } else if code == 401 || code == 407 {

@@ -431,6 +431,9 @@ pub struct Upstream {
     pub challenge: bool,
     /// Answers nothing at all (down).
     pub silent: bool,
+    /// Its 2xx to REGISTER lists no Contact (a registrar, or an SBC in
+    /// front of it, that does not echo the bindings as RFC 3261 §10.3 asks).
+    pub bare_ok: bool,
     /// Every response it sent (time, text).
     pub replies: Vec<(Duration, String)>,
     /// INVITEs it proxied to a contact it holds.
@@ -544,6 +547,7 @@ impl World {
             registrar: Registrar::new(cfg, 99),
             challenge,
             silent: false,
+            bare_ok: false,
             replies: Vec::new(),
             forwarded: 0,
         });
@@ -843,7 +847,9 @@ impl World {
                     });
                     let mut r = m.response(out.reply.code, out.reply.reason, Some(&tag));
                     for (n, v) in out.reply.headers {
-                        r.headers.push(n, v);
+                        if !(u.bare_ok && n == HeaderName::Contact) {
+                            r.headers.push(n, v);
+                        }
                     }
                     r
                 }
