@@ -2,15 +2,18 @@
 //! upstream registrar peer that runs a real `sip_registrar::Registrar`
 //! (`World::upstream`): REGISTERs forwarded with rewritten Contacts in each
 //! throttling mode, REGISTERs the local checks refuse never leaving,
-//! challenges relayed (nothing written before the upstream's 2xx), refreshes absorbed and forwarded again near the
-//! upstream's expiry, one AoR Contact in `aor` mode (OpenSIPS #2615),
-//! requests the upstream sends to a `ctid` Contact woken and forked exactly
-//! once after the waking REGISTER's durable 200 (challenged or absorbed),
-//! 480 when nobody wakes, 404 / 480 for unknown / expired `ctid`s, 503
-//! when the upstream is down, re-sends after an upstream restart (refresh
-//! pushes when it challenges them), devices' requests to the upstream and
-//! re-sends after its 404, de-REGISTERs at local expiry, R20 (a grant too
-//! short for pushes), restart from the store, and the store-before-200 rule.
+//! challenges relayed (nothing written before the upstream's 2xx), refreshes
+//! absorbed and forwarded again near the upstream's expiry, retransmissions
+//! answered by their transaction (never absorbed), one AoR Contact in `aor`
+//! mode (OpenSIPS #2615), requests the upstream sends to a `ctid` Contact
+//! woken and forked exactly once after the waking REGISTER's durable 200
+//! (challenged or absorbed), 480 when nobody wakes, 404 / 480 for unknown /
+//! expired `ctid`s, 503 when the upstream is down (and no orphan left by a
+//! 2xx after it), re-sends after an upstream restart (refresh pushes when it
+//! challenges them; once each when its 2xx lists no Contact), devices'
+//! requests to the upstream and re-sends after its 404, de-REGISTERs at
+//! local expiry and at a restart, R20 (a grant too short for pushes),
+//! restart from the store, and the store-before-200 rule.
 
 mod common;
 
