@@ -120,7 +120,13 @@ pub enum OwnPurpose {
 }
 
 pub(crate) enum Own {
-    Register { key: String, purpose: OwnPurpose, reg: Box<UpstreamReg> },
+    /// `expires`: what it asked (the grant when the 2xx lists none).
+    Register {
+        key: String,
+        purpose: OwnPurpose,
+        reg: Box<UpstreamReg>,
+        expires: u32,
+    },
     Keepalive,
 }
 

@@ -1,14 +1,16 @@
 //! A device's REGISTER in the mid-registrar role: checked by the local
 //! registrar without changing anything (a REGISTER it would refuse never
-//! leaves), then either absorbed (an identical refresh of a registration
-//! the upstream still holds long enough: answered here, `contact` and
-//! `aor` modes) or forwarded upstream through a server and a client
-//! transaction. Only the upstream's 2xx writes local state: the bindings
+//! leaves), then either absorbed (an identical refresh, with a new CSeq,
+//! of a registration the upstream still holds long enough: answered here,
+//! `contact` and `aor` modes) or forwarded upstream through a server and a
+//! client transaction (which also answers the request's retransmissions). Only the upstream's 2xx writes local state: the bindings
 //! with their expiry capped by the upstream's grant (R20: a grant too short
 //! for pushes makes a plain binding), the upstream registrations, then the
 //! answer once durable, then the forks of requests parked for the woken
 //! device (one per device: a challenged REGISTER releases nothing, R38).
-//! Any other answer is relayed; no answer in time is a 503.
+//! Any other answer is relayed; no answer in time is a 503 (and a 2xx
+//! that comes after it has what it registered and sipwake does not hold
+//! de-registered at once: the device was told it failed).
 
 use super::rewrite::{self, Forwarding};
 use super::{Forward, Throttle, UpstreamReg};
@@ -65,8 +67,11 @@ impl Node {
     /// `contact` and `aor` modes: whether this REGISTER only refreshes, from
     /// the same place, registrations the upstream accepted and still holds
     /// for longer than the device asks (OpenSIPS modes 1/2, without their
-    /// hole: nothing new, removed or changed is ever absorbed, #2536). The
-    /// caps to apply (what the upstream has left), by Contact index.
+    /// hole: nothing new, removed or changed is ever absorbed, #2536). A
+    /// retransmission (the CSeq that wrote the binding) is no refresh: it
+    /// goes on to `mid_forward`, whose server transaction answers it again
+    /// when the original went upstream (RFC 3261 §17.2.2). The caps to
+    /// apply (what the upstream has left), by Contact index.
     fn absorbable(
         &self,
         req: &Message,
@@ -85,11 +90,13 @@ impl Node {
             return None;
         }
         let call_id = req.call_id()?;
+        let cseq = req.cseq().ok()?.seq;
         let mut caps = Vec::with_capacity(ids.len());
         for ((c, id), want) in contacts.iter().zip(ids).zip(requested) {
             let Contact::Addr(na) = c else { return None };
             let b = self.registrar.location.binding(aor, id.as_ref()?)?;
             let same = b.call_id == call_id
+                && b.cseq < cseq
                 && b.uri.to_string() == na.uri.to_string()
                 && b.flow.transport == src.transport
                 && b.flow.remote.ip() == src.remote.ip();
@@ -255,8 +262,11 @@ impl Node {
             return None;
         }
         if f.answered {
-            mid.forwards.remove(ckey);
+            let f = mid.forwards.remove(ckey)?;
             tracing::debug!(code, "late upstream answer to a REGISTER already answered 503");
+            if (200..300).contains(&code) {
+                self.mid_late_accepted(f, &msg, now);
+            }
             return None;
         }
         let f = mid.forwards.remove(ckey)?;
@@ -389,6 +399,40 @@ impl Node {
         self.stats.count_response(200);
         metrics::response(200);
         self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), ops, f.started, now);
+    }
+
+    /// The upstream accepted a REGISTER whose device was answered 503: the
+    /// registrations it created there that sipwake does not hold (and that
+    /// no REGISTER in flight is about to create) would route calls to a
+    /// `ctid` we answer 404 for, until they expire: de-registered now.
+    fn mid_late_accepted(&mut self, f: Forward, upstream: &Message, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let grants = rewrite::grants(upstream);
+        let code = upstream.status().unwrap_or(200);
+        let Some(mid) = self.mid.as_ref() else { return };
+        let orphans: Vec<UpstreamReg> = f
+            .sent
+            .iter()
+            .filter(|(key, _, e)| {
+                *e > 0
+                    && !mid.regs.contains_key(key)
+                    && !mid.forwards.values().any(|o| o.sent.iter().any(|(k, _, _)| k == key))
+            })
+            .map(|(key, contact, e)| UpstreamReg {
+                key: key.clone(),
+                aor: f.aor.clone(),
+                contact: contact.clone(),
+                expires_at: now_ms + u64::from(grants.get(key).copied().unwrap_or(*e)) * 1000,
+                call_id: super::upstream::new_call_id(),
+                cseq: 0,
+                last_code: code,
+                last_at: now_ms,
+            })
+            .collect();
+        for reg in orphans {
+            tracing::info!(key = reg.key, "de-registering what the upstream accepted after its device got 503");
+            self.own_register(reg, super::OwnPurpose::Deregister, now);
+        }
     }
 
     /// The upstream did not answer a forwarded REGISTER in time: 503.

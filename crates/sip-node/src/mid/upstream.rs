@@ -1,5 +1,6 @@
 //! What the mid-registrar sends the upstream on its own, and what it learns
-//! from the answers: de-REGISTERs for devices that went away, re-sent
+//! from the answers: de-REGISTERs for devices that went away (or that the
+//! upstream accepted only after their device was answered 503), re-sent
 //! REGISTERs after the upstream lost its registrations (it answered a
 //! keep-alive again after missing some, answered 404 for a device we hold
 //! there, or a registration nears its upstream expiry while its devices
@@ -180,7 +181,7 @@ impl Node {
         match self.txn.send_request(m, Peer::from(up), now) {
             Ok(ck) => {
                 if let Some(mid) = self.mid.as_mut() {
-                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg) });
+                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg), expires });
                 }
             }
             Err(e) => tracing::debug!(error = %e, key, "REGISTER not sent upstream"),
@@ -202,7 +203,7 @@ impl Node {
             self.keepalive_answered(&msg);
         }
         self.mid_upstream_alive(now);
-        let Own::Register { key, purpose, reg } = own else { return };
+        let Own::Register { key, purpose, reg, expires } = own else { return };
         metrics::mid_upstream(if purpose == OwnPurpose::Deregister { "deregister" } else { "resend" }, code);
         if purpose == OwnPurpose::Deregister {
             if code == 401 || code == 407 {
@@ -223,7 +224,8 @@ impl Node {
         reg.last_code = code;
         reg.last_at = now_ms;
         if (200..300).contains(&code) {
-            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(0);
+            // What we asked, if it lists none (as for a device's REGISTER).
+            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(expires);
             reg.expires_at = now_ms + u64::from(granted) * 1000;
             tracing::debug!(key, granted, "upstream registration restored");
         } else if code == 401 || code == 407 {
