@@ -510,7 +510,13 @@ fn a_silent_upstream_gives_503_within_the_timeout_and_leaves_the_binding() {
     assert!(w.now - t >= Duration::from_millis(4900), "503 after {:?}", w.now - t);
     assert_eq!(w.bindings("alice"), before, "the binding changed");
     assert_eq!(w.writes.len(), writes, "{:?}", &w.writes[writes..]);
-    assert!(!w.node.mid().unwrap().upstream_up());
+    // One unanswered REGISTER makes the keep-alive probe at once (it alone
+    // would not make the upstream down); the unanswered probe does.
+    assert!(w.node.mid().unwrap().upstream_up());
+    let probe = w.log.len();
+    let end = w.now + Duration::from_secs(6);
+    assert!(w.advance_until(end, |w| !w.node.mid().unwrap().upstream_up()), "{}", w.dump());
+    assert!(w.log[probe..].iter().any(|s| s.got.is_request(Method::Options)), "no keep-alive probe");
 }
 
 #[test]
@@ -822,4 +828,38 @@ fn the_devices_200_waits_for_the_store() {
     w.move_peer(ua, addr("10.0.0.6:5060"), None);
     w.register_with(ua, &[c], &["Expires: 600"]);
     assert_eq!(w.finals(ua, Method::Register), vec![200, 500], "{}", w.dump());
+}
+
+// ----- the upstream's qualify pings -----
+
+#[test]
+fn an_options_ping_from_the_upstream_is_answered_without_waking_the_phone() {
+    let (mut w, up) = mid_world(Throttle::Contact, true);
+    let dev = sleeping_phone(&mut w);
+    let pushes = w.pushes.len();
+    let key = key_of(&w, "dev");
+    let ruri = format!("sip:dev@127.0.0.1:5060;ctid={key}");
+    let t = w.peers[up].request_text("OPTIONS", &ruri, "<sip:dev@example.com>", "qualify-1@test", 1, &[]);
+    w.send(up, &t);
+    let answers: Vec<u16> = w
+        .responses(up)
+        .iter()
+        .filter(|g| g.cseq_method() == Some(Method::Options))
+        .filter_map(|g| g.status())
+        .collect();
+    assert_eq!(answers, vec![200], "{}", w.dump());
+    assert_eq!(w.pushes.len(), pushes, "an OPTIONS ping pushed the phone");
+    assert!(w.peer(dev).inbox.iter().all(|g| !g.is_request(Method::Options)));
+    // A ctid we do not hold: 404, still no push.
+    let t = w.peers[up].request_text(
+        "OPTIONS",
+        "sip:dev@127.0.0.1:5060;ctid=nosuchkey",
+        "<sip:dev@example.com>",
+        "qualify-2@test",
+        1,
+        &[],
+    );
+    w.send(up, &t);
+    assert_eq!(w.last_response(up).status(), Some(404), "{}", w.dump());
+    assert_eq!(w.pushes.len(), pushes);
 }

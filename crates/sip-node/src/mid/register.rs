@@ -447,7 +447,7 @@ impl Node {
         mid.deadlines.remove(&deadline);
         metrics::mid_upstream("device", 0);
         tracing::warn!(upstream = %mid.cfg.upstream.remote, "the upstream registrar did not answer a REGISTER");
-        self.mid_upstream_unreachable(now);
+        self.mid_no_answer(now);
         self.mid_fail(&skey, &req, 503, "the upstream registrar did not answer", now);
     }
 }

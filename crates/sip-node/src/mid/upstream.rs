@@ -272,14 +272,28 @@ impl Node {
             }
             return true;
         }
-        if mid.own.remove(ckey).is_none() {
-            return false;
-        }
+        let Some(own) = mid.own.remove(ckey) else { return false };
         if mid.keepalive_pending.as_ref().is_some_and(|(k, _)| k == ckey) {
             mid.keepalive_pending = None;
         }
-        self.mid_upstream_unreachable(now);
+        match own {
+            Own::Keepalive => self.mid_upstream_unreachable(now),
+            Own::Register { .. } => self.mid_no_answer(now),
+        }
         true
+    }
+
+    /// A REGISTER got no answer: with a keep-alive, it probes the upstream
+    /// now (one lost request does not make it down: its return would
+    /// re-send every registration); without one, the upstream is down.
+    pub(crate) fn mid_no_answer(&mut self, now: Instant) {
+        let Some(mid) = self.mid.as_mut() else { return };
+        if mid.cfg.keepalive.is_none() {
+            return self.mid_upstream_unreachable(now);
+        }
+        if mid.keepalive_pending.is_none() {
+            mid.keepalive_at = Some(now);
+        }
     }
 
     /// A keep-alive answer: a new instance (`instance_header`) means the

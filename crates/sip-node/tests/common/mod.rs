@@ -76,6 +76,7 @@ pub fn config_mid(throttle: Throttle) -> NodeConfig {
         upstream_timeout: Duration::from_secs(5),
         keepalive: Some(Duration::from_secs(30)),
         resend_per_sec: 50,
+        instance_header: None,
     });
     c
 }
