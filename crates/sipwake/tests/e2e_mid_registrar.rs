@@ -854,6 +854,17 @@ fn sipwake_kill9_keeps_the_mapping_and_calls_still_arrive() {
     assert_eq!(after[0]["bindings"], Value::Array(ids.clone()), "{after:?}");
     let now: Vec<Value> = sw.bindings(ALICE).iter().map(|b| b["id"].clone()).collect();
     assert_eq!(now, ids);
+    // `sipwake ctl upstream` shows the same mapping.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(["ctl", "--url", &format!("http://{}", sw.mgmt), "upstream"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let contact = after[0]["upstream_contact"].as_str().unwrap();
+    let line = text.lines().find(|l| l.starts_with(ALICE)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(contact) && line.contains(ids[0].as_str().unwrap()), "{text}");
+    assert!(text.contains("throttle contact") && text.contains(" up,"), "{text}");
     // Kamailio still routes to the old upstream Contact: the call arrives.
     let callee = sipp_start("uas_answer.xml", sw.udp, "u1", 1, Some(dev.port), &[]);
     let caller = call_via_kamailio(&kam, "alice");
