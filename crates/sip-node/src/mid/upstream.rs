@@ -177,6 +177,9 @@ impl Node {
             && let Some(mid) = self.mid.as_mut()
         {
             mid.put(reg.clone());
+            // The CSeq it used is durable before the answer: after a restart
+            // the next one is higher (an upstream refuses an old CSeq).
+            self.write_ops(vec![StoreOp::Upstream(Box::new(reg.clone()))], now);
         }
         match self.txn.send_request(m, Peer::from(up), now) {
             Ok(ck) => {
