@@ -8,6 +8,7 @@ One command (from the repository root):
     bench/run.sh options --rates 5000,10000,20000 --secs 5
     bench/run.sh register register_auth --rates 2000,5000,10000,20000 --secs 5
     bench/run.sh rss --rss-bindings 100000
+    bench/run.sh mid                      # mid_register, mid_throttle, mid_wake
 
 Scenarios:
   options        OPTIONS answered 200 (stateless on both servers).
@@ -23,6 +24,14 @@ Scenarios:
                  both servers.
   rss            memory per binding: registers --rss-bindings distinct AoRs at
                  --rss-rate and reads the server's memory before, halfway and after.
+  mid_register   sipwake in mid-registrar mode in front of Kamailio, per throttle
+                 mode: REGISTER/s of new devices and of refreshes, CPU per
+                 REGISTER of sipwake and of Kamailio; Kamailio alone and sipwake
+                 in registrar mode as references.
+  mid_throttle   upstream REGISTERs per device REGISTER in each throttle mode
+                 (devices refreshing a short expiry, compressed time).
+  mid_wake       push wake latency through the mid-registrar (INVITE via
+                 Kamailio back to sipwake's Contact) beside registrar mode.
 
 For each scenario and each server it drives the server with sipp at
 increasing rates and prints, per rate: the calls/s sipp completed (a call
@@ -38,6 +47,7 @@ loopback addresses are used. See bench/README.md.
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -54,6 +64,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 DOMAIN = "127.0.0.1"  # The AoRs' domain: the listener IP, which sipwake serves by default.
 PASSWORD = "secret"  # Every benchmark subscriber's password (bench/kamailio.cfg hard-codes it too).
 PROBE_RATE = 200  # sip-probe's requests/s during every measurement.
+SIPWAKE_BIN = os.path.join(ROOT, "target", "release", "sipwake")  # --sipwake-bin: another build to measure
 
 
 def free_port(kind=socket.SOCK_DGRAM):
@@ -228,7 +239,7 @@ class Sipwake(Server):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sipwake-", dir=workdir)
         self.data = os.path.join(self.dir, "data")
-        binary = os.path.join(ROOT, "target", "release", "sipwake")
+        binary = SIPWAKE_BIN
         if users:
             path = os.path.join(self.dir, "users.txt")
             with open(path, "w") as f:
@@ -367,27 +378,25 @@ def split(total, parts):
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, auth=False):
-    """Runs sipp at `rate` calls/s for `secs` (split over `procs` sipp
-    processes); with `pool`, each process gets an injection file of fresh
-    users. Returns (successful, failed, retransmissions, elapsed_s)."""
-    running = []
-    for i, r in enumerate(split(rate, procs)):
-        if r == 0:
-            continue
-        calls = r * secs
-        stf = os.path.join(workdir, f"sipp_{port}_{rate}_{i}_{time.time_ns()}.csv")
-        args = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(ROOT, "bench", "sipp", scenario),
-                "-t", "u1", "-i", "127.0.0.1", "-p", str(free_port()), "-cp", str(free_port()),
-                "-mp", str(free_port()), "-r", str(r), "-m", str(calls), "-l", str(max(r, 1000)),
-                "-buff_size", "8388608", "-nostdin", "-recv_timeout", "5000", "-timeout", f"{secs * 3 + 10}s",
-                "-trace_stat", "-stf", stf, "-fd", "1", *extra]
-        if pool is not None:
-            inf = stf.removesuffix(".csv") + "_users.csv"
-            write_inf(inf, pool.take(calls), calls, auth)
-            args += ["-inf", inf]
-        running.append((subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-                        stf, time.time()))
+def start_sipp(scenario, port, rate, calls, workdir, extra=(), local_port=None, inf=None, timeout=None, limit=None):
+    """Starts one sipp process sending `calls` calls of `scenario` at `rate`/s
+    to 127.0.0.1:`port` (from `local_port`, default a free one; `inf`: its
+    injection file; `limit`: most calls at once, default the rate). Returns
+    what `sipp_results` reads."""
+    stf = os.path.join(workdir, f"sipp_{port}_{rate}_{time.time_ns()}.csv")
+    args = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(ROOT, "bench", "sipp", scenario),
+            "-t", "u1", "-i", "127.0.0.1", "-p", str(local_port or free_port()), "-cp", str(free_port()),
+            "-mp", str(free_port()), "-r", str(rate), "-m", str(calls), "-l", str(limit or max(rate, 1000)),
+            "-buff_size", "8388608", "-nostdin", "-recv_timeout", "5000",
+            "-timeout", f"{timeout or calls // max(rate, 1) * 3 + 10}s", "-trace_stat", "-stf", stf, "-fd", "1", *extra]
+    if inf:
+        args += ["-inf", inf]
+    return subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), stf, time.time()
+
+
+def sipp_results(running):
+    """Waits for the sipp processes `start_sipp` started; returns their
+    (successful, failed, retransmissions, elapsed_s)."""
     ok = failed = retrans = 0
     elapsed = 0.0
     for p, stf, t0 in running:
@@ -411,9 +420,30 @@ def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, 
     return ok, failed, retrans, elapsed
 
 
-def run_probe(port, rate, secs, register=None, first=0, password=None, call=None, pn=False):
+def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, auth=False):
+    """Runs sipp at `rate` calls/s for `secs` (split over `procs` sipp
+    processes); with `pool`, each process gets an injection file of fresh
+    users. Returns (successful, failed, retransmissions, elapsed_s)."""
+    running = []
+    for i, r in enumerate(split(rate, procs)):
+        if r == 0:
+            continue
+        calls = r * secs
+        inf = None
+        if pool is not None:
+            inf = os.path.join(workdir, f"sipp_{port}_{rate}_{i}_{time.time_ns()}_users.csv")
+            write_inf(inf, pool.take(calls), calls, auth)
+        running.append(start_sipp(scenario, port, r, calls, workdir, extra, inf=inf, timeout=secs * 3 + 10))
+    return sipp_results(running)
+
+
+def run_probe(port, rate, secs, register=None, first=0, password=None, call=None, pn=False, refresh=None):
+    """`refresh`: (bind port, Call-ID prefix, CSeq) of REGISTERs a later run
+    with the same values and a higher CSeq refreshes in their dialogs."""
     args = [os.path.join(ROOT, "target", "release", "sip-probe"), "--target", f"127.0.0.1:{port}",
             "--rate", str(rate), "--secs", str(secs)]
+    if refresh:
+        args += ["--bind", f"127.0.0.1:{refresh[0]}", "--call-id-prefix", refresh[1], "--cseq", str(refresh[2])]
     if call:
         args += ["--call", call]
     if register:
@@ -849,6 +879,401 @@ def scenario_push(args, workdir):
     return None
 
 
+# Mid-registrar mode: sipwake in front of Kamailio (bench/kamailio.cfg) as the upstream registrar.
+
+DEVICE = "register_device.xml"  # One device per call: REGISTER, then refreshes in the same dialog.
+# mid_register and mid_wake: the devices ask Expires 3600 and sipwake asks the upstream for 7200
+# (Kamailio's max_expires), so that contact/aor modes can absorb their refreshes: sipwake answers a
+# refresh itself only while the upstream registration has more than 1.1 x the requested expiry + 2 s
+# left (`absorbable` in crates/sip-node/src/mid/register.rs); with upstream_expires 3600 (the default)
+# a device asking 3600 is forwarded every time.
+MID_UPSTREAM_EXPIRES = 7200
+
+
+def mid_margin(expires):
+    """Seconds an upstream registration must still have for sipwake to absorb a refresh asking `expires`."""
+    return 1.1 * expires + 2
+
+
+def mid_config(upstream_port, throttle, upstream_expires, min_expires=60, extra=None):
+    """sipwake in mid-registrar mode in front of 127.0.0.1:`upstream_port` (UDP). Auth off: the upstream
+    authenticates in this mode, and bench/kamailio.cfg challenges only REGISTERs with X-Bench-Auth.
+    `extra`: the [auth]/[management]/[push] tables instead of the default ones."""
+    return (f"[server]\nmode = \"mid-registrar\"\n\n[registrar]\nmin_expires = {min_expires}\n\n"
+            f"[mid_registrar]\nupstream = \"sip:127.0.0.1:{upstream_port};transport=udp\"\n"
+            f"throttle = \"{throttle}\"\nupstream_expires = {upstream_expires}\n\n"
+            + (extra or "[auth]\nenabled = false\n\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"))
+
+
+def kamailio_regs(k):
+    """REGISTERs Kamailio's registrar accepted and rejected so far (kamcmd statistics)."""
+    out = {}
+    text = k.rpc("stats.get_statistics", "registrar:")
+    for key in ("accepted_regs", "rejected_regs"):
+        m = re.search(rf"registrar:{key} = (\d+)", text)
+        out[key] = int(m.group(1)) if m else 0
+    return out
+
+
+class Mid(Server):
+    """sipwake in mid-registrar mode (`throttle`) with a fresh Kamailio as its upstream registrar
+    (bench/kamailio.cfg, started as in the other scenarios: 2 workers, -x tlsf -m 4096)."""
+
+    def __init__(self, workdir, throttle, upstream_expires, min_expires=60, extra=None):
+        self.name = f"mid-{throttle}"
+        self.upstream = Kamailio(workdir)
+        try:
+            self.sipwake = Sipwake(workdir, mid_config(self.upstream.port, throttle, upstream_expires, min_expires,
+                                                       extra))
+        except (OSError, RuntimeError):
+            self.upstream.stop()
+            raise
+        self.port, self.pid = self.sipwake.port, self.sipwake.pid
+
+    def stop(self):
+        self.sipwake.stop()
+        self.upstream.stop()
+
+    def bindings(self):
+        return self.sipwake.bindings()
+
+    def counts(self):
+        """sipwake's mid-registrar counters (/metrics: device REGISTERs absorbed and forwarded, upstream
+        answers by origin: device, resend, deregister) and the REGISTERs Kamailio accepted/rejected."""
+        out = {}
+        try:
+            with urllib.request.urlopen(self.sipwake.mgmt + "/metrics", timeout=10) as r:
+                text = r.read().decode()
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            m = re.match(r"sipwake_mid_registers_total\{.*action=\"(\w+)\".*\} (\S+)", line)
+            if m:
+                out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+            m = re.match(r"sipwake_mid_upstream_answers_total\{.*origin=\"(\w+)\".*\} (\S+)", line)
+            if m:
+                key = "up_" + m.group(1)
+                out[key] = out.get(key, 0) + int(float(m.group(2)))
+        out.update(kamailio_regs(self.upstream))
+        return out
+
+
+def cpu_parts(server):
+    """{column: pid} of the processes whose CPU is reported: sipwake, Kamailio, or both."""
+    if isinstance(server, Mid):
+        return {"sipwake": server.sipwake.pid, "kamailio": server.upstream.pid}
+    return {server.name: server.pid}
+
+
+def write_devices(path, first, n, per_aor=1):
+    """sipp injection file of `n` devices for sipp/register_device.xml: the AoR user (field0) and the
+    device's Contact user (field1). With `per_aor` > 1 the devices of one AoR are n/per_aor lines apart,
+    so their refreshes are spread over the refresh interval (sipp starts the calls in file order)."""
+    aors = -(-n // per_aor)
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for j in range(n):
+            a = user(first + j % aors)
+            f.write(f"{a};{a}d{j // aors};\n")
+
+
+class Slice:
+    """The devices of one offered rate of `mid_register`: per sipp process an injection file of fresh
+    AoRs, a fixed source port and a Call-ID pattern of the call number only, so that a second sipp run
+    over the same file refreshes, in their dialogs and from the same address, the bindings the first
+    one made; the same for the probe's REGISTERs (--bind, --call-id-prefix)."""
+
+    def __init__(self, workdir, pool, probe_pool, n, procs, probe_secs_):
+        self.procs = []
+        for k in split(n, procs):
+            first = pool.take(k)
+            inf = os.path.join(workdir, f"devices_{first}_{k}.csv")
+            write_devices(inf, first, k)
+            self.procs.append((inf, free_port(), f"%u-d{first}@%s", k))
+        self.probe_secs = probe_secs_
+        first = probe_pool.take(PROBE_RATE * probe_secs_)
+        self.probe = (first, free_port(), f"pr{first}")
+
+
+MID_HEADER = (f"{'server':<12} {'phase':<8} {'rate/s':>7} {'reg/s':>7} {'fail%':>7} {'retr':>5} {'p50µs':>6} "
+              f"{'p99µs':>6} {'p99.9µs':>7} {'sw µs/reg':>9} {'kam µs/reg':>10} {'sum µs':>7} {'up/reg':>6} "
+              f"{'bindings':>8} {'oth%':>5} {'dsk%':>5}")
+
+
+def print_mid_row(r):
+    print(f"{r['server']:<12} {r['phase']:<8} {r['rate']:>7} {r['achieved']:>7.0f} {r['fail_pct']:>7.3f} "
+          f"{r['retrans']:>5} {fmt(r['p50_us'], '>6')} {fmt(r['p99_us'], '>6')} {fmt(r['p999_us'], '>7')} "
+          f"{fmt(r['cpu'].get('sipwake'), '>9.1f')} {fmt(r['cpu'].get('kamailio'), '>10.1f')} "
+          f"{fmt(r['cpu_us_per_call'], '>7.1f')} {fmt(r['up_per_reg'], '>6.2f')} {fmt(r['bindings'], '>8')} "
+          f"{r['other_pct']:>5.1f} {r['disk_pct']:>5.1f}", flush=True)
+
+
+def mid_measure(server, phase, sl, rate, workdir):
+    """One phase of `mid_register` over the devices of `sl`: sipp sends their REGISTERs at `rate`/s
+    (CSeq 1 for `new` and `register`, 2 for `refresh`) while the probe does the same with its own at
+    PROBE_RATE. CPU per REGISTER of sipwake and of Kamailio (the upstream, or the server alone), and how
+    many REGISTERs Kamailio accepted per device REGISTER (`up/reg`) when it is the upstream."""
+    cseq = 2 if phase == "refresh" else 1
+    parts = cpu_parts(server)
+    probe = run_probe(server.port, PROBE_RATE, sl.probe_secs, DOMAIN, sl.probe[0],
+                      refresh=(sl.probe[1], sl.probe[2], cseq))
+    u0 = server.counts() if isinstance(server, Mid) else None
+    c0 = {k: cpu_seconds(p) for k, p in parts.items()}
+    m0, t0, d0 = machine_cpu(), time.time(), disk_ticks()
+    running = []
+    for (inf, port, cid, k), r in zip(sl.procs, split(rate, len(sl.procs))):
+        extra = ("-nd", "-cid_str", cid, "-base_cseq", str(cseq), "-key", "expires", "3600", "-key", "loops", "1")
+        running.append(start_sipp(DEVICE, server.port, r, k, workdir, extra, local_port=port, inf=inf))
+    ok, failed, retrans, elapsed = sipp_results(running)
+    out, _ = probe.communicate(timeout=60)
+    c1 = {k: cpu_seconds(p) for k, p in parts.items()}
+    m1, t1, d1 = machine_cpu(), time.time(), disk_ticks()
+    try:
+        lat = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        lat = {}
+    done = ok + lat.get("answered", 0)
+    cpu = {k: c1[k] - c0[k] for k in parts}
+    up = None
+    if u0 is not None:
+        time.sleep(0.5)  # the last forwarded REGISTERs' answers
+        u1 = server.counts()
+        up = (u1["accepted_regs"] - u0["accepted_regs"]) / done if done else None
+    other = (m1["busy"] - m0["busy"]) - sum(cpu.values()) - (m1["self"] - m0["self"])
+    total = ok + failed
+    return {
+        "server": server.name, "phase": phase, "rate": rate,
+        "achieved": ok / elapsed if elapsed > 0 else 0.0, "ok": ok, "failed": failed, "retrans": retrans,
+        "fail_pct": 100.0 * failed / total if total else 100.0,
+        "p50_us": lat.get("p50_us"), "p99_us": lat.get("p99_us"), "p999_us": lat.get("p999_us"),
+        "cpu": {k: 1e6 * v / done for k, v in cpu.items()} if done else {},
+        "cpu_us_per_call": 1e6 * sum(cpu.values()) / done if done else None,
+        "up_per_reg": up, "bindings": server.bindings(),
+        "other_pct": max(0.0, 100.0 * other / ((t1 - t0) * os.cpu_count())),
+        "disk_pct": (d1 - d0) / (10.0 * (t1 - t0)),
+    }
+
+
+def drain(server, most=30):
+    """Waits (up to `most` s) until the server's processes are idle: after an overloaded phase its queue
+    and the clients' retransmissions would otherwise spill into the next one."""
+    parts = cpu_parts(server)
+    deadline = time.time() + most
+    while time.time() < deadline:
+        c0 = sum(cpu_seconds(p) for p in parts.values())
+        time.sleep(1)
+        if sum(cpu_seconds(p) for p in parts.values()) - c0 < 0.05:
+            return
+
+
+def mid_sweep(make, args, workdir):
+    """`mid_register` for one server: per offered rate, `new` (a fresh slice of devices registers at the
+    rate) then `refresh` (the same devices refresh at the rate: same Call-ID, CSeq 2, same source). Each
+    phase stops at its first rate not sustained; once `new` has stopped, the devices a `refresh` rate needs
+    are registered beforehand at the highest sustained `new` rate (phase `register`, not a measurement).
+    Before a `refresh` and after a phase not sustained the server is left to drain its queue."""
+    quiet(args)
+    server = make()
+    pool, probe_pool = Pool(), Pool(0)
+    rows = {"new": [], "refresh": []}
+    on = {"new": True, "refresh": True}
+    safe = None
+    try:
+        for rate in args.rates:
+            sl = Slice(workdir, pool, probe_pool, rate * args.secs, args.sipp_procs, probe_secs(args.secs))
+            registered = False
+            if on["new"]:
+                r = mid_measure(server, "new", sl, rate, workdir)
+                print_mid_row(r)
+                rows["new"].append(r)
+                if sustained(r):
+                    safe, registered = rate, True
+                else:
+                    on["new"] = False
+                    drain(server)
+            if on["refresh"]:
+                if not registered:
+                    sl = Slice(workdir, pool, probe_pool, rate * args.secs, args.sipp_procs, probe_secs(args.secs))
+                    print_mid_row(mid_measure(server, "register", sl, safe or max(args.rates[0] // 2, 500), workdir))
+                drain(server)
+                r = mid_measure(server, "refresh", sl, rate, workdir)
+                print_mid_row(r)
+                rows["refresh"].append(r)
+                if not sustained(r):
+                    on["refresh"] = False
+                    drain(server)
+            if not any(on.values()):
+                break
+    finally:
+        server.stop()
+    return rows
+
+
+def mid_variants(args, workdir):
+    """(name, constructor) of `mid_register`'s servers: sipwake in each throttle mode in front of Kamailio,
+    then, as references taking the same REGISTERs directly, Kamailio alone and sipwake in registrar mode."""
+    out = [(f"mid-{t}", lambda t=t: Mid(workdir, t, MID_UPSTREAM_EXPIRES)) for t in args.mid_modes]
+    out.append(("kamailio", lambda: Kamailio(workdir)))
+    out.append(("sipwake", servers(args, workdir, REGISTER)[0][1]))
+    return out
+
+
+def scenario_mid_register(args, workdir):
+    """REGISTER/s through sipwake in mid-registrar mode, per throttle mode, new registrations and
+    refreshes, with sipwake's and Kamailio's CPU per REGISTER; Kamailio alone and sipwake in registrar mode
+    as references."""
+    print(f"\n== mid-registrar 1/3: REGISTER/s through sipwake (mid-registrar, auth off) in front of Kamailio, "
+          f"per throttle mode; devices ask Expires 3600, sipwake asks the upstream for {MID_UPSTREAM_EXPIRES} "
+          f"(contact/aor) ==\n# new: a new device (AoR) per REGISTER, forwarded in every mode; refresh: the same "
+          f"devices again (same Call-ID, CSeq 2, same source): forwarded in mirror, answered by sipwake in "
+          f"contact/aor\n# kamailio / sipwake: the same REGISTERs straight to Kamailio / to sipwake in registrar "
+          f"mode\n# sw/kam µs/reg: CPU of sipwake / Kamailio per device REGISTER (sipp's and the probe's); sum: "
+          f"both; up/reg: REGISTERs Kamailio accepted per device REGISTER; latency: the probe's REGISTER -> 200\n"
+          f"{MID_HEADER}", flush=True)
+    results = {}
+    for name, make in mid_variants(args, workdir):
+        results[name] = mid_sweep(make, args, workdir)
+    print(f"\n== mid-registrar 1/3: highest sustained REGISTER/s (<0.1% failures, >=90% of the offered rate) "
+          f"==\n{MID_HEADER}")
+    for name, rows in results.items():
+        for phase in ("new", "refresh"):
+            b = best(rows[phase])
+            print_mid_row(b) if b else print(f"{name:<12} {phase:<8} no sustained rate")
+    print(f"\n== mid-registrar 1/3 per offered rate: CPU µs per REGISTER, sipwake+Kamailio (sum) ==")
+    names = list(results)
+    print(f"{'phase':<8} {'rate/s':>7} | " + " | ".join(f"{n:>12}" for n in names))
+    for phase in ("new", "refresh"):
+        by = {n: {r["rate"]: r for r in rows[phase]} for n, rows in results.items()}
+        for rate in args.rates:
+            if any(rate in by[n] for n in names):
+                print(f"{phase:<8} {rate:>7} | " + " | ".join(
+                    fmt(by[n].get(rate, {}).get("cpu_us_per_call"), '>12.1f') for n in names))
+    return None
+
+
+def scenario_mid_throttle(args, workdir):
+    """How many REGISTERs the upstream gets per device REGISTER in each throttle mode: devices refreshing
+    a short expiry (compressed time) against upstream_expires, all modes at once (a few REGISTER/s each)."""
+    n, d, e, r, up = args.mid_devices, args.mid_per_aor, args.mid_expires, args.mid_refresh, args.mid_upstream_expires
+    k = max(1, math.ceil((up - mid_margin(e)) / r))
+    # Default: refreshes over one upstream period, so that after the first round each device (contact)
+    # or AoR (aor) is due exactly one upstream REGISTER, its k-th refresh.
+    secs = args.mid_secs or k * r
+    loops = secs // r + 1
+    aors = -(-n // d)
+    print(f"\n== mid-registrar 2/3: upstream REGISTERs per device REGISTER: {n} devices ({aors} AoRs, {d} per AoR), "
+          f"Expires {e}, a refresh every {r} s in one dialog ({loops} REGISTERs each, {(loops - 1) * r} s), "
+          f"upstream_expires {up}; every mode at once, each with its own Kamailio ==\n"
+          f"# a refresh is absorbed while the upstream registration has more than 1.1 x {e} + 2 = "
+          f"{mid_margin(e):.0f} s left: a device's refreshes reach the upstream every "
+          f"k = ceil(({up} - {mid_margin(e):.0f}) / {r}) = {k} refreshes (T = {k * r} s) in contact mode; "
+          f"in aor mode each AoR's once per T whichever device it is",
+          flush=True)
+    quiet(args)
+    pairs = {}
+    try:
+        for t in args.mid_modes:
+            pairs[t] = Mid(workdir, t, up, min_expires=min(e, 60))
+        rate = max(1, -(-2 * n // r))  # every device starts within half a refresh interval
+        running = {}
+        for t, pair in pairs.items():
+            inf = os.path.join(workdir, f"throttle_{t}.csv")
+            write_devices(inf, 1, n, d)
+            extra = ("-nd", "-cid_str", "%u-dev@%s", "-key", "expires", str(e), "-key", "loops", str(loops),
+                     "-d", str(r * 1000))
+            running[t] = start_sipp(DEVICE, pair.port, rate, n, workdir, extra, inf=inf, timeout=loops * r + 60,
+                                    limit=n)
+        # Between the devices' first REGISTERs (all sent within r/2) and their first refreshes (from r on).
+        time.sleep(0.75 * r)
+        first = {t: pair.counts() for t, pair in pairs.items()}
+        end, sipp = {}, {}
+        for t, pair in pairs.items():
+            sipp[t] = sipp_results([running[t]])
+            end[t] = pair.counts()
+    finally:
+        for pair in pairs.values():
+            pair.stop()
+    print(f"{'mode':<8} {'calls ok':>8} {'fail':>5} {'dev REG':>8} {'up REG':>7} {'dev/up':>7} | "
+          f"{'after the first round:':<22} {'dev REG':>8} {'up REG':>7} {'dev/up':>7} {'predicted up':>12} | "
+          f"{'absorbed':>8} {'fwd':>6} {'own':>4} {'up rej':>6}")
+    for t in pairs:
+        a, b = first[t], end[t]
+        dev = b.get("absorbed", 0) + b.get("forwarded", 0)
+        dev1 = dev - a.get("absorbed", 0) - a.get("forwarded", 0)
+        upr = b["accepted_regs"]
+        upr1 = upr - a["accepted_regs"]
+        pred = {"mirror": n * (loops - 1), "contact": n * ((loops - 1) // k),
+                "aor": aors * ((loops - 1) // k)}.get(t)
+        own = b.get("up_resend", 0) + b.get("up_deregister", 0)
+        print(f"{t:<8} {sipp[t][0]:>8} {sipp[t][1]:>5} {dev:>8} {upr:>7} {fmt(dev / upr if upr else None, '>7.1f')} | "
+              f"{'':<22} {dev1:>8} {upr1:>7} {fmt(dev1 / upr1 if upr1 else None, '>7.1f')} {fmt(pred, '>12')} | "
+              f"{b.get('absorbed', 0):>8} {b.get('forwarded', 0):>6} {own:>4} {b['rejected_regs']:>6}")
+    print(f"# dev REG: device REGISTERs sipwake took (absorbed + forwarded; sipp sent calls ok x {loops}); up REG: "
+          f"REGISTERs Kamailio accepted (sipwake's own re-sends/de-registers included, 'own'); first round: "
+          f"read {0.75 * r:.1f} s after the start")
+    print(f"# steady state per 1,000 devices: mirror 1000/{r} = {1000 / r:.2f} upstream REGISTER/s; contact "
+          f"1000/{k * r} = {1000 / (k * r):.3f}/s (x{k} fewer); aor about (1000/{d})/{k * r} = "
+          f"{1000 / d / (k * r):.3f}/s ({d} devices per AoR)")
+    return None
+
+
+def scenario_mid_wake(args, workdir):
+    """Wake latency through the mid-registrar (sip-probe --push-wake): the probe's INVITE goes to sipwake,
+    to Kamailio (upstream), back to sipwake's ctid Contact, which pushes and parks it; the device's
+    re-REGISTER (absorbed in contact/aor mode, forwarded in mirror) releases it. Beside it the same probe
+    against sipwake in registrar mode, in alternation."""
+    hold, n = args.push_hold, args.mid_wake
+    variants = [("registrar", lambda hook: Sipwake(workdir, push_config(hook, hold)))]
+    variants += [(f"mid-{t}", lambda hook, t=t: Mid(workdir, t, MID_UPSTREAM_EXPIRES, extra=push_config(hook, hold)))
+                 for t in args.mid_wake_modes]
+    print(f"\n== mid-registrar 3/3: wake latency, {n} calls one after the other to one sleeping device (push "
+          f"Contact, Expires 3600), sipwake in registrar mode and in mid-registrar mode (upstream_expires "
+          f"{MID_UPSTREAM_EXPIRES}) in front of Kamailio, alternating, {args.mid_wake_rounds} round(s) ==\n"
+          f"# reg->inv: device REGISTER sent -> parked INVITE at the device; e2e: caller's INVITE sent -> INVITE "
+          f"at the device (push, REGISTER, release); push: INVITE sent -> push at the webhook\n"
+          f"# µs/wake: CPU of sipwake / Kamailio per woken call; up REG: REGISTERs Kamailio accepted during "
+          f"the run (the wake-up REGISTERs it saw)", flush=True)
+    print(f"{'server':<13} {'woken':>6} {'reg50':>6} {'reg99':>6} {'regmax':>7} {'e2e50':>6} {'e2e99':>6} "
+          f"{'e2emax':>7} {'push50':>6} {'push99':>6} {'sw µs/wake':>10} {'kam µs/wake':>11} {'up REG':>6} "
+          f"{'secs':>6} {'lost':>5} {'oth%':>5}", flush=True)
+    for _ in range(args.mid_wake_rounds):
+        for name, make in variants:
+            quiet(args)
+            hook = free_port(socket.SOCK_STREAM)
+            server = make(hook)
+            parts = cpu_parts(server)
+            try:
+                u0 = server.counts() if isinstance(server, Mid) else None
+                c0 = {k: cpu_seconds(p) for k, p in parts.items()}
+                m0, t0 = machine_cpu(), time.time()
+                p = probe_push(server, hook, "--push-wake", n)
+                out, _ = p.communicate(timeout=n * 20 + 60)
+                c1 = {k: cpu_seconds(p) for k, p in parts.items()}
+                m1, t1 = machine_cpu(), time.time()
+                u1 = server.counts() if isinstance(server, Mid) else None
+            finally:
+                server.stop()
+            try:
+                w = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                print(f"{name:<13} the probe failed: {out!r}")
+                continue
+            cpu = {k: c1[k] - c0[k] for k in parts}
+            other = (m1["busy"] - m0["busy"]) - sum(cpu.values()) - (m1["self"] - m0["self"])
+            per = {k: 1e6 * v / w["woken"] if w["woken"] else None for k, v in cpu.items()}
+            upr = u1["accepted_regs"] - u0["accepted_regs"] if u0 else None
+            lost = w["no_push"] + w["no_invite"] + w["unexpected"]
+            print(f"{name:<13} {w['woken']:>6} {w['p50_us']:>6} {w['p99_us']:>6} {w['max_us']:>7} "
+                  f"{w['e2e_p50_us']:>6} {w['e2e_p99_us']:>6} {w['e2e_max_us']:>7} {w['push_p50_us']:>6} "
+                  f"{w['push_p99_us']:>6} {fmt(per.get('sipwake', per.get('sipwake')), '>10.1f')} "
+                  f"{fmt(per.get('kamailio'), '>11.1f')} {fmt(upr, '>6')} {w['secs']:>6.1f} {lost:>5} "
+                  f"{max(0.0, 100.0 * other / ((t1 - t0) * os.cpu_count())):>5.1f}", flush=True)
+            if lost:
+                print(f"              calls {w['calls']}: no push {w['no_push']}, pushed but no INVITE "
+                      f"{w['no_invite']}, unexpected messages {w['unexpected']}")
+    return None
+
+
 SCENARIOS = {
     "options": ("OPTIONS", OPTIONS, scenario_sweep(OPTIONS)),
     "register": ("REGISTER, auth off (new AoR per call)", REGISTER, scenario_sweep(REGISTER)),
@@ -857,12 +1282,19 @@ SCENARIOS = {
     "calls": ("calls through the proxy (INVITE->100/180->200->ACK, BYE->200)", CALLS, scenario_sweep(CALLS)),
     "rss": ("memory per binding", None, scenario_rss),
     "push": ("RFC 8599 push wake-up (sipwake only)", None, scenario_push),
+    "mid_register": ("mid-registrar REGISTER/s", None, scenario_mid_register),
+    "mid_throttle": ("mid-registrar throttling", None, scenario_mid_throttle),
+    "mid_wake": ("mid-registrar wake latency", None, scenario_mid_wake),
 }
+# `mid`: the three mid-registrar scenarios.
+ALIASES = {"mid": ["mid_register", "mid_throttle", "mid_wake"]}
 
 
 def main():
+    global SIPWAKE_BIN
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=", ".join(SCENARIOS))
+    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS),
+                    help=", ".join(SCENARIOS) + "; mid = " + ", ".join(ALIASES["mid"]))
     ap.add_argument("--rates", default="2000,5000,10000,20000,30000,40000,60000", help="calls/s, comma-separated")
     ap.add_argument("--secs", type=int, default=5, help="seconds per rate")
     ap.add_argument("--aors", type=int, default=100000,
@@ -878,14 +1310,37 @@ def main():
     ap.add_argument("--push-devices", type=int, default=2000, help="push: sleeping devices, one INVITE each")
     ap.add_argument("--push-rates", default="1000,2000", help="push: INVITEs/s to the sleeping devices, comma-separated")
     ap.add_argument("--push-hold", type=int, default=2, help="push: sipwake's [push] invite_hold_secs")
+    ap.add_argument("--mid-modes", default="mirror,contact,aor",
+                    help="mid_register, mid_throttle: throttle modes, comma-separated")
+    ap.add_argument("--mid-devices", type=int, default=1000, help="mid_throttle: devices")
+    ap.add_argument("--mid-per-aor", type=int, default=2, help="mid_throttle: devices per AoR")
+    ap.add_argument("--mid-expires", type=int, default=20, help="mid_throttle: the devices' Expires, s")
+    ap.add_argument("--mid-refresh", type=int, default=18, help="mid_throttle: seconds between a device's REGISTERs")
+    ap.add_argument("--mid-upstream-expires", type=int, default=600,
+                    help="mid_throttle: [mid_registrar] upstream_expires")
+    ap.add_argument("--mid-secs", type=int, default=0,
+                    help="mid_throttle: seconds of refreshes (each device sends secs // refresh + 1 REGISTERs); "
+                         "default one upstream period, k x refresh")
+    ap.add_argument("--mid-wake", type=int, default=20000, help="mid_wake: woken calls per server run")
+    ap.add_argument("--mid-wake-modes", default="mirror,contact", help="mid_wake: throttle modes, comma-separated")
+    ap.add_argument("--mid-wake-rounds", type=int, default=1,
+                    help="mid_wake: rounds of (registrar, mid modes...) in alternation")
+    ap.add_argument("--sipwake-bin", default=SIPWAKE_BIN,
+                    help="the sipwake binary to measure (e.g. an older build, for before/after in one sitting)")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
+    SIPWAKE_BIN = os.path.abspath(args.sipwake_bin)
     args.rates = [int(r) for r in args.rates.split(",")]
     args.push_rates = [int(r) for r in args.push_rates.split(",")]
+    args.mid_modes = args.mid_modes.split(",")
+    args.mid_wake_modes = args.mid_wake_modes.split(",")
+    args.scenarios = [s for name in args.scenarios for s in ALIASES.get(name, [name])]
     for name in args.scenarios:
         if name not in SCENARIOS:
             sys.exit(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if args.no_kamailio and any(n.startswith("mid_") for n in args.scenarios):
+        sys.exit("the mid-registrar scenarios need Kamailio (the upstream registrar)")
     for tool in ["sipp"] + ([] if args.no_kamailio else ["kamailio", "kamcmd"]):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed: apt-get install -y {'sip-tester' if tool == 'sipp' else 'kamailio'}")
@@ -893,7 +1348,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT, check=True)
     sipp_v = re.search(r"v[0-9.]+", subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout)
     print(f"machine: {os.cpu_count()} cores; sipp {sipp_v.group(0) if sipp_v else '?'} x{args.sipp_procs}; "
-          f"probe {PROBE_RATE} calls/s during each measurement")
+          f"probe {PROBE_RATE} calls/s during each measurement; sipwake {SIPWAKE_BIN}")
     with tempfile.TemporaryDirectory(prefix="sipwake-bench-") as workdir:
         for name in args.scenarios:
             title, kind, fn = SCENARIOS[name]

@@ -24,6 +24,12 @@
 //! `leg_p999_us` give BYE → 200, and `answered` counts completed calls
 //! (BYE answered 200).
 //!
+//! For refreshes of registrations made earlier (mid-registrar benchmark):
+//! `--bind IP:PORT` (the socket, so the Contact is the same in both runs),
+//! `--call-id-prefix P` (Call-IDs `P-N` instead of `probe-PID-N`) and
+//! `--cseq N` (default 1): a second run with the same `--first`, bind and
+//! prefix and a higher CSeq refreshes each earlier binding in its dialog.
+//!
 //! `--push-wake N` and `--push-flood M` (with `--webhook IP:PORT`, the
 //! address of the push service the probe plays) measure RFC 8599 push
 //! wake-up; see `push.rs`. `--pn` adds push parameters (`pn-provider`,
@@ -75,7 +81,10 @@ fn main() {
         let wait = get("--wait").map_or(10, |w| w.parse().expect("--wait SECS"));
         return push::flood(target, &domain, &hook, m.parse().expect("--push-flood M"), rate, wait);
     }
-    let sock = UdpSocket::bind(if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).expect("bind");
+    let bind = get("--bind").unwrap_or_else(|| if target.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }.into());
+    let sock = UdpSocket::bind(bind.as_str()).expect("bind");
+    let cid_prefix = get("--call-id-prefix").unwrap_or_else(|| format!("probe-{}", std::process::id()));
+    let cseq: u32 = get("--cseq").map_or(1, |c| c.parse().expect("--cseq N"));
     let local = sock.local_addr().expect("local addr");
     sock.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
     let total = rate * secs;
@@ -88,19 +97,18 @@ fn main() {
     let mut done = 0usize;
     let mut buf = [0u8; 65_536];
     let mut next = 0u64;
-    let pid = std::process::id();
     let end_at = start + interval * total as u32 + Duration::from_secs(2);
     while Instant::now() < end_at && (next < total || done < sent) {
         let now = Instant::now();
         while next < total && start + interval * next as u32 <= now {
-            let call_id = format!("probe-{pid}-{next}");
+            let call_id = format!("{cid_prefix}-{next}");
             let user = format!("{prefix}{}", first + next);
             let msg = match &register {
                 None if call.is_some() => invite_msg(call.as_deref().unwrap_or(""), target, local, &call_id, next),
                 None => format!(
                     "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}\r\nFrom: <sip:probe@{local}>;tag={next}\r\nTo: <sip:{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 ),
-                Some(domain) => register_msg(domain, &user, local, &call_id, next, 1, None, password.is_some(), pn),
+                Some(domain) => register_msg(domain, &user, local, &call_id, next, cseq, None, password.is_some(), pn),
             };
             if sock.send_to(msg.as_bytes(), target).is_ok() {
                 pending.insert(call_id, Pending { first: Instant::now(), second: None, user, bye: None });
@@ -119,7 +127,7 @@ fn main() {
             {
                 let Some(auth) = authorization(&text, &p.user, pw, &format!("sip:{domain}")) else { continue };
                 let tag: u64 = cid.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                let msg = register_msg(domain, &p.user, local, cid, tag, 2, Some(&auth), true, pn);
+                let msg = register_msg(domain, &p.user, local, cid, tag, cseq + 1, Some(&auth), true, pn);
                 if sock.send_to(msg.as_bytes(), target).is_ok() {
                     p.second = Some(Instant::now());
                 }

@@ -10,7 +10,8 @@
 //! arrives the device sends its re-REGISTER (timestamp), and when the parked
 //! INVITE reaches the device socket (timestamp) the latency is the
 //! difference: REGISTER in → parked INVITE out, the REGISTER's processing and
-//! commit included. The device answers 486, the caller ACKs it, the device
+//! commit included (`e2e_*`: INVITE sent by the caller → INVITE received by
+//! the device, the whole wake-up). The device answers 486, the caller ACKs it, the device
 //! drains the proxy's ACK. Prints one JSON line with p50/p90/p99/p999/max.
 //!
 //! `--push-flood M --rate R`: registers M devices (distinct AoRs, push
@@ -179,6 +180,7 @@ pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
     let mut buf = vec![0u8; 65_536];
     let mut lat = Vec::with_capacity(n as usize);
     let mut push_lat = Vec::with_capacity(n as usize);
+    let mut e2e = Vec::with_capacity(n as usize);
     let (mut no_push, mut no_invite, mut wrong) = (0u64, 0u64, 0u64);
     let mut cseq = 1u32;
     let t_start = Instant::now();
@@ -221,6 +223,7 @@ pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
             continue;
         };
         lat.push(got.duration_since(t0).as_micros() as u64);
+        e2e.push(got.duration_since(sent).as_micros() as u64);
         // 486 back; the caller ACKs it; the device drains the proxy's ACK.
         let mut resp = String::from("SIP/2.0 486 Busy Here\r\n");
         for h in inv.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
@@ -253,10 +256,11 @@ pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
     }
     let elapsed = t_start.elapsed().as_secs_f64();
     println!(
-        "{{\"calls\":{n},\"woken\":{},\"no_push\":{no_push},\"no_invite\":{no_invite},\"unexpected\":{wrong},\"secs\":{elapsed:.3},{},{}}}",
+        "{{\"calls\":{n},\"woken\":{},\"no_push\":{no_push},\"no_invite\":{no_invite},\"unexpected\":{wrong},\"secs\":{elapsed:.3},{},{},{}}}",
         lat.len(),
         pcts(&mut lat, ""),
-        pcts(&mut push_lat, "push_")
+        pcts(&mut push_lat, "push_"),
+        pcts(&mut e2e, "e2e_")
     );
 }
 
