@@ -234,6 +234,12 @@ impl Node {
             if bindings.is_empty() {
                 return Decision::Reject(480, None, Vec::new());
             }
+            // The upstream's qualify / NAT pings of the Contact we registered
+            // there are answered here: pushing a sleeping phone every 30 s
+            // to answer an OPTIONS would drain it.
+            if *method == sip_msg::Method::Options && !in_dialog {
+                return Decision::Local;
+            }
             let (targets, park) = self.lookup_targets(&bindings, in_dialog);
             return Decision::Proxy(Box::new(Proxied {
                 request: req,

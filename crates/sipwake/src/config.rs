@@ -642,6 +642,27 @@ mod tests {
     }
 
     #[test]
+    fn mid_registrar_mode() {
+        let e = err("[server]\nmode = \"mid-registrar\"\n");
+        assert!(e.contains("mid_registrar.upstream is not set"), "{e}");
+        let e = err("[server]\nmode = \"edge\"\n");
+        assert!(e.contains("server.mode = \"edge\""), "{e}");
+        let e = err("[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:pbx.example.com\"\n");
+        assert!(e.contains("mid_registrar.upstream = \"sip:pbx.example.com\"") && e.contains("IP address"), "{e}");
+        let c = Config::parse("[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:192.0.2.10\"\n")
+            .unwrap();
+        let m = c.mid.as_ref().unwrap();
+        assert_eq!(
+            (m.upstream.remote.to_string(), m.throttle),
+            ("192.0.2.10:5060".into(), sip_node::mid::Throttle::Contact)
+        );
+        // The upstream authenticates: sipwake's own digest auth is off unless asked for.
+        assert!(!c.auth.enabled_in(c.mode));
+        assert!(Config::embedded().auth.enabled_in(Config::embedded().mode));
+        assert!(Config::embedded().mid.is_none());
+    }
+
+    #[test]
     fn errors_name_key_value_and_fix() {
         let e = err("[sip]\nt1_ms = 0\n");
         assert!(e.contains("sip.t1_ms = 0") && e.contains("allowed 1..=60000"), "{e}");

@@ -285,9 +285,8 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
         Err(r) => return *r,
     };
     let now = now_ms();
-    let bindings: Vec<BindingView> = st
-        .driver
-        .read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node)).collect());
+    let bindings: Vec<BindingView> =
+        st.driver.read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node)).collect());
     if bindings.is_empty() {
         return not_found(format!("no bindings for {aor}"));
     }

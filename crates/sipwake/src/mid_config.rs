@@ -28,6 +28,9 @@ pub struct MidSection {
     pub keepalive_secs: u64,
     /// Registrations re-sent per second after the upstream lost them.
     pub resend_per_sec: u32,
+    /// A header of the upstream's keep-alive answers naming its running
+    /// instance; a change means it restarted ("" = none).
+    pub instance_header: String,
 }
 
 impl Default for MidSection {
@@ -39,6 +42,7 @@ impl Default for MidSection {
             upstream_timeout_ms: 5000,
             keepalive_secs: 30,
             resend_per_sec: 50,
+            instance_header: String::new(),
         }
     }
 }
@@ -99,6 +103,12 @@ impl MidSection {
                 self.resend_per_sec
             ));
         }
+        let h = &self.instance_header;
+        if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b)) {
+            return Err(format!(
+                "mid_registrar.instance_header = {h:?} is not a header name; give a name like \"X-Instance\" (or \"\" for none)"
+            ));
+        }
         Ok(MidConfig {
             upstream,
             throttle,
@@ -106,6 +116,7 @@ impl MidSection {
             upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
             keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
             resend_per_sec: self.resend_per_sec,
+            instance_header: (!h.is_empty()).then(|| h.clone()),
         })
     }
 }

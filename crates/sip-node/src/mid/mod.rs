@@ -65,6 +65,10 @@ pub struct MidConfig {
     pub keepalive: Option<Duration>,
     /// REGISTERs per second sipwake re-sends after the upstream lost its registrations.
     pub resend_per_sec: u32,
+    /// A header of the upstream's keep-alive answers whose value names its
+    /// running instance (e.g. a token Kamailio draws at start-up): a new
+    /// value means it restarted, even too quickly for a keep-alive to miss.
+    pub instance_header: Option<String>,
 }
 
 /// One registration sipwake holds at the upstream.
@@ -116,7 +120,13 @@ pub enum OwnPurpose {
 }
 
 pub(crate) enum Own {
-    Register { key: String, purpose: OwnPurpose, reg: Box<UpstreamReg> },
+    /// `expires`: what it asked (the grant when the 2xx lists none).
+    Register {
+        key: String,
+        purpose: OwnPurpose,
+        reg: Box<UpstreamReg>,
+        expires: u32,
+    },
     Keepalive,
 }
 
@@ -138,6 +148,8 @@ pub struct Mid {
     pub(crate) next_resend: Instant,
     /// Safety refreshes: (unix ms, key) of registrations nearing their upstream expiry.
     pub(crate) refresh: BTreeSet<(u64, String)>,
+    /// The upstream's instance, as its keep-alive answers last named it.
+    pub(crate) instance: Option<bytes::Bytes>,
 }
 
 /// A view of one upstream registration (management).
@@ -150,7 +162,9 @@ pub struct RegView<'a> {
 
 impl Mid {
     pub fn new(cfg: MidConfig, now: Instant) -> Mid {
-        let keepalive_at = cfg.keepalive.map(|k| now + k);
+        crate::metrics::mid_up(true);
+        // The first keep-alive at once: it learns the upstream's instance.
+        let keepalive_at = cfg.keepalive.map(|_| now);
         Mid {
             cfg,
             regs: HashMap::new(),
@@ -165,6 +179,7 @@ impl Mid {
             resend_queued: HashSet::new(),
             next_resend: now,
             refresh: BTreeSet::new(),
+            instance: None,
         }
     }
 

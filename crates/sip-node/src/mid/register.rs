@@ -1,14 +1,16 @@
 //! A device's REGISTER in the mid-registrar role: checked by the local
 //! registrar without changing anything (a REGISTER it would refuse never
-//! leaves), then either absorbed (an identical refresh of a registration
-//! the upstream still holds long enough: answered here, `contact` and
-//! `aor` modes) or forwarded upstream through a server and a client
-//! transaction. Only the upstream's 2xx writes local state: the bindings
+//! leaves), then either absorbed (an identical refresh, with a new CSeq,
+//! of a registration the upstream still holds long enough: answered here,
+//! `contact` and `aor` modes) or forwarded upstream through a server and a
+//! client transaction (which also answers the request's retransmissions). Only the upstream's 2xx writes local state: the bindings
 //! with their expiry capped by the upstream's grant (R20: a grant too short
 //! for pushes makes a plain binding), the upstream registrations, then the
 //! answer once durable, then the forks of requests parked for the woken
 //! device (one per device: a challenged REGISTER releases nothing, R38).
-//! Any other answer is relayed; no answer in time is a 503.
+//! Any other answer is relayed; no answer in time is a 503 (and a 2xx
+//! that comes after it has what it registered and sipwake does not hold
+//! de-registered at once: the device was told it failed).
 
 use super::rewrite::{self, Forwarding};
 use super::{Forward, Throttle, UpstreamReg};
@@ -65,8 +67,11 @@ impl Node {
     /// `contact` and `aor` modes: whether this REGISTER only refreshes, from
     /// the same place, registrations the upstream accepted and still holds
     /// for longer than the device asks (OpenSIPS modes 1/2, without their
-    /// hole: nothing new, removed or changed is ever absorbed, #2536). The
-    /// caps to apply (what the upstream has left), by Contact index.
+    /// hole: nothing new, removed or changed is ever absorbed, #2536). A
+    /// retransmission (the CSeq that wrote the binding) is no refresh: it
+    /// goes on to `mid_forward`, whose server transaction answers it again
+    /// when the original went upstream (RFC 3261 §17.2.2). The caps to
+    /// apply (what the upstream has left), by Contact index.
     fn absorbable(
         &self,
         req: &Message,
@@ -85,11 +90,13 @@ impl Node {
             return None;
         }
         let call_id = req.call_id()?;
+        let cseq = req.cseq().ok()?.seq;
         let mut caps = Vec::with_capacity(ids.len());
         for ((c, id), want) in contacts.iter().zip(ids).zip(requested) {
             let Contact::Addr(na) = c else { return None };
             let b = self.registrar.location.binding(aor, id.as_ref()?)?;
             let same = b.call_id == call_id
+                && b.cseq < cseq
                 && b.uri.to_string() == na.uri.to_string()
                 && b.flow.transport == src.transport
                 && b.flow.remote.ip() == src.remote.ip();
@@ -125,7 +132,7 @@ impl Node {
         let au = auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
         let (outcome, headers) = self.run_registrar(&req, flow, au, &classes, &[], &caps, now);
         let resp = self.build_response(&req, &stateless_tag(&req), outcome.reply.code, outcome.reply.reason, &headers);
-        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now);
+        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now, now);
     }
 
     #[expect(clippy::too_many_arguments, reason = "one REGISTER's parts, passed on once")]
@@ -255,8 +262,11 @@ impl Node {
             return None;
         }
         if f.answered {
-            mid.forwards.remove(ckey);
+            let f = mid.forwards.remove(ckey)?;
             tracing::debug!(code, "late upstream answer to a REGISTER already answered 503");
+            if (200..300).contains(&code) {
+                self.mid_late_accepted(f, &msg, now);
+            }
             return None;
         }
         let f = mid.forwards.remove(ckey)?;
@@ -320,7 +330,15 @@ impl Node {
             // The location changed meanwhile (a concurrent REGISTER): its answer.
             let resp =
                 self.build_response(&f.req, &tag_for(&f.skey), outcome.reply.code, outcome.reply.reason, &headers);
-            return self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), Vec::new(), now);
+            return self.finish_register(
+                &f.req,
+                outcome,
+                resp,
+                ReplyTo::Txn(f.skey.clone()),
+                Vec::new(),
+                f.started,
+                now,
+            );
         }
         // The upstream registrations this answer creates, refreshes or ends.
         let mut ops = Vec::new();
@@ -372,16 +390,49 @@ impl Node {
                 ops.push(StoreOp::RemoveUpstream { key });
             }
         }
+        // Bindings the registrar dropped by its own rules (max_contacts) leave the upstream too.
+        for id in gone {
+            ops.extend(self.mid_binding_gone(&f.aor, &id, now));
+        }
         let server = self.server_header.clone();
         let resp = rewrite::device_response(upstream, &headers, &server);
         self.stats.count_response(200);
         metrics::response(200);
-        self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), ops, now);
-        // Bindings the registrar dropped by its own rules (max_contacts) leave the upstream too.
-        for id in gone {
-            self.mid_binding_gone(&f.aor, &id, now);
+        self.finish_register(&f.req, outcome, resp, ReplyTo::Txn(f.skey.clone()), ops, f.started, now);
+    }
+
+    /// The upstream accepted a REGISTER whose device was answered 503: the
+    /// registrations it created there that sipwake does not hold (and that
+    /// no REGISTER in flight is about to create) would route calls to a
+    /// `ctid` we answer 404 for, until they expire: de-registered now.
+    fn mid_late_accepted(&mut self, f: Forward, upstream: &Message, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let grants = rewrite::grants(upstream);
+        let code = upstream.status().unwrap_or(200);
+        let Some(mid) = self.mid.as_ref() else { return };
+        let orphans: Vec<UpstreamReg> = f
+            .sent
+            .iter()
+            .filter(|(key, _, e)| {
+                *e > 0
+                    && !mid.regs.contains_key(key)
+                    && !mid.forwards.values().any(|o| o.sent.iter().any(|(k, _, _)| k == key))
+            })
+            .map(|(key, contact, e)| UpstreamReg {
+                key: key.clone(),
+                aor: f.aor.clone(),
+                contact: contact.clone(),
+                expires_at: now_ms + u64::from(grants.get(key).copied().unwrap_or(*e)) * 1000,
+                call_id: super::upstream::new_call_id(),
+                cseq: 0,
+                last_code: code,
+                last_at: now_ms,
+            })
+            .collect();
+        for reg in orphans {
+            tracing::info!(key = reg.key, "de-registering what the upstream accepted after its device got 503");
+            self.own_register(reg, super::OwnPurpose::Deregister, now);
         }
-        metrics::request_latency("REGISTER", now.saturating_duration_since(f.started));
     }
 
     /// The upstream did not answer a forwarded REGISTER in time: 503.
@@ -396,7 +447,7 @@ impl Node {
         mid.deadlines.remove(&deadline);
         metrics::mid_upstream("device", 0);
         tracing::warn!(upstream = %mid.cfg.upstream.remote, "the upstream registrar did not answer a REGISTER");
-        self.mid_upstream_unreachable(now);
+        self.mid_no_answer(now);
         self.mid_fail(&skey, &req, 503, "the upstream registrar did not answer", now);
     }
 }

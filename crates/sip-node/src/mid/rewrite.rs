@@ -79,8 +79,10 @@ pub fn forward_register(req: &Message, f: &Forwarding<'_>) -> (Message, Vec<(Str
     }
     // The devices' Path stays here: the upstream reaches us by the Contact.
     m.headers.remove_all(&HeaderName::Path);
-    for fc in f.indicators.iter().rev() {
-        m.headers.push_front(HeaderName::FeatureCaps, fc.clone());
+    // Ours above the device's (F2), where Feature-Caps fields are (after the Vias).
+    let at = m.headers.0.iter().position(|h| h.name == HeaderName::FeatureCaps).unwrap_or(m.headers.0.len());
+    for (i, fc) in f.indicators.iter().enumerate() {
+        m.headers.0.insert(at + i, sip_msg::Header { name: HeaderName::FeatureCaps, value: Bytes::from(fc.clone()) });
     }
     let mf = m.max_forwards().ok().flatten().map_or(70, |n| n.saturating_sub(1));
     m.headers.set(HeaderName::MaxForwards, mf.to_string());
@@ -269,6 +271,10 @@ mod tests {
         assert!(s.contains("Authorization: Digest"));
         let fcs: Vec<_> = m.headers.get_all(&HeaderName::FeatureCaps).collect();
         assert_eq!(fcs[0], &Bytes::from_static(b"*;+sip.pns=\"fcm\""), "ours topmost (F2)");
+        let names: Vec<&HeaderName> = m.headers.iter().map(|h| &h.name).collect();
+        let last_via = names.iter().rposition(|n| **n == HeaderName::Via).unwrap();
+        let first_fc = names.iter().position(|n| **n == HeaderName::FeatureCaps).unwrap();
+        assert!(first_fc > last_via, "Feature-Caps among the Vias:\n{s}");
         assert_eq!(m.max_forwards().unwrap(), Some(69));
         assert_eq!(sent.len(), 2);
     }

@@ -1,5 +1,6 @@
 //! What the mid-registrar sends the upstream on its own, and what it learns
-//! from the answers: de-REGISTERs for devices that went away, re-sent
+//! from the answers: de-REGISTERs for devices that went away (or that the
+//! upstream accepted only after their device was answered 503), re-sent
 //! REGISTERs after the upstream lost its registrations (it answered a
 //! keep-alive again after missing some, answered 404 for a device we hold
 //! there, or a registration nears its upstream expiry while its devices
@@ -176,11 +177,14 @@ impl Node {
             && let Some(mid) = self.mid.as_mut()
         {
             mid.put(reg.clone());
+            // The CSeq it used is durable before the answer: after a restart
+            // the next one is higher (an upstream refuses an old CSeq).
+            self.write_ops(vec![StoreOp::Upstream(Box::new(reg.clone()))], now);
         }
         match self.txn.send_request(m, Peer::from(up), now) {
             Ok(ck) => {
                 if let Some(mid) = self.mid.as_mut() {
-                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg) });
+                    mid.own.insert(ck, Own::Register { key, purpose, reg: Box::new(reg), expires });
                 }
             }
             Err(e) => tracing::debug!(error = %e, key, "REGISTER not sent upstream"),
@@ -195,11 +199,14 @@ impl Node {
         }
         let Some(mid) = self.mid.as_mut() else { return };
         let Some(own) = mid.own.remove(ckey) else { return };
-        if matches!(own, Own::Keepalive) {
+        if mid.keepalive_pending.as_ref().is_some_and(|(k, _)| k == ckey) {
             mid.keepalive_pending = None;
         }
+        if matches!(own, Own::Keepalive) {
+            self.keepalive_answered(&msg);
+        }
         self.mid_upstream_alive(now);
-        let Own::Register { key, purpose, reg } = own else { return };
+        let Own::Register { key, purpose, reg, expires } = own else { return };
         metrics::mid_upstream(if purpose == OwnPurpose::Deregister { "deregister" } else { "resend" }, code);
         if purpose == OwnPurpose::Deregister {
             if code == 401 || code == 407 {
@@ -220,7 +227,8 @@ impl Node {
         reg.last_code = code;
         reg.last_at = now_ms;
         if (200..300).contains(&code) {
-            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(0);
+            // What we asked, if it lists none (as for a device's REGISTER).
+            let granted = rewrite::grants(&msg).get(&key).copied().unwrap_or(expires);
             reg.expires_at = now_ms + u64::from(granted) * 1000;
             tracing::debug!(key, granted, "upstream registration restored");
         } else if code == 401 || code == 407 {
@@ -268,11 +276,55 @@ impl Node {
             return true;
         }
         let Some(own) = mid.own.remove(ckey) else { return false };
-        if matches!(own, Own::Keepalive) {
+        if mid.keepalive_pending.as_ref().is_some_and(|(k, _)| k == ckey) {
             mid.keepalive_pending = None;
         }
-        self.mid_upstream_unreachable(now);
+        match own {
+            Own::Keepalive => self.mid_upstream_unreachable(now),
+            Own::Register { .. } => self.mid_no_answer(now),
+        }
         true
+    }
+
+    /// A REGISTER got no answer: with a keep-alive, it probes the upstream
+    /// now (one lost request does not make it down: its return would
+    /// re-send every registration); without one, the upstream is down.
+    pub(crate) fn mid_no_answer(&mut self, now: Instant) {
+        let Some(mid) = self.mid.as_mut() else { return };
+        if mid.cfg.keepalive.is_none() {
+            return self.mid_upstream_unreachable(now);
+        }
+        if mid.keepalive_pending.is_none() {
+            mid.keepalive_at = Some(now);
+        }
+    }
+
+    /// A keep-alive answer: a new instance (`instance_header`) means the
+    /// upstream restarted, however quickly: every registration is re-sent.
+    fn keepalive_answered(&mut self, msg: &Message) {
+        let Some(mid) = self.mid.as_mut() else { return };
+        let Some(name) = mid.cfg.instance_header.as_deref() else { return };
+        let Some(value) = msg.headers.get(&sip_msg::HeaderName::from_bytes(name.as_bytes())).cloned() else { return };
+        let before = mid.instance.replace(value.clone());
+        if before.is_none_or(|b| b == value) {
+            return;
+        }
+        tracing::warn!(
+            header = name,
+            instance = %String::from_utf8_lossy(&value),
+            "the upstream registrar restarted (a new instance answers the keep-alive); re-sending every registration"
+        );
+        self.resend_live();
+    }
+
+    /// Queues a re-send of every registration that still has devices behind it.
+    fn resend_live(&mut self) {
+        let Some(mid) = self.mid.as_ref() else { return };
+        let live: Vec<String> =
+            mid.regs.values().filter(|r| !self.mid_behind(r).is_empty()).map(|r| r.key.clone()).collect();
+        if let Some(mid) = self.mid.as_mut() {
+            mid.queue_resend(live);
+        }
     }
 
     /// The upstream answered something: if it was considered down, every

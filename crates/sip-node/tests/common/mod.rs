@@ -14,9 +14,10 @@
 
 use bytes::Bytes;
 use sip_msg::{ConnId, HeaderName, Limits, Message, Method, Source, Target, Transport, parse_datagram};
+use sip_node::mid::{MidConfig, Throttle, UpstreamReg};
 use sip_node::{Lookup, Node, NodeConfig, ProxyConfig, PushJob, Secrets, StoreOp, StoreWrite, WriteId};
 use sip_push::{PushConfig, PushError, PushId};
-use sip_registrar::{Binding, RegistrarConfig};
+use sip_registrar::{Aor, Binding, Flow, RegisterInput, Registrar, RegistrarConfig};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -58,6 +59,26 @@ pub fn config() -> NodeConfig {
         call_end_pushes: Vec::new(),
         mid: None,
     }
+}
+
+/// The upstream registrar peer's address (UDP).
+pub const UPSTREAM: &str = "127.0.0.1:5070";
+
+/// The default configuration in the mid-registrar role: upstream at
+/// [`UPSTREAM`] over UDP, `upstream_expires` 3600 s, `upstream_timeout`
+/// 5 s, keep-alive every 30 s, 50 re-sends per second.
+pub fn config_mid(throttle: Throttle) -> NodeConfig {
+    let mut c = config();
+    c.mid = Some(MidConfig {
+        upstream: Target { transport: Transport::Udp, remote: addr(UPSTREAM), conn: None },
+        throttle,
+        upstream_expires: 3600,
+        upstream_timeout: Duration::from_secs(5),
+        keepalive: Some(Duration::from_secs(30)),
+        resend_per_sec: 50,
+        instance_header: None,
+    });
+    c
 }
 
 /// What the store does with a write.
@@ -184,6 +205,10 @@ pub struct Peer {
     pub last_sent: Option<String>,
     /// Requests this peer sent, by branch (to build ACK and CANCEL).
     pub sent: HashMap<String, String>,
+    /// Answers a 401 to its REGISTER (the upstream peer's test challenge)
+    /// by sending it again with CSeq + 1 and an `Authorization` header
+    /// (on by default in the mid-registrar role).
+    pub answers_challenges: bool,
     /// INVITEs received and not yet answered finally, by branch.
     ringing: HashMap<String, Message>,
     next: u32,
@@ -211,6 +236,35 @@ impl Peer {
             c += &format!(";+sip.instance=\"<urn:uuid:{i}>\"");
         }
         c
+    }
+    /// Remembers a request this peer sends (to retransmit it, ACK or CANCEL it, answer its challenge).
+    fn remember(&mut self, text: &str) {
+        self.last_sent = Some(text.to_string());
+        if let Some(b) = text.split("branch=").nth(1).and_then(|s| s.split([';', '\r']).next()) {
+            self.sent.insert(b.to_string(), text.to_string());
+        }
+    }
+    /// The REGISTER `orig` again with CSeq + 1, a new branch and credentials.
+    fn with_credentials(&mut self, orig: &str) -> String {
+        self.cseq += 1;
+        let (via, _) = self.via();
+        let mut out = String::new();
+        for line in orig.split("\r\n") {
+            if line.starts_with("Via:") {
+                out += &format!("Via: {via}\r\n");
+            } else if line.starts_with("CSeq:") {
+                out += &format!("CSeq: {} REGISTER\r\n", self.cseq);
+            } else if line.starts_with("Content-Length:") {
+                out += &format!("{}\r\n{line}\r\n", authorization(&self.user));
+            } else {
+                out += line;
+                out += "\r\n";
+            }
+        }
+        // `split` gave one empty piece per trailing CRLF: the head ends in exactly one blank line.
+        let out = out.trim_end_matches("\r\n").to_string() + "\r\n\r\n";
+        self.remember(&out);
+        out
     }
     fn via(&mut self) -> (String, String) {
         self.next += 1;
@@ -293,8 +347,18 @@ impl Peer {
             }
             return out;
         }
-        // A final non-2xx to our INVITE: ACK it (same branch, §17.1.1.3).
         let code = m.status().unwrap_or(0);
+        // A challenge to our REGISTER: once more, with credentials.
+        if code == 401
+            && self.answers_challenges
+            && m.cseq().is_ok_and(|c| c.method == Method::Register)
+            && let Some(orig) = self.sent.get(&got.branch()).cloned()
+            && header_of(&orig, "Authorization").is_none()
+        {
+            out.push(self.with_credentials(&orig));
+            return out;
+        }
+        // A final non-2xx to our INVITE: ACK it (same branch, §17.1.1.3).
         if code >= 300 && m.cseq().is_ok_and(|c| c.method == Method::Invite) {
             let branch = got.branch();
             if let Some(inv) = self.sent.get(&branch) {
@@ -350,7 +414,44 @@ pub struct World {
     pub lookups: Vec<Lookup>,
     pub store: StoreMode,
     pub push_mode: PushMode,
+    /// The upstream registrar peer (mid-registrar role), once added.
+    pub upstream: Option<Upstream>,
     inbound: VecDeque<(Source, Bytes)>,
+}
+
+/// The upstream registrar of the mid-registrar role: a peer at
+/// [`UPSTREAM`] that answers REGISTER with a real `sip_registrar::Registrar`
+/// (after a 401 to any REGISTER without `Authorization` when `challenge`
+/// is on: any credentials are then accepted), OPTIONS with 200, an INVITE
+/// to an AoR it has no contact for with 404 (one it has a contact for is
+/// proxied there statelessly, its responses relayed back), and can go
+/// silent or forget everything (a restart with empty memory).
+pub struct Upstream {
+    pub peer: PeerId,
+    pub registrar: Registrar,
+    pub challenge: bool,
+    /// Answers nothing at all (down).
+    pub silent: bool,
+    /// Its 2xx to REGISTER lists no Contact (a registrar, or an SBC in
+    /// front of it, that does not echo the bindings as RFC 3261 §10.3 asks).
+    pub bare_ok: bool,
+    /// Every response it sent (time, text).
+    pub replies: Vec<(Duration, String)>,
+    /// INVITEs it proxied to a contact it holds.
+    pub forwarded: u32,
+}
+
+impl Upstream {
+    fn reply(&mut self, at: Duration, resp: Message) -> String {
+        let text = String::from_utf8(resp.to_bytes().to_vec()).unwrap();
+        self.replies.push((at, text.clone()));
+        text
+    }
+
+    /// Restarts with empty memory.
+    pub fn forget(&mut self) {
+        self.registrar = Registrar::new(self.registrar.config.clone(), 99);
+    }
 }
 
 impl Default for World {
@@ -378,8 +479,14 @@ impl World {
             lookups: Vec::new(),
             store: StoreMode::Ack,
             push_mode: PushMode::Ok,
+            upstream: None,
             inbound: VecDeque::new(),
         }
+    }
+
+    /// A world in the mid-registrar role ([`config_mid`]).
+    pub fn mid(throttle: Throttle) -> World {
+        World::new(config_mid(throttle))
     }
 
     /// A world with the default config changed by `f`.
@@ -416,10 +523,77 @@ impl World {
             inbox: Vec::new(),
             last_sent: None,
             sent: HashMap::new(),
+            answers_challenges: self.cfg.mid.is_some(),
             ringing: HashMap::new(),
             next: 0,
         });
         self.peers.len() - 1
+    }
+
+    /// The upstream registrar peer at [`UPSTREAM`] (domain example.com,
+    /// default registrar config); `challenge`: REGISTERs without
+    /// credentials get 401.
+    pub fn upstream(&mut self, challenge: bool) -> PeerId {
+        let cfg = RegistrarConfig { domains: vec![DOMAIN.into()], ..RegistrarConfig::default() };
+        self.upstream_with(challenge, cfg)
+    }
+
+    /// The upstream registrar peer with its registrar's config.
+    pub fn upstream_with(&mut self, challenge: bool, cfg: RegistrarConfig) -> PeerId {
+        assert!(self.upstream.is_none(), "one upstream");
+        let p = self.add_peer("upstream", "carol", Transport::Udp, UPSTREAM, None);
+        self.peers[p].answers_challenges = false;
+        self.upstream = Some(Upstream {
+            peer: p,
+            registrar: Registrar::new(cfg, 99),
+            challenge,
+            silent: false,
+            bare_ok: false,
+            replies: Vec::new(),
+            forwarded: 0,
+        });
+        p
+    }
+
+    /// The upstream registrar.
+    pub fn up(&mut self) -> &mut Upstream {
+        self.upstream.as_mut().expect("no upstream")
+    }
+
+    /// Wall clock (unix ms) now.
+    pub fn now_ms(&self) -> u64 {
+        UNIX0 + self.elapsed().as_millis() as u64
+    }
+
+    /// The contacts the upstream holds for `user@example.com` now.
+    pub fn upstream_contacts(&self, user: &str) -> Vec<Binding> {
+        let u = self.upstream.as_ref().expect("no upstream");
+        let aor = Aor::parse(&format!("{user}@{DOMAIN}")).unwrap();
+        u.registrar.location.lookup(&aor, self.now_ms()).cloned().collect()
+    }
+
+    /// The REGISTERs the upstream received (a retransmission counted once).
+    pub fn upstream_registers(&self) -> Vec<&Got> {
+        let u = self.upstream.as_ref().expect("no upstream");
+        let mut seen = std::collections::HashSet::new();
+        self.peers[u.peer].inbox.iter().filter(|g| g.is_request(Method::Register) && seen.insert(g.branch())).collect()
+    }
+
+    /// The upstream sends an INVITE to `ruri` (a new dialog, To `user`); returns its text.
+    pub fn upstream_invite(&mut self, up: PeerId, ruri: &str, user: &str, n: u32) -> String {
+        let to = format!("<sip:{user}@{DOMAIN}>");
+        let cid = format!("up-{user}-{n}@test");
+        let t = self.peers[up].request_text("INVITE", ruri, &to, &cid, 1, &[]);
+        self.send(up, &t);
+        t
+    }
+
+    /// The upstream calls `user@example.com`: an INVITE to each contact it
+    /// holds for the AoR (one dialog each); returns their texts.
+    pub fn upstream_call(&mut self, up: PeerId, user: &str, n: u32) -> Vec<String> {
+        let uris: Vec<String> = self.upstream_contacts(user).iter().map(|b| b.uri.to_string()).collect();
+        assert!(!uris.is_empty(), "the upstream has no contact for {user}:\n{}", self.dump());
+        uris.iter().enumerate().map(|(i, u)| self.upstream_invite(up, u, user, n * 100 + i as u32)).collect()
     }
 
     /// A plain UA over UDP (answers INVITE with 180 + 200).
@@ -463,10 +637,7 @@ impl World {
     /// Sends raw text from a peer's current link to the node, then settles.
     pub fn send(&mut self, p: PeerId, text: &str) {
         if text.split(' ').next().is_some_and(|m| !m.starts_with("SIP/")) {
-            self.peers[p].last_sent = Some(text.to_string());
-            if let Some(b) = text.split("branch=").nth(1).and_then(|s| s.split([';', '\r']).next()) {
-                self.peers[p].sent.insert(b.to_string(), text.to_string());
-            }
+            self.peers[p].remember(text);
         }
         let src = self.source_of(p);
         self.inbound.push_back((src, Bytes::from(text.to_string())));
@@ -628,7 +799,11 @@ impl World {
         self.log.push(Sent { got: got.clone(), to });
         let Some(p) = to else { return };
         self.peers[p].inbox.push(got.clone());
-        for reply in self.peers[p].react(&got) {
+        let replies = match &self.upstream {
+            Some(u) if u.peer == p => self.upstream_react(&got),
+            _ => self.peers[p].react(&got),
+        };
+        for reply in replies {
             let src = Source {
                 transport: got.target.transport,
                 local: addr(SERVER),
@@ -637,6 +812,78 @@ impl World {
             };
             self.inbound.push_back((src, Bytes::from(reply)));
         }
+    }
+
+    /// What the upstream registrar answers.
+    fn upstream_react(&mut self, got: &Got) -> Vec<String> {
+        let now_ms = self.now_ms();
+        let at = self.elapsed();
+        let Some(u) = self.upstream.as_mut() else { return Vec::new() };
+        if u.silent {
+            return Vec::new();
+        }
+        let m = &got.msg;
+        let tag = format!("up-{}", got.branch());
+        let resp = match m.method() {
+            Some(Method::Register) => {
+                if u.challenge && !m.headers.contains(&HeaderName::Authorization) {
+                    let mut r = m.response(401, None, Some(&tag));
+                    r.headers.push(HeaderName::WwwAuthenticate, format!("Digest realm=\"{DOMAIN}\", nonce=\"n1\""));
+                    r
+                } else {
+                    let flow = Flow {
+                        transport: got.target.transport,
+                        remote: addr(SERVER),
+                        local: addr(UPSTREAM),
+                        conn: None,
+                    };
+                    let out = u.registrar.register(RegisterInput {
+                        req: m,
+                        flow,
+                        now_ms,
+                        auth_user: None,
+                        fresh_ids: &[],
+                        caps: &[],
+                        dry_run: false,
+                    });
+                    let mut r = m.response(out.reply.code, out.reply.reason, Some(&tag));
+                    for (n, v) in out.reply.headers {
+                        if !(u.bare_ok && n == HeaderName::Contact) {
+                            r.headers.push(n, v);
+                        }
+                    }
+                    r
+                }
+            }
+            Some(Method::Options) => m.response(200, None, Some(&tag)),
+            Some(Method::Invite) => {
+                let aor = m.uri().and_then(|u| u.as_sip()).map(Aor::from_uri);
+                let first = aor.and_then(|aor| u.registrar.location.lookup(&aor, now_ms).next().map(|b| b.uri.clone()));
+                let Some(contact) = first else { return vec![u.reply(at, m.response(404, None, Some(&tag)))] };
+                // A proxy: on to the (first) contact, statelessly.
+                u.forwarded += 1;
+                let mut fwd = m.clone();
+                fwd.start = sip_msg::StartLine::Request { method: Method::Invite, uri: contact };
+                let via = format!("SIP/2.0/UDP {UPSTREAM};branch=z9hG4bK-upfwd-{}", u.forwarded);
+                fwd.headers.push_front(HeaderName::Via, via);
+                return vec![String::from_utf8(fwd.to_bytes().to_vec()).unwrap()];
+            }
+            // A response to a request it proxied: back along the Vias.
+            None if got.branch().starts_with("z9hG4bK-upfwd-") => {
+                let mut r = m.clone();
+                let vias: Vec<Bytes> = r.headers.get_all(&HeaderName::Via).cloned().collect();
+                r.headers.remove_all(&HeaderName::Via);
+                for v in vias[1..].iter().rev() {
+                    r.headers.push_front(HeaderName::Via, v.clone());
+                }
+                return vec![String::from_utf8(r.to_bytes().to_vec()).unwrap()];
+            }
+            _ => {
+                let p = u.peer;
+                return self.peers[p].react(got);
+            }
+        };
+        vec![u.reply(at, resp)]
     }
 
     /// The peer a target reaches: by connection, else by address.
@@ -658,7 +905,7 @@ impl World {
                 self.peers[p].awake = true;
                 let (c, e) = (self.peers[p].contact(), self.peers[p].expires);
                 let t = self.peers[p].register_text(&[c], &[&format!("Expires: {e}")]);
-                self.peers[p].last_sent = Some(t.clone());
+                self.peers[p].remember(&t);
                 let src = self.source_of(p);
                 self.inbound.push_back((src, Bytes::from(t)));
             }
@@ -719,15 +966,38 @@ impl World {
         rows.into_iter().map(|(_, r)| r).collect()
     }
 
-    /// Kills the node and starts a new one (same config) on the stored rows,
-    /// `after` later. Returns what `restore` said (kept, push bindings).
+    /// The upstream registrations as a store holding `committed` would load them.
+    pub fn stored_upstream(&self) -> Vec<UpstreamReg> {
+        let mut regs: Vec<UpstreamReg> = Vec::new();
+        for w in &self.committed {
+            for op in &w.ops {
+                match op {
+                    StoreOp::Upstream(r) => {
+                        regs.retain(|x| x.key != r.key);
+                        regs.push((**r).clone());
+                    }
+                    StoreOp::RemoveUpstream { key } => regs.retain(|x| x.key != *key),
+                    _ => {}
+                }
+            }
+        }
+        regs
+    }
+
+    /// Kills the node and starts a new one (same config) on the stored rows
+    /// (and upstream registrations, in the mid-registrar role), `after`
+    /// later. Returns what `restore` said (kept, push bindings).
     pub fn restart(&mut self, after: Duration) -> (usize, usize) {
         let rows = self.stored_rows();
+        let regs = self.stored_upstream();
         self.now += after;
         let mut cfg = self.cfg.clone();
         cfg.unix_ms = UNIX0 + self.elapsed().as_millis() as u64;
         self.node = Node::new(cfg, self.now).unwrap();
         let r = self.node.restore(rows, self.now);
+        if self.cfg.mid.is_some() {
+            self.node.restore_upstream(regs, self.now);
+        }
         self.settle();
         r
     }
@@ -799,7 +1069,13 @@ impl World {
     }
 }
 
-/// One header value of a message text.
+/// The `Authorization` header line a phone answers the upstream peer's challenge with.
+pub fn authorization(user: &str) -> String {
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{DOMAIN}\", nonce=\"n1\", uri=\"sip:{DOMAIN}\", response=\"00\""
+    )
+}
+
 /// A world with one sleeping push phone `dev` (registered, asleep) and a caller.
 pub fn sleeping_dev(w: &mut World) -> (PeerId, PeerId) {
     let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
@@ -810,6 +1086,7 @@ pub fn sleeping_dev(w: &mut World) -> (PeerId, PeerId) {
     (dev, caller)
 }
 
+/// One header value of a message text.
 pub fn header_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     headers_of(text, name).into_iter().next()
 }

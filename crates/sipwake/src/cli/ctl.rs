@@ -142,7 +142,10 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), String> {
                     if u.up { "up" } else { "DOWN" },
                     u.in_flight
                 );
-                println!("{:<28} {:<18} {:>7} {:>4} {:<34} UPSTREAM CONTACT", "AOR", "KEY", "EXPIRES", "LAST", "BINDINGS");
+                println!(
+                    "{:<28} {:<18} {:>7} {:>4} {:<34} UPSTREAM CONTACT",
+                    "AOR", "KEY", "EXPIRES", "LAST", "BINDINGS"
+                );
                 for r in &l.registrations {
                     println!(
                         "{:<28} {:<18} {:>7} {:>4} {:<34} {}",
