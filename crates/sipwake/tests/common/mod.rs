@@ -7,6 +7,7 @@
 
 pub mod kamailio;
 pub mod phone;
+pub mod tls;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader, Read, Write};
