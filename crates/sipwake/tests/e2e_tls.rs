@@ -86,6 +86,36 @@ fn sipp_registers_over_tls_and_takes_a_call_on_its_connection() {
 }
 
 #[test]
+fn baresip_registers_over_tls_with_digest_and_answers_a_call() {
+    let pki = Pki::new();
+    // baresip 1.0 answers only MD5 challenges; callers from a served domain are not challenged here.
+    let config =
+        format!("[auth]\nalgorithms = [\"MD5\"]\n[proxy]\nauthenticate_local_callers = false\n{}", pki.config(""));
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&config));
+    add_user(&server, "alice@127.0.0.1", "s3cret-alice");
+    let tls = listener(&server, "tls");
+    let ua = Baresip::start("alice@127.0.0.1", "s3cret-alice", tls, &pki.ca());
+    let registered = wait_for(Duration::from_secs(15), || server.bindings("alice@127.0.0.1").len() == 1);
+    assert!(registered, "baresip did not register:\n{}\n--- server log ---\n{}", ua.log(), server.log());
+    let b = &server.bindings("alice@127.0.0.1")[0];
+    assert_eq!(b["flow"]["transport"], "tls", "{b}");
+    assert!(b["user_agent"].as_str().unwrap_or_default().starts_with("baresip"), "{b}");
+    // A UDP caller; baresip auto-answers over its TLS connection; sipp hangs up.
+    let caller = sipp("uac_call.xml", server.udp, "u1", 1, &["-s", "alice"]);
+    assert!(
+        caller.0,
+        "call to baresip failed:\n{}\n--- baresip ---\n{}\n--- server ---\n{}",
+        caller.1,
+        ua.log(),
+        server.log()
+    );
+    assert!(wait_for(Duration::from_secs(5), || ua.log().contains("Call established")), "{}", ua.log());
+    assert!(wait_for(Duration::from_secs(5), || ua.log().contains("terminated")), "{}", ua.log());
+    // Only the registration's TLS connection was used: sipwake opened none.
+    assert_eq!(metric(&server, "sipwake_transport_connections_total{transport=\"tls\",direction=\"out\"}"), 0);
+}
+
+#[test]
 fn garbage_instead_of_a_client_hello_is_dropped_counted_and_serving_goes_on() {
     let pki = Pki::new();
     let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&format!("{NO_AUTH}{}", pki.config(""))));
