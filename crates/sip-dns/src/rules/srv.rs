@@ -20,9 +20,13 @@ pub(crate) fn unavailable(records: &[SrvRecord]) -> bool {
 /// weights, a uniform random number in `0..=sum`, the first record whose
 /// running sum reaches it is next. A weight-0 record is thus always tried,
 /// and before heavier records only with a small chance (`1 / (sum + 1)`).
+///
+/// The records are first put in a canonical order (target, port), so the
+/// result depends only on the record set and the RNG, not on the order the
+/// server sent them in (servers rotate them).
 pub(crate) fn order<R: Rng + ?Sized>(records: &[SrvRecord], rng: &mut R) -> Vec<SrvRecord> {
     let mut usable: Vec<&SrvRecord> = records.iter().filter(|r| !r.target.is_empty()).collect();
-    usable.sort_by_key(|r| r.priority);
+    usable.sort_by(|a, b| (a.priority, &a.target, a.port).cmp(&(b.priority, &b.target, b.port)));
     let mut out = Vec::with_capacity(usable.len());
     for group in usable.chunk_by(|a, b| a.priority == b.priority) {
         let mut left: Vec<&SrvRecord> = group.iter().filter(|r| r.weight == 0).copied().collect();
@@ -99,6 +103,17 @@ mod tests {
         assert!((0.55..0.64).contains(&share), "heavy first in {share}");
         assert!(zero_first > 0 && zero_first < runs / 40, "zero first {zero_first} times");
         assert!(zero_last_of_group > runs * 9 / 10, "zero last {zero_last_of_group} times");
+    }
+
+    #[test]
+    fn independent_of_the_answer_order() {
+        let recs = vec![srv(10, 30, "a"), srv(10, 20, "b"), srv(10, 50, "c"), srv(20, 1, "d"), srv(20, 1, "e")];
+        let mut rotated = recs.clone();
+        rotated.rotate_left(2);
+        rotated.swap(0, 1);
+        for seed in 0..20 {
+            assert_eq!(order(&recs, &mut StdRng::seed_from_u64(seed)), order(&rotated, &mut StdRng::seed_from_u64(seed)));
+        }
     }
 
     #[test]
