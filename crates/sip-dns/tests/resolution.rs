@@ -57,6 +57,7 @@ async fn srv_only_then_a_only() {
     let r = res.resolve(&Query::sip("srv.test")).await.unwrap();
     assert_eq!(show(&r), ["tcp:127.0.0.21:5070", "udp:127.0.0.22:5080"]);
     assert_eq!(d.queries_for("SRV", "_sips._tcp.srv.test"), 1);
+    assert_eq!(d.queries_for("A", "tcp.srv.test"), 0, "the SRV additional section gave the address");
     // SIPS: only _sips._tcp, which is absent → A at 5061 over TLS.
     let r = res.resolve(&Query::sips("srv.test")).await.unwrap();
     assert_eq!(show(&r), ["tls:127.0.0.20:5061"]);
@@ -107,6 +108,18 @@ async fn ipv6_aaaa_and_family_preference() {
     let r = resolver(&d, &ALL).resolve(&Query::sips("v6only.test").with_port(5061)).await.unwrap();
     assert_eq!(show(&r), ["tls:[fd00::41]:5061"]);
     assert_eq!(d.queries_for("AAAA", "v6only.test"), 1);
+    // Both families of an SRV target, IPv4 first.
+    let r = resolver(&d, &ALL).resolve(&Query::sip("v6srv.test")).await.unwrap();
+    assert_eq!(show(&r), ["tcp:127.0.0.40:5070", "tcp:[fd00::40]:5070"]);
+}
+
+#[tokio::test]
+async fn srv_target_looked_up_through_an_alias() {
+    let d = Dnsmasq::start();
+    let r = resolver(&d, &ALL).resolve(&Query::sip("cn.test")).await.unwrap();
+    assert_eq!(show(&r), ["udp:127.0.0.90:5060", "udp:[fd00::90]:5060"]);
+    assert_eq!((d.queries_for("A", "alias.cn.test"), d.queries_for("AAAA", "alias.cn.test")), (1, 1));
+    assert_eq!(r.ttl, std::time::Duration::from_secs(20), "the alias TTL counts");
 }
 
 #[tokio::test]

@@ -47,6 +47,13 @@ pub fn zone() -> Vec<String> {
         // v6.test: A and AAAA; v6only.test: AAAA only.
         "--host-record=v6.test,127.0.0.40,fd00::40",
         "--host-record=v6only.test,fd00::41",
+        // v6srv.test: SRV to the dual-stack v6.test.
+        "--srv-host=_sip._tcp.v6srv.test,v6.test,5070,0,0",
+        // cn.test: SRV to an alias (TTL 20) that dnsmasq leaves out of the
+        // additional section, so the target is looked up.
+        "--srv-host=_sip._udp.cn.test,alias.cn.test,5060,0,0",
+        "--cname=alias.cn.test,real.cn.test,20",
+        "--host-record=real.cn.test,127.0.0.90,fd00::90",
         // weights.test: three primaries (60, 40, 0) and two backups.
         "--srv-host=_sip._udp.weights.test,p1.weights.test,5060,10,60",
         "--srv-host=_sip._udp.weights.test,p2.weights.test,5060,10,40",
