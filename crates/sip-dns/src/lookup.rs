@@ -218,6 +218,9 @@ mod tests {
     #[test]
     fn errors_map_to_outcomes() {
         assert_eq!(map_error(NetError::Timeout), LookupError::Failed("request timed out".into()));
-        assert!(matches!(map_error(NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::ServFail))), LookupError::Failed(_)));
+        assert!(matches!(
+            map_error(NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::ServFail))),
+            LookupError::Failed(_)
+        ));
     }
 }

@@ -78,8 +78,11 @@ impl Resolver {
     /// As [`Resolver::new`], with the RNG of the SRV weighted selection
     /// given (a seeded one makes the order reproducible).
     pub fn with_rng(cfg: ResolverConfig, supported: &[Transport], rng: StdRng) -> Result<Resolver, String> {
-        let supported: Vec<Transport> =
-            supported.iter().copied().filter(|t| matches!(t, Transport::Udp | Transport::Tcp | Transport::Tls)).collect();
+        let supported: Vec<Transport> = supported
+            .iter()
+            .copied()
+            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp | Transport::Tls))
+            .collect();
         if supported.is_empty() {
             return Err("no supported transport (UDP, TCP or TLS) to resolve for".into());
         }
@@ -143,7 +146,8 @@ impl Resolver {
                 host
             }
             Plan::Srv { host, transport } => {
-                let services: Vec<(Transport, String)> = srv_name(transport, &host).into_iter().map(|n| (transport, n)).collect();
+                let services: Vec<(Transport, String)> =
+                    srv_name(transport, &host).into_iter().map(|n| (transport, n)).collect();
                 if let Err(e) = self.srv_or_addresses(&mut run, &host, services, transport).await {
                     return (Err(e), true);
                 }
@@ -298,12 +302,11 @@ impl Resolver {
 
 /// The addresses of an SRV target: an IP literal target (not allowed by
 /// RFC 2782, but seen) is taken as is, a name is looked up.
-async fn resolve_target(
-    dns: &Dns,
-    target: &str,
-) -> Result<(crate::lookup::Answer<AddrRecord>, bool), LookupError> {
+async fn resolve_target(dns: &Dns, target: &str) -> Result<(crate::lookup::Answer<AddrRecord>, bool), LookupError> {
     match normalize_host(target) {
-        Ok(Host::Ip(ip)) => Ok((crate::lookup::Answer { records: vec![AddrRecord { ip, ttl: u32::MAX }], alias_ttls: vec![] }, false)),
+        Ok(Host::Ip(ip)) => {
+            Ok((crate::lookup::Answer { records: vec![AddrRecord { ip, ttl: u32::MAX }], alias_ttls: vec![] }, false))
+        }
         _ => dns.addrs(target).await,
     }
 }

@@ -26,7 +26,10 @@ async fn naptr_srv_a_in_order_with_transport_choice() {
     // Unsupported transports are skipped.
     let r = resolver(&d, &[Transport::Udp, Transport::Tcp]).resolve(&Query::sip("example.test")).await.unwrap();
     assert_eq!(show(&r), ["tcp:127.0.0.12:5060", "udp:127.0.0.13:5060"]);
-    let r = resolver(&d, &[Transport::Udp, Transport::Ws, Transport::Wss]).resolve(&Query::sip("example.test")).await.unwrap();
+    let r = resolver(&d, &[Transport::Udp, Transport::Ws, Transport::Wss])
+        .resolve(&Query::sip("example.test"))
+        .await
+        .unwrap();
     assert_eq!(show(&r), ["udp:127.0.0.13:5060"]);
     let e = resolver(&d, &[Transport::Udp, Transport::Tcp]).resolve(&Query::sips("example.test")).await.unwrap_err();
     assert!(matches!(e, DnsError::Invalid(_)), "{e:?}");

@@ -86,9 +86,7 @@ pub(crate) fn plan(q: &Query, supported: &[Transport]) -> Result<Plan, DnsError>
         (Some(t), _, _) => Some(explicit_transport(t, q.secure)?),
         // §4.1: a numeric host or an explicit port means UDP for SIP and
         // TCP (TLS) for SIPS.
-        (None, Some(_), _) | (None, None, Host::Ip(_)) => {
-            Some(if q.secure { Transport::Tls } else { Transport::Udp })
-        }
+        (None, Some(_), _) | (None, None, Host::Ip(_)) => Some(if q.secure { Transport::Tls } else { Transport::Udp }),
         (None, None, Host::Name(_)) => None,
     };
     let chosen = chosen.map(|t| require(t, supported)).transpose()?;
@@ -125,7 +123,8 @@ pub(crate) fn srv_candidates(secure: bool, supported: &[Transport]) -> Vec<Trans
 /// SRV records (§4.2 with §4.1): TLS for SIPS, UDP for SIP (TCP, then TLS,
 /// when UDP is not supported).
 pub(crate) fn fallback_transport(secure: bool, supported: &[Transport]) -> Option<Transport> {
-    let order: &[Transport] = if secure { &[Transport::Tls] } else { &[Transport::Udp, Transport::Tcp, Transport::Tls] };
+    let order: &[Transport] =
+        if secure { &[Transport::Tls] } else { &[Transport::Udp, Transport::Tcp, Transport::Tls] };
     order.iter().copied().find(|t| supported.contains(t))
 }
 
@@ -147,7 +146,10 @@ mod tests {
         };
         assert_eq!(lit(plan(&q("192.0.2.1"), &ALL).unwrap()), (Transport::Udp, "192.0.2.1:5060".into()));
         assert_eq!(lit(plan(&Query::sips("192.0.2.1"), &ALL).unwrap()), (Transport::Tls, "192.0.2.1:5061".into()));
-        assert_eq!(lit(plan(&q("[2001:db8::1]").with_port(5070), &ALL).unwrap()), (Transport::Udp, "[2001:db8::1]:5070".into()));
+        assert_eq!(
+            lit(plan(&q("[2001:db8::1]").with_port(5070), &ALL).unwrap()),
+            (Transport::Udp, "[2001:db8::1]:5070".into())
+        );
         assert_eq!(lit(plan(&q("2001:db8::1"), &ALL).unwrap()), (Transport::Udp, "[2001:db8::1]:5060".into()));
         assert_eq!(
             lit(plan(&q("192.0.2.1").with_transport(Transport::Tcp), &ALL).unwrap()),

@@ -112,7 +112,10 @@ mod tests {
         rotated.rotate_left(2);
         rotated.swap(0, 1);
         for seed in 0..20 {
-            assert_eq!(order(&recs, &mut StdRng::seed_from_u64(seed)), order(&rotated, &mut StdRng::seed_from_u64(seed)));
+            assert_eq!(
+                order(&recs, &mut StdRng::seed_from_u64(seed)),
+                order(&rotated, &mut StdRng::seed_from_u64(seed))
+            );
         }
     }
 
