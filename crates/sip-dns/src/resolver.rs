@@ -107,7 +107,7 @@ impl Resolver {
     }
 
     /// Resolves a query into the ordered targets (RFC 3263 §4). An IP
-    /// literal answers at once; otherwise a live cached answer is returned,
+    /// literal answers at once (TTL `max_cache_ttl`); otherwise a live cached answer is returned,
     /// or DNS is asked and a final answer cached (positive for its TTL,
     /// `NotFound` for `negative_ttl`).
     pub async fn resolve(&self, q: &Query) -> Result<Resolution, DnsError> {
@@ -123,6 +123,10 @@ impl Resolver {
             return hit;
         }
         let (result, complete) = self.run(plan, q.secure).await;
+        match &result {
+            Ok(r) => tracing::debug!(host = %key.host, targets = r.targets.len(), ttl = ?r.ttl, complete, "resolved"),
+            Err(e) => tracing::debug!(host = %key.host, error = %e, "not resolved"),
+        }
         if complete {
             let ttl = match &result {
                 Ok(r) => r.ttl,
@@ -141,7 +145,7 @@ impl Resolver {
             }
             Plan::Address { host, transport, port } => {
                 if let Err(e) = self.addresses(&mut run, &host, transport, port).await {
-                    return (Err(e), true);
+                    return (Err(e), false);
                 }
                 host
             }
@@ -149,13 +153,13 @@ impl Resolver {
                 let services: Vec<(Transport, String)> =
                     srv_name(transport, &host).into_iter().map(|n| (transport, n)).collect();
                 if let Err(e) = self.srv_or_addresses(&mut run, &host, services, transport).await {
-                    return (Err(e), true);
+                    return (Err(e), false);
                 }
                 host
             }
             Plan::Naptr { host } => {
                 if let Err(e) = self.naptr_path(&mut run, &host, secure).await {
-                    return (Err(e), true);
+                    return (Err(e), false);
                 }
                 host
             }

@@ -36,6 +36,15 @@ async fn naptr_srv_a_in_order_with_transport_choice() {
 }
 
 #[tokio::test]
+async fn naptr_without_srv_falls_back_to_a_over_its_transport() {
+    let d = Dnsmasq::start();
+    let r = resolver(&d, &ALL).resolve(&Query::sip("naptronly.test")).await.unwrap();
+    assert_eq!(show(&r), ["tcp:127.0.0.35:5060"]);
+    assert_eq!(d.queries_for("SRV", "_sip._tcp.naptronly.test"), 1);
+    assert_eq!(d.queries_for("SRV", "_sip._udp.naptronly.test"), 0, "NAPTR decided the transport");
+}
+
+#[tokio::test]
 async fn explicit_transport_skips_naptr() {
     let d = Dnsmasq::start();
     let res = resolver(&d, &ALL);

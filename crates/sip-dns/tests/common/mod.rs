@@ -42,6 +42,10 @@ pub fn zone() -> Vec<String> {
         "--host-record=srv.test,127.0.0.20",
         "--host-record=tcp.srv.test,127.0.0.21",
         "--host-record=udp.srv.test,127.0.0.22",
+        // naptronly.test: NAPTR to an SRV name that does not exist → A/AAAA
+        // of the host over the NAPTR's transport.
+        "--naptr-record=naptronly.test,10,10,S,SIP+D2T,,_sip._tcp.naptronly.test",
+        "--host-record=naptronly.test,127.0.0.35",
         // a.test: A only.
         "--host-record=a.test,127.0.0.30",
         // v6.test: A and AAAA; v6only.test: AAAA only.
