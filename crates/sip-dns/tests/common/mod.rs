@@ -191,19 +191,33 @@ impl Dnsmasq {
         assert!(self.spawn(), "dnsmasq did not restart on port {}", self.addr.port());
     }
 
-    /// How many queries dnsmasq has logged so far (after letting it flush).
+    /// How many queries dnsmasq has logged so far.
     pub fn queries(&self) -> usize {
-        std::thread::sleep(Duration::from_millis(150));
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines().filter(|l| l.contains(": query[")).count()
+        self.count_lines(": query[")
     }
 
     /// How many queries of this type for this name dnsmasq has logged.
     pub fn queries_for(&self, rtype: &str, name: &str) -> usize {
-        std::thread::sleep(Duration::from_millis(150));
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let needle = format!(": query[{rtype}] {name} from");
-        log.lines().filter(|l| l.contains(&needle)).count()
+        self.count_lines(&format!(": query[{rtype}] {name} from"))
+    }
+
+    /// Counts log lines containing `needle` once the log has settled (the
+    /// same count twice, 100 ms apart; at most 3 s).
+    fn count_lines(&self, needle: &str) -> usize {
+        let count = || {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            log.lines().filter(|l| l.contains(needle)).count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = count();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = count();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 
     /// A resolver configuration that asks only this server.
