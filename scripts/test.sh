@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of sipwake. Installs what the tests need and is missing
 # (sipp from Debian's sip-tester; Kamailio, the upstream registrar of the
-# mid-registrar tests), then runs the whole workspace test suite: unit tests,
-# the RFC 4475/5118 torture tests, property tests, and the end-to-end tests
-# that start the real sipwake binary and drive it with sipp.
+# mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests), then
+# runs the whole workspace test suite: unit tests, the RFC 4475/5118 torture
+# tests, property tests, and the end-to-end tests that start the real sipwake
+# binary and drive it with sipp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # The upstream registrar of the mid-registrar tests (kamcmd comes with it).
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+# The TLS end-to-end tests: a real UA over TLS, and a TCP-to-TLS bridge for sipp.
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+# The DNS server of the RFC 3263 tests (crates/sip-dns/tests), in /usr/sbin.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   SUDO=""

@@ -22,11 +22,16 @@ pub struct Config {
     pub store: StoreSection,
     pub management: ManagementSection,
     pub proxy: ProxySection,
+    /// `[dns]`: the RFC 3263 resolver of next hops by name.
+    pub dns: crate::dns_config::DnsSection,
     pub push: PushSection,
     /// The role: registrar, or mid-registrar (then `mid` is set).
     pub mode: crate::mid_config::Mode,
     /// `[mid_registrar]`, validated (mid-registrar mode only).
     pub mid: Option<sip_node::mid::MidConfig>,
+    /// The upstream registrar's host name, when `mid_registrar.upstream`
+    /// names one: `mid`'s upstream address is resolved from it at start-up.
+    pub mid_upstream_name: Option<sip_node::NameQuery>,
     pub mid_section: crate::mid_config::MidSection,
     /// `[tls]` (validated; files are read at start-up and by `--check-config`).
     pub tls: crate::tls_config::TlsSection,
@@ -69,6 +74,10 @@ pub struct PushSection {
     pub reply_555: bool,
     /// Shortest expiry accepted for a push binding (423 below it), seconds.
     pub min_push_expires: u32,
+    /// RFC 8599 §13: refuse (403) a REGISTER that carries push coordinates
+    /// over a transport without TLS (UDP, TCP, WS). Unset: on when a `tls:`
+    /// or `wss:` listener is configured, else off (with a warning).
+    pub require_secure_transport: Option<bool>,
     /// How pushes are delivered, per provider (or "*" for all).
     pub senders: std::collections::BTreeMap<String, SenderSection>,
 }
@@ -94,6 +103,7 @@ impl Default for PushSection {
             non_invite_hold_secs: d.non_invite_hold.as_secs(),
             reply_555: d.reply_555,
             min_push_expires: d.min_push_expires,
+            require_secure_transport: None,
             senders: Default::default(),
         }
     }
@@ -153,6 +163,20 @@ pub struct ProxySection {
     /// Timer C: an INVITE branch with no final answer this long after its
     /// last provisional is cancelled, seconds (RFC 3261: more than 180).
     pub timer_c_secs: u64,
+    /// Requests to other domains (without a Route of their own) go to this
+    /// SIP URI, resolved per RFC 3263 like any next hop; "" = straight to
+    /// their Request-URI's host.
+    pub outbound_proxy: String,
+}
+
+impl ProxySection {
+    /// The outbound proxy's URI (validated by [`Config::parse`]).
+    pub fn outbound_uri(&self) -> Option<sip_msg::SipUri> {
+        if self.outbound_proxy.is_empty() {
+            return None;
+        }
+        sip_msg::Uri::parse_bytes(self.outbound_proxy.clone()).ok()?.as_sip().cloned()
+    }
 }
 
 impl Default for ProxySection {
@@ -163,6 +187,7 @@ impl Default for ProxySection {
             allow_unauthenticated_inbound: true,
             relay_for_local_users: true,
             timer_c_secs: 181,
+            outbound_proxy: String::new(),
         }
     }
 }
@@ -382,6 +407,7 @@ struct ConfigFile {
     mid_registrar: crate::mid_config::MidSection,
     tls: crate::tls_config::TlsSection,
     websocket: crate::tls_config::WebSocketSection,
+    dns: crate::dns_config::DnsSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -423,9 +449,12 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
         let mode = crate::mid_config::parse_mode(&file.server.mode).map_err(ConfigError)?;
-        let mid = match mode {
-            crate::mid_config::Mode::MidRegistrar => Some(file.mid_registrar.to_node().map_err(ConfigError)?),
-            crate::mid_config::Mode::Registrar => None,
+        let (mid, mid_upstream_name) = match mode {
+            crate::mid_config::Mode::MidRegistrar => {
+                let (m, name) = file.mid_registrar.to_node().map_err(ConfigError)?;
+                (Some(m), name)
+            }
+            crate::mid_config::Mode::Registrar => (None, None),
         };
         let mut listen = Vec::new();
         for (i, s) in file.server.listen.iter().enumerate() {
@@ -566,6 +595,16 @@ impl Config {
             3600,
             "seconds; RFC 3261 wants more than 180; default 181",
         )?;
+        if !file.proxy.outbound_proxy.is_empty() {
+            let ok = file.proxy.outbound_uri().is_some_and(|u| sip_node::proxy::route::hop_of(&u).is_some());
+            if !ok {
+                return Err(ConfigError(format!(
+                    "proxy.outbound_proxy = {:?} is not a SIP URI we can send to; write e.g. \"sip:edge.example.com\", \"sip:192.0.2.10:5060;transport=tcp\" or \"sips:edge.example.com\" (\"\" = none)",
+                    file.proxy.outbound_proxy
+                )));
+            }
+        }
+        crate::dns_config::validate(&file.dns).map_err(ConfigError)?;
         let m = &file.management;
         if m.enabled {
             let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
@@ -589,9 +628,11 @@ impl Config {
             store: file.store,
             management: file.management,
             proxy: file.proxy,
+            dns: file.dns,
             push: file.push,
             mode,
             mid,
+            mid_upstream_name,
             mid_section: file.mid_registrar,
             tls: file.tls,
             websocket: file.websocket,

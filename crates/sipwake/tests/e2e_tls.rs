@@ -254,3 +254,38 @@ fn wss_register_binding_and_options_to_the_browser() {
     assert_eq!(metric(&server, "sipwake_transport_connections_open{transport=\"wss\"}"), 1);
     assert!(metric(&server, "sipwake_transport_connections_total{transport=\"wss\",direction=\"in\"}") >= 3);
 }
+
+#[test]
+fn tls_files_are_checked_by_check_config_and_listeners_need_a_certificate() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sipwake")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!("[server]\nlisten = [\"tls:127.0.0.1:5061\", \"wss:127.0.0.1:8443\"]\n{}", pki.config("")),
+    )
+    .unwrap();
+    assert_eq!(run(&["--check-config", good.to_str().unwrap()]).0, Some(0));
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("[tls]\ncertificate = {:?}\nprivate_key = {junk:?}\n", pki.cert())).unwrap();
+    let (code, err) = run(&["--check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("junk.pem") && err.contains("no PEM private key"), "{err}");
+    // The other server's key: does not match the certificate.
+    let other = Pki::new();
+    std::fs::write(&bad, format!("[tls]\ncertificate = {:?}\nprivate_key = {:?}\n", pki.cert(), other.key())).unwrap();
+    let (code, err) = run(&["--check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    // A tls: listener on the command line without [tls].
+    let data = dir.path().join("data");
+    let (code, err) = run(&["--listen", "tls:127.0.0.1:0", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--listen") && err.contains("tls:127.0.0.1:0") && err.contains("tls.certificate"), "{err}");
+}
