@@ -9,6 +9,7 @@ One command (from the repository root):
     bench/run.sh register register_auth --rates 2000,5000,10000,20000 --secs 5
     bench/run.sh rss --rss-bindings 100000
     bench/run.sh mid                      # mid_register, mid_throttle, mid_wake
+    bench/run.sh tls --tls-rates 2000,5000 --tls-hs-rates 200,500
 
 Scenarios:
   options        OPTIONS answered 200 (stateless on both servers).
@@ -32,6 +33,10 @@ Scenarios:
                  (devices refreshing a short expiry, compressed time).
   mid_wake       push wake latency through the mid-registrar (INVITE via
                  Kamailio back to sipwake's Contact) beside registrar mode.
+  tls            REGISTER refreshes from N phones over UDP and over persistent
+                 TLS connections at the same rates, and new TLS connections
+                 (handshake + one REGISTER + close) per second; sipwake's tls:
+                 listener vs Kamailio's tls module (bench/tls_bench.py).
 
 For each scenario and each server it drives the server with sipp at
 increasing rates and prints, per rate: the calls/s sipp completed (a call
@@ -58,6 +63,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import tls_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK = os.sysconf("SC_CLK_TCK")
@@ -231,11 +238,13 @@ class Server:
 class Sipwake(Server):
     """sipwake with a fresh data directory per start. `config` is TOML text;
     `users` a list of `user@domain password` lines imported (one
-    transaction, `sipwake user import`) before the server starts."""
+    transaction, `sipwake user import`) before the server starts. `listen`:
+    more listeners beside UDP (`tls:127.0.0.1:PORT`; TLS needs `[tls]` in
+    `config`)."""
 
     name = "sipwake"
 
-    def __init__(self, workdir, config=None, users=None):
+    def __init__(self, workdir, config=None, users=None, listen=()):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sipwake-", dir=workdir)
         self.data = os.path.join(self.dir, "data")
@@ -248,6 +257,8 @@ class Sipwake(Server):
                            stdout=subprocess.DEVNULL)
         args = [binary, "--listen", f"udp:127.0.0.1:{self.port}", "--data-dir", self.data,
                 "--management", "127.0.0.1:0"]
+        for spec in listen:
+            args += ["--listen", spec]
         if config:
             path = os.path.join(self.dir, "sipwake.toml")
             with open(path, "w") as f:
@@ -287,9 +298,12 @@ class Sipwake(Server):
 
 
 class Kamailio(Server):
+    """Kamailio with bench/kamailio.cfg; `tls`: (port, tls.cfg path) adds a
+    TLS listener and the tls module (BENCH_TLS_CFG in the cfg)."""
+
     name = "kamailio"
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="kamailio-", dir=workdir)
         self.ctl = "unix:" + os.path.join(self.dir, "kamailio_ctl")
@@ -298,7 +312,8 @@ class Kamailio(Server):
         self.proc = subprocess.Popen(
             ["kamailio", "-f", cfg, "-DD", "-E", "-x", "tlsf", "-m", "4096", "-M", "64", "-n", "2",
              "-l", f"udp:127.0.0.1:{self.port}", "-Y", self.dir, "-P", os.path.join(self.dir, "kamailio.pid"),
-             "-A", f'BENCH_CTL="{self.ctl}"'],
+             "-A", f'BENCH_CTL="{self.ctl}"',
+             *(["-l", f"tls:127.0.0.1:{tls[0]}", "-A", f'BENCH_TLS_CFG="{tls[1]}"'] if tls else [])],
             stdout=self.log, stderr=self.log)
         self.pid = self.proc.pid
         # Ready when it answers an OPTIONS.
@@ -1285,6 +1300,9 @@ SCENARIOS = {
     "mid_register": ("mid-registrar REGISTER/s", None, scenario_mid_register),
     "mid_throttle": ("mid-registrar throttling", None, scenario_mid_throttle),
     "mid_wake": ("mid-registrar wake latency", None, scenario_mid_wake),
+    # bench/tls_bench.py; it takes this module for the servers and the measuring helpers.
+    "tls": ("REGISTER over TLS (persistent connections, new connections) beside UDP", None,
+            lambda args, workdir: tls_bench.scenario_tls(args, workdir, sys.modules[__name__])),
 }
 # `mid`: the three mid-registrar scenarios.
 ALIASES = {"mid": ["mid_register", "mid_throttle", "mid_wake"]}
@@ -1325,6 +1343,7 @@ def main():
     ap.add_argument("--mid-wake-modes", default="mirror,contact", help="mid_wake: throttle modes, comma-separated")
     ap.add_argument("--mid-wake-rounds", type=int, default=1,
                     help="mid_wake: rounds of (registrar, mid modes...) in alternation")
+    tls_bench.add_arguments(ap)
     ap.add_argument("--sipwake-bin", default=SIPWAKE_BIN,
                     help="the sipwake binary to measure (e.g. an older build, for before/after in one sitting)")
     ap.add_argument("--no-kamailio", action="store_true")

@@ -35,6 +35,10 @@
 //! wake-up; see `push.rs`. `--pn` adds push parameters (`pn-provider`,
 //! `pn-prid`, `pn-param`) and a `+sip.instance` to the REGISTER mode's Contacts.
 //!
+//! `sip-probe phones` (N phones refreshing their registrations over UDP or
+//! persistent TLS connections, `phones.rs`) and `sip-probe handshakes` (a new
+//! TLS connection per REGISTER, `handshakes.rs`) are the TLS benchmark's load.
+//!
 //! It is a benchmark tool only: it sends to the address it is given, which
 //! the bench script sets to loopback.
 
@@ -42,8 +46,12 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+mod handshakes;
+mod phones;
 mod push;
 mod senders;
+mod stats;
+mod tls;
 
 struct Pending {
     first: Instant,
@@ -59,6 +67,14 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("push-senders") => return senders::run(&args[2..]),
         Some("webhook-sink") => return senders::sink(),
+        Some(mode @ ("phones" | "handshakes")) => {
+            let run = if mode == "phones" { phones::run } else { handshakes::run };
+            if let Err(e) = run(&args[2..]) {
+                eprintln!("sip-probe {mode}: {e}");
+                std::process::exit(2);
+            }
+            return;
+        }
         _ => {}
     }
     let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
