@@ -219,3 +219,14 @@ def summary(b, results, makers, rows):
                 a, k = by[names[0]].get(rate), by[names[1]].get(rate)
                 x = f" | {a['cpu_us'] / k['cpu_us']:.2f}x" if a and k and a["cpu_us"] and k["cpu_us"] else " | -"
             print(f"{row:<9} {rate:>7} | " + " | ".join(cells) + x)
+    print("\n== TLS: cost per server at the lowest offered rate of each row (server CPU µs) ==")
+    print(f"{'server':<8} {'udp/reg':>8} {'tls/reg':>8} {'new conn':>9} | {'tls-udp':>8} {'new-tls':>8} {'tls/udp':>8}")
+    for name in names:
+        first = {row: (results.get((name, row)) or [None])[0] for row in ("udp", "tls-reuse", "tls-new")}
+        cost = {row: r["cpu_us"] if r else None for row, r in first.items()}
+        u, t, n = cost["udp"], cost["tls-reuse"], cost["tls-new"]
+        diff = lambda a, c: a - c if a is not None and c is not None else None  # noqa: E731
+        print(f"{name:<8} {b.fmt(u, '>8.1f')} {b.fmt(t, '>8.1f')} {b.fmt(n, '>9.1f')} | {b.fmt(diff(t, u), '>8.1f')} "
+              f"{b.fmt(diff(n, t), '>8.1f')} {b.fmt(t / u if t and u else None, '>7.2f')}x")
+    print("# tls-udp: what TLS records add per REGISTER on a connection kept open; new-tls: what a new connection "
+          "(TCP, full handshake, close) adds to a REGISTER", flush=True)

@@ -27,10 +27,8 @@ type Outcome = Result<(u64, u64, Option<tls::Negotiated>), String>;
 
 pub fn run(args: &[String]) -> Result<(), String> {
     raise_nofile();
-    let target: SocketAddr = arg(args, "--target")
-        .ok_or("--target IP:PORT is required")?
-        .parse()
-        .map_err(|e| format!("--target: {e}"))?;
+    let target: SocketAddr =
+        arg(args, "--target").ok_or("--target IP:PORT is required")?.parse().map_err(|e| format!("--target: {e}"))?;
     let rate = arg_num(args, "--rate", 200)?.max(1);
     let secs = arg_num(args, "--secs", 5)?;
     let timeout = Duration::from_millis(arg_num(args, "--timeout-ms", 5000)?);

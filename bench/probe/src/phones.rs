@@ -54,10 +54,8 @@ struct Tally {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     raise_nofile();
-    let target: SocketAddr = arg(args, "--target")
-        .ok_or("--target IP:PORT is required")?
-        .parse()
-        .map_err(|e| format!("--target: {e}"))?;
+    let target: SocketAddr =
+        arg(args, "--target").ok_or("--target IP:PORT is required")?.parse().map_err(|e| format!("--target: {e}"))?;
     let transport = arg(args, "--transport").unwrap_or_else(|| "tls".into());
     let n = arg_num(args, "--phones", 100)?.max(1);
     let rate = arg_num(args, "--rate", 1000)?.max(1);

@@ -51,7 +51,10 @@ mod tests {
     fn percentiles() {
         let mut v: Vec<u64> = (1..=1000).rev().collect();
         let s = json_fields("x", &mut v);
-        assert!(s.contains("\"x_p50_us\":501") && s.contains("\"x_p99_us\":990") && s.contains("\"x_max_us\":1000"), "{s}");
+        assert!(
+            s.contains("\"x_p50_us\":501") && s.contains("\"x_p99_us\":990") && s.contains("\"x_max_us\":1000"),
+            "{s}"
+        );
         assert!(json_fields("y", &mut []).contains("\"y_p50_us\":0"));
     }
 }

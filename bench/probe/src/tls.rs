@@ -135,7 +135,8 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn frames_messages_with_bodies_and_keepalives() {
-        let data: &[u8] = b"\r\n\r\nSIP/2.0 200 OK\r\nCall-ID: a\r\nContent-Length: 4\r\n\r\nabcdSIP/2.0 401 X\r\nl: 0\r\n\r\n";
+        let data: &[u8] =
+            b"\r\n\r\nSIP/2.0 200 OK\r\nCall-ID: a\r\nContent-Length: 4\r\n\r\nabcdSIP/2.0 401 X\r\nl: 0\r\n\r\n";
         let mut r = tokio::io::BufReader::new(data);
         let first = read_message(&mut r).await.unwrap().unwrap();
         assert!(first.starts_with("SIP/2.0 200") && first.contains("Call-ID: a"), "{first}");
