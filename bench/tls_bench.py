@@ -172,8 +172,9 @@ def scenario_tls(args, workdir, b):
           "srv%/prb%: server/probe CPU in % of one core; hs: connect -> TLS established", flush=True)
     print(HEADER, flush=True)
     results = {}
-    for name, make in makers:
-        for row in rows:
+    # Row by row, both servers one after the other, so that each pair of rows shares the machine's state.
+    for row in rows:
+        for name, make in makers:
             b.quiet(args)
             server = make()
             try:
