@@ -12,5 +12,6 @@ pub mod management;
 pub mod metrics;
 pub mod mid_config;
 pub mod push_config;
+pub mod resolve;
 pub mod server;
 pub mod store_map;

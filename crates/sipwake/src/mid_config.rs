@@ -113,15 +113,18 @@ impl MidSection {
                 "mid_registrar.instance_header = {h:?} is not a header name; give a name like \"X-Instance\" (or \"\" for none)"
             ));
         }
-        Ok((MidConfig {
-            upstream,
-            throttle,
-            upstream_expires: self.upstream_expires,
-            upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
-            keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
-            resend_per_sec: self.resend_per_sec,
-            instance_header: (!h.is_empty()).then(|| h.clone()),
-        }, name))
+        Ok((
+            MidConfig {
+                upstream,
+                throttle,
+                upstream_expires: self.upstream_expires,
+                upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
+                keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
+                resend_per_sec: self.resend_per_sec,
+                instance_header: (!h.is_empty()).then(|| h.clone()),
+            },
+            name,
+        ))
     }
 }
 
@@ -174,7 +177,10 @@ mod tests {
         assert_eq!((t.transport, t.remote.to_string()), (Transport::Tls, "127.0.0.1:5061".into()));
         let (t, n) = parse_upstream("sip:Registrar.Example.com;transport=tcp").unwrap();
         let n = n.unwrap();
-        assert_eq!((t.transport, n.host.as_str(), n.transport), (Transport::Tcp, "registrar.example.com", Some(Transport::Tcp)));
+        assert_eq!(
+            (t.transport, n.host.as_str(), n.transport),
+            (Transport::Tcp, "registrar.example.com", Some(Transport::Tcp))
+        );
         let (t, n) = parse_upstream("sips:registrar.example.com").unwrap();
         assert_eq!((t.transport, n.unwrap().secure), (Transport::Tls, true));
         for bad in [
