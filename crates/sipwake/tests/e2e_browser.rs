@@ -1,0 +1,179 @@
+//! The browser end-to-end test: a real WebRTC softphone (JsSIP in the
+//! system's headless Chromium, `tests/browser/phone.mjs`) registers over
+//! WSS with RFC 8599 WebPush parameters and digest auth; a sipp caller on
+//! UDP calls it; sipwake pushes through its WebPush sender (VAPID, RFC 8291
+//! encryption) to the push-mock's WebPush service and holds the INVITE; the
+//! browser registers again, as its service worker would on the push, gets
+//! the INVITE over its WSS connection, answers, and the caller's BYE reaches
+//! it through the Record-Route that bridges UDP and WSS.
+//!
+//! It needs /usr/bin/chromium, node and `tests/browser/node_modules`
+//! (scripts/test.sh installs them); without them it skips loudly, except
+//! under `CI`, where it fails.
+
+mod common;
+
+use common::browser::{Browser, ServerCert, tools_or_skip};
+use common::*;
+use push_mock::{Mock, Service, Subscription, TestPki, Vapid};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A subscriber in the server's store (`sipwake user add`).
+fn add_user(server: &Server, aor: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(["user", "add", aor, "--data-dir"])
+        .arg(server.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The server's WSS listener.
+fn wss_addr(server: &Server) -> std::net::SocketAddr {
+    server
+        .listeners
+        .iter()
+        .find(|(t, _)| t.eq_ignore_ascii_case("wss"))
+        .map(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no wss listener among {:?}\n{}", server.listeners, server.log()))
+}
+
+/// Fails the test with what the browser and the server saw.
+fn fail(phone: &Browser, server: &Server, what: String) -> ! {
+    panic!("{what}\n{}\nserver log:\n{}", phone.report(), server.log())
+}
+
+#[test]
+fn browser_over_wss_is_woken_by_webpush_and_takes_a_call_from_udp() {
+    if !tools_or_skip("browser_over_wss_is_woken_by_webpush_and_takes_a_call_from_udp") {
+        return;
+    }
+    let t0 = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The WebPush service (push-mock, its own test CA) with the browser's subscription.
+    let pki = TestPki::new(dir.path());
+    let vapid = Vapid::generate(dir.path());
+    let sub = Subscription::generate();
+    let service = Service::WebPush {
+        vapid_public_b64url: Some(vapid.public_b64url.clone()),
+        subscriptions: vec![("/push/browser1".to_owned(), sub.clone())],
+    };
+    let mock = rt.block_on(Mock::start(&pki, service));
+    // sipwake's WSS certificate, from a throw-away CA.
+    let cert = ServerCert::generate(dir.path());
+    // JsSIP answers only the first WWW-Authenticate and only MD5: offer MD5 first.
+    let cfg = format!(
+        "[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n\
+         [tls]\ncertificate = \"{chain}\"\nprivate_key = \"{key}\"\n\
+         [websocket]\nallowed_origins = []\n\
+         [push]\nenable = true\n\
+         [push.senders.webpush]\nvapid_private_key = \"{vkey}\"\nvapid_subject = \"mailto:ops@example.com\"\n\
+         allowed_hosts = [\"{host}\"]\nca_file = \"{ca}\"\ntimeout_ms = 2000\ninvite_hold_secs = 20\n",
+        chain = cert.chain_file.display(),
+        key = cert.key_file.display(),
+        vkey = vapid.private_pem_path.display(),
+        host = mock.addr,
+        ca = pki.ca_file.display(),
+    );
+    let server = Server::start_with(&["--listen", "wss:127.0.0.1:0"], Some(&cfg));
+    add_user(&server, "browser@127.0.0.1", "s3cret-browser");
+    let wss = wss_addr(&server);
+
+    // a. The browser registers over WSS with its WebPush subscription.
+    let prid = format!("https%3A%2F%2F127.0.0.1%3A{}%2Fpush%2Fbrowser1", mock.addr.port());
+    let mut phone = Browser::start(
+        dir.path(),
+        json!({
+            "wss": format!("wss://127.0.0.1:{}", wss.port()),
+            "uri": "sip:browser@127.0.0.1",
+            "password": "s3cret-browser",
+            "spki": cert.spki_sha256_b64,
+            "pn": { "provider": "webpush", "prid": prid, "p256dh": sub.p256dh_b64url, "auth": sub.auth_b64url },
+        }),
+    );
+    let reg = phone.wait_for("registered", 0, Duration::from_secs(30)).unwrap_or_else(|e| fail(&phone, &server, e));
+    let registered_after = t0.elapsed();
+    let caps = reg.v["featureCaps"].as_str().unwrap_or_default().to_owned();
+    assert!(caps.contains("+sip.pns=\"webpush\""), "Feature-Caps {caps:?}");
+    assert!(caps.contains(&format!("+sip.vapid=\"{}\"", vapid.public_b64url)), "Feature-Caps {caps:?}");
+    let bindings = server.bindings("browser@127.0.0.1");
+    assert_eq!(bindings.len(), 1, "{bindings:#?}");
+    let b = &bindings[0];
+    assert!(b["flow"]["transport"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("wss")), "{b:#}");
+    assert_eq!(b["flow"]["local"].as_str(), Some(wss.to_string().as_str()), "{b:#}");
+    assert_eq!(b["push"]["provider"], "webpush", "{b:#}");
+    assert!(b["push"]["prid"].as_str().is_some_and(|p| p.contains("%2Fpush%2Fbrowser1")), "{b:#}");
+    assert!(b["user_agent"].as_str().is_some_and(|u| u.starts_with("JsSIP")), "{b:#}");
+
+    // b. The caller on UDP: sipwake pushes and holds the INVITE.
+    let mark = phone.events.len();
+    let caller = sipp_start("browser_call.xml", server.udp, "u1", 1, None, &["-s", "browser"]);
+    let pushed = rt.block_on(mock.wait_for(1, Duration::from_secs(10)));
+    if !pushed {
+        fail(&phone, &server, "no push reached the WebPush mock".into());
+    }
+    let push_at = Instant::now();
+    let seen = mock.push_requests()[0].clone();
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert_eq!(seen.path, "/push/browser1");
+    let claims = seen.jwt_claims.as_ref().expect("a VAPID JWT the mock verified");
+    assert_eq!(claims["aud"], mock.base_url().as_str());
+    assert_eq!(claims["sub"], "mailto:ops@example.com");
+    assert_eq!(seen.header("content-encoding"), Some("aes128gcm"));
+    let payload: Value = serde_json::from_slice(seen.decrypted.as_ref().expect("a decrypted payload")).unwrap();
+    assert_eq!(payload["type"], "call", "{payload}");
+    // Held: nothing reaches the browser until it registers again.
+    phone.poll(Duration::from_millis(500));
+    if phone.events[mark..].iter().any(|e| e.name() == "incoming") {
+        fail(&phone, &server, "the INVITE reached the browser before it re-registered".into());
+    }
+    // The service worker got the push: the app registers at once.
+    let reg_mark = phone.events.len();
+    phone.send(&json!({ "cmd": "register" }));
+    let rereg =
+        phone.wait_for("registered", reg_mark, Duration::from_secs(10)).unwrap_or_else(|e| fail(&phone, &server, e));
+    let inc = phone.wait_for("incoming", mark, Duration::from_secs(10)).unwrap_or_else(|e| fail(&phone, &server, e));
+    let confirmed =
+        phone.wait_for("confirmed", mark, Duration::from_secs(10)).unwrap_or_else(|e| fail(&phone, &server, e));
+    let ended = phone.wait_for("ended", mark, Duration::from_secs(15)).unwrap_or_else(|e| fail(&phone, &server, e));
+    let (ok, out) = caller.wait(Duration::from_secs(30));
+    if !ok {
+        fail(&phone, &server, format!("sipp caller failed:\n{out}"));
+    }
+
+    // c. The order, and what reached the browser.
+    assert!(push_at <= inc.at, "the browser saw the INVITE before the push arrived");
+    assert!(rereg.at <= inc.at, "the INVITE came before the wake-up REGISTER's 200");
+    assert!(inc.at <= confirmed.at && confirmed.at <= ended.at, "{}", phone.report());
+    assert_eq!(ended.v["originator"], "remote", "the browser hung up itself: {}", phone.report());
+    assert_eq!(inc.v["displayName"], "Caller", "{}", inc.v);
+    assert!(inc.v["from"].as_str().is_some_and(|f| f.starts_with("sip:caller@")), "{}", inc.v);
+    let raw = inc.v["raw"].as_str().unwrap_or_default();
+    let ruri = raw.lines().next().unwrap_or_default();
+    assert!(!ruri.contains("pn-"), "pn-* parameters reached the browser: {ruri}");
+    let via = raw.lines().find(|l| l.to_ascii_lowercase().starts_with("via:")).unwrap_or_default();
+    assert!(via.to_ascii_uppercase().contains("SIP/2.0/WSS"), "top Via {via:?} is not sipwake's WSS hop");
+    assert!(raw.lines().any(|l| l.to_ascii_lowercase().starts_with("record-route:")), "no Record-Route:\n{raw}");
+    assert_eq!(mock.count(), 1, "one push only");
+    let problems = mock.problems();
+    assert!(problems.is_empty(), "the mock found problems: {problems:#?}");
+    let errors: Vec<_> = phone.events.iter().filter(|e| e.name() == "error").map(|e| e.v.to_string()).collect();
+    assert!(errors.is_empty(), "the phone reported errors: {errors:#?}");
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(phone.quit(Duration::from_secs(10)), "the phone did not quit");
+    eprintln!(
+        "browser e2e: registered after {registered_after:?}, push to incoming {:?}, whole test {:?}",
+        inc.at - push_at,
+        t0.elapsed()
+    );
+}
