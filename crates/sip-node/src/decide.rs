@@ -76,7 +76,7 @@ impl Node {
         let Some(ruri) = req.uri().and_then(|u| u.as_sip()).cloned() else {
             if has_route || flow.is_some() {
                 // A non-SIP Request-URI can still be routed by Route / flow.
-                return forward_single(req, has_route, flow);
+                return self.forward_single(req, has_route, flow);
             }
             return Decision::Reject(416, None, Vec::new());
         };
@@ -108,7 +108,7 @@ impl Node {
         }
         if flow.is_some() || (in_dialog && (has_route || !self.me.serves(&domain))) {
             // Mid-dialog: the route set (or the remote target) decides, no lookup.
-            return forward_single(req, has_route, flow);
+            return self.forward_single(req, has_route, flow);
         }
         // An initial request: who is calling?
         let from_domain = msg.from().ok().and_then(|f| {
@@ -141,7 +141,7 @@ impl Node {
             // Another domain, or a pre-loaded route elsewhere: relay only for
             // authenticated local users (no open relay).
             if (authenticated || (from_local && self.auth.is_none())) && self.pcfg.relay_for_local_users {
-                return forward_single(req, has_route, None);
+                return self.forward_single(req, has_route, None);
             }
             return Decision::Reject(403, Some("Relaying Denied"), Vec::new());
         }
@@ -252,9 +252,9 @@ impl Node {
             }));
         }
         if flow.is_some() || in_dialog || has_route {
-            return forward_single(req, has_route, flow);
+            return self.forward_single(req, has_route, flow);
         }
-        let t = BranchTarget { uri: None, path: Vec::new(), flow: Some(mid.cfg.upstream) };
+        let t = BranchTarget { uri: None, path: Vec::new(), flow: Some(mid.cfg.upstream), hop: None };
         Decision::Proxy(Box::new(Proxied {
             request: req,
             targets: vec![("upstream".into(), 1000, t)],
@@ -320,19 +320,34 @@ impl Node {
             let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
             natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
         };
-        BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow }
+        BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow, hop: None }
     }
 }
 
-fn forward_single(req: Message, has_route: bool, flow: Option<Target>) -> Decision {
-    let t = BranchTarget { uri: None, path: Vec::new(), flow: if has_route { None } else { flow } };
-    Decision::Proxy(Box::new(Proxied {
-        request: req,
-        targets: vec![("next-hop".into(), 1000, t)],
-        record_route: false,
-        park: Vec::new(),
-        aor: None,
-        mid_dialog: false,
-        upstream_aor: None,
-    }))
+impl Node {
+    /// One branch to wherever the request's Route, flow or Request-URI
+    /// leads; a request to another domain with no Route of its own goes to
+    /// the outbound proxy when one is configured.
+    fn forward_single(&self, req: Message, has_route: bool, flow: Option<Target>) -> Decision {
+        let foreign = || {
+            req.uri().and_then(|u| u.as_sip()).is_some_and(|u| {
+                let domain = Aor::from_uri(&sip_msg::SipUri::new(u.host.clone(), None)).to_string();
+                !self.me.serves(&domain) && !self.me.is_me(u)
+            })
+        };
+        let hop = match &self.pcfg.outbound_proxy {
+            Some(p) if !has_route && flow.is_none() && foreign() => Some(p.clone()),
+            _ => None,
+        };
+        let t = BranchTarget { uri: None, path: Vec::new(), flow: if has_route { None } else { flow }, hop };
+        Decision::Proxy(Box::new(Proxied {
+            request: req,
+            targets: vec![("next-hop".into(), 1000, t)],
+            record_route: false,
+            park: Vec::new(),
+            aor: None,
+            mid_dialog: false,
+            upstream_aor: None,
+        }))
+    }
 }

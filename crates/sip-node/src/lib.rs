@@ -20,11 +20,12 @@
 //! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
-//! routing), [`local`] (what the server answers itself), [`io`] (the
+//! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`io`] (the
 //! boundary types), [`metrics`], [`stats`].
 
 mod credentials;
 mod decide;
+pub mod dns;
 pub mod io;
 pub mod local;
 pub mod metrics;
@@ -38,7 +39,9 @@ pub mod stats;
 pub mod via;
 
 pub use credentials::{MAX_LOOKUPS, NEGATIVE_TTL};
+pub use dns::{Resolution, ResolveError, ResolveId, ResolveJob};
 pub use io::{CallEndPushes, Caller, Lookup, PushJob, Secrets, StoreOp, StoreWrite, Transmit, WriteId};
 pub use node::{Node, NodeConfig, method_label};
 pub use proxy::ProxyConfig;
+pub use proxy::route::NameQuery;
 pub use stats::Stats;

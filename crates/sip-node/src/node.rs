@@ -107,6 +107,8 @@ pub struct Node {
     /// Pushes handed out and not yet answered.
     pub(crate) in_flight: HashMap<sip_push::PushId, crate::pn::InFlight>,
     pub(crate) lookups: VecDeque<Lookup>,
+    /// Host names asked of the driver, their answers and what waits for them.
+    pub(crate) dns: crate::dns::Dns,
 }
 
 impl Node {
@@ -141,6 +143,7 @@ impl Node {
             pushes: VecDeque::new(),
             in_flight: HashMap::new(),
             lookups: VecDeque::new(),
+            dns: Default::default(),
         })
     }
 
@@ -189,7 +192,10 @@ impl Node {
         let expiry = self.registrar.location.next_expiry().map(|ms| self.instant_of(ms));
         let push = self.pn.as_ref().and_then(|p| p.engine.poll_timeout());
         let mid = self.mid.as_ref().and_then(|m| m.poll_timeout(|ms| self.instant_of(ms)));
-        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid].into_iter().flatten().min()
+        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid, self.dns.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn send(&mut self, target: Target, data: Bytes) {
@@ -291,6 +297,9 @@ impl Node {
         }
         if self.mid.is_some() {
             self.mid_timeout(now);
+        }
+        if self.dns.next_deadline().is_some_and(|t| t <= now) {
+            self.dns_timeouts(now);
         }
         self.settle(now);
     }

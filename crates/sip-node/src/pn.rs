@@ -45,7 +45,7 @@ const CORE_PN_PARAMS: &[&str] = &["pn-provider", "pn-prid", "pn-param", "pn-purr
 /// What the REGISTER hooks decided before the registrar runs.
 pub(crate) enum Precheck {
     /// Answer with this status (and headers) instead of registering.
-    Reject(u16, Vec<(HeaderName, String)>),
+    Reject(u16, Option<&'static str>, Vec<(HeaderName, String)>),
     /// Register; these are the classifications of the Contacts (URI text, class).
     Go(Vec<(String, Classification)>),
 }
@@ -64,7 +64,7 @@ impl Pn {
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
     /// whether it gets 555 or 423 instead of a registration.
-    pub(crate) fn precheck(&self, req: &Message, default_expires: u32) -> Precheck {
+    pub(crate) fn precheck(&self, req: &Message, default_expires: u32, transport: sip_msg::Transport) -> Precheck {
         let upstream = sip_push::upstream_pns(req.headers.get_all(&HeaderName::FeatureCaps).map(|v| &v[..]));
         let header_expires = req.expires();
         let mut classes = Vec::new();
@@ -78,11 +78,20 @@ impl Pn {
                 .unwrap_or(default_expires);
             let class = self.engine.classify(&ContactInfo::from_name_addr(&na, expires, &upstream));
             match class.rejection(&self.cfg) {
-                Some(Rejection::PnsNotSupported) => return Precheck::Reject(555, Vec::new()),
+                Some(Rejection::PnsNotSupported) => return Precheck::Reject(555, None, Vec::new()),
                 Some(Rejection::IntervalTooBrief { min_expires }) => {
-                    return Precheck::Reject(423, vec![(HeaderName::MinExpires, min_expires.to_string())]);
+                    return Precheck::Reject(423, None, vec![(HeaderName::MinExpires, min_expires.to_string())]);
                 }
                 None => {}
+            }
+            // R64: push coordinates travel only over TLS (or WSS) when so configured.
+            if self.cfg.require_secure_transport
+                && !transport.is_secure()
+                && matches!(class, sip_push::Classification::Push { .. })
+            {
+                let warning =
+                    "399 sipwake \"push coordinates must be registered over TLS or WSS (RFC 8599 section 13)\"";
+                return Precheck::Reject(403, Some("Push Requires TLS"), vec![(HeaderName::Warning, warning.into())]);
             }
             classes.push((na.uri.to_string(), class));
         }

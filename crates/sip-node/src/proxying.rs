@@ -7,13 +7,16 @@
 //! Routing decisions are `decide`'s; push decisions the `pn` module's.
 
 use crate::decide::{Decision, Proxied, TargetSpec};
+use crate::dns::Waiter;
 use crate::local;
 use crate::node::{Node, stateless_tag, tag_for};
 use crate::proxy::branch;
-use crate::proxy::{self as px, Ctx, route};
+use crate::proxy::route::Hop;
+use crate::proxy::{self as px, Attempt, Ctx, route};
 use sip_msg::{Message, Method, Source, Target, Transport, Via};
 use sip_proxy::{Action, ContextConfig, ProxyContext, Target as PxTarget};
 use sip_txn::{ClientKey, Peer, RequestEvent, ServerKey, TxnEvent, TxnKey};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 impl Node {
@@ -110,6 +113,7 @@ impl Node {
             cancelled: false,
             final_code: 0,
             upstream_aor,
+            attempts: Default::default(),
         };
         self.proxy.ctxs.insert(key.clone(), ctx);
         self.run_actions(&key, actions, now);
@@ -124,33 +128,35 @@ impl Node {
             let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return };
             match a {
                 Action::StartBranch { branch, target_id } => {
-                    let Some(t) = ctx.targets.get(&target_id).cloned() else {
+                    let Some(t) = ctx.targets.get(&target_id) else {
                         queue.extend(ctx.proxy.on_branch_error(branch, now));
                         continue;
                     };
-                    self.proxy.seq += 1;
-                    let br = route::branch(&ctx.loop_hash, self.proxy.seq);
-                    let src = ctx.source;
-                    let (me, tokens) = (&self.me, &self.tokens);
-                    let rr = |dest: &Target| px::record_route_values(me, tokens, &src, dest);
-                    let rr_opt: Option<branch::RecordRouteFn<'_>> = if ctx.record_route { Some(&rr) } else { None };
-                    let built = branch::build(&ctx.request, &t, me, &br, rr_opt).map(|(mut m, d)| {
-                        if strip {
-                            px::strip_contact_push_params(&mut m);
-                        }
-                        (m, d)
-                    });
-                    let sent = built.and_then(|(m, dest)| self.txn.send_request(m, Peer::from(dest), now).ok());
-                    let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return };
-                    match sent {
-                        Some(ckey) => {
-                            crate::metrics::branch_started();
-                            self.stats.count(|s| &s.branches);
-                            ctx.branches.insert(branch, ckey.clone());
-                            self.proxy.by_client.insert(ckey, (key.clone(), branch));
-                        }
-                        None => {
-                            tracing::debug!(target = %target_id, "no route for a branch");
+                    let Some((prepared, hop)) = branch::prepare(&ctx.request, t) else {
+                        tracing::debug!(target = %target_id, "no route for a branch");
+                        queue.extend(ctx.proxy.on_branch_error(branch, now));
+                        continue;
+                    };
+                    let list = match hop {
+                        Hop::Addr(dest) => VecDeque::from([dest]),
+                        Hop::Name(q) => match self.dns.cached(&q, now) {
+                            Some(Ok(list)) => list.into(),
+                            Some(Err(_)) => {
+                                tracing::debug!(host = %q.host, "next hop does not resolve");
+                                queue.extend(ctx.proxy.on_branch_error(branch, now));
+                                continue;
+                            }
+                            None => {
+                                // Held until the driver resolved the name (RFC 3263).
+                                ctx.attempts.insert(branch, Attempt { prepared, rest: VecDeque::new() });
+                                self.dns.wait(q, Waiter::Branch { skey: key.clone(), branch }, now);
+                                continue;
+                            }
+                        },
+                    };
+                    if !self.attempt(key, branch, prepared, list, now) {
+                        tracing::debug!(target = %target_id, "no route for a branch");
+                        if let Some(ctx) = self.proxy.ctxs.get_mut(key) {
                             queue.extend(ctx.proxy.on_branch_error(branch, now));
                         }
                     }
@@ -201,6 +207,112 @@ impl Node {
         }
         for a in suspects {
             self.mid_suspect(&a, now);
+        }
+    }
+
+    /// Sends a branch's request to the first of `rest` that takes it
+    /// (§16.6 steps 4 and 8: Record-Route and our Via for that destination,
+    /// on a new client transaction); the others stay for failover (RFC 3263
+    /// §4.3). `false` when none took it.
+    fn attempt(
+        &mut self,
+        key: &ServerKey,
+        branch: u32,
+        prepared: Message,
+        mut rest: VecDeque<Target>,
+        now: Instant,
+    ) -> bool {
+        let strip = self.pn.is_some();
+        let mut prepared = Some(prepared);
+        while let Some(dest) = rest.pop_front() {
+            let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return true };
+            let msg = if rest.is_empty() { prepared.take() } else { prepared.clone() };
+            let Some(msg) = msg else { return false };
+            self.proxy.seq += 1;
+            let br = route::branch(&ctx.loop_hash, self.proxy.seq);
+            let src = ctx.source;
+            let (me, tokens) = (&self.me, &self.tokens);
+            let rr = |d: &Target| px::record_route_values(me, tokens, &src, d);
+            let rr_opt: Option<branch::RecordRouteFn<'_>> = if ctx.record_route { Some(&rr) } else { None };
+            let built = branch::finish(msg, &dest, me, &br, rr_opt).map(|mut m| {
+                if strip {
+                    px::strip_contact_push_params(&mut m);
+                }
+                m
+            });
+            let Some(sent) = built.and_then(|m| self.txn.send_request(m, Peer::from(dest), now).ok()) else {
+                continue;
+            };
+            let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return true };
+            crate::metrics::branch_started();
+            self.stats.count(|s| &s.branches);
+            if let Some(old) = ctx.branches.insert(branch, sent.clone()) {
+                // A failover: the earlier attempt's late answers are ignored.
+                self.proxy.by_client.remove(&old);
+            }
+            self.proxy.by_client.insert(sent, (key.clone(), branch));
+            match prepared.take() {
+                Some(p) if !rest.is_empty() => {
+                    ctx.attempts.insert(branch, Attempt { prepared: p, rest });
+                }
+                _ => {
+                    ctx.attempts.remove(&branch);
+                }
+            }
+            return true;
+        }
+        if let Some(ctx) = self.proxy.ctxs.get_mut(key) {
+            ctx.attempts.remove(&branch);
+        }
+        false
+    }
+
+    /// The next hop's name of a branch resolved: the branch starts (or fails).
+    pub(crate) fn branch_resolved(
+        &mut self,
+        key: &ServerKey,
+        branch: u32,
+        targets: Result<Vec<Target>, crate::dns::ResolveError>,
+        now: Instant,
+    ) {
+        let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return };
+        let Some(a) = ctx.attempts.remove(&branch) else { return };
+        let started = match targets {
+            // A CANCEL (or Timer C) came while the name was being resolved.
+            Ok(_) if ctx.cancelled || !ctx.proxy.is_pending(branch) => false,
+            Ok(list) => self.attempt(key, branch, a.prepared, list.into(), now),
+            Err(e) => {
+                tracing::debug!(error = ?e, "next hop does not resolve");
+                false
+            }
+        };
+        if !started && let Some(ctx) = self.proxy.ctxs.get_mut(key) {
+            let actions = ctx.proxy.on_branch_error(branch, now);
+            self.run_actions(key, actions, now);
+        }
+    }
+
+    /// RFC 3263 §4.3: a branch whose destination timed out, failed or
+    /// answered 503 goes to the next address of its name, if any is left.
+    fn failover(&mut self, ckey: &ClientKey, now: Instant) -> bool {
+        let Some((skey, branch)) = self.proxy.by_client.get(ckey).cloned() else { return false };
+        let Some(ctx) = self.proxy.ctxs.get_mut(&skey) else { return false };
+        if ctx.cancelled || !ctx.proxy.is_pending(branch) {
+            return false;
+        }
+        let Some(a) = ctx.attempts.remove(&branch) else { return false };
+        tracing::debug!(left = a.rest.len(), "next hop failed; trying the next address (RFC 3263)");
+        self.stats.count(|s| &s.failovers);
+        self.attempt(&skey, branch, a.prepared, a.rest, now)
+    }
+
+    /// Forwards an ACK for a 2xx statelessly to the first address of its next hop.
+    pub(crate) fn send_ack(&mut self, msg: Message, branch: &str, list: &[Target]) {
+        for dest in list {
+            if let Some(m) = branch::finish(msg.clone(), dest, &self.me, branch, None) {
+                self.send(*dest, m.to_bytes());
+                return;
+            }
         }
     }
 
@@ -298,6 +410,9 @@ impl Node {
             }
             return;
         };
+        if msg.status() == Some(503) && self.failover(&ckey, now) {
+            return;
+        }
         px::pop_top_via(&mut msg);
         let Some(ctx) = self.proxy.ctxs.get_mut(&skey) else { return };
         ctx.answered.insert(branch);
@@ -354,6 +469,9 @@ impl Node {
         if self.mid.is_some() && self.mid_txn_failed(ckey, now) {
             return;
         }
+        if self.failover(ckey, now) {
+            return;
+        }
         let Some((skey, branch)) = self.proxy.by_client.get(ckey).cloned() else { return };
         let Some(ctx) = self.proxy.ctxs.get_mut(&skey) else { return };
         let actions =
@@ -399,8 +517,14 @@ impl Node {
                 // A stateless proxy's branch: the same for every retransmission (§16.11).
                 let via = ack.top_via().ok().and_then(|v| v.branch().cloned()).unwrap_or_default();
                 let br = route::stateless_branch(&via);
-                if let Some((m, dest)) = branch::build(&p.request, &t, &self.me, &br, None) {
-                    self.send(dest, m.to_bytes());
+                let Some((m, hop)) = branch::prepare(&p.request, &t) else { return };
+                match hop {
+                    Hop::Addr(dest) => self.send_ack(m, &br, &[dest]),
+                    Hop::Name(q) => match self.dns.cached(&q, now) {
+                        Some(Ok(list)) => self.send_ack(m, &br, &list),
+                        Some(Err(_)) => tracing::debug!(host = %q.host, "ACK: next hop does not resolve"),
+                        None => self.dns.wait(q, Waiter::Ack { msg: Box::new(m), branch: br }, now),
+                    },
                 }
             }
             _ => tracing::debug!("ACK with nowhere to go dropped"),

@@ -62,10 +62,10 @@ impl Node {
         let flow = Flow { transport: src.transport, remote: src.remote, local: src.local, conn: src.conn };
         // RFC 8599: classify the Contacts; 555 / 423 come before any change.
         let classes = match &self.pn {
-            Some(p) => match p.precheck(&req, self.registrar.config.default_expires) {
-                Precheck::Reject(code, headers) => {
+            Some(p) => match p.precheck(&req, self.registrar.config.default_expires, src.transport) {
+                Precheck::Reject(code, reason, headers) => {
                     registration("rejected");
-                    let resp = self.build_response(&req, &stateless_tag(&req), code, None, &headers);
+                    let resp = self.build_response(&req, &stateless_tag(&req), code, reason, &headers);
                     self.send(target, resp.to_bytes());
                     self.pn_register_failed(&req, code, now);
                     return;

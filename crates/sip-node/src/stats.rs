@@ -13,6 +13,8 @@ pub struct Stats {
     pub responses_5xx: AtomicU64,
     pub responses_other: AtomicU64,
     pub branches: AtomicU64,
+    /// Branches sent on to the next address of their host name (RFC 3263 §4.3).
+    pub failovers: AtomicU64,
 }
 
 impl Stats {

@@ -137,6 +137,10 @@ pub struct PushConfig {
     /// unforgeable even with a weak RNG, and restored PURR records are
     /// checked (≥ 16 bytes). `None`: plain 128-bit random PURRs.
     pub purr_key: Option<Vec<u8>>,
+    /// RFC 8599 §13 (R64): push coordinates are secrets; a REGISTER that
+    /// carries them over a transport without TLS (UDP, TCP, WS) is refused
+    /// (403) instead of registered.
+    pub require_secure_transport: bool,
 }
 
 impl Default for PushConfig {
@@ -157,6 +161,7 @@ impl Default for PushConfig {
             purr_rotation: Duration::from_secs(12 * 3600),
             purr_horizon: Duration::from_secs(24 * 3600),
             purr_key: None,
+            require_secure_transport: false,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Config {
     pub store: StoreSection,
     pub management: ManagementSection,
     pub proxy: ProxySection,
+    /// `[dns]`: the RFC 3263 resolver of next hops by name.
+    pub dns: crate::dns_config::DnsSection,
     pub push: PushSection,
     /// The role: registrar, or mid-registrar (then `mid` is set).
     pub mode: crate::mid_config::Mode,
@@ -65,6 +67,10 @@ pub struct PushSection {
     pub reply_555: bool,
     /// Shortest expiry accepted for a push binding (423 below it), seconds.
     pub min_push_expires: u32,
+    /// RFC 8599 §13: refuse (403) a REGISTER that carries push coordinates
+    /// over a transport without TLS (UDP, TCP, WS). Unset: on when a `tls:`
+    /// or `wss:` listener is configured, else off (with a warning).
+    pub require_secure_transport: Option<bool>,
     /// How pushes are delivered, per provider (or "*" for all).
     pub senders: std::collections::BTreeMap<String, SenderSection>,
 }
@@ -90,6 +96,7 @@ impl Default for PushSection {
             non_invite_hold_secs: d.non_invite_hold.as_secs(),
             reply_555: d.reply_555,
             min_push_expires: d.min_push_expires,
+            require_secure_transport: None,
             senders: Default::default(),
         }
     }
@@ -149,6 +156,20 @@ pub struct ProxySection {
     /// Timer C: an INVITE branch with no final answer this long after its
     /// last provisional is cancelled, seconds (RFC 3261: more than 180).
     pub timer_c_secs: u64,
+    /// Requests to other domains (without a Route of their own) go to this
+    /// SIP URI, resolved per RFC 3263 like any next hop; "" = straight to
+    /// their Request-URI's host.
+    pub outbound_proxy: String,
+}
+
+impl ProxySection {
+    /// The outbound proxy's URI (validated by [`Config::parse`]).
+    pub fn outbound_uri(&self) -> Option<sip_msg::SipUri> {
+        if self.outbound_proxy.is_empty() {
+            return None;
+        }
+        sip_msg::Uri::parse_bytes(self.outbound_proxy.clone()).ok()?.as_sip().cloned()
+    }
 }
 
 impl Default for ProxySection {
@@ -159,6 +180,7 @@ impl Default for ProxySection {
             allow_unauthenticated_inbound: true,
             relay_for_local_users: true,
             timer_c_secs: 181,
+            outbound_proxy: String::new(),
         }
     }
 }
@@ -376,6 +398,7 @@ struct ConfigFile {
     proxy: ProxySection,
     push: PushSection,
     mid_registrar: crate::mid_config::MidSection,
+    dns: crate::dns_config::DnsSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -556,6 +579,16 @@ impl Config {
             3600,
             "seconds; RFC 3261 wants more than 180; default 181",
         )?;
+        if !file.proxy.outbound_proxy.is_empty() {
+            let ok = file.proxy.outbound_uri().is_some_and(|u| sip_node::proxy::route::hop_of(&u).is_some());
+            if !ok {
+                return Err(ConfigError(format!(
+                    "proxy.outbound_proxy = {:?} is not a SIP URI we can send to; write e.g. \"sip:edge.example.com\", \"sip:192.0.2.10:5060;transport=tcp\" or \"sips:edge.example.com\" (\"\" = none)",
+                    file.proxy.outbound_proxy
+                )));
+            }
+        }
+        crate::dns_config::validate(&file.dns).map_err(ConfigError)?;
         let m = &file.management;
         if m.enabled {
             let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
@@ -579,6 +612,7 @@ impl Config {
             store: file.store,
             management: file.management,
             proxy: file.proxy,
+            dns: file.dns,
             push: file.push,
             mode,
             mid,

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dns_config;
 pub mod driver;
 pub mod logging;
 pub mod management;

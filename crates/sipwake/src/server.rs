@@ -171,10 +171,12 @@ fn open_node(
             allow_unauthenticated_inbound: p.allow_unauthenticated_inbound,
             relay_for_local_users: p.relay_for_local_users,
             timer_c: Duration::from_secs(p.timer_c_secs),
+            outbound_proxy: p.outbound_uri(),
         },
         auth,
         push: config.push.enable.then(|| {
             let mut c = config.push.to_engine_config();
+            c.require_secure_transport = require_secure_transport(config);
             // +sip.vapid advertises the key the WebPush sender signs with (R22).
             for p in &mut c.providers {
                 if let Some(k) = senders.and_then(|s| s.vapid_public_key(&p.name)) {
@@ -225,6 +227,19 @@ fn open_node(
     let subscribers = store.subscribers().context("cannot load subscribers")?;
     node.set_subscribers(crate::store_map::secrets(subscribers));
     Ok((store, node))
+}
+
+/// RFC 8599 §13 (R64): whether push coordinates must come over TLS/WSS:
+/// as configured, else on when the server has a TLS or WSS listener.
+fn require_secure_transport(config: &Config) -> bool {
+    let secure_listener = config.listen.iter().any(|l| l.transport.is_secure());
+    let on = config.push.require_secure_transport.unwrap_or(secure_listener);
+    if !on {
+        tracing::warn!(
+            "push.require_secure_transport is off: push tokens (pn-prid) may arrive over UDP/TCP in clear text; RFC 8599 section 13 wants TLS (add a tls: or wss: listener, or set it to true)"
+        );
+    }
+    on
 }
 
 /// The domains a listener address stands for: its IP, or for a wildcard

@@ -2,9 +2,9 @@
 //! the new Request-URI, Max-Forwards, Record-Route, the Path as Route, our
 //! Via, and the destination.
 
-use crate::proxy::route::{Me, next_hop, strip_push_params};
+use crate::proxy::route::{Hop, Me, hop_of, next_hop, strip_push_params};
 use sip_msg::Target;
-use sip_msg::{HeaderName, Message, Uri};
+use sip_msg::{HeaderName, Message, SipUri, Uri};
 
 /// What a branch goes to.
 #[derive(Clone, Debug)]
@@ -16,20 +16,20 @@ pub struct BranchTarget {
     /// Where to send, when known without looking at Route / Request-URI
     /// (a registered flow, a flow token).
     pub flow: Option<Target>,
+    /// Send to this URI's address rather than the Route's or the
+    /// Request-URI's (the configured outbound proxy), when the request has
+    /// no Route of its own.
+    pub hop: Option<SipUri>,
 }
 
 /// Makes the Record-Route values for a branch going to a destination.
 pub type RecordRouteFn<'a> = &'a dyn Fn(&Target) -> Vec<String>;
 
-/// Builds the branch request and its destination; `None` when no next hop
-/// can be found (the branch then fails like a 503).
-pub fn build(
-    orig: &Message,
-    t: &BranchTarget,
-    me: &Me,
-    branch: &str,
-    record_route: Option<RecordRouteFn<'_>>,
-) -> Option<(Message, Target)> {
+/// §16.6 steps 1–7 for one branch: the copy with its new Request-URI,
+/// Max-Forwards, Path as Route, strict-router fix-up, and where it goes
+/// (an address, or a host name to resolve). `None` when no next hop can be
+/// found (the branch then fails like a 503).
+pub fn prepare(orig: &Message, t: &BranchTarget) -> Option<(Message, Hop)> {
     let mut m = orig.clone();
     if let Some(uri) = &t.uri
         && let sip_msg::StartLine::Request { uri: u, .. } = &mut m.start
@@ -47,19 +47,51 @@ pub fn build(
     // `lr`) gets the Request-URI in place of its Route value, and our
     // Request-URI goes to the end of the route set.
     strict_route(&mut m);
-    let dest = match (&t.flow, t.path.is_empty()) {
-        (Some(f), true) => *f,
+    let hop = match (&t.flow, t.path.is_empty(), &t.hop) {
+        (Some(f), true, _) => Hop::Addr(*f),
+        (_, true, Some(h)) if !m.headers.contains(&HeaderName::Route) => hop_of(h)?,
         _ => next_hop(&m)?,
     };
-    let local = me.listener(dest.transport, dest.remote.is_ipv6())?;
+    Some((m, hop))
+}
+
+/// §16.6 steps 4 and 8 once the destination is known: Record-Route and our
+/// Via (with `branch`). `None` when we have no listener for its transport.
+pub fn finish(
+    mut m: Message,
+    dest: &Target,
+    me: &Me,
+    branch: &str,
+    record_route: Option<RecordRouteFn<'_>>,
+) -> Option<Message> {
+    let v6 = dest.remote.is_ipv6();
+    // An outbound TLS connection needs no TLS listener of ours: the answers
+    // come back over the connection (the Via names our TCP listener).
+    let local = me.listener(dest.transport, v6).or_else(|| {
+        (dest.transport == sip_msg::Transport::Tls).then(|| me.listener(sip_msg::Transport::Tcp, v6)).flatten()
+    })?;
     if let Some(rr) = record_route {
-        for v in rr(&dest).into_iter().rev() {
+        for v in rr(dest).into_iter().rev() {
             m.headers.push_front(HeaderName::RecordRoute, v);
         }
     }
     let via = format!("SIP/2.0/{} {local};branch={branch};rport", dest.transport.as_via());
     m.headers.push_front(HeaderName::Via, via);
-    Some((m, dest))
+    Some(m)
+}
+
+/// [`prepare`] then [`finish`], for a branch whose next hop is an address;
+/// `None` for a host name (or no route).
+pub fn build(
+    orig: &Message,
+    t: &BranchTarget,
+    me: &Me,
+    branch: &str,
+    record_route: Option<RecordRouteFn<'_>>,
+) -> Option<(Message, Target)> {
+    let (m, hop) = prepare(orig, t)?;
+    let Hop::Addr(dest) = hop else { return None };
+    finish(m, &dest, me, branch, record_route).map(|m| (m, dest))
 }
 
 fn strict_route(m: &mut Message) {

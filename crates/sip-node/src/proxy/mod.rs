@@ -35,6 +35,9 @@ pub struct ProxyConfig {
     /// Forward initial requests of authenticated local users to other domains.
     pub relay_for_local_users: bool,
     pub timer_c: std::time::Duration,
+    /// Requests to other domains without a Route of their own go here
+    /// (resolved like any next hop) instead of to their Request-URI's host.
+    pub outbound_proxy: Option<sip_msg::SipUri>,
 }
 
 /// One proxied request.
@@ -73,6 +76,18 @@ pub struct Ctx {
     /// Mid-registrar: the AoR of a request a device sent to the upstream
     /// registrar's domain (a 404 there may mean the upstream lost it).
     pub upstream_aor: Option<sip_registrar::Aor>,
+    /// Branches whose next hop was a host name: the prepared request and
+    /// the addresses left to try (RFC 3263 failover), or none yet while
+    /// the name is being resolved.
+    pub attempts: Map<u32, Attempt>,
+}
+
+/// A branch to a host name's addresses.
+pub struct Attempt {
+    /// The branch request without our Via and Record-Route.
+    pub prepared: Message,
+    /// Addresses not tried yet, in order.
+    pub rest: std::collections::VecDeque<Target>,
 }
 
 /// Contexts and their indexes; lives under the core's state lock.

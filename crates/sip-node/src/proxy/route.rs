@@ -2,7 +2,8 @@
 //! URIs are ours (Route / Request-URI checks, RFC 3261 §16.4), loop
 //! detection (§16.3 step 4, RFC 5393: loops vs spirals), the branch we put
 //! in our Via, Request-URI clean-up, and where the next hop is (§16.6
-//! steps 6–7, RFC 3263 for IP literals and, blocking, host names).
+//! steps 6–7: an address, or an RFC 3263 question for a host name, which the
+//! node asks its driver to resolve; see `dns`).
 
 use sip_msg::{HeaderName, Host, Message, NameAddr, SipUri, Uri, Via};
 use sip_msg::{Target, Transport};
@@ -162,37 +163,85 @@ pub fn undo_strict_routing(req: &mut Message, me: &Me) -> Option<String> {
     Some(user)
 }
 
+/// An RFC 3263 question: the next hop is a host name, to be resolved
+/// (NAPTR → SRV → A/AAAA) by the driver before the request can leave.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NameQuery {
+    /// The host name, lower case.
+    pub host: String,
+    /// The port of the URI, when it has one (no SRV lookup then).
+    pub port: Option<u16>,
+    /// The `transport` parameter, when the URI has one (no NAPTR lookup then).
+    pub transport: Option<Transport>,
+    /// A `sips:` URI: TLS (or WSS) only, never downgraded.
+    pub secure: bool,
+}
+
+/// The next hop of a request, as far as its URIs tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// An address (an IP literal, `localhost`, a flow).
+    Addr(Target),
+    /// A host name to resolve first.
+    Name(NameQuery),
+}
+
+/// The transport a URI asks for: its `transport` parameter, TLS for `sips:`
+/// (RFC 3261 §26.2: `sips` over TCP means TLS; over WS means WSS), or
+/// `None` when it names one we cannot honour (`sips` with UDP, an unknown
+/// transport): the hop then fails rather than be downgraded.
+fn uri_transport(sip: &SipUri) -> Option<Option<Transport>> {
+    let Some(t) = sip.params.value("transport") else {
+        return Some(None);
+    };
+    let t = Transport::from_via(t)?;
+    if !sip.secure {
+        return Some(Some(t));
+    }
+    match t {
+        Transport::Tcp | Transport::Tls => Some(Some(Transport::Tls)),
+        Transport::Ws | Transport::Wss => Some(Some(Transport::Wss)),
+        Transport::Udp => None,
+    }
+}
+
+/// Where a request for `uri` goes (RFC 3263 §4 for IP literals; a host name
+/// gives a [`NameQuery`]). `maddr`, `transport` and the port are honoured.
+pub fn hop_of(sip: &SipUri) -> Option<Hop> {
+    let explicit = uri_transport(sip)?;
+    let transport = explicit.unwrap_or(if sip.secure { Transport::Tls } else { Transport::Udp });
+    let default_port = if transport.is_secure() { 5061 } else { 5060 };
+    let host: Host = match sip.params.value("maddr").and_then(|m| std::str::from_utf8(m).ok()) {
+        Some(m) => match m.trim_matches(['[', ']']).parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => Host::V4(a),
+            Ok(IpAddr::V6(a)) => Host::V6(a),
+            Err(_) => Host::Name(m.as_bytes().to_vec().into()),
+        },
+        None => sip.host.clone(),
+    };
+    let ip: IpAddr = match &host {
+        Host::V4(a) => (*a).into(),
+        Host::V6(a) => (*a).into(),
+        Host::Name(n) if n.eq_ignore_ascii_case(b"localhost") => IpAddr::from([127, 0, 0, 1]),
+        Host::Name(n) => {
+            return Some(Hop::Name(NameQuery {
+                host: String::from_utf8_lossy(n).to_ascii_lowercase(),
+                port: sip.port,
+                transport: explicit,
+                secure: sip.secure,
+            }));
+        }
+    };
+    let port = sip.port.unwrap_or(default_port);
+    Some(Hop::Addr(Target { transport, remote: SocketAddr::new(ip, port), conn: None }))
+}
+
 /// Where a request goes: the first Route if any (§16.6 step 7), else the
-/// Request-URI; `maddr`, `transport` and the port are honoured.
-///
-/// Only IP literals (and `localhost`) are routed: RFC 3263 DNS resolution
-/// (NAPTR/SRV/A) is not implemented yet, and a blocking resolver call must
-/// never run on the receive path. A host name gives `None`, which fails the
-/// branch like a 503 (§16.9). Registered devices are unaffected: they are
-/// reached over their flow or at the address in their Contact.
-pub fn next_hop(req: &Message) -> Option<Target> {
+/// Request-URI. `None` when neither is a SIP URI we can route.
+pub fn next_hop(req: &Message) -> Option<Hop> {
     let route_uri = req.headers.get(&HeaderName::Route).and_then(|v| NameAddr::parse(v).ok()).map(|na| na.uri);
     let uri = route_uri.as_ref().or(req.uri())?;
-    let sip = uri.as_sip()?;
-    let transport = match sip.params.value("transport") {
-        Some(t) if t.eq_ignore_ascii_case(b"tcp") => Transport::Tcp,
-        _ if sip.secure => Transport::Tcp,
-        _ => Transport::Udp,
-    };
-    let port = sip.port.unwrap_or(5060);
-    let ip: IpAddr = match sip.params.value("maddr").and_then(|m| std::str::from_utf8(m).ok()) {
-        Some(m) => m.trim_matches(['[', ']']).parse().ok()?,
-        None => match &sip.host {
-            Host::V4(a) => (*a).into(),
-            Host::V6(a) => (*a).into(),
-            Host::Name(n) if n.eq_ignore_ascii_case(b"localhost") => IpAddr::from([127, 0, 0, 1]),
-            Host::Name(n) => {
-                tracing::debug!(host = %String::from_utf8_lossy(n), "next hop is a host name; DNS resolution is not supported");
-                return None;
-            }
-        },
-    };
-    Some(Target { transport, remote: SocketAddr::new(ip, port), conn: None })
+    hop_of(uri.as_sip()?)
 }
 
 #[cfg(test)]
@@ -262,11 +311,55 @@ mod tests {
         let r = msg(
             "OPTIONS sip:bob@192.0.2.7:5062;transport=tcp SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
         );
-        let t = next_hop(&r).unwrap();
+        let Hop::Addr(t) = next_hop(&r).unwrap() else { panic!() };
         assert_eq!((t.transport, t.remote), (Transport::Tcp, "192.0.2.7:5062".parse().unwrap()));
         let r = msg(
             "OPTIONS sip:bob@[2001:db8::1] SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nRoute: <sip:192.0.2.8:5080;lr>\nFrom: <sip:a@b>;tag=1\nTo: <sip:b@c>\nCall-ID: c\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
         );
-        assert_eq!(next_hop(&r).unwrap().remote, "192.0.2.8:5080".parse().unwrap());
+        let Hop::Addr(t) = next_hop(&r).unwrap() else { panic!() };
+        assert_eq!(t.remote, "192.0.2.8:5080".parse().unwrap());
+    }
+
+    fn hop(uri: &str) -> Option<Hop> {
+        let u = Uri::parse_bytes(uri.to_string()).unwrap();
+        hop_of(u.as_sip().unwrap())
+    }
+    fn addr_hop(uri: &str) -> (Transport, SocketAddr) {
+        match hop(uri) {
+            Some(Hop::Addr(t)) => (t.transport, t.remote),
+            h => panic!("{uri}: {h:?}"),
+        }
+    }
+
+    #[test]
+    fn secure_and_stream_transports_are_honoured() {
+        // sips: TLS on 5061, never plain TCP (RFC 3261 §26.2).
+        assert_eq!(addr_hop("sips:bob@192.0.2.7"), (Transport::Tls, "192.0.2.7:5061".parse().unwrap()));
+        assert_eq!(addr_hop("sips:bob@192.0.2.7:5071;transport=tcp").0, Transport::Tls);
+        assert_eq!(addr_hop("sip:bob@192.0.2.7;transport=tls"), (Transport::Tls, "192.0.2.7:5061".parse().unwrap()));
+        assert_eq!(addr_hop("sip:bob@192.0.2.7:8443;transport=wss").0, Transport::Wss);
+        assert_eq!(addr_hop("sips:bob@192.0.2.7:8443;transport=ws").0, Transport::Wss);
+        assert_eq!(addr_hop("sip:bob@192.0.2.7:8080;transport=WS").0, Transport::Ws);
+        // sips over UDP cannot be honoured; an unknown transport neither.
+        assert_eq!(hop("sips:bob@192.0.2.7;transport=udp"), None);
+        assert_eq!(hop("sip:bob@192.0.2.7;transport=sctp"), None);
+    }
+
+    #[test]
+    fn host_names_become_questions() {
+        let q = |uri: &str| match hop(uri) {
+            Some(Hop::Name(q)) => q,
+            h => panic!("{uri}: {h:?}"),
+        };
+        let n = q("sip:bob@Gw.Example.TEST");
+        assert_eq!((n.host.as_str(), n.port, n.transport, n.secure), ("gw.example.test", None, None, false));
+        let n = q("sips:bob@example.test:5081");
+        assert_eq!((n.port, n.transport, n.secure), (Some(5081), None, true));
+        let n = q("sip:bob@example.test;transport=tcp");
+        assert_eq!(n.transport, Some(Transport::Tcp));
+        // maddr overrides the host, name or IP.
+        assert_eq!(q("sip:bob@192.0.2.1;maddr=edge.example.test").host, "edge.example.test");
+        assert_eq!(addr_hop("sip:bob@example.test;maddr=192.0.2.9").1, "192.0.2.9:5060".parse().unwrap());
+        assert_eq!(addr_hop("sip:bob@localhost:5070").1, "127.0.0.1:5070".parse().unwrap());
     }
 }

@@ -15,7 +15,10 @@
 use bytes::Bytes;
 use sip_msg::{ConnId, HeaderName, Limits, Message, Method, Source, Target, Transport, parse_datagram};
 use sip_node::mid::{MidConfig, Throttle, UpstreamReg};
-use sip_node::{Lookup, Node, NodeConfig, ProxyConfig, PushJob, Secrets, StoreOp, StoreWrite, WriteId};
+use sip_node::{
+    Lookup, Node, NodeConfig, ProxyConfig, PushJob, Resolution, ResolveError, ResolveJob, Secrets, StoreOp, StoreWrite,
+    WriteId,
+};
 use sip_push::{PushConfig, PushError, PushId};
 use sip_registrar::{Aor, Binding, Flow, RegisterInput, Registrar, RegistrarConfig};
 use std::collections::{HashMap, VecDeque};
@@ -48,6 +51,7 @@ pub fn config() -> NodeConfig {
             allow_unauthenticated_inbound: true,
             relay_for_local_users: false,
             timer_c: Duration::from_secs(180),
+            outbound_proxy: None,
         },
         auth: None,
         push: Some(push),
@@ -416,6 +420,13 @@ pub struct World {
     pub push_mode: PushMode,
     /// The upstream registrar peer (mid-registrar role), once added.
     pub upstream: Option<Upstream>,
+    /// The DNS the driver would ask: host → answer (a host not here does not exist).
+    pub dns: HashMap<String, Resolution>,
+    /// Every question the node asked, with its virtual time.
+    pub resolves: Vec<(Duration, ResolveJob)>,
+    /// Questions left unanswered (answer with [`World::answer_dns`]).
+    pub held_resolves: Vec<ResolveJob>,
+    pub dns_hold: bool,
     inbound: VecDeque<(Source, Bytes)>,
 }
 
@@ -480,6 +491,10 @@ impl World {
             store: StoreMode::Ack,
             push_mode: PushMode::Ok,
             upstream: None,
+            dns: HashMap::new(),
+            resolves: Vec::new(),
+            held_resolves: Vec::new(),
+            dns_hold: false,
             inbound: VecDeque::new(),
         }
     }
@@ -738,6 +753,24 @@ impl World {
             while let Some(l) = self.node.poll_lookup() {
                 any = true;
                 self.lookups.push(l);
+            }
+            let mut answers = Vec::new();
+            while let Some(j) = self.node.poll_resolve() {
+                any = true;
+                self.resolves.push((self.elapsed(), j.clone()));
+                if self.dns_hold {
+                    self.held_resolves.push(j);
+                    continue;
+                }
+                let r = self
+                    .dns
+                    .get(&j.query.host)
+                    .cloned()
+                    .unwrap_or(Resolution { targets: Err(ResolveError::NotFound), ttl: Duration::from_secs(30) });
+                answers.push((j.id, r));
+            }
+            for (id, r) in answers {
+                self.node.handle_resolved(id, r, self.now);
             }
             for (id, r) in acks {
                 self.node.handle_store_result(id, r, self.now);
