@@ -247,10 +247,10 @@ impl Drop for Browser {
         while self.chromium_running() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if self.chromium_running() {
-            if let Some(pid) = self.chromium_pid {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
+        if self.chromium_running()
+            && let Some(pid) = self.chromium_pid
+        {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
 }
