@@ -1,5 +1,5 @@
-//! The connection (flow) table: open TCP connections by id and by remote
-//! address, each with the sender side of its writer queue and the state the
+//! The connection (flow) table: open stream connections (TCP, TLS, WS, WSS)
+//! by id and by transport and remote address, each with the sender side of its writer queue and the state the
 //! writer shares with senders (queued bytes, the kill signal).
 //!
 //! Entries are added only through [`ConnTable::try_insert`], which enforces
@@ -8,9 +8,12 @@
 //! path (connect error, timeout, a task dropped by a stopping runtime) can
 //! leave an entry behind. The maps are shrunk when they become mostly empty
 //! so that a burst of connections does not pin their buckets forever.
+//!
+//! The by-remote index is keyed by transport too: a TCP and a TLS flow to
+//! the same address are never mixed up. It does not touch sockets.
 
 use crate::Inner;
-use crate::types::ConnId;
+use crate::types::{ConnId, Transport};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +38,7 @@ pub(crate) struct ConnShared {
 
 #[derive(Clone)]
 pub(crate) struct ConnHandle {
+    pub transport: Transport,
     pub remote: SocketAddr,
     pub tx: UnboundedSender<Outgoing>,
     pub shared: Arc<ConnShared>,
@@ -82,8 +86,8 @@ pub struct ConnTable {
 #[derive(Default)]
 struct Maps {
     by_id: HashMap<ConnId, ConnHandle>,
-    /// The most recent connection to each remote address.
-    by_remote: HashMap<SocketAddr, ConnId>,
+    /// The most recent connection of each transport to each remote address.
+    by_remote: HashMap<(Transport, SocketAddr), ConnId>,
 }
 
 /// Maps keep at least this many slots; below it shrinking is not worth it.
@@ -99,6 +103,7 @@ impl ConnTable {
     /// Adds a connection unless `max` are already open.
     pub(crate) fn try_insert(
         &self,
+        transport: Transport,
         remote: SocketAddr,
         tx: UnboundedSender<Outgoing>,
         max: usize,
@@ -108,17 +113,17 @@ impl ConnTable {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let h = ConnHandle { remote, tx, shared: Arc::default() };
+        let h = ConnHandle { transport, remote, tx, shared: Arc::default() };
         m.by_id.insert(id, h.clone());
-        m.by_remote.insert(remote, id);
+        m.by_remote.insert((transport, remote), id);
         Some((id, h))
     }
     pub(crate) fn remove(&self, id: ConnId) {
         let mut m = self.inner.lock().expect("conn table");
         if let Some(h) = m.by_id.remove(&id)
-            && m.by_remote.get(&h.remote) == Some(&id)
+            && m.by_remote.get(&(h.transport, h.remote)) == Some(&id)
         {
-            m.by_remote.remove(&h.remote);
+            m.by_remote.remove(&(h.transport, h.remote));
         }
         shrink(&mut m.by_id);
         shrink(&mut m.by_remote);
@@ -126,9 +131,9 @@ impl ConnTable {
     pub(crate) fn get(&self, id: ConnId) -> Option<ConnHandle> {
         self.inner.lock().expect("conn table").by_id.get(&id).cloned()
     }
-    pub(crate) fn by_remote(&self, remote: &SocketAddr) -> Option<(ConnId, ConnHandle)> {
+    pub(crate) fn by_remote(&self, transport: Transport, remote: SocketAddr) -> Option<(ConnId, ConnHandle)> {
         let m = self.inner.lock().expect("conn table");
-        let id = *m.by_remote.get(remote)?;
+        let id = *m.by_remote.get(&(transport, remote))?;
         m.by_id.get(&id).map(|h| (id, h.clone()))
     }
     pub fn len(&self) -> usize {
@@ -146,6 +151,15 @@ impl ConnTable {
     pub fn queued_bytes(&self) -> usize {
         let m = self.inner.lock().expect("conn table");
         m.by_id.values().map(|h| h.shared.queued.load(Ordering::Relaxed)).sum()
+    }
+    /// Open connections per transport, in [`Transport::ALL`] order.
+    pub(crate) fn count_by_transport(&self) -> [usize; 5] {
+        let m = self.inner.lock().expect("conn table");
+        let mut n = [0; 5];
+        for h in m.by_id.values() {
+            n[crate::stats::index(h.transport)] += 1;
+        }
+        n
     }
     pub(crate) fn close_all(&self) {
         let m = self.inner.lock().expect("conn table");
@@ -170,5 +184,26 @@ impl Drop for ConnGuard {
         if let Some(h) = self.inner.handler.get() {
             h.on_closed(self.id, self.remote);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_remote_keeps_transports_apart() {
+        let t = ConnTable::default();
+        let remote: SocketAddr = "192.0.2.1:5061".parse().unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tls, _) = t.try_insert(Transport::Tls, remote, tx.clone(), 10).unwrap();
+        assert!(t.by_remote(Transport::Tcp, remote).is_none());
+        let (tcp, _) = t.try_insert(Transport::Tcp, remote, tx, 10).unwrap();
+        assert_eq!(t.by_remote(Transport::Tls, remote).map(|(id, _)| id), Some(tls));
+        assert_eq!(t.by_remote(Transport::Tcp, remote).map(|(id, _)| id), Some(tcp));
+        assert_eq!(t.count_by_transport(), [0, 1, 1, 0, 0]);
+        t.remove(tls);
+        assert!(t.by_remote(Transport::Tls, remote).is_none());
+        assert_eq!(t.by_remote(Transport::Tcp, remote).map(|(id, _)| id), Some(tcp));
     }
 }

@@ -65,6 +65,7 @@ fn recv_loop(inner: &Arc<Inner>, sock: &UdpSocket) {
         if n == 0 {
             continue;
         }
+        inner.counters.received(Transport::Udp, n);
         let data = Bytes::copy_from_slice(&buf[..n]);
         // RFC 5626 §3.5.1: a CRLF-only datagram is a keep-alive; ignore it
         // (STUN keep-alives are not SIP either: first byte 0 or 1).
@@ -80,5 +81,7 @@ fn recv_loop(inner: &Arc<Inner>, sock: &UdpSocket) {
 
 pub(crate) fn send(inner: &Arc<Inner>, remote: SocketAddr, data: Bytes) -> Result<(), SendError> {
     let (_, sock) = inner.udp.iter().find(|(l, _)| l.is_ipv4() == remote.is_ipv4()).ok_or(SendError::NoSocket)?;
-    sock.send_to(&data, remote).map(|_| ()).map_err(|e| SendError::Io(e.to_string()))
+    let n = sock.send_to(&data, remote).map_err(|e| SendError::Io(e.to_string()))?;
+    inner.counters.sent(Transport::Udp, n);
+    Ok(())
 }

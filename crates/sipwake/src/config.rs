@@ -30,6 +30,10 @@ pub struct Config {
     /// `[mid_registrar]`, validated (mid-registrar mode only).
     pub mid: Option<sip_node::mid::MidConfig>,
     pub mid_section: crate::mid_config::MidSection,
+    /// `[tls]` (validated; files are read at start-up and by `--check-config`).
+    pub tls: crate::tls_config::TlsSection,
+    /// `[websocket]`.
+    pub websocket: crate::tls_config::WebSocketSection,
 }
 
 /// `[push]`: RFC 8599 push notifications (OpenSIPS names in brackets).
@@ -399,6 +403,8 @@ struct ConfigFile {
     push: PushSection,
     mid_registrar: crate::mid_config::MidSection,
     dns: crate::dns_config::DnsSection,
+    tls: crate::tls_config::TlsSection,
+    websocket: crate::tls_config::WebSocketSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -427,6 +433,7 @@ impl Config {
         for s in c.push.senders.values_mut() {
             s.resolve_paths(base);
         }
+        c.tls.resolve_paths(base);
         Ok(c)
     }
 
@@ -447,7 +454,7 @@ impl Config {
         for (i, s) in file.server.listen.iter().enumerate() {
             let spec = s.parse::<ListenSpec>().map_err(|e| {
                 ConfigError(format!(
-                    "server.listen[{i}] = {s:?} is invalid: {e}; allowed: \"udp:HOST:PORT\" or \"tcp:HOST:PORT\" with an IP address, e.g. \"udp:0.0.0.0:5060\""
+                    "server.listen[{i}] = {s:?} is invalid: {e}; allowed: \"udp:HOST:PORT\", \"tcp:HOST:PORT\", \"tls:HOST:PORT\", \"ws:HOST:PORT\" or \"wss:HOST:PORT\" with an IP address, e.g. \"udp:0.0.0.0:5060\""
                 ))
             })?;
             if listen.contains(&spec) {
@@ -460,6 +467,9 @@ impl Config {
                 "server.listen = [] is empty; give at least one listener, e.g. [\"udp:0.0.0.0:5060\"]".into(),
             ));
         }
+        file.tls.validate().map_err(ConfigError)?;
+        file.tls.check_listeners(&listen, "server.listen").map_err(ConfigError)?;
+        file.websocket.validate().map_err(ConfigError)?;
         if file.server.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("server.data_dir = \"\" is empty; give a directory path".into()));
         }
@@ -617,6 +627,8 @@ impl Config {
             mode,
             mid,
             mid_section: file.mid_registrar,
+            tls: file.tls,
+            websocket: file.websocket,
         })
     }
 }

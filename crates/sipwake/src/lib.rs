@@ -14,3 +14,4 @@ pub mod mid_config;
 pub mod push_config;
 pub mod server;
 pub mod store_map;
+pub mod tls_config;

@@ -19,8 +19,9 @@ struct Cli {
     /// Validate a configuration file and exit (0 = valid).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "listen"])]
     check_config: Option<PathBuf>,
-    /// Listener, replacing the configured ones: udp:HOST:PORT or tcp:HOST:PORT
-    /// (repeat for several; port 0 picks a free port).
+    /// Listener, replacing the configured ones: udp:, tcp:, tls:, ws: or
+    /// wss: then HOST:PORT (repeat for several; port 0 picks a free port;
+    /// tls: and wss: need [tls] certificate and private_key).
     #[arg(long, value_name = "SPEC")]
     listen: Vec<ListenSpec>,
     /// Data directory, replacing server.data_dir.
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.check_config {
         return match Config::load(path).and_then(|c| {
+            // Reads the certificate, key and CA files, as start-up does.
+            c.tls.to_settings().check().map_err(|e| sipwake::config::ConfigError(format!("[tls]: {e}")))?;
             if c.push.enable {
                 // Reads every key file and service account, as start-up does.
                 sipwake::push_config::build_senders(&c.push).map_err(sipwake::config::ConfigError)?;
@@ -78,6 +81,10 @@ fn main() -> ExitCode {
         None => Config::embedded(),
     };
     if !cli.listen.is_empty() {
+        if let Err(e) = config.tls.check_listeners(&cli.listen, "--listen") {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         config.listen = cli.listen.clone();
     }
     if let Some(d) = &cli.data_dir {

@@ -234,6 +234,7 @@ async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
         st.driver.read(|n| (n.transactions(), n.proxy_contexts(), n.push().map(|p| p.engine.parked_count())));
     crate::metrics::state(txns, ctxs, st.transports.conn_count());
     crate::metrics::tcp_faults(st.transports.queue_overflows(), st.transports.message_timeouts());
+    crate::metrics::transports(&st.transports.transport_stats());
     if let Some(p) = parked {
         crate::metrics::parked(p);
     }

@@ -1,5 +1,6 @@
 //! Process lifecycle: bind the listeners, start the core and its timer task,
-//! print the bound addresses, wait for SIGTERM/SIGINT, shut down gracefully.
+//! print the bound addresses, reload the TLS files on SIGHUP, wait for
+//! SIGTERM/SIGINT, shut down gracefully.
 
 use crate::config::Config;
 use crate::config::MaxContactsPolicyName;
@@ -20,6 +21,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    config.tls.check_listeners(&config.listen, "--listen").map_err(|e| anyhow::anyhow!(e))?;
+    let tls = config.tls.to_settings();
+    tls.check().map_err(|e| anyhow::anyhow!("[tls]: {e}"))?;
+    if !tls.verify_server {
+        tracing::warn!(
+            "tls.verify_server = false: outbound TLS accepts any server certificate (no protection against impersonation)"
+        );
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
     let s = &config.sip;
@@ -34,6 +44,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             s.udp_workers
         },
         max_connections: s.max_connections,
+        tls,
+        ws_allowed_origins: config.websocket.allowed_origins.clone(),
         ..TransportConfig::default()
     };
     let transports = Transports::bind(&config.listen, tconf).await.with_context(|| {
@@ -85,9 +97,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "sipwake ready");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match transports.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA files reloaded; open connections kept"),
+                Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the previous certificate: {e}"),
+            },
+        }
     }
     tracing::info!("shutting down");
     transports.shutdown();

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod kamailio;
 pub mod phone;
+pub mod tls;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,8 @@
-//! One TCP connection once it is up: the reader (stream framing, CRLF
-//! keep-alive per RFC 5626 §4.4.1, idle and whole-message deadlines) and the
-//! writer (the connection's send queue).
+//! One byte-stream connection (TCP, or TLS over TCP) once it is up: the
+//! reader (stream framing, CRLF keep-alive per RFC 5626 §4.4.1, idle and
+//! whole-message deadlines) and the writer (the connection's send queue).
+//! Generic over the stream, so TCP and TLS share every rule; it never
+//! handshakes (see `tls`) and never speaks WebSocket (see `ws`).
 //!
 //! Two clocks guard a connection: the idle timeout restarts on every read,
 //! and the message deadline starts when the first byte of a message is
@@ -8,17 +10,16 @@
 //! message is in; a peer that trickles a message slower than that
 //! (slowloris) is closed even though it is never idle.
 
+use crate::Inner;
 use crate::conn::{ConnGuard, ConnHandle, ConnShared, Outgoing};
-use crate::tcp::queue;
+use crate::stream::queue;
 use crate::types::{Source, Transport};
 use bytes::{Buf, Bytes, BytesMut};
 use sip_msg::Frame;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -32,14 +33,24 @@ enum End {
     Killed,
 }
 
-/// Runs the connection until it closes; `conn` removes the table entry when dropped.
-pub(crate) async fn run(conn: ConnGuard, stream: TcpStream, handle: ConnHandle, rx: mpsc::UnboundedReceiver<Outgoing>) {
-    let _ = stream.set_nodelay(true);
-    let Ok(local) = stream.local_addr() else { return };
+/// A stream a connection runs over.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for S {}
+
+/// Runs the connection until it closes; `conn` removes the table entry when
+/// dropped. `local` is our address of the connection.
+pub(crate) async fn run<S: Stream>(
+    conn: ConnGuard,
+    stream: S,
+    local: SocketAddr,
+    handle: ConnHandle,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
     let inner = conn.inner.clone();
-    let (rd, wr) = stream.into_split();
-    let mut writer = inner.rt.spawn(write_loop(wr, rx, handle.shared.clone()));
-    let src = Source { transport: Transport::Tcp, local, remote: conn.remote, conn: Some(conn.id) };
+    let transport = handle.transport;
+    let (rd, wr) = tokio::io::split(stream);
+    let mut writer = inner.rt.spawn(write_loop(inner.clone(), transport, wr, rx, handle.shared.clone()));
+    let src = Source { transport, local, remote: conn.remote, conn: Some(conn.id) };
     let end = read_loop(&conn, rd, src, &handle).await;
     if end == End::Killed {
         writer.abort();
@@ -53,10 +64,19 @@ pub(crate) async fn run(conn: ConnGuard, stream: TcpStream, handle: ConnHandle, 
     drop(conn);
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outgoing>, shared: Arc<ConnShared>) {
+async fn write_loop<S: Stream>(
+    inner: Arc<Inner>,
+    transport: Transport,
+    mut wr: WriteHalf<S>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<ConnShared>,
+) {
     while let Some(Some(data)) = rx.recv().await {
         let res = wr.write_all(&data).await;
         shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
+        if res.is_ok() {
+            inner.counters.sent(transport, data.len());
+        }
         if res.is_err() {
             break;
         }
@@ -64,7 +84,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outg
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop(conn: &ConnGuard, mut rd: OwnedReadHalf, src: Source, handle: &ConnHandle) -> End {
+async fn read_loop<S: Stream>(conn: &ConnGuard, mut rd: ReadHalf<S>, src: Source, handle: &ConnHandle) -> End {
     let inner = &conn.inner;
     let remote = conn.remote;
     let Some(handler) = inner.handler.get().cloned() else { return End::Graceful };
@@ -87,15 +107,15 @@ async fn read_loop(conn: &ConnGuard, mut rd: OwnedReadHalf, src: Source, handle:
         match read {
             Err(_) if for_message => {
                 inner.stats.message_timeouts.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%remote, buffered = buf.len(), "closing tcp connection: message not complete in time");
+                tracing::info!(%remote, buffered = buf.len(), transport = %src.transport, "closing connection: message not complete in time");
                 return End::Graceful;
             }
             Err(_) => {
-                tracing::debug!(%remote, "closing idle tcp connection");
+                tracing::debug!(%remote, transport = %src.transport, "closing idle connection");
                 return End::Graceful;
             }
             Ok(Ok(0)) | Ok(Err(_)) => return End::Graceful,
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => inner.counters.received(src.transport, n),
         }
         if inner.stopping.load(Ordering::Relaxed) {
             return End::Graceful;
@@ -119,7 +139,7 @@ async fn read_loop(conn: &ConnGuard, mut rd: OwnedReadHalf, src: Source, handle:
                 }
                 Err(e) => {
                     // The framing is lost: nothing after this can be trusted (RFC 4475 §3.1.2.2/3.3.9).
-                    tracing::info!(%remote, reason = e.reason, "closing tcp connection on framing error");
+                    tracing::info!(%remote, reason = e.reason, transport = %src.transport, "closing connection on framing error");
                     return End::Graceful;
                 }
             }

@@ -1,0 +1,226 @@
+//! End-to-end tests of the TLS, WS and WSS transports of the real binary:
+//! sipp (through a socat TCP-to-TLS bridge) and baresip registering over
+//! TLS and receiving calls over their own connections; TLS hygiene (garbage
+//! instead of a ClientHello, certificate reload on SIGHUP with connections
+//! kept, required client certificates); SIP over WSS and WS (subprotocol,
+//! Origin, bindings, requests to the browser over its connection); the
+//! per-transport metrics.
+
+mod common;
+
+use common::tls::*;
+use common::*;
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const NO_AUTH: &str = "[auth]\nenabled = false\n";
+
+fn listener(server: &Server, transport: &str) -> SocketAddr {
+    server.listeners.iter().find(|(t, _)| t == transport).unwrap_or_else(|| panic!("no {transport} listener")).1
+}
+
+fn check(name: &str, r: (bool, String), server: &Server) {
+    assert!(r.0, "{name} failed:\n{}\n--- server log ---\n{}", r.1, server.log());
+}
+
+/// The value of a metric line `name{labels} value` (0 when absent).
+fn metric(server: &Server, line_prefix: &str) -> u64 {
+    let (_, m) = server.api("GET", "/metrics");
+    m.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn add_user(server: &Server, aor: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(["user", "add", aor, "--data-dir"])
+        .arg(server.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A REGISTER for `user` over `transport` (Via/Contact), no Content-Length needed on WS.
+fn register(user: &str, transport: &str, local: &str, n: u32) -> Vec<u8> {
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK-reg-{user}-{n}\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{n}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}@test\r\nCSeq: {n} REGISTER\r\nContact: <sip:{user}@{local};transport={t}>\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        t = transport.to_ascii_lowercase()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn sipp_registers_over_tls_and_takes_a_call_on_its_connection() {
+    let pki = Pki::new();
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&format!("{NO_AUTH}{}", pki.config(""))));
+    let tls = listener(&server, "tls");
+    let bridge = Bridge::start(tls, &pki.ca());
+    // The callee registers through the bridge and answers on that connection;
+    // the caller uses the same Call-ID so that sipp maps the INVITE to it.
+    let cid = format!("tls-call-{}@test", std::process::id());
+    let callee =
+        sipp_start("register_then_answer.xml", bridge.addr(), "t1", 1, None, &["-s", "tina", "-cid_str", &cid]);
+    assert!(
+        common::tls::wait_for(Duration::from_secs(10), || server.bindings("tina@127.0.0.1").len() == 1),
+        "no binding:\n{}",
+        server.log()
+    );
+    let b = &server.bindings("tina@127.0.0.1")[0];
+    assert_eq!(b["flow"]["transport"], "tls", "{b}");
+    assert_eq!(b["flow"]["alive"], true, "{b}");
+    let caller = sipp("uac_call.xml", server.udp, "u1", 1, &["-s", "tina", "-cid_str", &cid]);
+    check("caller over udp", caller, &server);
+    check("callee over tls", callee.wait(Duration::from_secs(20)), &server);
+    assert!(metric(&server, "sipwake_transport_connections_total{transport=\"tls\",direction=\"in\"}") >= 1);
+    assert!(metric(&server, "sipwake_transport_bytes_total{transport=\"tls\",direction=\"in\"}") > 0);
+    assert!(metric(&server, "sipwake_transport_bytes_total{transport=\"tls\",direction=\"out\"}") > 0);
+}
+
+#[test]
+fn garbage_instead_of_a_client_hello_is_dropped_counted_and_serving_goes_on() {
+    let pki = Pki::new();
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&format!("{NO_AUTH}{}", pki.config(""))));
+    let tls = listener(&server, "tls");
+    let mut raw = std::net::TcpStream::connect(tls).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(&options(raw.local_addr().unwrap(), tls, "TLS", 1)).unwrap();
+    let (_, closed) = tcp_read_until(&mut raw, Duration::from_secs(5), |_| false);
+    assert!(closed, "the server kept a connection that sent no ClientHello");
+    let failures = "sipwake_transport_handshake_failures_total{transport=\"tls\",reason=\"tls\"}";
+    assert!(common::tls::wait_for(Duration::from_secs(5), || metric(&server, failures) == 1), "{}", server.log());
+    let mut c = tls_connect(tls, client_config(&[&pki.ca()], None)).unwrap();
+    let local = c.sock.local_addr().unwrap();
+    let r = exchange(&mut c, &options(local, tls, "TLS", 2), "\r\n\r\n");
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    assert_alive(&server, &UdpSocket::bind("127.0.0.1:0").unwrap(), 3);
+    assert_eq!(metric(&server, "sipwake_transport_connections_open{transport=\"tls\"}"), 1);
+}
+
+#[test]
+fn sighup_serves_a_new_certificate_and_keeps_open_connections() {
+    let pki = Pki::new();
+    // Serve copies, so the test can swap them.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(pki.cert(), &cert).unwrap();
+    std::fs::copy(pki.key(), &key).unwrap();
+    let config = format!("{NO_AUTH}[tls]\ncertificate = {cert:?}\nprivate_key = {key:?}\n");
+    let mut server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&config));
+    let tls = listener(&server, "tls");
+    let other = Pki::new();
+    let trust = client_config(&[&pki.ca(), &other.ca()], None);
+    let mut old = tls_connect(tls, trust.clone()).unwrap();
+    let old_cert = peer_cert(&old);
+    let old_local = old.sock.local_addr().unwrap();
+    let pid = server.child.id().to_string();
+    let hup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    // A broken key: the reload fails, is logged, and the old certificate stays.
+    std::fs::write(&key, "not a key").unwrap();
+    hup();
+    assert!(wait_for(Duration::from_secs(5), || server.log().contains("TLS reload failed")), "{}", server.log());
+    assert!(server.log().contains("key.pem"), "{}", server.log());
+    assert_eq!(peer_cert(&tls_connect(tls, trust.clone()).unwrap()), old_cert);
+    // The new certificate and key on disk, then SIGHUP.
+    std::fs::copy(other.cert(), &cert).unwrap();
+    std::fs::copy(other.key(), &key).unwrap();
+    hup();
+    assert!(wait_for(Duration::from_secs(5), || server.log().contains("TLS certificate, key and CA files reloaded")));
+    assert!(server.alive(), "SIGHUP stopped the server");
+    let mut new = tls_connect(tls, trust).unwrap();
+    assert_ne!(peer_cert(&new), old_cert);
+    let new_local = new.sock.local_addr().unwrap();
+    let r = exchange(&mut new, &options(new_local, tls, "TLS", 1), "\r\n\r\n");
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    // The connection from before the reload still works.
+    let r = exchange(&mut old, &options(old_local, tls, "TLS", 2), "\r\n\r\n");
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+}
+
+#[test]
+fn required_client_certificates_refuse_strangers_and_admit_peers() {
+    let pki = Pki::new();
+    let config =
+        format!("{NO_AUTH}{}", pki.config(&format!("verify_client = \"required\"\nclient_ca_file = {:?}", pki.ca())));
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&config));
+    let tls = listener(&server, "tls");
+    // Without a certificate: TLS 1.3 reports the refusal on the first exchange.
+    let refused = tls_connect(tls, client_config(&[&pki.ca()], None)).and_then(|mut c| {
+        let local = c.sock.local_addr()?;
+        c.write_all(&options(local, tls, "TLS", 1))?;
+        c.flush()?;
+        let r = read_until(&mut c, "\r\n\r\n", Duration::from_secs(5));
+        if r.is_empty() { Err(std::io::Error::other("closed")) } else { Ok(r) }
+    });
+    assert!(refused.is_err(), "served without a client certificate: {refused:?}");
+    let failures = "sipwake_transport_handshake_failures_total{transport=\"tls\",reason=\"tls\"}";
+    assert!(wait_for(Duration::from_secs(5), || metric(&server, failures) == 1));
+    let mut c = tls_connect(tls, client_config(&[&pki.ca()], Some(&pki.client_pem()))).unwrap();
+    let local = c.sock.local_addr().unwrap();
+    let r = exchange(&mut c, &options(local, tls, "TLS", 2), "\r\n\r\n");
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+}
+
+#[test]
+fn wss_register_binding_and_options_to_the_browser() {
+    let pki = Pki::new();
+    let config = format!("{NO_AUTH}{}[websocket]\nallowed_origins = [\"https://phone.example.com\"]\n", pki.config(""));
+    let server = Server::start_with(&["--listen", "wss:127.0.0.1:0", "--listen", "ws:127.0.0.1:0"], Some(&config));
+    let wss = listener(&server, "wss");
+    let ws_addr = listener(&server, "ws");
+    let trust = client_config(&[&pki.ca()], None);
+    let origin = Some("https://phone.example.com");
+    // Refused: no `sip` subprotocol (400), another Origin (403).
+    let e = ws_handshake(tls_connect(wss, trust.clone()).unwrap(), &format!("wss://{wss}/"), None, origin).unwrap_err();
+    assert_eq!(refusal_status(e), 400);
+    let e = ws_handshake(
+        tls_connect(wss, trust.clone()).unwrap(),
+        &format!("wss://{wss}/"),
+        Some("sip"),
+        Some("https://evil.example"),
+    )
+    .unwrap_err();
+    assert_eq!(refusal_status(e), 403);
+    let e =
+        ws_handshake(std::net::TcpStream::connect(ws_addr).unwrap(), &format!("ws://{ws_addr}/"), Some("chat"), origin)
+            .unwrap_err();
+    assert_eq!(refusal_status(e), 400);
+    assert!(wait_for(Duration::from_secs(5), || {
+        metric(&server, "sipwake_transport_handshake_failures_total{transport=\"wss\",reason=\"ws_protocol\"}") == 1
+            && metric(&server, "sipwake_transport_handshake_failures_total{transport=\"wss\",reason=\"origin\"}") == 1
+            && metric(&server, "sipwake_transport_handshake_failures_total{transport=\"ws\",reason=\"ws_protocol\"}")
+                == 1
+    }));
+    // A browser-like client: REGISTER over WSS (RFC 7118 Contact with an .invalid host).
+    let mut ws = ws_handshake(tls_connect(wss, trust).unwrap(), &format!("wss://{wss}/"), Some("sip"), origin).unwrap();
+    ws.send(tungstenite::Message::text(
+        String::from_utf8(register("wendy", "WSS", "df7jal23ls0d.invalid", 1)).unwrap(),
+    ))
+    .unwrap();
+    let r = ws_next(&mut ws);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}\n{}", server.log());
+    let b = &server.bindings("wendy@127.0.0.1");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["flow"]["transport"], "wss", "{}", b[0]);
+    assert_eq!(b[0]["flow"]["alive"], true, "{}", b[0]);
+    // OPTIONS from a UDP client to the registered user reaches the browser over its connection.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let req = format!(
+        "OPTIONS sip:wendy@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-o-wendy;rport\r\nFrom: <sip:probe@{local}>;tag=o1\r\nTo: <sip:wendy@127.0.0.1>\r\nCall-ID: o-wendy@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), server.udp).unwrap();
+    let got = ws_next(&mut ws);
+    assert!(got.starts_with("OPTIONS sip:wendy@df7jal23ls0d.invalid;transport=wss SIP/2.0"), "{got}");
+    assert!(got.contains("Call-ID: o-wendy@test"), "{got}");
+    assert_eq!(metric(&server, "sipwake_transport_connections_open{transport=\"wss\"}"), 1);
+    assert!(metric(&server, "sipwake_transport_connections_total{transport=\"wss\",direction=\"in\"}") >= 3);
+}
