@@ -18,14 +18,23 @@
 //   chromium       the browser binary (optional, default /usr/bin/chromium)
 //
 // Events go to stdout as JSON lines: launched (with Chromium's PID),
-// connected, registered, registrationFailed, unregistered, incoming (the
-// INVITE's Request-URI, caller and raw text), accepted, confirmed, ended,
-// failed, error, closed. Commands come on stdin as JSON lines:
-// {"cmd":"register"} registers again now (what an app does when its
-// service worker gets a push), {"cmd":"quit"} ends. EOF on stdin quits too.
+// started (the Contact URI), connected, disconnected, registered,
+// registrationFailed, unregistered, incoming (the INVITE's Request-URI,
+// caller and raw text), accepted, confirmed, ended, failed, asleep, error,
+// closed. Commands come on stdin as JSON lines:
+//   {"cmd":"sleep"}    closes the page, and its WebSocket with it, without
+//                      un-registering: a browser whose tab is gone, or
+//                      frozen, and whose only way in is a push;
+//   {"cmd":"register"} registers now, as the app does when its service
+//                      worker gets a push: asleep, a new page starts the
+//                      phone again (same Contact, same +sip.instance) on a
+//                      new connection; awake, the running phone registers
+//                      again;
+//   {"cmd":"quit"}     ends (EOF on stdin too).
 
 import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
@@ -79,15 +88,14 @@ function startUa(opts) {
     if (p256dh) params.push(`pn-webpush-p256dh=${p256dh}`);
     if (auth) params.push(`pn-webpush-auth=${auth}`);
   }
-  const user = opts.contactUser || Math.random().toString(36).slice(2, 10);
-  const host = `${Math.random().toString(36).slice(2, 12)}.invalid`;
-  const contactUri = [`sip:${user}@${host};transport=ws`, ...params].join(';');
+  const contactUri = [`sip:${opts.contactUser}@${opts.contactHost};transport=ws`, ...params].join(';');
   const socket = new JsSIP.WebSocketInterface(opts.wss);
   const ua = new JsSIP.UA({
     sockets: [socket],
     uri: opts.uri,
     password: opts.password,
     contact_uri: contactUri,
+    instance_id: opts.instanceId,
     register: true,
     register_expires: opts.expires || 600,
     session_timers: false,
@@ -178,19 +186,33 @@ async function main() {
       process.exit(1);
     }
   });
-  const page = context.pages()[0] || (await context.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error') emit('console', { text: m.text() });
-  });
-  page.on('pageerror', (err) => fail(`page: ${err}`));
-  await page.exposeFunction('phoneEvent', ({ event, ...fields }) => emit(event, fields));
-  // A file:// page: a secure context (getUserMedia and RTCPeerConnection
-  // need one) that Chromium's Local Network Access checks let reach a
-  // loopback server (about:blank is blocked: ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
-  await page.goto(new URL('./phone.html', import.meta.url).href);
-  await page.addScriptTag({ content: jssipBundle() });
-  const contact = await page.evaluate(startUa, opts);
-  emit('started', { contact });
+  // One phone identity for every page: a woken page registers the same
+  // Contact and instance, replacing the binding's flow (RFC 5626).
+  const ua = {
+    ...opts,
+    contactUser: opts.contactUser || Math.random().toString(36).slice(2, 10),
+    contactHost: `${Math.random().toString(36).slice(2, 12)}.invalid`,
+    instanceId: randomUUID(),
+  };
+  const bundle = jssipBundle();
+  let page = null;
+  await context.exposeFunction('phoneEvent', ({ event, ...fields }) => emit(event, fields));
+  const openPhone = async () => {
+    const p = context.pages()[0] || (await context.newPage());
+    p.on('console', (m) => {
+      if (m.type() === 'error') emit('console', { text: m.text() });
+    });
+    p.on('pageerror', (err) => fail(`page: ${err}`));
+    // A file:// page: a secure context (getUserMedia and RTCPeerConnection
+    // need one) that Chromium's Local Network Access checks let reach a
+    // loopback server (about:blank is blocked: ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
+    await p.goto(new URL('./phone.html', import.meta.url).href);
+    await p.addScriptTag({ content: bundle });
+    const contact = await p.evaluate(startUa, ua);
+    page = p;
+    emit('started', { contact });
+  };
+  await openPhone();
 
   const rl = createInterface({ input: process.stdin });
   rl.on('line', async (line) => {
@@ -203,7 +225,21 @@ async function main() {
     }
     switch (msg.cmd) {
       case 'register':
-        await page.evaluate(() => window.sipwakeUa.register()).catch((err) => fail(`register: ${err}`));
+        if (page) {
+          await page.evaluate(() => window.sipwakeUa.register()).catch((err) => fail(`register: ${err}`));
+        } else {
+          await openPhone().catch((err) => fail(`wake: ${err}`));
+        }
+        break;
+      case 'sleep':
+        if (page) {
+          const p = page;
+          page = null;
+          // A blank page keeps the browser (and the context) open.
+          await context.newPage();
+          await p.close({ runBeforeUnload: false }).catch((err) => fail(`sleep: ${err}`));
+        }
+        emit('asleep');
         break;
       case 'quit':
         await close('quit');
