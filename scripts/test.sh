@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of sipwake. Installs what the tests need and is missing
 # (sipp from Debian's sip-tester; Kamailio, the upstream registrar of the
-# mid-registrar tests), then runs the whole workspace test suite: unit tests,
-# the RFC 4475/5118 torture tests, property tests, and the end-to-end tests
-# that start the real sipwake binary and drive it with sipp (and, for the
-# browser test, JsSIP in Debian's headless Chromium: its npm packages are
-# installed from tests/browser/package-lock.json; no browser is downloaded).
+# mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests; baresip
+# and socat for the TLS tests; Chromium for the browser test), then runs the
+# whole workspace test suite: unit tests, the RFC 4475/5118 torture tests,
+# property tests, and the end-to-end tests that start the real sipwake binary
+# and drive it with sipp (and, for the browser test, JsSIP in Debian's
+# headless Chromium: its npm packages are installed from
+# tests/browser/package-lock.json; no browser is downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,11 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # The upstream registrar of the mid-registrar tests (kamcmd comes with it).
 command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+# The TLS end-to-end tests: a real UA over TLS, and a TCP-to-TLS bridge for sipp.
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+# The DNS server of the RFC 3263 tests (crates/sip-dns/tests), in /usr/sbin.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 # The browser of the WebRTC end-to-end test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)

@@ -492,6 +492,18 @@ impl Node {
     pub fn mid(&self) -> Option<&crate::mid::Mid> {
         self.mid.as_ref()
     }
+    /// The mid-registrar's upstream moved (its host name resolved to another
+    /// address): what is sent from now on goes there. Returns whether it changed.
+    pub fn set_mid_upstream(&mut self, upstream: Target) -> bool {
+        match &mut self.mid {
+            Some(m) if m.cfg.upstream != upstream => {
+                tracing::info!(from = %m.cfg.upstream.remote, to = %upstream.remote, transport = %upstream.transport, "upstream registrar address changed");
+                m.cfg.upstream = upstream;
+                true
+            }
+            _ => false,
+        }
+    }
     /// The mid-registrar's upstream registrations, each with the ids of
     /// the local bindings behind it.
     pub fn upstream_registrations(&self) -> Vec<(&crate::mid::UpstreamReg, Vec<String>)> {

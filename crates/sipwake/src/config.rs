@@ -29,6 +29,9 @@ pub struct Config {
     pub mode: crate::mid_config::Mode,
     /// `[mid_registrar]`, validated (mid-registrar mode only).
     pub mid: Option<sip_node::mid::MidConfig>,
+    /// The upstream registrar's host name, when `mid_registrar.upstream`
+    /// names one: `mid`'s upstream address is resolved from it at start-up.
+    pub mid_upstream_name: Option<sip_node::NameQuery>,
     pub mid_section: crate::mid_config::MidSection,
     /// `[tls]` (validated; files are read at start-up and by `--check-config`).
     pub tls: crate::tls_config::TlsSection,
@@ -402,9 +405,9 @@ struct ConfigFile {
     proxy: ProxySection,
     push: PushSection,
     mid_registrar: crate::mid_config::MidSection,
-    dns: crate::dns_config::DnsSection,
     tls: crate::tls_config::TlsSection,
     websocket: crate::tls_config::WebSocketSection,
+    dns: crate::dns_config::DnsSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -446,9 +449,12 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
         let mode = crate::mid_config::parse_mode(&file.server.mode).map_err(ConfigError)?;
-        let mid = match mode {
-            crate::mid_config::Mode::MidRegistrar => Some(file.mid_registrar.to_node().map_err(ConfigError)?),
-            crate::mid_config::Mode::Registrar => None,
+        let (mid, mid_upstream_name) = match mode {
+            crate::mid_config::Mode::MidRegistrar => {
+                let (m, name) = file.mid_registrar.to_node().map_err(ConfigError)?;
+                (Some(m), name)
+            }
+            crate::mid_config::Mode::Registrar => (None, None),
         };
         let mut listen = Vec::new();
         for (i, s) in file.server.listen.iter().enumerate() {
@@ -626,6 +632,7 @@ impl Config {
             push: file.push,
             mode,
             mid,
+            mid_upstream_name,
             mid_section: file.mid_registrar,
             tls: file.tls,
             websocket: file.websocket,

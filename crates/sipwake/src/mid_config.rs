@@ -9,7 +9,9 @@
 
 use serde::Deserialize;
 use sip_msg::{Target, Transport};
+use sip_node::NameQuery;
 use sip_node::mid::{MidConfig, Throttle};
+use sip_node::proxy::route::{Hop, hop_of};
 use std::time::Duration;
 
 /// `[mid_registrar]` (OpenSIPS `mid_registrar` names in brackets).
@@ -66,9 +68,11 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 impl MidSection {
-    /// Validates the section for mid-registrar mode and builds the node's settings.
-    pub fn to_node(&self) -> Result<MidConfig, String> {
-        let upstream = parse_upstream(&self.upstream)?;
+    /// Validates the section for mid-registrar mode and builds the node's
+    /// settings, with the upstream's host name when it has one (its address
+    /// must then be resolved before the node starts).
+    pub fn to_node(&self) -> Result<(MidConfig, Option<NameQuery>), String> {
+        let (upstream, name) = parse_upstream(&self.upstream)?;
         let throttle = match self.throttle.as_str() {
             "mirror" => Throttle::Mirror,
             "contact" => Throttle::Contact,
@@ -109,23 +113,28 @@ impl MidSection {
                 "mid_registrar.instance_header = {h:?} is not a header name; give a name like \"X-Instance\" (or \"\" for none)"
             ));
         }
-        Ok(MidConfig {
-            upstream,
-            throttle,
-            upstream_expires: self.upstream_expires,
-            upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
-            keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
-            resend_per_sec: self.resend_per_sec,
-            instance_header: (!h.is_empty()).then(|| h.clone()),
-        })
+        Ok((
+            MidConfig {
+                upstream,
+                throttle,
+                upstream_expires: self.upstream_expires,
+                upstream_timeout: Duration::from_millis(self.upstream_timeout_ms),
+                keepalive: (self.keepalive_secs > 0).then(|| Duration::from_secs(self.keepalive_secs)),
+                resend_per_sec: self.resend_per_sec,
+                instance_header: (!h.is_empty()).then(|| h.clone()),
+            },
+            name,
+        ))
     }
 }
 
-/// `sip:IP[:PORT][;transport=udp|tcp]` → where to send.
-fn parse_upstream(s: &str) -> Result<Target, String> {
+/// The upstream registrar's URI → where to send: an address, or a host
+/// name resolved per RFC 3263 at start-up and again at its TTL (then the
+/// target's address is unspecified until resolved).
+fn parse_upstream(s: &str) -> Result<(Target, Option<NameQuery>), String> {
     let bad = |why: &str| {
         format!(
-            "mid_registrar.upstream = {s:?} {why}; give the upstream registrar as \"sip:IP:PORT;transport=udp\" (or tcp), e.g. \"sip:192.0.2.10:5060\""
+            "mid_registrar.upstream = {s:?} {why}; give the upstream registrar as a SIP URI without a user part, e.g. \"sip:192.0.2.10:5060\", \"sip:registrar.example.com;transport=tcp\" or \"sips:registrar.example.com\""
         )
     };
     if s.is_empty() {
@@ -134,21 +143,24 @@ fn parse_upstream(s: &str) -> Result<Target, String> {
     let uri =
         sip_msg::Uri::parse_bytes(bytes::Bytes::copy_from_slice(s.as_bytes())).map_err(|_| bad("is not a SIP URI"))?;
     let sip = uri.as_sip().ok_or_else(|| bad("is not a sip: URI"))?;
-    if sip.secure {
-        return Err(bad("is a sips: URI (TLS toward the upstream is not available yet)"));
-    }
     if sip.user.is_some() {
         return Err(bad("has a user part"));
     }
-    let ip = sip.host.ip().ok_or_else(|| bad("names a host, not an IP address (DNS names are not resolved yet)"))?;
-    let transport = match sip.params.value("transport") {
-        None => Transport::Udp,
-        Some(t) => match Transport::from_via(t) {
-            Some(t @ (Transport::Udp | Transport::Tcp)) => t,
-            _ => return Err(bad("has a transport other than udp or tcp")),
-        },
+    let hop = hop_of(sip).ok_or_else(|| bad("has a transport we cannot use (sips needs tls; udp, tcp or tls)"))?;
+    let transport = match &hop {
+        Hop::Addr(t) => t.transport,
+        Hop::Name(q) => q.transport.unwrap_or(if q.secure { Transport::Tls } else { Transport::Udp }),
     };
-    Ok(Target { transport, remote: std::net::SocketAddr::new(ip, sip.port.unwrap_or(5060)), conn: None })
+    if !matches!(transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
+        return Err(bad("has a transport other than udp, tcp or tls"));
+    }
+    Ok(match hop {
+        Hop::Addr(t) => (t, None),
+        Hop::Name(q) => {
+            let unresolved = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+            (Target { transport, remote: unresolved, conn: None }, Some(q))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -157,14 +169,24 @@ mod tests {
 
     #[test]
     fn upstream_forms() {
-        let t = parse_upstream("sip:127.0.0.1:5070;transport=tcp").unwrap();
-        assert_eq!((t.transport, t.remote.to_string()), (Transport::Tcp, "127.0.0.1:5070".into()));
-        let t = parse_upstream("sip:[::1]").unwrap();
+        let (t, n) = parse_upstream("sip:127.0.0.1:5070;transport=tcp").unwrap();
+        assert_eq!((t.transport, t.remote.to_string(), n), (Transport::Tcp, "127.0.0.1:5070".into(), None));
+        let (t, _) = parse_upstream("sip:[::1]").unwrap();
         assert_eq!((t.transport, t.remote.to_string()), (Transport::Udp, "[::1]:5060".into()));
+        let (t, _) = parse_upstream("sips:127.0.0.1").unwrap();
+        assert_eq!((t.transport, t.remote.to_string()), (Transport::Tls, "127.0.0.1:5061".into()));
+        let (t, n) = parse_upstream("sip:Registrar.Example.com;transport=tcp").unwrap();
+        let n = n.unwrap();
+        assert_eq!(
+            (t.transport, n.host.as_str(), n.transport),
+            (Transport::Tcp, "registrar.example.com", Some(Transport::Tcp))
+        );
+        let (t, n) = parse_upstream("sips:registrar.example.com").unwrap();
+        assert_eq!((t.transport, n.unwrap().secure), (Transport::Tls, true));
         for bad in [
             "",
-            "sip:registrar.example.com",
-            "sips:127.0.0.1",
+            "sips:127.0.0.1;transport=udp",
+            "sip:127.0.0.1;transport=ws",
             "sip:bob@127.0.0.1",
             "http://x",
             "sip:127.0.0.1;transport=sctp",

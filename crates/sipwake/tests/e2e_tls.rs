@@ -86,6 +86,36 @@ fn sipp_registers_over_tls_and_takes_a_call_on_its_connection() {
 }
 
 #[test]
+fn baresip_registers_over_tls_with_digest_and_answers_a_call() {
+    let pki = Pki::new();
+    // baresip 1.0 answers only MD5 challenges; callers from a served domain are not challenged here.
+    let config =
+        format!("[auth]\nalgorithms = [\"MD5\"]\n[proxy]\nauthenticate_local_callers = false\n{}", pki.config(""));
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&config));
+    add_user(&server, "alice@127.0.0.1", "s3cret-alice");
+    let tls = listener(&server, "tls");
+    let ua = Baresip::start("alice@127.0.0.1", "s3cret-alice", tls, &pki.ca());
+    let registered = wait_for(Duration::from_secs(15), || server.bindings("alice@127.0.0.1").len() == 1);
+    assert!(registered, "baresip did not register:\n{}\n--- server log ---\n{}", ua.log(), server.log());
+    let b = &server.bindings("alice@127.0.0.1")[0];
+    assert_eq!(b["flow"]["transport"], "tls", "{b}");
+    assert!(b["user_agent"].as_str().unwrap_or_default().starts_with("baresip"), "{b}");
+    // A UDP caller; baresip auto-answers over its TLS connection; sipp hangs up.
+    let caller = sipp("uac_call.xml", server.udp, "u1", 1, &["-s", "alice"]);
+    assert!(
+        caller.0,
+        "call to baresip failed:\n{}\n--- baresip ---\n{}\n--- server ---\n{}",
+        caller.1,
+        ua.log(),
+        server.log()
+    );
+    assert!(wait_for(Duration::from_secs(5), || ua.log().contains("Call established")), "{}", ua.log());
+    assert!(wait_for(Duration::from_secs(5), || ua.log().contains("terminated")), "{}", ua.log());
+    // Only the registration's TLS connection was used: sipwake opened none.
+    assert_eq!(metric(&server, "sipwake_transport_connections_total{transport=\"tls\",direction=\"out\"}"), 0);
+}
+
+#[test]
 fn garbage_instead_of_a_client_hello_is_dropped_counted_and_serving_goes_on() {
     let pki = Pki::new();
     let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&format!("{NO_AUTH}{}", pki.config(""))));
@@ -223,4 +253,39 @@ fn wss_register_binding_and_options_to_the_browser() {
     assert!(got.contains("Call-ID: o-wendy@test"), "{got}");
     assert_eq!(metric(&server, "sipwake_transport_connections_open{transport=\"wss\"}"), 1);
     assert!(metric(&server, "sipwake_transport_connections_total{transport=\"wss\",direction=\"in\"}") >= 3);
+}
+
+#[test]
+fn tls_files_are_checked_by_check_config_and_listeners_need_a_certificate() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sipwake")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!("[server]\nlisten = [\"tls:127.0.0.1:5061\", \"wss:127.0.0.1:8443\"]\n{}", pki.config("")),
+    )
+    .unwrap();
+    assert_eq!(run(&["--check-config", good.to_str().unwrap()]).0, Some(0));
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, format!("[tls]\ncertificate = {:?}\nprivate_key = {junk:?}\n", pki.cert())).unwrap();
+    let (code, err) = run(&["--check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("junk.pem") && err.contains("no PEM private key"), "{err}");
+    // The other server's key: does not match the certificate.
+    let other = Pki::new();
+    std::fs::write(&bad, format!("[tls]\ncertificate = {:?}\nprivate_key = {:?}\n", pki.cert(), other.key())).unwrap();
+    let (code, err) = run(&["--check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("does not match"), "{err}");
+    // A tls: listener on the command line without [tls].
+    let data = dir.path().join("data");
+    let (code, err) = run(&["--listen", "tls:127.0.0.1:0", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--listen") && err.contains("tls:127.0.0.1:0") && err.contains("tls.certificate"), "{err}");
 }

@@ -227,3 +227,36 @@ async fn tls_listeners_need_a_certificate() {
     let e = sip_transport::Transports::bind(&[spec], TransportConfig::default()).await.err().unwrap();
     assert!(e.to_string().contains("wss:127.0.0.1:0"), "{e}");
 }
+
+#[tokio::test]
+async fn optional_client_certificates_admit_anonymous_clients_but_check_presented_ones() {
+    let pki = Pki::new("server");
+    let clients = Pki::new("clients");
+    let settings = TlsSettings {
+        verify_client: VerifyClient::Optional,
+        client_ca_file: Some(clients.ca_file.clone()),
+        ..pki.server_settings()
+    };
+    let (t, _) = start(&["tls:127.0.0.1:0"], config(settings)).await;
+    let a = addr(&t, Transport::Tls);
+    let mut anon = tls_connect(a, client_config(&pki.ca_file, None)).await.unwrap();
+    anon.write_all(&request("OPTIONS", 1, true)).await.unwrap();
+    read_until(&mut anon, b"Call-ID: c1@t").await;
+    let (cc, ck) = clients.issue("peer", &["peer.example.test"], true);
+    let mut peer = tls_connect(a, client_config(&pki.ca_file, Some((&cc, &ck)))).await.unwrap();
+    peer.write_all(&request("OPTIONS", 2, true)).await.unwrap();
+    read_until(&mut peer, b"Call-ID: c2@t").await;
+    // A certificate from a CA we do not trust is refused even though one is optional.
+    let (oc, ok) = pki.issue("stranger", &["stranger"], true);
+    let refused = async {
+        let mut c = tls_connect(a, client_config(&pki.ca_file, Some((&oc, &ok)))).await?;
+        c.write_all(&request("OPTIONS", 3, true)).await?;
+        let mut buf = [0u8; 64];
+        match c.read(&mut buf).await? {
+            0 => Err(std::io::Error::other("closed")),
+            _ => Ok(()),
+        }
+    };
+    assert!(tokio::time::timeout(WAIT, refused).await.unwrap().is_err());
+    assert!(wait_until(WAIT, || stats(&t, Transport::Tls).handshake_failures(HandshakeFailure::Tls) == 1).await);
+}

@@ -205,3 +205,60 @@ pub fn wait_for(wait: Duration, mut pred: impl FnMut() -> bool) -> bool {
     }
     pred()
 }
+
+/// A baresip user agent (headless, auto-answer) in its own config dir,
+/// registering over TLS through `registrar`; killed by PID on drop.
+pub struct Baresip {
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Baresip {
+    /// `aor` like `alice@127.0.0.1`; the CA in `ca` verifies the server.
+    pub fn start(aor: &str, password: &str, registrar: SocketAddr, ca: &Path) -> Baresip {
+        let dir = tempfile::tempdir().unwrap();
+        // baresip listens on PORT (UDP, TCP) and PORT+1 (TLS).
+        let port = loop {
+            let p = super::free_udp_port();
+            if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aubridge.so\n\
+             module_app account.so\nmodule_app menu.so\n\
+             audio_player aubridge,play\naudio_source aubridge,play\naudio_alert aubridge,alert\n\
+             rtp_ports 42000-42999\n",
+            ca = ca.display()
+        );
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        let account = format!(
+            "<sip:{aor};transport=tls>;auth_pass={password};answermode=auto;regint=60;outbound=\"sip:{registrar};transport=tls\"\n"
+        );
+        std::fs::write(dir.path().join("accounts"), account).unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir.path())
+            .args(["-n", "127.0.0.1", "-t", "120"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("baresip is installed (apt-get install baresip)");
+        Baresip { child, dir }
+    }
+
+    /// What baresip printed so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.path().join("baresip.log")).unwrap_or_default()).into_owned()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
