@@ -339,11 +339,16 @@ impl Node {
             Some(p) if !has_route && flow.is_none() && foreign() => Some(p.clone()),
             _ => None,
         };
+        // An initial request that creates a dialog (a call relayed to another
+        // domain): we stay in its dialog like in our own users' calls.
+        let initial = req.to().ok().is_some_and(|t| t.tag().is_none());
+        let record_route =
+            initial && self.pcfg.record_route && req.method().is_some_and(px::creates_dialog) && flow.is_none();
         let t = BranchTarget { uri: None, path: Vec::new(), flow: if has_route { None } else { flow }, hop };
         Decision::Proxy(Box::new(Proxied {
             request: req,
             targets: vec![("next-hop".into(), 1000, t)],
-            record_route: false,
+            record_route,
             park: Vec::new(),
             aor: None,
             mid_dialog: false,

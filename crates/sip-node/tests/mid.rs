@@ -283,6 +283,10 @@ fn a_retransmitted_register_gets_its_transactions_answer_not_an_absorbed_one() {
     assert_eq!(again.header("Feature-Caps"), Some(caps.as_str()), "{}", again.text);
     assert!(again.header("Contact").is_some_and(|c| c.contains("pn-prid=TOKEN-A")), "{}", again.text);
     assert_eq!(w.bindings("dev"), binding);
+    // Answered by the absorbed refresh's own transaction: the same response,
+    // and nothing sent upstream for it (issue 10's left-out, fixed).
+    assert_eq!(again.text, absorbed.text);
+    assert_eq!(w.upstream_registers().len(), 2, "a retransmitted absorbed refresh went upstream:\n{}", w.dump());
 }
 
 #[test]

@@ -700,8 +700,15 @@ mod tests {
         assert!(e.contains("mid_registrar.upstream is not set"), "{e}");
         let e = err("[server]\nmode = \"edge\"\n");
         assert!(e.contains("server.mode = \"edge\""), "{e}");
-        let e = err("[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:pbx.example.com\"\n");
-        assert!(e.contains("mid_registrar.upstream = \"sip:pbx.example.com\"") && e.contains("IP address"), "{e}");
+        // A host name is resolved at start-up (RFC 3263).
+        let c =
+            Config::parse("[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:pbx.example.com\"\n")
+                .unwrap();
+        assert_eq!(c.mid_upstream_name.as_ref().map(|q| q.host.as_str()), Some("pbx.example.com"));
+        let e = err(
+            "[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:pbx.example.com;transport=ws\"\n",
+        );
+        assert!(e.contains("mid_registrar.upstream = \"sip:pbx.example.com;transport=ws\""), "{e}");
         let c = Config::parse("[server]\nmode = \"mid-registrar\"\n[mid_registrar]\nupstream = \"sip:192.0.2.10\"\n")
             .unwrap();
         let m = c.mid.as_ref().unwrap();

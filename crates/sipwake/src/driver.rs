@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 enum Completion {
     Push(sip_push::PushId, Result<(), sip_push::PushError>),
     Credentials(Lookup, Option<Secrets>),
+    Resolved(sip_node::ResolveId, sip_node::Resolution),
 }
 
 /// What one input asked for.
@@ -34,6 +35,7 @@ struct Work {
     writes: Vec<sip_node::StoreWrite>,
     pushes: Vec<sip_node::PushJob>,
     lookups: Vec<Lookup>,
+    resolves: Vec<sip_node::ResolveJob>,
     next: Option<Instant>,
 }
 
@@ -44,6 +46,10 @@ pub struct Driver {
     transports: Transports,
     store: Arc<dyn Store>,
     senders: Option<push_senders::Senders>,
+    /// RFC 3263 resolution of next hops given by name (`None`: none configured).
+    resolver: Option<sip_dns::Resolver>,
+    /// How long "no such name" is remembered by the node.
+    negative_ttl: Duration,
     rt: tokio::runtime::Handle,
     done: mpsc::UnboundedSender<Completion>,
     /// Management calls waiting for a store write.
@@ -64,6 +70,8 @@ impl Driver {
         transports: Transports,
         store: Arc<dyn Store>,
         senders: Option<push_senders::Senders>,
+        resolver: Option<sip_dns::Resolver>,
+        negative_ttl: Duration,
     ) -> Arc<Driver> {
         let (tx, rx) = mpsc::unbounded_channel();
         let d = Arc::new(Driver {
@@ -72,6 +80,8 @@ impl Driver {
             transports,
             store,
             senders,
+            resolver,
+            negative_ttl,
             rt: tokio::runtime::Handle::current(),
             done: tx,
             waiters: Mutex::new(HashMap::new()),
@@ -114,6 +124,9 @@ impl Driver {
             }
             while let Some(l) = n.poll_lookup() {
                 w.lookups.push(l);
+            }
+            while let Some(r) = n.poll_resolve() {
+                w.resolves.push(r);
             }
             w.next = n.poll_timeout();
             (r, w)
@@ -167,6 +180,15 @@ impl Driver {
                 let _ = tx.send(Completion::Credentials(l, found));
             });
         }
+        for job in w.resolves {
+            let resolver = self.resolver.clone();
+            let tx = self.done.clone();
+            let negative_ttl = self.negative_ttl;
+            self.rt.spawn(async move {
+                let r = crate::resolve::resolve(resolver.as_ref(), &job.query, negative_ttl).await;
+                let _ = tx.send(Completion::Resolved(job.id, r));
+            });
+        }
         if let Some(t) = w.next
             && self.nanos(t) < self.timer_at.load(Ordering::SeqCst)
         {
@@ -209,6 +231,7 @@ impl Driver {
             match c {
                 Completion::Push(id, res) => self.with_node(|n, now| n.handle_push_result(id, res, now)),
                 Completion::Credentials(l, s) => self.with_node(|n, now| n.handle_credentials(l, s, now)),
+                Completion::Resolved(id, r) => self.with_node(|n, now| n.handle_resolved(id, r, now)),
             }
         }
     }
@@ -326,6 +349,29 @@ impl Driver {
         self.stopping.store(true, Ordering::SeqCst);
         self.with_node(|n, _| n.shutdown());
         self.timer_wake.notify_one();
+    }
+
+    /// Follows the mid-registrar's upstream host name: re-resolved when its
+    /// answer expires (at least every 30 s, at most every `max`), the node
+    /// told when the address changes. A failed lookup keeps the old address.
+    pub async fn follow_upstream(self: Arc<Self>, q: sip_node::NameQuery, first_ttl: Duration, max: Duration) {
+        let mut wait = first_ttl.clamp(Duration::from_secs(30), max.max(Duration::from_secs(30)));
+        loop {
+            tokio::time::sleep(wait).await;
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            match crate::resolve::upstream(self.resolver.as_ref(), &q).await {
+                Ok((t, ttl)) => {
+                    self.with_node(|n, _| n.set_mid_upstream(t));
+                    wait = ttl.clamp(Duration::from_secs(30), max.max(Duration::from_secs(30)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot re-resolve the upstream registrar; keeping its address");
+                    wait = Duration::from_secs(30);
+                }
+            }
+        }
     }
 
     /// Whether a connection is open.

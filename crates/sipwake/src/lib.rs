@@ -12,6 +12,7 @@ pub mod management;
 pub mod metrics;
 pub mod mid_config;
 pub mod push_config;
+pub mod resolve;
 pub mod server;
 pub mod store_map;
 pub mod tls_config;

@@ -58,8 +58,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    let resolver = crate::resolve::build(&config.dns);
+    // A mid-registrar's upstream given by name: its address before anything starts.
+    let mut config = config;
+    let mut follow = None;
+    if let (Some(q), Some(mid)) = (config.mid_upstream_name.clone(), config.mid.as_mut()) {
+        let (t, ttl) = crate::resolve::upstream(resolver.as_ref(), &q)
+            .await
+            .map_err(|e| anyhow::anyhow!("mid_registrar.upstream = {:?}: {e}", config.mid_section.upstream))?;
+        tracing::info!(upstream = %q.host, address = %t.remote, transport = %t.transport, "upstream registrar resolved");
+        mid.upstream = t;
+        follow = Some((q, ttl));
+    }
     let (store, node) = open_node(&config, &transports, senders.as_ref())?;
-    let driver = Driver::start(node, transports.clone(), store.clone(), senders);
+    let negative_ttl = Duration::from_secs(config.dns.negative_cache_secs);
+    let driver = Driver::start(node, transports.clone(), store.clone(), senders, resolver, negative_ttl);
+    if let Some((q, ttl)) = follow {
+        tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
+    }
     transports.start(driver.clone());
     let mgmt_addr = if config.management.enabled {
         let listener = tokio::net::TcpListener::bind(&config.management.listen).await.with_context(|| {

@@ -12,6 +12,9 @@
 
 mod common;
 
+#[path = "../../sip-dns/tests/common/mod.rs"]
+mod dnsmasq;
+
 use common::kamailio::{DOMAIN, Kamailio, KamailioOpts, PASSWORD, authorization, header};
 use common::phone::{Link, Phone};
 use common::webhook::{INSTANCE, webhook};
@@ -388,6 +391,44 @@ fn kamailio_harness_without_auth_and_scripted_md5_devices() {
     let (chal, ok) = register_md5(&mut dev, &[&c], &["Expires: 600"]);
     assert!(chal.is_some() && status_of(ok.as_bytes()) == 200, "{chal:?}\n{ok}\n{}", kam.log());
     assert_eq!(kam.contacts("dave@example.com").len(), 1, "{}", kam.ul_lookup("dave@example.com"));
+}
+
+/// `mid_registrar.upstream` given by name: resolved per RFC 3263 (SRV
+/// `_sip._udp.registrar.test` → Kamailio's port) at start-up, through a
+/// real DNS server; devices then register through sipwake at Kamailio.
+#[test]
+fn upstream_given_by_name_is_resolved_through_dns() {
+    let kam = Kamailio::start(KamailioOpts { auth: false });
+    let dns = dnsmasq::Dnsmasq::with_args(vec![
+        "--local=/test/".into(),
+        format!("--srv-host=_sip._udp.registrar.test,kam1.registrar.test,{},0,0", kam.addr().port()),
+        "--host-record=kam1.registrar.test,127.0.0.1".into(),
+    ]);
+    let (url, _pushes) = webhook(200);
+    let cfg = mid_config(&kam, "contact", &url, "").replace(&kam.uri(), "sip:registrar.test")
+        + &format!("[dns]\nservers = [\"{}\"]\n", dns.addr);
+    let sw = Server::start_with(&[], Some(&cfg));
+    let _dev = registered_plain(&sw, "alice");
+    let (contacts, ok) = kam.wait_contacts(ALICE, Duration::from_secs(5), |c| !c.is_empty());
+    assert!(ok, "{contacts:?}\n{}", logs(&kam, &sw));
+    assert!(sw.log().contains("upstream registrar resolved"), "{}", sw.log());
+    assert!(dns.queries_for("SRV", "_sip._udp.registrar.test") >= 1);
+    // A name that does not resolve stops start-up with the key in the message.
+    let bad = mid_config(&kam, "contact", &url, "").replace(&kam.uri(), "sip:nowhere.test")
+        + &format!("[dns]\nservers = [\"{}\"]\n", dns.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .arg("--config")
+        .arg(&p)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--management", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("mid_registrar.upstream") && err.contains("nowhere.test"), "{err}");
 }
 
 // ---------------------------------------------------------------------------

@@ -129,10 +129,22 @@ impl Node {
         caps: Vec<Option<u32>>,
         now: Instant,
     ) {
+        // Through a server transaction: a retransmission of this refresh (its
+        // 200 lost) is answered again by the transaction layer; it would
+        // otherwise look like no refresh (same CSeq) and go upstream.
+        let key = match self.txn.on_request(req.clone(), Peer::from(target), now) {
+            RequestEvent::New { key, .. } => key,
+            RequestEvent::Invalid { error, msg, .. } => {
+                let src =
+                    Source { transport: target.transport, local: flow.local, remote: target.remote, conn: target.conn };
+                return self.reply_stateless(&src, &msg.headers, 400, error.reason);
+            }
+            _ => return,
+        };
         let au = auth_user.as_ref().map(|(u, d)| (u.as_str(), d.as_str()));
         let (outcome, headers) = self.run_registrar(&req, flow, au, &classes, &[], &caps, now);
-        let resp = self.build_response(&req, &stateless_tag(&req), outcome.reply.code, outcome.reply.reason, &headers);
-        self.finish_register(&req, outcome, resp, ReplyTo::Direct(target), Vec::new(), now, now);
+        let resp = self.build_response(&req, &tag_for(&key), outcome.reply.code, outcome.reply.reason, &headers);
+        self.finish_register(&req, outcome, resp, ReplyTo::Txn(key), Vec::new(), now, now);
     }
 
     #[expect(clippy::too_many_arguments, reason = "one REGISTER's parts, passed on once")]
