@@ -103,16 +103,17 @@ impl Fixture {
     }
 
     /// Starts the browser phone for `browser@127.0.0.1` with the WebPush
-    /// subscription; returns it once registered, with the 200's event.
-    fn register_browser(&self) -> (Browser, Event) {
+    /// subscription, telling Chromium to trust the certificate whose SPKI
+    /// hash is `spki`.
+    fn start_browser(&self, spki: &str) -> Browser {
         let wss = wss_addr(&self.server);
-        let phone = Browser::start(
+        Browser::start(
             self.dir.path(),
             json!({
                 "wss": format!("wss://127.0.0.1:{}", wss.port()),
                 "uri": "sip:browser@127.0.0.1",
                 "password": "s3cret-browser",
-                "spki": self.cert.spki_sha256_b64,
+                "spki": spki,
                 "pn": {
                     "provider": "webpush",
                     "prid": self.prid(),
@@ -120,8 +121,13 @@ impl Fixture {
                     "auth": self.sub.auth_b64url,
                 },
             }),
-        );
-        let mut phone = phone;
+        )
+    }
+
+    /// Starts the browser phone trusting sipwake's certificate; returns it
+    /// once registered, with the 200's event.
+    fn register_browser(&self) -> (Browser, Event) {
+        let mut phone = self.start_browser(&self.cert.spki_sha256_b64);
         let reg =
             phone.wait_for("registered", 0, Duration::from_secs(30)).unwrap_or_else(|e| fail(&phone, &self.server, e));
         let caps = reg.v["featureCaps"].as_str().unwrap_or_default().to_owned();
@@ -299,5 +305,34 @@ fn browser_with_its_connection_open_gets_the_invite_at_once_and_a_push_too() {
         .collect();
     assert_eq!(f.mock.count(), 1, "one push only: {bodies:#?}");
     f.assert_clean(&phone);
+    assert!(phone.quit(Duration::from_secs(10)), "the phone did not quit");
+}
+
+#[test]
+fn browser_refuses_the_wss_certificate_it_was_not_told_to_trust() {
+    if !tools_or_skip("browser_refuses_the_wss_certificate_it_was_not_told_to_trust") {
+        return;
+    }
+    let f = Fixture::new();
+    // Another key's SPKI hash: the test CA stays unknown to Chromium, so the
+    // trust the other tests rely on comes from the flag alone.
+    let other_dir = f.dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = ServerCert::generate(&other_dir);
+    let mut phone = f.start_browser(&other.spki_sha256_b64);
+    let refused =
+        phone.wait_for("disconnected", 0, Duration::from_secs(30)).unwrap_or_else(|e| fail(&phone, &f.server, e));
+    assert_eq!(refused.v["error"], true, "{}", phone.report());
+    phone.poll(Duration::from_millis(500));
+    let console: Vec<String> =
+        phone.events.iter().filter(|e| e.name() == "console").map(|e| e.v["text"].to_string()).collect();
+    assert!(console.iter().any(|t| t.contains("ERR_CERT_AUTHORITY_INVALID")), "{}", phone.report());
+    assert!(!phone.events.iter().any(|e| e.name() == "registered"), "{}", phone.report());
+    assert!(f.server.bindings("browser@127.0.0.1").is_empty());
+    // sipwake saw the handshake fail (Chromium aborts it on the unknown CA).
+    let (_, m) = f.server.api("GET", "/metrics");
+    let failures = "sipwake_transport_handshake_failures_total{transport=\"wss\",reason=\"tls\"}";
+    let n = m.lines().find_map(|l| l.strip_prefix(failures)).and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(n.is_some_and(|n| n >= 1.0), "{failures} = {n:?}");
     assert!(phone.quit(Duration::from_secs(10)), "the phone did not quit");
 }
