@@ -224,7 +224,9 @@ fn browser_over_wss_is_woken_by_webpush_and_takes_a_call_from_udp() {
     let mark = phone.events.len();
     let caller = sipp_start("browser_call.xml", server.udp, "u1", 1, None, &["-s", "browser"]);
     let push_at = f.expect_push(1, &phone);
-    // Held: nothing reaches the browser until it registers again.
+    // Held: the caller gets no final answer while the tab sleeps (sipp
+    // fails on anything but 200, which can only come from the woken page),
+    // and nothing reaches the browser until it registers again.
     phone.poll(Duration::from_millis(500));
     if phone.events[mark..].iter().any(|e| e.name() == "incoming") {
         fail(&phone, server, "the INVITE reached the browser before it re-registered".into());
