@@ -416,6 +416,14 @@ impl Node {
         px::pop_top_via(&mut msg);
         let Some(ctx) = self.proxy.ctxs.get_mut(&skey) else { return };
         ctx.answered.insert(branch);
+        // A push device tried over its live flow answered: it got the call,
+        // so no cancel or missed-call push goes to it when the call ends.
+        if let Some(id) = ctx.proxy.target_id(branch)
+            && ctx.live_push.contains(id)
+        {
+            let id = id.to_string();
+            ctx.call_pushes.retain(|j| j.request.binding.as_str() != id);
+        }
         let actions = ctx.proxy.on_response(branch, msg, now);
         self.run_actions(&skey, actions, now);
     }

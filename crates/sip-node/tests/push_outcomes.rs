@@ -132,3 +132,19 @@ fn call_id_of(r: &sip_push::PushRequest) -> Option<&String> {
         _ => None,
     }
 }
+
+#[test]
+fn a_device_that_answered_over_its_live_flow_gets_no_cancel_push() {
+    let mut w = World::default();
+    // Awake with its connection open (a browser tab, an app in the foreground):
+    // tried over the flow at once and pushed too; it answers over the flow.
+    let dev = w.phone_tcp("dev", "dev", "10.0.0.3:40001", 7, "TOKEN-T");
+    w.register(dev);
+    w.peer(dev).on_push = OnPush::Nothing;
+    let caller = w.ua("caller", "caller", "10.0.0.9:5070");
+    w.invite(caller, "dev", 1);
+    assert_eq!(w.finals(caller, Method::Invite), vec![200], "{}", w.dump());
+    assert_eq!(w.pushes.len(), 1, "{}", w.dump());
+    w.advance(Duration::from_secs(40));
+    assert!(call_ends(&w).is_empty(), "the device that answered got a call-end push:\n{}", w.dump());
+}

@@ -83,6 +83,8 @@ fn sipp_registers_over_tls_and_takes_a_call_on_its_connection() {
     assert!(metric(&server, "sipwake_transport_connections_total{transport=\"tls\",direction=\"in\"}") >= 1);
     assert!(metric(&server, "sipwake_transport_bytes_total{transport=\"tls\",direction=\"in\"}") > 0);
     assert!(metric(&server, "sipwake_transport_bytes_total{transport=\"tls\",direction=\"out\"}") > 0);
+    // The INVITE went over the registration's connection: sipwake opened none.
+    assert_eq!(metric(&server, "sipwake_transport_connections_total{transport=\"tls\",direction=\"out\"}"), 0);
 }
 
 #[test]
