@@ -266,13 +266,7 @@ fn browser_over_wss_is_woken_by_webpush_and_takes_a_call_from_udp() {
     );
 }
 
-// Everything here holds but the last push: the device that answered over
-// its live flow (without re-registering) is still in the call's wake-up
-// pushes when the call ends, and gets a cancel push "answered_elsewhere"
-// (sip-node: proxying.rs `drop_ctx` / pn.rs `forget_call_push` is not
-// called for a live-flow branch that answers). Run with --ignored.
 #[test]
-#[ignore = "sipwake sends the browser that answered on its live WSS flow a cancel push `answered_elsewhere`"]
 fn browser_with_its_connection_open_gets_the_invite_at_once_and_a_push_too() {
     if !tools_or_skip("browser_with_its_connection_open_gets_the_invite_at_once_and_a_push_too") {
         return;
