@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of sipwake. Installs what the tests need and is missing
 # (sipp from Debian's sip-tester; Kamailio, the upstream registrar of the
-# mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests), then
-# runs the whole workspace test suite: unit tests, the RFC 4475/5118 torture
-# tests, property tests, and the end-to-end tests that start the real sipwake
-# binary and drive it with sipp.
+# mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests; baresip
+# and socat for the TLS tests; Chromium for the browser test), then runs the
+# whole workspace test suite: unit tests, the RFC 4475/5118 torture tests,
+# property tests, and the end-to-end tests that start the real sipwake binary
+# and drive it with sipp (and, for the browser test, JsSIP in Debian's
+# headless Chromium: its npm packages are installed from
+# tests/browser/package-lock.json; no browser is downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +20,23 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 # The DNS server of the RFC 3263 tests (crates/sip-dns/tests), in /usr/sbin.
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+# The browser of the WebRTC end-to-end test (driven by playwright-core).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# JsSIP, playwright-core and esbuild at the versions of the lock file.
+lock=tests/browser/package-lock.json
+if [ ! -d tests/browser/node_modules ] || [ "$lock" -nt tests/browser/node_modules ]; then
+  echo "installing the browser test's npm packages (npm ci)"
+  npm ci --prefix tests/browser --no-audit --no-fund
+  touch tests/browser/node_modules
 fi
 
 exec cargo test --workspace --locked "$@"

@@ -34,6 +34,9 @@ pub(crate) struct ConnShared {
     pub overflowed: AtomicBool,
     /// Closes the connection at once, dropping what is queued.
     pub kill: Notify,
+    /// An outbound TLS connection: the name its server had to prove. It
+    /// carries requests only for targets that must prove the same name.
+    pub tls_name: std::sync::OnceLock<rustls_pki_types::ServerName<'static>>,
 }
 
 #[derive(Clone)]

@@ -126,6 +126,13 @@ fn send_existing(inner: &Inner, target: &Target, data: &Bytes) -> Option<Result<
         return Some(res);
     }
     let (_, h) = inner.conns.by_remote(target.transport, target.remote)?;
+    // An outbound TLS connection proved one name: a target that must prove
+    // another (a second domain on the same address) gets its own (RFC 5922).
+    if let Some(proved) = h.shared.tls_name.get()
+        && *proved != tls::server_name(inner, target.remote)
+    {
+        return None;
+    }
     try_queue(inner, &h, data)
 }
 
@@ -148,6 +155,10 @@ pub(crate) fn send(inner: &Arc<Inner>, target: &Target, data: Bytes) -> Result<(
     // From here the guard owns the entry: if the task fails, times out, or
     // never runs (runtime stopping), dropping it removes the entry.
     let guard = ConnGuard { inner: inner.clone(), id, remote };
+    let name = (transport == Transport::Tls).then(|| tls::server_name(inner, remote));
+    if let Some(n) = &name {
+        let _ = handle.shared.tls_name.set(n.clone());
+    }
     let _ = queue(inner, &handle, data);
     let inner = inner.clone();
     inner.rt.clone().spawn(async move {
@@ -159,7 +170,8 @@ pub(crate) fn send(inner: &Arc<Inner>, target: &Target, data: Bytes) -> Result<(
         let _ = stream.set_nodelay(true);
         let Ok(local) = stream.local_addr() else { return };
         if transport == Transport::Tls {
-            let Some(s) = tls::connect(&inner, stream, remote).await else { return };
+            let Some(name) = name else { return };
+            let Some(s) = tls::connect(&inner, stream, remote, name).await else { return };
             inner.counters.opened(transport);
             stream_conn::run(guard, s, local, handle, rx).await;
         } else {

@@ -52,8 +52,8 @@ pub(crate) async fn connect(
     inner: &Inner,
     stream: TcpStream,
     remote: SocketAddr,
+    name: ServerName<'static>,
 ) -> Option<client::TlsStream<TcpStream>> {
-    let name = server_name(inner, remote);
     let connector = TlsConnector::from(inner.tls.current().client.clone());
     let res = tokio::time::timeout(inner.config.handshake_timeout, connector.connect(name.clone(), stream)).await;
     match res {
@@ -72,7 +72,7 @@ pub(crate) async fn connect(
 }
 
 /// The name a server at `remote` must prove: the registered DNS name, else its IP.
-fn server_name(inner: &Inner, remote: SocketAddr) -> ServerName<'static> {
+pub(crate) fn server_name(inner: &Inner, remote: SocketAddr) -> ServerName<'static> {
     let names = inner.server_names.read().unwrap_or_else(|e| e.into_inner());
     names.get(&remote).cloned().unwrap_or_else(|| ServerName::IpAddress(remote.ip().into()))
 }

@@ -184,8 +184,10 @@ impl Driver {
             let resolver = self.resolver.clone();
             let tx = self.done.clone();
             let negative_ttl = self.negative_ttl;
+            let transports = self.transports.clone();
             self.rt.spawn(async move {
                 let r = crate::resolve::resolve(resolver.as_ref(), &job.query, negative_ttl).await;
+                name_tls_targets(&transports, &job.query.host, &r);
                 let _ = tx.send(Completion::Resolved(job.id, r));
             });
         }
@@ -363,6 +365,9 @@ impl Driver {
             }
             match crate::resolve::upstream(self.resolver.as_ref(), &q).await {
                 Ok((t, ttl)) => {
+                    if t.transport == sip_msg::Transport::Tls {
+                        self.transports.set_server_name(t.remote, &q.host);
+                    }
                     self.with_node(|n, _| n.set_mid_upstream(t));
                     wait = ttl.clamp(Duration::from_secs(30), max.max(Duration::from_secs(30)));
                 }
@@ -387,6 +392,17 @@ impl Handler for Driver {
 
     fn on_closed(&self, conn: ConnId, _remote: std::net::SocketAddr) {
         self.with_node(|n, now| n.handle_conn_closed(conn, now));
+    }
+}
+
+/// RFC 5922 §4: a TLS connection to an address found by resolving a SIP
+/// domain must present a certificate for that domain (not for the SRV
+/// target's name or the address).
+fn name_tls_targets(transports: &Transports, host: &str, r: &sip_node::Resolution) {
+    if let Ok(list) = &r.targets {
+        for t in list.iter().filter(|t| t.transport == sip_msg::Transport::Tls) {
+            transports.set_server_name(t.remote, host);
+        }
     }
 }
 

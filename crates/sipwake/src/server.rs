@@ -67,6 +67,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("mid_registrar.upstream = {:?}: {e}", config.mid_section.upstream))?;
         tracing::info!(upstream = %q.host, address = %t.remote, transport = %t.transport, "upstream registrar resolved");
+        if t.transport == sip_msg::Transport::Tls {
+            transports.set_server_name(t.remote, &q.host);
+        }
         mid.upstream = t;
         follow = Some((q, ttl));
     }

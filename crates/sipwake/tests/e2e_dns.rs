@@ -2,8 +2,10 @@
 //! real DNS server (dnsmasq, started by the test on a free port): a call to
 //! a domain given by name follows its SRV records, fails over to the backup
 //! target on 503 and on a silent primary, a name that does not exist is
-//! answered at once, and requests to other domains go through the
-//! configured outbound proxy.
+//! answered at once, requests to other domains go through the configured
+//! outbound proxy, and a `sips:` domain is reached over TLS only after its
+//! certificate proved that domain (RFC 5922), the SRV target's name or
+//! address being no proof.
 
 mod common;
 
@@ -132,4 +134,109 @@ fn requests_to_other_domains_go_through_the_outbound_proxy() {
     check("caller", caller.wait(Duration::from_secs(30)), &server);
     check("edge proxy", edge.wait(Duration::from_secs(10)), &server);
     assert_eq!(dns.queries_for("NAPTR", "far.example.org") + dns.queries_for("A", "far.example.org"), 0);
+}
+
+/// A TLS server for `names` in front of a TCP sipp callee: socat terminates
+/// TLS (certificate for `names`, from the test CA) and relays to sipp.
+struct TlsFront {
+    socat: std::process::Child,
+    port: u16,
+}
+
+impl TlsFront {
+    fn start(pki: &common::tls::Pki, names: &[&str], to_port: u16) -> TlsFront {
+        let (cert, key) = pki.pki.server_identity(pki.dir.path(), names[0], names);
+        let port = free_udp_port();
+        let socat = std::process::Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                cert.display(),
+                key.display()
+            ))
+            .arg(format!("TCP:127.0.0.1:{to_port}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat is installed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "socat did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsFront { socat, port }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+    }
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let (_, text) = server.api("GET", "/metrics");
+    text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// An INVITE from a scripted UDP caller; the final status it gets (0: none within `wait`).
+fn invite_status(server: &Server, ruri: &str, wait: Duration) -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKtls1;rport\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <{ruri}>\r\nCall-ID: tls-name@test\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), server.udp).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(len) = sock.recv(&mut buf) {
+            let code = status_of(&buf[..len]);
+            if code >= 200 {
+                return code;
+            }
+        }
+    }
+    0
+}
+
+#[test]
+fn a_sips_domain_is_reached_over_tls_with_its_certificate_checked() {
+    let pki = common::tls::Pki::new();
+    // The callee (a TCP sipp behind socat) answers for tls.test only;
+    // wrong.test's SRV points at the same server.
+    let sipp_port = free_udp_port();
+    let front = TlsFront::start(&pki, &["tls.test"], sipp_port);
+    let dns = Dnsmasq::with_args(vec![
+        "--local=/test/".into(),
+        format!("--srv-host=_sips._tcp.tls.test,sip1.tls.test,{},0,0", front.port),
+        "--host-record=sip1.tls.test,127.0.0.1".into(),
+        format!("--srv-host=_sips._tcp.wrong.test,sip1.tls.test,{},0,0", front.port),
+    ]);
+    // sipwake trusts the test CA for next hops ([tls] ca_file).
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&config(&dns, &pki.config(""))));
+    let nobody = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    let callee = sipp_start("uas_answer.xml", nobody, "t1", 1, Some(sipp_port), &[]);
+    // sips:carol@tls.test → SRV _sips._tcp → TLS; the certificate names tls.test.
+    let caller = sipp_start(
+        &scenario_with("uac_call.xml", &[("sip:[service]@[remote_ip]:[remote_port]", "sips:[service]@tls.test")]),
+        server.udp,
+        "u1",
+        1,
+        None,
+        &["-s", "carol"],
+    );
+    check("caller to sips:carol@tls.test", caller.wait(Duration::from_secs(30)), &server);
+    check("callee behind TLS", callee.wait(Duration::from_secs(10)), &server);
+    let out = "sipwake_transport_connections_total{transport=\"tls\",direction=\"out\"}";
+    assert!(metric(&server, out) >= 1.0, "{}", server.log());
+    // sips:carol@wrong.test reaches the same server, whose certificate does
+    // not name wrong.test: the handshake is refused, nothing is delivered,
+    // and the caller gets an error once the transaction times out (T1 = 50 ms).
+    let code = invite_status(&server, "sips:carol@wrong.test", Duration::from_secs(15));
+    assert!(code >= 400, "INVITE to a domain the certificate does not name: {code}\n{}", server.log());
+    let failed = metric(&server, "sipwake_transport_handshake_failures_total{transport=\"tls\",reason=\"tls\"}");
+    assert!(failed >= 1.0, "no failed handshake counted\n{}", server.log());
 }

@@ -293,3 +293,58 @@ fn tls_files_are_checked_by_check_config_and_listeners_need_a_certificate() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--listen") && err.contains("tls:127.0.0.1:0") && err.contains("tls.certificate"), "{err}");
 }
+
+/// RFC 8599 §13 (R64): with a TLS listener, push coordinates are refused
+/// over UDP (403, the reason in a Warning) and accepted over TLS; a plain
+/// registration over UDP is not affected; `require_secure_transport = false`
+/// turns the check off (and warns at start-up).
+#[test]
+fn push_coordinates_only_over_tls() {
+    let pki = Pki::new();
+    let (url, _pushes) = common::webhook::webhook(200);
+    let push = format!("[push]\nenable = true\n[push.senders.\"*\"]\nwebhook = \"{url}\"\n");
+    let server =
+        Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&format!("{NO_AUTH}{}{push}", pki.config(""))));
+    let pn = ";pn-provider=fcm;pn-prid=TOKEN-1;pn-param=proj";
+    let with_pn = |user: &str, transport: &str, local: &str, n: u32| {
+        String::from_utf8(register(user, transport, local, n))
+            .unwrap()
+            .replace(";transport=", &format!("{pn};transport="))
+    };
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap().to_string();
+    let r =
+        udp_exchange(&sock, server.udp, with_pn("pia", "UDP", &local, 1).as_bytes(), Duration::from_secs(3)).unwrap();
+    let r = String::from_utf8_lossy(&r);
+    assert_eq!(status_of(r.as_bytes()), 403, "{r}");
+    assert!(r.contains("Warning: 399") && r.contains("TLS"), "{r}");
+    assert!(server.bindings("pia@127.0.0.1").is_empty());
+    // Plain over UDP: registered.
+    let r = udp_exchange(&sock, server.udp, &register("pat", "UDP", &local, 1), Duration::from_secs(3)).unwrap();
+    assert_eq!(status_of(&r), 200, "{}", String::from_utf8_lossy(&r));
+    // The push Contact over TLS: registered, with its push coordinates.
+    let tls = listener(&server, "tls");
+    let mut s = tls_connect(tls, client_config(&[&pki.ca()], None)).unwrap();
+    let local = s.sock.local_addr().unwrap().to_string();
+    let r = exchange(&mut s, with_pn("pia", "TLS", &local, 2).as_bytes(), "\r\n\r\n");
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}\n{}", server.log());
+    let b = server.bindings("pia@127.0.0.1");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["flow"]["transport"], "tls", "{}", b[0]);
+    drop(server);
+    // Turned off: accepted over UDP, with a warning in the log.
+    let off = format!(
+        "{NO_AUTH}{}[push]\nenable = true\nrequire_secure_transport = false\n[push.senders.\"*\"]\nwebhook = \"{url}\"\n",
+        pki.config("")
+    );
+    let server = Server::start_with(&["--listen", "tls:127.0.0.1:0"], Some(&off));
+    let r = udp_exchange(
+        &sock,
+        server.udp,
+        with_pn("pia", "UDP", &sock.local_addr().unwrap().to_string(), 3).as_bytes(),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(status_of(&r), 200, "{}\n{}", String::from_utf8_lossy(&r), server.log());
+    assert!(server.log().contains("require_secure_transport is off"), "{}", server.log());
+}

@@ -103,6 +103,21 @@ impl TestPki {
         config
     }
 
+    /// Issues a server certificate for `names` (DNS names or IP addresses)
+    /// and writes its chain as `DIR/<stem>.pem` and its key as
+    /// `DIR/<stem>.key`; returns both paths.
+    pub fn server_identity(&self, dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("push-mock: server certificate parameters");
+        params.distinguished_name.push(DnType::CommonName, names.first().map_or("server", String::as_str));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = p256_key();
+        let cert = params.signed_by(&key, &self.ca).expect("push-mock: sign the server certificate");
+        let chain = write_file(dir, &format!("{stem}.pem"), format!("{}{}", cert.pem(), self.ca_pem).as_bytes());
+        let key = write_file(dir, &format!("{stem}.key"), key.serialize_pem().as_bytes());
+        (chain, key)
+    }
+
     /// Issues a client certificate (CN `push-mock client <n>`) and writes it
     /// as `DIR/client.p12` (protected by `password`) and `DIR/client.pem`.
     pub fn client_identity(&self, dir: &Path, password: &str) -> ClientIdentity {

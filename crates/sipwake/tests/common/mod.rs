@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod kamailio;
 pub mod phone;
 pub mod tls;
