@@ -145,6 +145,9 @@ def scenario_tls(args, workdir, b):
     rates = [int(x) for x in args.tls_rates.split(",")]
     hs_rates = [int(x) for x in args.tls_hs_rates.split(",")]
     rows = [x.strip() for x in args.tls_rows.split(",") if x.strip()]
+    unknown = [r for r in rows if r not in ("udp", "tls-reuse", "tls-new")]
+    if unknown:
+        raise SystemExit(f"--tls-rows: unknown {', '.join(unknown)}; known: udp, tls-reuse, tls-new")
     ca, cert, key = make_certs(workdir, args.tls_key)
     config = ("[auth]\nenabled = false\n\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\n"
               f"[tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n")
