@@ -52,16 +52,24 @@ pub(crate) async fn run<S: Stream>(
     let mut writer = inner.rt.spawn(write_loop(inner.clone(), transport, wr, rx, handle.shared.clone()));
     let src = Source { transport, local, remote: conn.remote, conn: Some(conn.id) };
     let end = read_loop(&conn, rd, src, &handle).await;
-    if end == End::Killed {
-        writer.abort();
-    } else {
-        let _ = handle.tx.send(None);
-        // A peer that stopped reading must not keep the writer forever.
-        if tokio::time::timeout(inner.config.message_timeout, &mut writer).await.is_err() {
-            writer.abort();
-        }
-    }
+    close(&inner, &handle, &mut writer, end == End::Killed).await;
     drop(conn);
+}
+
+/// Ends a connection once its reader stopped: the writer is stopped at once
+/// when the connection was killed (write queue overflow), else it is told to
+/// flush what is queued and close, within the message timeout (a peer that
+/// stopped reading must not keep it forever). Shared by stream and
+/// WebSocket connections.
+pub(crate) async fn close(inner: &Inner, handle: &ConnHandle, writer: &mut tokio::task::JoinHandle<()>, killed: bool) {
+    if killed {
+        writer.abort();
+        return;
+    }
+    let _ = handle.tx.send(None);
+    if tokio::time::timeout(inner.config.message_timeout, &mut *writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 async fn write_loop<S: Stream>(

@@ -127,14 +127,7 @@ async fn run<S: Stream>(
     let mut writer = inner.rt.spawn(write_loop(inner.clone(), transport, sink, rx, handle.shared.clone()));
     let src = Source { transport, local, remote: conn.remote, conn: Some(conn.id) };
     let killed = read_loop(&inner, stream, src, &handle).await;
-    if killed {
-        writer.abort();
-    } else {
-        let _ = handle.tx.send(None);
-        if tokio::time::timeout(inner.config.message_timeout, &mut writer).await.is_err() {
-            writer.abort();
-        }
-    }
+    crate::stream_conn::close(&inner, &handle, &mut writer, killed).await;
     drop(conn);
 }
 

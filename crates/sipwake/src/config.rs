@@ -659,7 +659,7 @@ fn describe_toml_error(e: &toml::de::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -690,7 +690,8 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Plain);
     }
 
-    fn err(text: &str) -> String {
+    /// The error a config text gets (shared by the section modules' tests).
+    pub(crate) fn err(text: &str) -> String {
         Config::parse(text).unwrap_err().0
     }
 

@@ -89,10 +89,7 @@ pub fn validate(d: &DnsSection) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
-
-    fn err(text: &str) -> String {
-        Config::parse(text).unwrap_err().0
-    }
+    use crate::config::tests::err;
 
     #[test]
     fn dns_values_are_checked() {

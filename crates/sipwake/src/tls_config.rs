@@ -164,10 +164,7 @@ impl WebSocketSection {
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
-
-    fn err(text: &str) -> String {
-        Config::parse(text).unwrap_err().0
-    }
+    use crate::config::tests::err;
 
     #[test]
     fn tls_and_websocket_errors_name_the_key_and_the_fix() {

@@ -17,24 +17,8 @@ use common::browser::{Browser, Event, ServerCert, tools_or_skip};
 use common::*;
 use push_mock::{Mock, Service, Subscription, TestPki, Vapid};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// A subscriber in the server's store (`sipwake user add`).
-fn add_user(server: &Server, aor: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
-        .args(["user", "add", aor, "--data-dir"])
-        .arg(server.data_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
-}
+use std::time::{Duration, Instant};
 
 /// The server's WSS listener.
 fn wss_addr(server: &Server) -> std::net::SocketAddr {

@@ -12,20 +12,6 @@ use std::time::Duration;
 
 const NO_AUTH: &str = "[auth]\nenabled = false\n";
 
-fn add_user(server: &Server, aor: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
-        .args(["user", "add", aor, "--data-dir"])
-        .arg(server.data_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn sipp_registers_with_digest_over_udp_and_tcp() {
     // sipp 3.6 answers only the first challenge and knows only MD5: offer MD5 first.

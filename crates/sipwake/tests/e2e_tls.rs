@@ -12,7 +12,7 @@ use common::tls::*;
 use common::*;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const NO_AUTH: &str = "[auth]\nenabled = false\n";
@@ -33,20 +33,6 @@ fn metric(server: &Server, line_prefix: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0, |v| v as u64)
-}
-
-fn add_user(server: &Server, aor: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
-        .args(["user", "add", aor, "--data-dir"])
-        .arg(server.data_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A REGISTER for `user` over `transport` (Via/Contact), no Content-Length needed on WS.

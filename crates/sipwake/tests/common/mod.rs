@@ -338,3 +338,18 @@ pub fn tcp_read_until(s: &mut TcpStream, wait: Duration, pred: impl Fn(&[u8]) ->
 pub fn tcp_send(s: &mut TcpStream, data: &[u8]) {
     s.write_all(data).unwrap();
 }
+
+/// Adds a subscriber to the server's store (`sipwake user add`, the password on stdin).
+pub fn add_user(server: &Server, aor: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(["user", "add", aor, "--data-dir"])
+        .arg(server.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+}
