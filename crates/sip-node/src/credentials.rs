@@ -150,7 +150,7 @@ impl Node {
         let waiting = self.creds.waiting.remove(&lookup).unwrap_or_default();
         self.creds.waiting_total -= waiting.len();
         for (src, msg, target) in waiting {
-            self.dispatch(src, msg, target, now);
+            self.redispatch(src, msg, target, now);
         }
         self.settle(now);
     }

@@ -306,6 +306,10 @@ impl Node {
 
     /// How a branch reaches a binding: over its flow, its Path, or its Contact.
     pub(crate) fn branch_target(&self, b: &sip_registrar::Binding) -> BranchTarget {
+        // A device whose flow another live node of the cluster holds: through it.
+        if let Some(t) = self.cluster_route(b) {
+            return t;
+        }
         let flow = if !b.path.is_empty() {
             None
         } else if b.flow.transport.is_reliable() {

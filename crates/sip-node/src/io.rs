@@ -26,6 +26,10 @@ pub enum StoreOp {
     Upsert { binding: Box<Binding>, push_state: Option<String> },
     /// Remove a binding.
     Remove { id: String },
+    /// Remove a binding that expired, only if its stored expiry is at or
+    /// before `at` (unix ms): in a cluster another node may have refreshed
+    /// it meanwhile, and that registration must stay.
+    Expire { id: String, at: u64 },
     /// Insert or replace a mid-registrar's upstream registration.
     Upstream(Box<crate::mid::UpstreamReg>),
     /// Remove an upstream registration.

@@ -23,6 +23,7 @@
 //! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`io`] (the
 //! boundary types), [`metrics`], [`stats`].
 
+pub mod cluster;
 mod credentials;
 mod decide;
 pub mod dns;
@@ -38,6 +39,7 @@ mod registrar;
 pub mod stats;
 pub mod via;
 
+pub use cluster::{ClusterConfig, ClusterJob, ClusterStats, Replicated};
 pub use credentials::{MAX_LOOKUPS, NEGATIVE_TTL};
 pub use dns::{Resolution, ResolveError, ResolveId, ResolveJob};
 pub use io::{CallEndPushes, Caller, Lookup, PushJob, Secrets, StoreOp, StoreWrite, Transmit, WriteId};

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub call_end_pushes: Vec<(String, crate::io::CallEndPushes)>,
     /// The mid-registrar role (`None`: registrar role).
     pub mid: Option<crate::mid::MidConfig>,
+    /// The cluster role (`None`: a single node).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Where a REGISTER's answer goes: straight to the client (answered at
@@ -90,6 +92,7 @@ pub struct Node {
     pub(crate) creds: Credentials,
     pub(crate) pn: Option<Pn>,
     pub(crate) mid: Option<crate::mid::Mid>,
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
     /// Counters (atomics), shared with the drivers so they count without the node's lock.
     pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
@@ -131,6 +134,7 @@ impl Node {
             creds: Credentials::default(),
             pn,
             mid: cfg.mid.map(|m| crate::mid::Mid::new(m, now)),
+            cluster: cfg.cluster.map(crate::cluster::Cluster::new),
             stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),
@@ -192,7 +196,8 @@ impl Node {
         let expiry = self.registrar.location.next_expiry().map(|ms| self.instant_of(ms));
         let push = self.pn.as_ref().and_then(|p| p.engine.poll_timeout());
         let mid = self.mid.as_ref().and_then(|m| m.poll_timeout(|ms| self.instant_of(ms)));
-        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid, self.dns.next_deadline()]
+        let cluster = self.cluster.as_ref().and_then(|c| c.next_deadline());
+        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid, self.dns.next_deadline(), cluster]
             .into_iter()
             .flatten()
             .min()
@@ -216,6 +221,7 @@ impl Node {
 
     /// Queues a store write; returns its id.
     pub(crate) fn write(&mut self, ops: Vec<StoreOp>, pending: PendingWrite) -> WriteId {
+        self.cluster_wrote(&ops);
         self.next_write += 1;
         let id = self.next_write;
         for b in &pending.bindings {
@@ -257,6 +263,30 @@ impl Node {
         Some(self.write(ops, PendingWrite { reply: None, bindings: Vec::new(), forks: Vec::new(), started: now }))
     }
 
+    /// Writes the removal of expired bindings: each goes only if the store
+    /// still has it expiring by `now_ms` (another node may have refreshed it).
+    fn write_expired(&mut self, changes: &[Change], now_ms: u64, now: Instant) {
+        let ops: Vec<StoreOp> = self
+            .store_ops(changes, now)
+            .into_iter()
+            .map(|op| match op {
+                StoreOp::Remove { id } => StoreOp::Expire { id, at: now_ms },
+                op => op,
+            })
+            .collect();
+        let mut ops = ops;
+        if self.mid.is_some() {
+            for c in changes {
+                if let Change::Remove { aor, id } = c {
+                    ops.extend(self.mid_binding_gone(aor, id, now));
+                }
+            }
+        }
+        if !ops.is_empty() {
+            self.write(ops, PendingWrite { reply: None, bindings: Vec::new(), forks: Vec::new(), started: now });
+        }
+    }
+
     // ----- inputs -----
 
     /// A message (or what failed to parse of one) arrived.
@@ -289,7 +319,7 @@ impl Node {
             if !changes.is_empty() {
                 tracing::debug!(count = changes.len(), "bindings expired");
                 self.pn_removed(&changes, now);
-                self.write_changes(&changes, now);
+                self.write_expired(&changes, now_ms, now);
             }
         }
         if let Some(p) = &mut self.pn {
@@ -300,6 +330,9 @@ impl Node {
         }
         if self.dns.next_deadline().is_some_and(|t| t <= now) {
             self.dns_timeouts(now);
+        }
+        if self.cluster.as_ref().and_then(|c| c.next_deadline()).is_some_and(|t| t <= now) {
+            self.cluster_timeout(now);
         }
         self.settle(now);
     }

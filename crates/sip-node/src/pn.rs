@@ -219,6 +219,44 @@ impl Pn {
         restored
     }
 
+    /// A binding another node of the cluster committed (`fresh`: a new
+    /// REGISTER of the device): the engine follows its expiry and stored
+    /// PURRs, and forks what is parked here for it when fresh.
+    pub(crate) fn replicated(&mut self, b: &Binding, push_state: Option<&str>, fresh: bool, now: Instant, now_ms: u64) {
+        let left = b.expires_at.saturating_sub(now_ms);
+        let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
+        let Classification::Push { info, pnsreg } = self.engine.classify(&info) else {
+            // No longer a push binding: what waits for it goes to its Contact.
+            if self.engine.tracks(&b.id) && fresh {
+                let key = BindingKey::new(b.id.as_str());
+                let reg =
+                    Registration { binding: key, info: None, expires: Duration::from_millis(left), pnsreg: false };
+                self.engine.handle_register_ok(reg, now);
+            }
+            self.aors.remove(&b.id);
+            return;
+        };
+        let (pnsreg, purrs) = match push_state.map(|s| sip_push::decode_push_state(s, now_ms, self.cfg.purr_horizon)) {
+            Some(Ok((flag, purrs))) => (flag || pnsreg, purrs),
+            Some(Err(e)) => {
+                tracing::warn!(binding = %b.id, error = %e, "unreadable replicated push state");
+                (pnsreg, Vec::new())
+            }
+            None => (pnsreg, Vec::new()),
+        };
+        let r = sip_push::Restored {
+            binding: BindingKey::new(b.id.as_str()),
+            info,
+            expires_in: Duration::from_millis(left),
+            pnsreg,
+            registered_ago: Some(Duration::from_millis(now_ms.saturating_sub(b.registered_at))),
+            purrs,
+        };
+        if self.engine.handle_replicated(r, fresh, now) {
+            self.aors.insert(b.id.clone(), b.aor.clone());
+        }
+    }
+
     /// The binding a PURR names, if it is one of ours and alive (R50: a
     /// forged or unknown PURR resolves to nothing and never causes a push).
     pub(crate) fn resolve_purr(&mut self, purr: &str, now: Instant) -> Option<String> {
@@ -385,6 +423,15 @@ impl Node {
         for o in outs {
             match o {
                 sip_push::Output::Push(request) => {
+                    // In a cluster, one node sends each refresh push.
+                    let request = if request.reason == sip_push::PushReason::Refresh {
+                        match self.cluster_refresh(request, now) {
+                            Some(r) => r,
+                            None => continue,
+                        }
+                    } else {
+                        request
+                    };
                     let job = self.push_job(request);
                     self.note_call_push(&job);
                     self.send_push_job(job, false);
@@ -424,7 +471,7 @@ impl Node {
 
     /// A push of the engine as a job for the sender: with the AoR, the
     /// caller of a call push and the binding's extra `pn-*` parameters.
-    fn push_job(&self, request: sip_push::PushRequest) -> PushJob {
+    pub(crate) fn push_job(&self, request: sip_push::PushRequest) -> PushJob {
         let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str())).cloned();
         let pn_extra = aor
             .as_ref()

@@ -23,6 +23,10 @@ impl Node {
     /// Requests other than REGISTER, ACK and CANCEL.
     pub(crate) fn on_other_request(&mut self, src: Source, msg: Message, target: Target, now: Instant) {
         let Some(method) = msg.method().cloned() else { return };
+        // In a cluster, a lookup first waits for what other nodes committed.
+        if self.cluster.is_some() && self.cluster_hold(&src, &msg, &target, now) {
+            return;
+        }
         let decision = self.decide(&msg, &src, now);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let what = match &decision {

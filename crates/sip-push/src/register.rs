@@ -184,6 +184,71 @@ impl PushEngine {
         true
     }
 
+    /// A push binding written by another node of a cluster, read back from
+    /// the shared store: its schedule follows the stored expiry, its PURRs
+    /// become the stored ones (so a PURR issued by any node resolves on
+    /// every node). `fresh`: the row records a new REGISTER of the device
+    /// (another Call-ID or CSeq than the one this engine last saw), so the
+    /// requests parked on it are forked, exactly as
+    /// [`PushEngine::handle_register_ok`] would. Returns whether it is tracked.
+    ///
+    /// The engine still schedules refresh pushes for such a binding; whether
+    /// this node sends them is the caller's decision (one node per due time).
+    pub fn handle_replicated(&mut self, r: Restored, fresh: bool, now: Instant) -> bool {
+        if r.expires_in.is_zero() {
+            self.handle_removed(&r.binding, now);
+            return false;
+        }
+        let expires_at = now + r.expires_in;
+        let registered_at = r.registered_ago.and_then(|a| now.checked_sub(a));
+        let rearm = fresh || self.bindings.get(&r.binding).is_none_or(|b| b.expires_at != expires_at);
+        if rearm {
+            let floor = if fresh { now + MIN_GAP } else { now };
+            let (at, due) = match self.plan.next(&r.info.provider, expires_at, r.pnsreg, 0, floor) {
+                Some(t) => (t, Due::Refresh),
+                None => (expires_at, Due::Expire),
+            };
+            let generation = self.timers.arm(at, TimerKind::Binding(r.binding.clone()));
+            let timer = (at, generation, due);
+            match self.bindings.get_mut(&r.binding) {
+                Some(b) => {
+                    b.expires_at = expires_at;
+                    b.registered_at = registered_at;
+                    b.attempt = 0;
+                    b.invalid = false;
+                    b.timer = timer;
+                }
+                None => {
+                    let state = BindingState {
+                        info: r.info.clone(),
+                        pnsreg: r.pnsreg,
+                        expires_at,
+                        registered_at,
+                        attempt: 0,
+                        last_push: None,
+                        consecutive_failures: 0,
+                        invalid: false,
+                        timer,
+                        parked: Vec::new(),
+                        pending: VecDeque::new(),
+                    };
+                    self.bindings.insert(r.binding.clone(), state);
+                }
+            }
+        }
+        if let Some(b) = self.bindings.get_mut(&r.binding) {
+            b.info = r.info;
+            b.pnsreg = r.pnsreg;
+        }
+        self.purrs.restore(&r.binding, &r.purrs, now, self.cfg.purr_horizon, &mut self.timers);
+        if fresh {
+            self.stats.registrations += 1;
+            self.wake(&r.binding, now);
+        }
+        self.maybe_compact();
+        true
+    }
+
     // ---- PURR -----------------------------------------------------------
 
     /// The binding's current PURR (issued by its last 2xx).

@@ -229,6 +229,7 @@ fn open_node(
         seed: rand::random(),
         unix_ms: now_ms(),
         mid: config.mid.clone(),
+        cluster: None,
     };
     let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
     let rows = store.load_bindings().context("cannot load bindings from the store")?;

@@ -16,13 +16,15 @@ use bytes::Bytes;
 use sip_msg::{ConnId, HeaderName, Limits, Message, Method, Source, Target, Transport, parse_datagram};
 use sip_node::mid::{MidConfig, Throttle, UpstreamReg};
 use sip_node::{
-    Lookup, Node, NodeConfig, ProxyConfig, PushJob, Resolution, ResolveError, ResolveJob, Secrets, StoreOp, StoreWrite,
-    WriteId,
+    ClusterJob, Lookup, Node, NodeConfig, ProxyConfig, PushJob, Resolution, ResolveError, ResolveJob, Secrets, StoreOp,
+    StoreWrite, WriteId,
 };
 use sip_push::{PushConfig, PushError, PushId};
 use sip_registrar::{Aor, Binding, Flow, RegisterInput, Registrar, RegistrarConfig};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// The node's listener (UDP and TCP).
@@ -62,6 +64,7 @@ pub fn config() -> NodeConfig {
         unix_ms: UNIX0,
         call_end_pushes: Vec::new(),
         mid: None,
+        cluster: None,
     }
 }
 
@@ -427,6 +430,14 @@ pub struct World {
     /// Questions left unanswered (answer with [`World::answer_dns`]).
     pub held_resolves: Vec<ResolveJob>,
     pub dns_hold: bool,
+    /// Cluster jobs the node asked for, with their virtual time.
+    pub cluster_jobs: Vec<(Duration, ClusterJob)>,
+    /// Lookup barriers left unanswered (answer with [`World::synced`]); else answered at once.
+    pub sync_hold: bool,
+    pub held_syncs: Vec<u64>,
+    /// The refresh-claim table shared by a cluster's worlds (binding →
+    /// (generation, attempt, winner)); `None`: every claim wins.
+    pub claims: Option<Rc<RefCell<HashMap<String, (u64, u32, String)>>>>,
     inbound: VecDeque<(Source, Bytes)>,
 }
 
@@ -495,6 +506,10 @@ impl World {
             resolves: Vec::new(),
             held_resolves: Vec::new(),
             dns_hold: false,
+            cluster_jobs: Vec::new(),
+            sync_hold: false,
+            held_syncs: Vec::new(),
+            claims: None,
             inbound: VecDeque::new(),
         }
     }
@@ -772,6 +787,29 @@ impl World {
             for (id, r) in answers {
                 self.node.handle_resolved(id, r, self.now);
             }
+            while let Some(j) = self.node.poll_cluster() {
+                any = true;
+                self.cluster_jobs.push((self.elapsed(), j.clone()));
+                match j {
+                    ClusterJob::Sync(t) if self.sync_hold => self.held_syncs.push(t),
+                    ClusterJob::Sync(t) => self.node.handle_synced(t, self.now),
+                    ClusterJob::Claim { id, binding, generation, attempt } => {
+                        let me = self.cfg.cluster.as_ref().map(|c| c.node_id.clone()).unwrap_or_default();
+                        let won = match &self.claims {
+                            None => true,
+                            Some(t) => {
+                                let mut t = t.borrow_mut();
+                                let newer = t.get(&binding).is_none_or(|(g, a, _)| (*g, *a) < (generation, attempt));
+                                if newer {
+                                    t.insert(binding, (generation, attempt, me));
+                                }
+                                newer
+                            }
+                        };
+                        self.node.handle_claim(id, Ok(won), self.now);
+                    }
+                }
+            }
             for (id, r) in acks {
                 self.node.handle_store_result(id, r, self.now);
             }
@@ -974,6 +1012,13 @@ impl World {
         self.settle();
     }
 
+    /// Answers the oldest held lookup barrier.
+    pub fn synced(&mut self) {
+        let t = self.held_syncs.remove(0);
+        self.node.handle_synced(t, self.now);
+        self.settle();
+    }
+
     /// Answers the oldest credential lookup.
     pub fn credentials(&mut self, secrets: Option<Secrets>) {
         let l = self.lookups.remove(0);
@@ -992,6 +1037,7 @@ impl World {
                         rows.push((binding.id.clone(), ((**binding).clone(), push_state.clone())));
                     }
                     StoreOp::Remove { id } => rows.retain(|(i, _)| i != id),
+                    StoreOp::Expire { id, at } => rows.retain(|(i, (b, _))| i != id || b.expires_at > *at),
                     StoreOp::Upstream(_) | StoreOp::RemoveUpstream { .. } => {}
                 }
             }
