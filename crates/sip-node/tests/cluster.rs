@@ -94,11 +94,11 @@ impl Mesh {
                                 self.rows.remove(&id);
                                 ids.push(id);
                             }
-                            StoreOp::Expire { id, at } => {
-                                if self.rows.get(&id).is_some_and(|r| r.binding.expires_at <= at) {
-                                    self.rows.remove(&id);
-                                    ids.push(id);
-                                }
+                            StoreOp::Expire { id, at }
+                                if self.rows.get(&id).is_some_and(|r| r.binding.expires_at <= at) =>
+                            {
+                                self.rows.remove(&id);
+                                ids.push(id);
                             }
                             _ => {}
                         }

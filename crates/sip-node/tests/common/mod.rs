@@ -400,6 +400,9 @@ impl Peer {
     }
 }
 
+/// A cluster's refresh-claim table: binding → (generation, attempt, winner).
+pub type ClaimTable = Rc<RefCell<HashMap<String, (u64, u32, String)>>>;
+
 /// The node, its clock, its store, its push service and its peers.
 pub struct World {
     pub t0: Instant,
@@ -437,7 +440,7 @@ pub struct World {
     pub held_syncs: Vec<u64>,
     /// The refresh-claim table shared by a cluster's worlds (binding →
     /// (generation, attempt, winner)); `None`: every claim wins.
-    pub claims: Option<Rc<RefCell<HashMap<String, (u64, u32, String)>>>>,
+    pub claims: Option<ClaimTable>,
     inbound: VecDeque<(Source, Bytes)>,
 }
 
