@@ -26,6 +26,8 @@ enum Completion {
     Push(sip_push::PushId, Result<(), sip_push::PushError>),
     Credentials(Lookup, Option<Secrets>),
     Resolved(sip_node::ResolveId, sip_node::Resolution),
+    /// A refresh-push claim (cluster): won, lost, or the store could not say.
+    Claim(sip_push::PushId, Result<bool, String>),
 }
 
 /// What one input asked for.
@@ -36,6 +38,7 @@ struct Work {
     pushes: Vec<sip_node::PushJob>,
     lookups: Vec<Lookup>,
     resolves: Vec<sip_node::ResolveJob>,
+    cluster: Vec<sip_node::ClusterJob>,
     next: Option<Instant>,
 }
 
@@ -44,13 +47,13 @@ pub struct Driver {
     /// The node's counters (atomics), counted without its lock.
     stats: Arc<sip_node::Stats>,
     transports: Transports,
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     senders: Option<push_senders::Senders>,
     /// RFC 3263 resolution of next hops given by name (`None`: none configured).
     resolver: Option<sip_dns::Resolver>,
     /// How long "no such name" is remembered by the node.
     negative_ttl: Duration,
-    rt: tokio::runtime::Handle,
+    pub(crate) rt: tokio::runtime::Handle,
     done: mpsc::UnboundedSender<Completion>,
     /// Management calls waiting for a store write.
     waiters: Mutex<HashMap<WriteId, oneshot::Sender<Result<(), String>>>>,
@@ -59,8 +62,8 @@ pub struct Driver {
     /// The deadline the timer task sleeps until, in ns since `epoch` (u64::MAX = none).
     timer_at: AtomicU64,
     epoch: Instant,
-    stopping: AtomicBool,
-    me: std::sync::OnceLock<Weak<Driver>>,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) me: std::sync::OnceLock<Weak<Driver>>,
 }
 
 impl Driver {
@@ -128,6 +131,9 @@ impl Driver {
             while let Some(r) = n.poll_resolve() {
                 w.resolves.push(r);
             }
+            while let Some(j) = n.poll_cluster() {
+                w.cluster.push(j);
+            }
             w.next = n.poll_timeout();
             (r, w)
         };
@@ -191,6 +197,9 @@ impl Driver {
                 let _ = tx.send(Completion::Resolved(job.id, r));
             });
         }
+        for job in w.cluster {
+            self.cluster_job(job);
+        }
         if let Some(t) = w.next
             && self.nanos(t) < self.timer_at.load(Ordering::SeqCst)
         {
@@ -234,6 +243,7 @@ impl Driver {
                 Completion::Push(id, res) => self.with_node(|n, now| n.handle_push_result(id, res, now)),
                 Completion::Credentials(l, s) => self.with_node(|n, now| n.handle_credentials(l, s, now)),
                 Completion::Resolved(id, r) => self.with_node(|n, now| n.handle_resolved(id, r, now)),
+                Completion::Claim(id, won) => self.with_node(|n, now| n.handle_claim(id, won, now)),
             }
         }
     }
@@ -377,6 +387,11 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Reports a refresh-push claim's outcome to the node (from any thread).
+    pub(crate) fn claimed(&self, id: sip_push::PushId, won: Result<bool, String>) {
+        let _ = self.done.send(Completion::Claim(id, won));
     }
 
     /// Whether a connection is open.

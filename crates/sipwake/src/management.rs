@@ -206,7 +206,29 @@ pub fn router(state: MgmtState) -> Router {
         .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
         .route("/api/v1/aors/{aor}/bindings/{id}/push", axum::routing::post(test_push))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/health", get(|| async { "ok\n" })).merge(api).with_state(state)
+    Router::new().route("/health", get(health)).merge(api).with_state(state)
+}
+
+/// `200 ok` while the store (and, in a cluster, its change feed) works;
+/// `503` with what is wrong otherwise, so a load balancer stops sending
+/// REGISTERs to a node that would answer them 500.
+async fn health(State(st): State<MgmtState>) -> Response {
+    let store = st.store.clone();
+    let h = tokio::task::spawn_blocking(move || store.health()).await;
+    let mut problems = Vec::new();
+    match h {
+        Ok(h) if h.ok => {}
+        Ok(h) => problems.push(format!("store: {}", h.detail)),
+        Err(_) => problems.push("store: health check failed".to_string()),
+    }
+    if st.store.cluster().is_some() && !crate::cluster::FEED_UP.load(std::sync::atomic::Ordering::Relaxed) {
+        problems.push("cluster: the change feed is down".to_string());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {}\n", problems.join("; "))).into_response()
+    }
 }
 
 async fn require_token(State(st): State<MgmtState>, req: Request, next: Next) -> Response {
@@ -230,8 +252,13 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics_route(State(st): State<MgmtState>) -> impl IntoResponse {
-    let (txns, ctxs, parked) =
-        st.driver.read(|n| (n.transactions(), n.proxy_contexts(), n.push().map(|p| p.engine.parked_count())));
+    let (txns, ctxs, parked, cluster) = st.driver.read(|n| {
+        let cluster = n.cluster_stats().map(|s| (s, n.members().len()));
+        (n.transactions(), n.proxy_contexts(), n.push().map(|p| p.engine.parked_count()), cluster)
+    });
+    if let Some((s, members)) = cluster {
+        crate::metrics::cluster(&s, members, crate::cluster::FEED_UP.load(std::sync::atomic::Ordering::Relaxed));
+    }
     crate::metrics::state(txns, ctxs, st.transports.conn_count());
     crate::metrics::tcp_faults(st.transports.queue_overflows(), st.transports.message_timeouts());
     crate::metrics::transports(&st.transports.transport_stats());

@@ -26,6 +26,7 @@ pub fn install() -> PrometheusHandle {
             sip_node::metrics::describe();
             push_senders::describe();
             describe_transports();
+            describe_cluster();
             handle
         })
         .clone()
@@ -68,4 +69,35 @@ pub fn transports(stats: &[(sip_transport::Transport, sip_transport::TransportSt
         metrics::counter!("sipwake_transport_bytes_total", "transport" => t, "direction" => "out")
             .absolute(s.bytes_sent);
     }
+}
+
+fn describe_cluster() {
+    metrics::describe_gauge!("sipwake_cluster_members", "Live cluster members seen by this node (itself included)");
+    metrics::describe_gauge!("sipwake_cluster_feed_up", "1 while the change feed of the shared store is connected");
+    metrics::describe_counter!(
+        "sipwake_cluster_replicated_total",
+        "Binding changes of other nodes applied to this node's cache, by kind (upsert, removal)"
+    );
+    metrics::describe_counter!(
+        "sipwake_cluster_barriers_total",
+        "Lookup barriers sent through the change feed, by outcome (sent, timeout)"
+    );
+    metrics::describe_counter!(
+        "sipwake_cluster_refresh_claims_total",
+        "Refresh-push claims, by outcome (won: sent by this node, lost: sent by another, left_to_owner: the owner is alive)"
+    );
+}
+
+/// Sets the cluster metrics from a snapshot (at scrape time).
+pub fn cluster(s: &sip_node::ClusterStats, members: usize, feed_up: bool) {
+    metrics::gauge!("sipwake_cluster_members").set(members as f64);
+    metrics::gauge!("sipwake_cluster_feed_up").set(if feed_up { 1.0 } else { 0.0 });
+    metrics::counter!("sipwake_cluster_replicated_total", "kind" => "upsert").absolute(s.replicated_upserts);
+    metrics::counter!("sipwake_cluster_replicated_total", "kind" => "removal").absolute(s.replicated_removals);
+    metrics::counter!("sipwake_cluster_barriers_total", "outcome" => "sent").absolute(s.syncs);
+    metrics::counter!("sipwake_cluster_barriers_total", "outcome" => "timeout").absolute(s.sync_timeouts);
+    metrics::counter!("sipwake_cluster_refresh_claims_total", "outcome" => "won").absolute(s.claims_won);
+    metrics::counter!("sipwake_cluster_refresh_claims_total", "outcome" => "lost").absolute(s.claims_lost);
+    metrics::counter!("sipwake_cluster_refresh_claims_total", "outcome" => "left_to_owner")
+        .absolute(s.refreshes_left_to_owner);
 }

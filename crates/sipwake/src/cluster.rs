@@ -1,0 +1,139 @@
+//! The cluster side of the driver (store backend `postgres`): the change
+//! feed of the shared store fed to the node (other nodes' commits, lookup
+//! barriers, a rebuild after the feed was interrupted), the node's cluster
+//! jobs carried out against the store (barriers, refresh-push claims), and
+//! the heartbeat that keeps the list of live members.
+//!
+//! Owns no state of its own beyond the feed's health flag: what the cluster
+//! knows lives in the node (`sip_node::cluster`) and in the database. Every
+//! store call runs off the tokio workers (blocking pool or the store's own
+//! feed thread), and the node's lock is only taken to feed it.
+
+use crate::driver::Driver;
+use location_store::{Cluster, FeedEvent, StoredBinding};
+use sip_node::{ClusterJob, Replicated};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Whether the change feed is connected (for `/health`).
+pub static FEED_UP: AtomicBool = AtomicBool::new(false);
+
+/// How a node takes part, from `[cluster]`.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    /// The SIP address other nodes reach this node's devices through.
+    pub advertise: SocketAddr,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+}
+
+impl Driver {
+    /// Carries out one cluster job of the node.
+    pub(crate) fn cluster_job(&self, job: ClusterJob) {
+        let store = self.store.clone();
+        let me = self.me.get().cloned();
+        match job {
+            ClusterJob::Sync(token) => {
+                self.rt.spawn_blocking(move || {
+                    if let Some(c) = store.cluster()
+                        && let Err(e) = c.sync(token)
+                    {
+                        // The node's barrier times out and it routes from its cache.
+                        tracing::warn!(error = %e, "cannot send a lookup barrier through the change feed");
+                    }
+                });
+            }
+            ClusterJob::Claim { id, binding, generation, attempt } => {
+                self.rt.spawn_blocking(move || {
+                    let won = match store.cluster() {
+                        Some(c) => c.claim_refresh(&binding, generation, attempt).map_err(|e| e.to_string()),
+                        None => Ok(true),
+                    };
+                    if let Some(d) = me.and_then(|w| w.upgrade()) {
+                        d.claimed(id, won);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Starts following the shared store: the change feed (on the store's
+    /// own thread) and the heartbeat (a tokio task).
+    pub fn start_cluster(self: &Arc<Self>, m: Membership) -> anyhow::Result<()> {
+        let Some(c) = self.store.cluster() else { return Ok(()) };
+        let weak = Arc::downgrade(self);
+        c.follow(Box::new(move |ev| {
+            if let Some(d) = weak.upgrade() {
+                d.on_feed(ev);
+            }
+        }))
+        .map_err(|e| anyhow::anyhow!("cannot follow the change feed of the store: {e}"))?;
+        FEED_UP.store(true, Ordering::Relaxed);
+        tokio::spawn(self.clone().run_heartbeat(m));
+        Ok(())
+    }
+
+    fn on_feed(&self, ev: FeedEvent) {
+        match ev {
+            FeedEvent::Bindings { upserted, removed } => {
+                let rows: Vec<Replicated> = upserted.into_iter().filter_map(replicated).collect();
+                self.with_node(|n, now| n.handle_replicated(rows, removed, now));
+            }
+            FeedEvent::Synced(token) => self.with_node(|n, now| n.handle_synced(token, now)),
+            // The subscriber reload task follows the subscribers' version.
+            FeedEvent::Subscribers => {}
+            FeedEvent::Down(reason) => {
+                FEED_UP.store(false, Ordering::Relaxed);
+                tracing::error!(%reason, "lost the change feed of the store; reconnecting (lookups route from the cache meanwhile)");
+            }
+            FeedEvent::Resync { all } => {
+                FEED_UP.store(true, Ordering::Relaxed);
+                let n = all.len();
+                let rows: Vec<Replicated> = all.into_iter().filter_map(replicated).collect();
+                self.with_node(|node, now| node.handle_resync(rows, now));
+                tracing::info!(bindings = n, "change feed back; location cache rebuilt from the store");
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes this node's heartbeat and reads the live members, every `heartbeat`.
+    async fn run_heartbeat(self: Arc<Self>, m: Membership) {
+        let mut tick = tokio::time::interval(m.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let addr = m.advertise.to_string();
+        loop {
+            tick.tick().await;
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let store = self.store.clone();
+            let (a, dead_after) = (addr.clone(), m.dead_after);
+            let r = tokio::task::spawn_blocking(move || store.cluster().map(|c| c.heartbeat(&a, dead_after))).await;
+            match r {
+                Ok(Some(Ok(members))) => {
+                    let list: Vec<(String, SocketAddr)> =
+                        members.into_iter().filter_map(|mb| Some((mb.id, mb.sip_addr.parse().ok()?))).collect();
+                    self.with_node(|n, _| n.set_members(list));
+                }
+                Ok(Some(Err(e))) => tracing::warn!(error = %e, "cluster heartbeat failed"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A row another node committed, as the node takes it (`None`: unreadable, skipped).
+pub fn replicated(row: StoredBinding) -> Option<Replicated> {
+    let id = row.id.clone();
+    let owner = row.node.clone();
+    match crate::store_map::from_row(row) {
+        Ok((binding, push_state)) => Some(Replicated { binding, push_state, owner }),
+        Err(e) => {
+            tracing::warn!(binding = %id, error = %e, "skipping an unreadable replicated binding");
+            None
+        }
+    }
+}
