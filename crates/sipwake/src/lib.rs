@@ -16,4 +16,5 @@ pub mod push_config;
 pub mod resolve;
 pub mod server;
 pub mod store_map;
+pub mod store_open;
 pub mod tls_config;

@@ -7,7 +7,7 @@ use crate::config::MaxContactsPolicyName;
 use crate::driver::Driver;
 use crate::management::MgmtState;
 use anyhow::Context;
-use location_store::{SqliteOptions, SqliteStore, Store};
+use location_store::Store;
 use sip_msg::Limits;
 use sip_registrar::{MaxContactsPolicy, RegistrarConfig};
 use sip_transport::{TransportConfig, Transports};
@@ -73,9 +73,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mid.upstream = t;
         follow = Some((q, ttl));
     }
-    let (store, node) = open_node(&config, &transports, senders.as_ref())?;
+    let membership = crate::store_open::is_postgres(&config).then(|| membership(&config, &transports)).transpose()?;
+    let (store, node) = open_node(&config, &transports, senders.as_ref(), membership.as_ref())?;
     let negative_ttl = Duration::from_secs(config.dns.negative_cache_secs);
     let driver = Driver::start(node, transports.clone(), store.clone(), senders, resolver, negative_ttl);
+    if let Some((_, m)) = membership {
+        driver.start_cluster(m)?;
+    }
     if let Some((q, ttl)) = follow {
         tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
     }
@@ -150,11 +154,21 @@ fn open_node(
     config: &Config,
     transports: &Transports,
     senders: Option<&push_senders::Senders>,
+    membership: Option<&(String, crate::cluster::Membership)>,
 ) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node)> {
-    let path = config.data_dir.join("sipwake.db");
-    let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&path, opts).with_context(|| format!("cannot open the store {}", path.display()))?);
+    let node_id = membership.map_or("single", |(id, _)| id.as_str());
+    let store = crate::store_open::open(config, node_id)?;
+    // A cluster shares its secrets: a nonce, a flow token or a PURR issued by
+    // one node is accepted by every other.
+    let secret = |name: &str| -> anyhow::Result<Option<[u8; 32]>> {
+        match store.cluster() {
+            Some(c) => Ok(Some(c.shared_secret(name).with_context(|| format!("cannot read the cluster secret {name:?}"))?)),
+            None => Ok(None),
+        }
+    };
+    let nonce_secret = secret("digest-nonce")?;
+    let flow_token_key = secret("flow-token")?.unwrap_or_else(rand::random);
+    let purr_key = secret("purr")?;
     let mut domains: Vec<String> = config.registrar.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
     if config.registrar.serve_listen_addresses {
         for (_, addr) in transports.local_addrs() {
@@ -180,7 +194,7 @@ fn open_node(
     };
     tracing::info!(domains = ?rcfg.domains, "registrar domains");
     let auth = if config.auth.enabled_in(config.mode) {
-        let mut acfg = sip_auth::AuthConfig::new(sip_auth::AuthConfig::random_secret());
+        let mut acfg = sip_auth::AuthConfig::new(nonce_secret.unwrap_or_else(sip_auth::AuthConfig::random_secret));
         acfg.nonce_ttl = Duration::from_secs(config.auth.nonce_ttl_secs);
         acfg.algorithms = config.auth.algorithms.iter().filter_map(|a| sip_auth::Algorithm::from_name(a)).collect();
         Some(acfg)
@@ -214,6 +228,9 @@ fn open_node(
         push: config.push.enable.then(|| {
             let mut c = config.push.to_engine_config();
             c.require_secure_transport = require_secure_transport(config);
+            if let Some(k) = purr_key {
+                c.purr_key = Some(k.to_vec());
+            }
             // +sip.vapid advertises the key the WebPush sender signs with (R22).
             for p in &mut c.providers {
                 if let Some(k) = senders.and_then(|s| s.vapid_public_key(&p.name)) {
@@ -225,19 +242,28 @@ fn open_node(
         call_end_pushes: config.push.call_end_pushes(),
         server_header: config.server_header.clone(),
         listeners: transports.local_addrs(),
-        flow_token_key: rand::random(),
+        flow_token_key,
         seed: rand::random(),
         unix_ms: now_ms(),
         mid: config.mid.clone(),
-        cluster: None,
+        cluster: membership.map(|(id, m)| sip_node::ClusterConfig {
+            node_id: id.clone(),
+            advertise: m.advertise,
+            takeover_grace: Duration::from_millis(config.cluster.takeover_grace_ms),
+            sync_timeout: Duration::from_millis(500),
+        }),
     };
     let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
     let rows = store.load_bindings().context("cannot load bindings from the store")?;
     let now = now_ms();
     let mut bindings = Vec::with_capacity(rows.len());
     let mut dead = Vec::new();
+    let mut owners = Vec::new();
     for row in rows {
         let id = row.id.clone();
+        if let Some(o) = &row.node {
+            owners.push((id.clone(), o.clone(), sip_registrar::Aor::from_stored(row.aor.clone())));
+        }
         if row.expires_at_ms <= now {
             dead.push(location_store::Change::Remove { id });
             continue;
@@ -251,8 +277,21 @@ fn open_node(
         }
     }
     let (kept, pushed) = node.restore(bindings, std::time::Instant::now());
+    node.set_owners(owners);
     tracing::info!(loaded = kept, dropped = dead.len(), push = pushed, "bindings restored from the store");
     if !dead.is_empty() {
+        // In a cluster, another node may be refreshing these right now: only
+        // what is still expired goes.
+        let now = now_ms();
+        let dead = dead
+            .into_iter()
+            .map(|c| match c {
+                location_store::Change::Remove { id } if store.cluster().is_some() => {
+                    location_store::Change::Expire { id, at: now }
+                }
+                c => c,
+            })
+            .collect();
         store.submit(dead, Box::new(|_| {}));
     }
     if node.mid().is_some() {
@@ -265,6 +304,37 @@ fn open_node(
     let subscribers = store.subscribers().context("cannot load subscribers")?;
     node.set_subscribers(crate::store_map::secrets(subscribers));
     Ok((store, node))
+}
+
+/// This node's id and how it takes part in the cluster: the advertised
+/// address is `cluster.advertise`, else the first UDP listener.
+fn membership(config: &Config, transports: &Transports) -> anyhow::Result<(String, crate::cluster::Membership)> {
+    let c = &config.cluster;
+    let udp: Vec<std::net::SocketAddr> =
+        transports.local_addrs().into_iter().filter(|(t, _)| *t == sip_msg::Transport::Udp).map(|(_, a)| a).collect();
+    let advertise = match c.advertise {
+        Some(a) => a,
+        None => *udp.first().ok_or_else(|| {
+            anyhow::anyhow!("the PostgreSQL cluster needs a UDP listener: other nodes send requests for this node's devices to it (server.listen)")
+        })?,
+    };
+    if advertise.ip().is_unspecified() {
+        anyhow::bail!(
+            "cluster.advertise: {advertise} is a wildcard address other nodes cannot send to; set cluster.advertise to this node's IP:PORT"
+        );
+    }
+    let id = if c.node_id.is_empty() {
+        format!("n-{}", advertise.to_string().replace(['.', ':', '[', ']'], "-").trim_matches('-'))
+    } else {
+        c.node_id.clone()
+    };
+    tracing::info!(node = %id, %advertise, "cluster member");
+    let m = crate::cluster::Membership {
+        advertise,
+        heartbeat: Duration::from_millis(c.heartbeat_ms),
+        dead_after: Duration::from_millis(c.dead_after_ms),
+    };
+    Ok((id, m))
 }
 
 /// RFC 8599 §13 (R64): whether push coordinates must come over TLS/WSS:

@@ -16,8 +16,7 @@ pub fn op_to_store(op: StoreOp) -> location_store::Change {
             location_store::Change::Upsert(row)
         }
         StoreOp::Remove { id } => location_store::Change::Remove { id },
-        // Until location-store has a conditional removal (cluster work in progress).
-        StoreOp::Expire { id, .. } => location_store::Change::Remove { id },
+        StoreOp::Expire { id, at } => location_store::Change::Expire { id, at },
         StoreOp::Upstream(r) => location_store::Change::UpsertUpstream(upstream_to_row(&r)),
         StoreOp::RemoveUpstream { key } => location_store::Change::RemoveUpstream { key },
     }

@@ -1,10 +1,11 @@
 //! `sipwake user add|del|list`: subscribers in the server's database (the
-//! same file the server uses, `server.data_dir/sipwake.db`; a running
+//! same store the server uses: `server.data_dir/sipwake.db`, or the
+//! PostgreSQL database of `[store]` in a cluster; a running
 //! server picks changes up within a second). Passwords are never stored:
 //! only the MD5 and SHA-256 HA1 hashes (RFC 8760).
 
 use clap::Subcommand;
-use location_store::{SqliteOptions, SqliteStore, Store, Subscriber};
+use location_store::Subscriber;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -69,10 +70,7 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
 }
 
 fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create {} (server.data_dir / --data-dir): {e}", config.data_dir.display()))?;
-    let path = config.data_dir.join("sipwake.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default()).map_err(|e| e.to_string())?;
+    let store = crate::store_open::open(config, "cli").map_err(|e| format!("{e:#}"))?;
     match action {
         UserAction::Add { aor } => {
             let (user, domain) = split(&aor)?;

@@ -1,0 +1,41 @@
+//! Opens the configured store (`[store] backend`): the embedded SQLite file
+//! in `server.data_dir`, or the shared PostgreSQL database of a cluster.
+//! Used by the server and by the `sipwake user` CLI, so both always open
+//! the same store.
+//!
+//! Owns only the choice and the options; what a store does is
+//! `location-store`'s.
+
+use crate::config::Config;
+use anyhow::Context;
+use location_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether the configuration asks for the PostgreSQL cluster backend.
+pub fn is_postgres(config: &Config) -> bool {
+    config.store.backend == "postgres"
+}
+
+/// Opens the store; `node_id` names this process in a cluster (its
+/// bindings, heartbeats and claims).
+pub fn open(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if is_postgres(config) {
+        let s = &config.store;
+        let opts = PgOptions {
+            url: s.url.clone(),
+            pool_size: s.pool_size,
+            ca_file: s.ca_file.clone(),
+            node_id: node_id.to_string(),
+            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+        };
+        let store = PgStore::open(opts).context("cannot open the PostgreSQL store (store.url)")?;
+        return Ok(Arc::new(store));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
+    let path = config.data_dir.join("sipwake.db");
+    let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
+    let store = SqliteStore::open(&path, opts).with_context(|| format!("cannot open the store {}", path.display()))?;
+    Ok(Arc::new(store))
+}
