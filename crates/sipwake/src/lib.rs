@@ -4,6 +4,7 @@
 //! `sip-node` and the `sip-*` crates, never here.
 
 pub mod cli;
+pub mod cluster_config;
 pub mod config;
 pub mod dns_config;
 pub mod driver;
