@@ -20,6 +20,8 @@ pub struct Config {
     pub registrar: RegistrarSection,
     pub auth: AuthSection,
     pub store: StoreSection,
+    /// `[cluster]` (used with `store.backend = "postgres"`; its defaults otherwise).
+    pub cluster: crate::cluster_config::ClusterSection,
     pub management: ManagementSection,
     pub proxy: ProxySection,
     /// `[dns]`: the RFC 3263 resolver of next hops by name.
@@ -258,22 +260,9 @@ impl Default for AuthSection {
     }
 }
 
-/// `[store]`: where bindings and subscribers are kept.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSection {
-    /// "sqlite" (embedded, in server.data_dir).
-    pub backend: String,
-    /// "normal" (survives a process crash; the last commits may be lost on
-    /// power loss) or "full" (fsync on every commit; survives power loss).
-    pub synchronous: String,
-}
-
-impl Default for StoreSection {
-    fn default() -> Self {
-        StoreSection { backend: "sqlite".into(), synchronous: "normal".into() }
-    }
-}
+/// `[store]`: where bindings and subscribers are kept (validated; see
+/// `cluster_config`).
+pub use crate::cluster_config::{StoreBackend, StoreSection};
 
 /// `[management]`: the HTTP management API, `/metrics` and `sipwake ctl`.
 #[derive(Clone, Debug, Deserialize)]
@@ -400,7 +389,8 @@ struct ConfigFile {
     sip: SipConfig,
     registrar: RegistrarSection,
     auth: AuthSection,
-    store: StoreSection,
+    store: crate::cluster_config::StoreFile,
+    cluster: crate::cluster_config::ClusterFile,
     management: ManagementSection,
     proxy: ProxySection,
     push: PushSection,
@@ -437,16 +427,25 @@ impl Config {
             s.resolve_paths(base);
         }
         c.tls.resolve_paths(base);
+        c.store.resolve_paths(base);
+        c.store.check_files().map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Ok(c)
     }
 
-    /// The embedded default.
+    /// The embedded default (it never reads `SIPWAKE_STORE_URL`: it is the
+    /// SQLite single node).
     pub fn embedded() -> Config {
-        Config::parse(EMBEDDED_DEFAULT).expect("the embedded default config is valid")
+        Config::parse_env(EMBEDDED_DEFAULT, None).expect("the embedded default config is valid")
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text; the `SIPWAKE_STORE_URL` environment
+    /// variable, when set (and not empty), overrides `store.url`.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_env(text, std::env::var_os(crate::cluster_config::STORE_URL_ENV))
+    }
+
+    /// [`Config::parse`] with `store_url_env` standing for `SIPWAKE_STORE_URL`.
+    pub fn parse_env(text: &str, store_url_env: Option<std::ffi::OsString>) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
         let mode = crate::mid_config::parse_mode(&file.server.mode).map_err(ConfigError)?;
         let (mid, mid_upstream_name) = match mode {
@@ -561,18 +560,8 @@ impl Config {
             }
         }
         range("auth.nonce_ttl_secs", a.nonce_ttl_secs, 10, 86_400, "seconds; default 300")?;
-        if file.store.backend != "sqlite" {
-            return Err(ConfigError(format!(
-                "store.backend = {:?} is not available; allowed: \"sqlite\"",
-                file.store.backend
-            )));
-        }
-        if !["normal", "full"].contains(&file.store.synchronous.as_str()) {
-            return Err(ConfigError(format!(
-                "store.synchronous = {:?} is invalid; allowed: \"normal\" (survives a crash) or \"full\" (also survives power loss)",
-                file.store.synchronous
-            )));
-        }
+        let (store, cluster) = crate::cluster_config::validate(file.store, file.cluster, mode, &listen, store_url_env)
+            .map_err(ConfigError)?;
         let p = &file.push;
         if p.enable {
             if let Err(errs) = p.to_engine_config().validate() {
@@ -625,7 +614,8 @@ impl Config {
             sip: file.sip,
             registrar: file.registrar,
             auth: file.auth,
-            store: file.store,
+            store,
+            cluster,
             management: file.management,
             proxy: file.proxy,
             dns: file.dns,

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod cluster_config;
 pub mod config;
 pub mod dns_config;
 pub mod driver;

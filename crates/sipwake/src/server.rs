@@ -32,6 +32,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
+    // One server per SQLite database: held until `run` returns (the kernel
+    // drops it when the process dies, even by SIGKILL).
+    let _data_dir_lock = match config.store.backend {
+        crate::config::StoreBackend::Sqlite => lock_data_dir(&config.data_dir)?,
+        crate::config::StoreBackend::Postgres => None,
+    };
     let s = &config.sip;
     let tconf = TransportConfig {
         limits: Limits { max_message: s.max_message_bytes, max_headers: s.max_headers, max_header_len: 16_384 },
@@ -140,6 +146,58 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The lock file in `server.data_dir`, holding the PID of the server that owns the directory.
+pub const LOCK_FILE: &str = "sipwake.lock";
+
+/// Takes the exclusive lock on `<dir>/sipwake.lock` (`flock`) and writes
+/// our PID into it, or fails naming the PID that holds it. Only servers
+/// take it: `sipwake user` opens the database beside a running server. A
+/// file system without locks (some network file systems) gets a warning.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<Option<std::fs::File>> {
+    use std::io::Read;
+    let path = dir.join(LOCK_FILE);
+    // Not truncated before it is ours: it holds the PID of its owner.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {} (server.data_dir)", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)
+                .and_then(|()| writeln!(&file, "{}", std::process::id()))
+                .with_context(|| format!("cannot write our PID into {} (server.data_dir)", path.display()))?;
+            Ok(Some(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("another sipwake server (PID {pid})"),
+                // It has the lock but has not written its PID yet.
+                Err(_) => "another sipwake server (its PID is not written yet)".to_string(),
+            };
+            anyhow::bail!(
+                "server.data_dir = {:?} is in use: {} is locked by {holder}; stop that server, or give this one another server.data_dir (or --data-dir)",
+                dir.display().to_string(),
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            tracing::warn!(
+                lock = %path.display(),
+                "server.data_dir is on a file system without file locks: nothing stops a second server on this directory"
+            );
+            Ok(None)
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {} (server.data_dir)", path.display()))
+        }
+    }
 }
 
 /// Unix time in ms.
@@ -360,5 +418,24 @@ fn served_ips(addr: std::net::SocketAddr) -> Vec<String> {
         vec![format!("[{ip}]")]
     } else {
         vec![ip.to_string()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_dir_lock_is_exclusive_and_names_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_data_dir(dir.path()).unwrap().expect("this file system has locks");
+        let pid = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap().trim(), pid);
+        // flock is per open file: a second open, even in this process, is refused.
+        let e = format!("{:#}", lock_data_dir(dir.path()).unwrap_err());
+        assert!(e.contains("server.data_dir") && e.contains(LOCK_FILE) && e.contains(&format!("PID {pid}")), "{e}");
+        assert!(e.contains("stop that server, or give this one another server.data_dir"), "{e}");
+        drop(held);
+        assert!(lock_data_dir(dir.path()).unwrap().is_some(), "released with its file");
     }
 }
