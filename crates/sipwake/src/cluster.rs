@@ -20,6 +20,33 @@ use std::time::Duration;
 /// Whether the change feed is connected (for `/health`).
 pub static FEED_UP: AtomicBool = AtomicBool::new(false);
 
+/// Carries feed events to the driver; buffers them until the driver exists
+/// (the feed must listen before the bindings are loaded at start-up, or a
+/// commit in between would be missed).
+#[derive(Default)]
+pub struct FeedRelay {
+    driver: std::sync::OnceLock<std::sync::Weak<Driver>>,
+    early: std::sync::Mutex<Vec<FeedEvent>>,
+}
+
+/// Starts the change feed of a cluster store (before the bindings are
+/// loaded); its events reach the driver once [`Driver::start_cluster`] ran.
+pub fn follow(c: &dyn Cluster) -> anyhow::Result<Arc<FeedRelay>> {
+    let relay = Arc::new(FeedRelay::default());
+    let r = relay.clone();
+    c.follow(Box::new(move |ev| {
+        // Delivered under the relay's lock, so the early events keep their order.
+        let mut early = r.early.lock().unwrap_or_else(|e| e.into_inner());
+        match r.driver.get().and_then(|w| w.upgrade()) {
+            Some(d) => d.on_feed(ev),
+            None => early.push(ev),
+        }
+    }))
+    .map_err(|e| anyhow::anyhow!("cannot follow the change feed of the store: {e}"))?;
+    FEED_UP.store(true, Ordering::Relaxed);
+    Ok(relay)
+}
+
 /// How a node takes part, from `[cluster]`.
 #[derive(Clone, Debug)]
 pub struct Membership {
@@ -59,20 +86,18 @@ impl Driver {
         }
     }
 
-    /// Starts following the shared store: the change feed (on the store's
-    /// own thread) and the heartbeat (a tokio task).
-    pub fn start_cluster(self: &Arc<Self>, m: Membership) -> anyhow::Result<()> {
-        let Some(c) = self.store.cluster() else { return Ok(()) };
-        let weak = Arc::downgrade(self);
-        c.follow(Box::new(move |ev| {
-            if let Some(d) = weak.upgrade() {
-                d.on_feed(ev);
+    /// Starts the cluster's work once the node runs: feed events that came
+    /// while the node was being built are applied now (in order), later
+    /// ones as they come; the heartbeat starts.
+    pub fn start_cluster(self: &Arc<Self>, m: Membership, relay: &FeedRelay) {
+        {
+            let mut early = relay.early.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = relay.driver.set(Arc::downgrade(self));
+            for ev in early.drain(..) {
+                self.on_feed(ev);
             }
-        }))
-        .map_err(|e| anyhow::anyhow!("cannot follow the change feed of the store: {e}"))?;
-        FEED_UP.store(true, Ordering::Relaxed);
+        }
         tokio::spawn(self.clone().run_heartbeat(m));
-        Ok(())
     }
 
     fn on_feed(&self, ev: FeedEvent) {

@@ -80,11 +80,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         follow = Some((q, ttl));
     }
     let membership = crate::store_open::is_postgres(&config).then(|| membership(&config, &transports)).transpose()?;
-    let (store, node) = open_node(&config, &transports, senders.as_ref(), membership.as_ref())?;
+    let (store, node, relay) = open_node(&config, &transports, senders.as_ref(), membership.as_ref())?;
     let negative_ttl = Duration::from_secs(config.dns.negative_cache_secs);
     let driver = Driver::start(node, transports.clone(), store.clone(), senders, resolver, negative_ttl);
-    if let Some((_, m)) = membership {
-        driver.start_cluster(m)?;
+    if let (Some((_, m)), Some(relay)) = (membership, relay) {
+        driver.start_cluster(m, &relay);
     }
     if let Some((q, ttl)) = follow {
         tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
@@ -213,9 +213,11 @@ fn open_node(
     transports: &Transports,
     senders: Option<&push_senders::Senders>,
     membership: Option<&(String, crate::cluster::Membership)>,
-) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node)> {
+) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node, Option<Arc<crate::cluster::FeedRelay>>)> {
     let node_id = membership.map_or("single", |(id, _)| id.as_str());
     let store = crate::store_open::open(config, node_id)?;
+    // The feed listens before the bindings are read: nothing committed in between is missed.
+    let relay = store.cluster().map(crate::cluster::follow).transpose()?;
     // A cluster shares its secrets: a nonce, a flow token or a PURR issued by
     // one node is accepted by every other.
     let secret = |name: &str| -> anyhow::Result<Option<[u8; 32]>> {
@@ -361,38 +363,21 @@ fn open_node(
     }
     let subscribers = store.subscribers().context("cannot load subscribers")?;
     node.set_subscribers(crate::store_map::secrets(subscribers));
-    Ok((store, node))
+    Ok((store, node, relay))
 }
 
 /// This node's id and how it takes part in the cluster: the advertised
 /// address is `cluster.advertise`, else the first UDP listener.
 fn membership(config: &Config, transports: &Transports) -> anyhow::Result<(String, crate::cluster::Membership)> {
     let c = &config.cluster;
-    let udp: Vec<std::net::SocketAddr> =
-        transports.local_addrs().into_iter().filter(|(t, _)| *t == sip_msg::Transport::Udp).map(|(_, a)| a).collect();
-    let advertise = match c.advertise {
-        Some(a) => a,
-        None => *udp.first().ok_or_else(|| {
-            anyhow::anyhow!("the PostgreSQL cluster needs a UDP listener: other nodes send requests for this node's devices to it (server.listen)")
-        })?,
-    };
-    if advertise.ip().is_unspecified() {
-        anyhow::bail!(
-            "cluster.advertise: {advertise} is a wildcard address other nodes cannot send to; set cluster.advertise to this node's IP:PORT"
-        );
-    }
-    let id = if c.node_id.is_empty() {
-        format!("n-{}", advertise.to_string().replace(['.', ':', '[', ']'], "-").trim_matches('-'))
-    } else {
-        c.node_id.clone()
-    };
-    tracing::info!(node = %id, %advertise, "cluster member");
+    let node = c.resolve(&transports.local_addrs()).map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(node = %node.node_id, advertise = %node.advertise, "cluster member");
     let m = crate::cluster::Membership {
-        advertise,
+        advertise: node.advertise,
         heartbeat: Duration::from_millis(c.heartbeat_ms),
         dead_after: Duration::from_millis(c.dead_after_ms),
     };
-    Ok((id, m))
+    Ok((node.node_id, m))
 }
 
 /// RFC 8599 §13 (R64): whether push coordinates must come over TLS/WSS:

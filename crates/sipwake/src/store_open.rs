@@ -10,11 +10,10 @@ use crate::config::Config;
 use anyhow::Context;
 use location_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Whether the configuration asks for the PostgreSQL cluster backend.
 pub fn is_postgres(config: &Config) -> bool {
-    config.store.backend == "postgres"
+    config.store.backend == crate::cluster_config::StoreBackend::Postgres
 }
 
 /// Opens the store; `node_id` names this process in a cluster (its
@@ -27,9 +26,10 @@ pub fn open(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Store>> {
             pool_size: s.pool_size,
             ca_file: s.ca_file.clone(),
             node_id: node_id.to_string(),
-            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+            connect_timeout: s.connect_timeout(),
         };
-        let store = PgStore::open(opts).context("cannot open the PostgreSQL store (store.url)")?;
+        let store = PgStore::open(opts)
+            .with_context(|| format!("cannot open the PostgreSQL store {} ({})", s.url_redacted(), s.url_key()))?;
         return Ok(Arc::new(store));
     }
     std::fs::create_dir_all(&config.data_dir)
