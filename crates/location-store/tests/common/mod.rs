@@ -35,6 +35,7 @@ pub fn binding(id: &str, aor: &str, cseq: u32) -> StoredBinding {
         registered_at_ms: 1_699_999_000_000,
         extra: odd.then(|| r#"{"next_refresh_ms":1700000100000,"failures":0}"#.to_owned()),
         push_state: odd.then(|| "v1 pnsreg=1 purr=AAAAAAAAAAAAAAAAAAAAAA:1699999000000".to_owned()),
+        node: None,
     }
 }
 
