@@ -70,6 +70,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod postgres;
 mod queue;
 pub mod sqlite;
 pub mod store;
@@ -77,6 +78,7 @@ pub mod types;
 
 pub use cluster::{Cluster, FeedEvent, Member};
 pub use error::{Error, Result};
+pub use postgres::{PG_SCHEMA_VERSION, PgOptions, PgStore};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 pub use store::{Done, Health, Store, StoreStats};
 pub use types::{Change, StoredBinding, StoredUpstream, Subscriber};
