@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests: sample data and a blocking
-//! submit. Owns no test of its own.
+//! Helpers shared by the integration tests: sample data, a blocking
+//! submit, and backend-neutral scenarios (`scenarios.rs`). Owns no test of
+//! its own.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
