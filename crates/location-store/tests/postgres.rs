@@ -366,6 +366,14 @@ fn server_crash_fails_batches_then_everything_recovers() {
     assert!(loaded.iter().any(|b| b.id == "after"));
     assert!(store.health().ok, "{:?}", store.health());
     assert!(store.shared_secret("k").is_ok());
+
+    // A restart during a quiet spell costs no batch: the writer checks a
+    // connection idle for a while before committing on it.
+    pg.stop();
+    pg.restart();
+    thread::sleep(Duration::from_millis(5200));
+    submit_wait(&*store, vec![Change::Upsert(binding("quiet", "alice@example.com", 3))]).unwrap();
+    assert!(store.load_bindings().unwrap().iter().any(|b| b.id == "quiet"));
 }
 
 #[test]
@@ -538,4 +546,52 @@ fn group_of_1000_upserts_and_concurrent_order() {
         stats.commits - commits
     );
     assert!((stats.commits - commits) * 5 <= u64::from(THREADS * PER_THREAD), "group commit happened: {stats:?}");
+}
+
+/// TLS to the database: `verify-full` (and `require`) against the CA of
+/// `ca_file` or the URL's `sslrootcert`, by IP address or host name; the
+/// server accepts TLS only, so plain `disable` is refused, and so is a
+/// certificate the system roots do not vouch for.
+#[test]
+fn tls_verifies_the_server_against_the_given_ca() {
+    let pg = TestPg::start_tls();
+    let ca = pg.ca_file();
+    let port = pg.port();
+    for (url, ca_file) in [
+        (format!("postgres://sipwake@127.0.0.1:{port}/sipwake?sslmode=verify-full"), Some(ca.clone())),
+        (format!("postgres://sipwake@localhost:{port}/sipwake?sslmode=require"), Some(ca.clone())),
+        (format!("postgres://sipwake@127.0.0.1:{port}/sipwake?sslmode=verify-full&sslrootcert={}", ca.display()), None),
+    ] {
+        let store = PgStore::open(PgOptions { ca_file, ..PgOptions::new(&url, "n1") }).unwrap();
+        submit_wait(&store, vec![Change::Upsert(binding("t1", "alice@example.com", 1))]).unwrap();
+        assert_eq!(store.load_bindings().unwrap().len(), 1, "{url}");
+        let rx = follow(&store);
+        store.sync(3).unwrap();
+        assert_eq!(next(&rx), FeedEvent::Synced(3), "the feed connects over TLS too");
+    }
+    let plain = format!("postgres://sipwake@127.0.0.1:{port}/sipwake?sslmode=disable");
+    let err = PgStore::open(PgOptions::new(&plain, "n1")).unwrap_err();
+    assert!(matches!(err, Error::Open { .. }) && err.to_string().contains("no encryption"), "{err}");
+    let unknown_ca = format!("postgres://sipwake@127.0.0.1:{port}/sipwake?sslmode=verify-full");
+    let err = PgStore::open(PgOptions::new(&unknown_ca, "n1")).unwrap_err();
+    assert!(matches!(err, Error::Open { .. }) && err.to_string().contains("TLS"), "{err}");
+    eprintln!("untrusted certificate: {err}");
+}
+
+/// Called from inside an async runtime (say, a tokio task), the store does
+/// not panic: the synchronous driver moves to a thread of its own.
+#[test]
+fn usable_from_inside_an_async_runtime() {
+    let pg = TestPg::start();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let url = pg.url();
+    let store = rt.block_on(async move { PgStore::open(PgOptions::new(url, "n1")).unwrap() });
+    rt.block_on(async {
+        assert!(store.load_bindings().unwrap().is_empty());
+        store.put_subscriber(&common::subscriber("alice", "example.com")).unwrap();
+        assert_eq!(store.subscribers().unwrap().len(), 1);
+        assert!(store.claim_refresh("b", 1, 0).unwrap());
+        store.follow(Box::new(|_| {})).unwrap();
+    });
+    rt.block_on(async move { drop(store) });
 }

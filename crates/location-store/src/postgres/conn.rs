@@ -84,6 +84,11 @@ impl Target {
         result.map_err(|e| self.connect_error(&e))
     }
 
+    /// The connect timeout (also the limit of a liveness check).
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.config.get_connect_timeout().copied().unwrap_or(Duration::from_secs(5))
+    }
+
     fn connect_error(&self, e: &postgres::Error) -> Error {
         let reason = describe(e);
         let open = |hint: &str| Error::Open { path: PathBuf::from(&self.name), reason: format!("{reason}; {hint}") };

@@ -13,7 +13,9 @@
 //! [`Error::Unavailable`]; the connection is dropped and re-opened with
 //! backoff (100 ms, doubling up to 2 s), also while idle. Until it is back,
 //! groups fail at once with [`Error::Unavailable`] (no batch waits for the
-//! server), so every `done` is always called. A deadlock or serialization
+//! server), so every `done` is always called. A connection idle for a few
+//! seconds is checked (one round trip) before it commits, so a server
+//! restart during a quiet spell costs no failed batch. A deadlock or serialization
 //! conflict with another node's transaction is retried (up to three
 //! tries). While connected and idle, the thread also sweeps refresh claims
 //! of bindings that are gone and nodes not seen for a day.
@@ -47,6 +49,8 @@ const SWEEP: &str = "\
 DELETE FROM refresh_claims c WHERE claimed_at < now() - interval '1 hour'
     AND NOT EXISTS (SELECT 1 FROM bindings b WHERE b.id = c.binding_id);
 DELETE FROM cluster_nodes WHERE seen_at < now() - interval '1 day';";
+/// A connection idle for this long is checked before it commits.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// Tries of a transaction that conflicts with another node's.
 const TRIES: usize = 3;
 
@@ -77,6 +81,7 @@ pub(crate) fn spawn(
         next_attempt: Instant::now(),
         last_error: String::new(),
         last_sweep: Instant::now(),
+        last_used: Instant::now(),
     };
     writer.adopt(client);
     let handle =
@@ -99,6 +104,8 @@ struct Writer {
     next_attempt: Instant,
     last_error: String,
     last_sweep: Instant,
+    /// When the connection last committed (or was checked).
+    last_used: Instant,
 }
 
 impl Writer {
@@ -191,6 +198,7 @@ impl Writer {
     /// One transaction for the whole group (retried on a conflict with
     /// another node).
     fn commit(&mut self, ops: &[Op<'_>], batches: usize) -> Result<()> {
+        self.check_if_idle();
         if self.conn.is_none() && Instant::now() >= self.next_attempt {
             self.reconnect();
         }
@@ -215,6 +223,7 @@ impl Writer {
             }
             return Err(err);
         }
+        self.last_used = Instant::now();
         let took = started.elapsed();
         if took > SLOW_COMMIT {
             tracing::warn!(
@@ -226,6 +235,21 @@ impl Writer {
             );
         }
         Ok(())
+    }
+
+    /// A connection unused for [`IDLE_CHECK`] may have died unnoticed (a
+    /// server restart, a proxy dropping idle connections): check it with one
+    /// round trip, so the group about to commit goes to a live connection
+    /// (a replacement is made at once) instead of failing.
+    fn check_if_idle(&mut self) {
+        if self.last_used.elapsed() < IDLE_CHECK {
+            return;
+        }
+        self.last_used = Instant::now();
+        let Some((client, _)) = self.conn.as_mut() else { return };
+        if let Err(e) = client.is_valid(self.target.connect_timeout()) {
+            self.lost(describe(&e));
+        }
     }
 
     /// Use `client` from now on (prepares the statements).

@@ -16,6 +16,9 @@
 //! SIGQUIT when the thread that started it ends (`setpriv --pdeathsig`), so
 //! a killed test run leaves no server behind.
 //!
+//! [`TestPg::start_tls`] starts one that speaks TLS only, with a
+//! certificate signed by a fresh CA (made with the `openssl` command).
+//!
 //! Reusable from other crates' tests (it needs only `tempfile` and std):
 //! `#[path = "../../location-store/tests/pg/mod.rs"] mod pg;`
 #![allow(dead_code)] // each test binary uses a different subset
@@ -35,11 +38,30 @@ pub struct TestPg {
     port: u16,
     child: Option<Child>,
     as_postgres: bool,
+    /// More server arguments (TLS).
+    extra: Vec<String>,
 }
 
 impl TestPg {
     /// initdb in a fresh directory, start the server, create `sipwake`.
     pub fn start() -> TestPg {
+        Self::start_inner(false)
+    }
+
+    /// Like [`TestPg::start`], but the server speaks TLS only (`hostssl` in
+    /// pg_hba.conf: plain connections are refused) with a certificate for
+    /// `localhost` and `127.0.0.1` signed by a fresh CA ([`TestPg::ca_file`]).
+    /// Needs the `openssl` command.
+    pub fn start_tls() -> TestPg {
+        Self::start_inner(true)
+    }
+
+    /// The CA certificate (PEM) of a [`TestPg::start_tls`] server.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_inner(tls: bool) -> TestPg {
         let bin = pg_bin();
         let dir = tempfile::Builder::new().prefix("sipwake-pg-").tempdir().expect("create a temporary directory");
         let as_postgres = is_root();
@@ -58,7 +80,19 @@ impl TestPg {
             "--locale=C",
         ]);
         run_ok(&mut init, "initdb");
-        let mut pg = TestPg { dir, bin, port: 0, child: None, as_postgres };
+        let mut extra = Vec::new();
+        if tls {
+            make_certificates(dir.path(), as_postgres);
+            let data = dir.path().join("data");
+            std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+                .expect("write pg_hba.conf");
+            for (k, file) in [("ssl_cert_file", "server.pem"), ("ssl_key_file", "server.key")] {
+                extra.push("-c".to_owned());
+                extra.push(format!("{k}={}", dir.path().join(file).display()));
+            }
+            extra.extend(["-c".to_owned(), "ssl=on".to_owned()]);
+        }
+        let mut pg = TestPg { dir, bin, port: 0, child: None, as_postgres, extra };
         // A free port can be taken by someone else before the server binds
         // it: try a few.
         for attempt in 0.. {
@@ -177,6 +211,7 @@ impl TestPg {
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-p", &self.port.to_string()])
             .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -274,6 +309,36 @@ fn group_alive(pgid: u32) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A CA (`ca.pem`) and a server certificate it signed for `localhost` and
+/// `127.0.0.1` (`server.pem`, `server.key`, the key readable by the server
+/// only) in `dir`.
+fn make_certificates(dir: &Path, as_postgres: bool) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = Command::new("openssl");
+    ca.current_dir(dir).args(["req", "-x509"]).args(ec).args(["-keyout", "ca.key", "-out", "ca.pem", "-days", "3"]);
+    ca.args(["-subj", "/CN=sipwake test CA", "-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    run_ok(&mut ca, "openssl (CA)");
+    let mut csr = Command::new("openssl");
+    csr.current_dir(dir).arg("req").args(ec).args(["-keyout", "server.key", "-out", "server.csr"]);
+    csr.args(["-subj", "/CN=localhost"]);
+    run_ok(&mut csr, "openssl (server key)");
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    let mut sign = Command::new("openssl");
+    sign.current_dir(dir).args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key"]);
+    sign.args(["-CAcreateserial", "-out", "server.pem", "-days", "3", "-extfile", "server.ext"]);
+    run_ok(&mut sign, "openssl (server certificate)");
+    run_ok(Command::new("chmod").arg("600").arg(dir.join("server.key")), "chmod");
+    if as_postgres {
+        run_ok(Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir), "chown");
+    }
 }
 
 /// A port nobody listens on now (never 5432).
