@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of sipwake. Installs what the tests need and is missing
-# (sipp from Debian's sip-tester; Kamailio, the upstream registrar of the
+# (sipp from Debian's sip-tester; PostgreSQL, which the location-store tests
+# start on their own ports; Kamailio, the upstream registrar of the
 # mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests; baresip
 # and socat for the TLS tests; Chromium for the browser test), then runs the
 # whole workspace test suite: unit tests, the RFC 4475/5118 torture tests,
@@ -20,6 +21,9 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 # The DNS server of the RFC 3263 tests (crates/sip-dns/tests), in /usr/sbin.
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+# The PostgreSQL server of the location-store tests (they start their own,
+# on a free port, from /usr/lib/postgresql/*/bin).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 # The browser of the WebRTC end-to-end test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)

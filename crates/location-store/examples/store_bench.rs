@@ -52,6 +52,7 @@ fn binding(n: u64) -> StoredBinding {
         registered_at_ms: 1_700_000_000_000,
         extra: None,
         push_state: None,
+        node: None,
     }
 }
 

@@ -7,7 +7,11 @@
 //! can be handed to every `done` callback of its group.
 //!
 //! Must not touch storage: backends build these values (see
-//! `sqlite/conn.rs` for the translation of SQLite error codes).
+//! `sqlite/conn.rs` for the translation of SQLite error codes and
+//! `postgres/conn.rs` for PostgreSQL's). The PostgreSQL backend names its
+//! database by its URL with the password removed (the `path` of the
+//! variants shared with SQLite holds that URL then): no message ever
+//! carries a password.
 
 use std::path::PathBuf;
 
@@ -84,6 +88,26 @@ pub enum Error {
         /// Which value, e.g. `binding b1: expires_at_ms`.
         what: String,
         /// Why.
+        reason: String,
+    },
+    /// The database server cannot be reached, or the connection to it was
+    /// lost (PostgreSQL). Transient: the store reconnects by itself, with
+    /// backoff, and later operations succeed once the server is back.
+    #[error("database {what} unreachable: {reason}; sipwake retries by itself")]
+    Unavailable {
+        /// The database (URL without password).
+        what: String,
+        /// The cause.
+        reason: String,
+    },
+    /// A statement or transaction failed on a reachable PostgreSQL server.
+    #[error("database {db}: {op} failed: {reason}")]
+    Postgres {
+        /// The database (URL without password).
+        db: String,
+        /// What was being done, e.g. `"commit of 120 changes"`.
+        op: String,
+        /// The cause and what to fix.
         reason: String,
     },
     /// The writer thread is gone (it can only stop after a panic in the

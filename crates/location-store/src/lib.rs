@@ -2,13 +2,19 @@
 //! bindings of the location service, the upstream registrations of
 //! mid-registrar mode (which Contact sipwake registered at the upstream
 //! registrar for each binding or AoR) and the subscribers (digest
-//! credentials) — with SQLite in WAL mode as the embedded default backend.
+//! credentials) — with SQLite in WAL mode as the embedded default backend,
+//! and PostgreSQL as the backend several sipwake nodes share.
 //!
 //! The registrar converts its SIP types to the plain data of [`types`]
 //! ([`StoredBinding`], [`StoredUpstream`], [`Change`], [`Subscriber`]) and
-//! talks to a [`Store`] trait object, so other backends (PostgreSQL, Redis)
-//! can plug in later. This crate parses no SIP and starts no async runtime:
-//! the server calls it from OS threads on its hot path.
+//! talks to a [`Store`] trait object. This crate parses no SIP and starts no
+//! async runtime of its own (the PostgreSQL driver runs a small one inside
+//! each connection): the server calls it from OS threads on its hot path.
+//!
+//! A shared backend also implements [`Cluster`] ([`Store::cluster`]): a
+//! feed of the bindings other nodes commit ([`FeedEvent`]), sync tokens,
+//! heartbeats ([`Member`]), refresh claims with exactly one winner, and
+//! secrets common to every node.
 //!
 //! Writing bindings never blocks the caller: [`Store::submit`] queues a batch
 //! and returns; a writer thread applies whatever is queued in one
@@ -45,6 +51,7 @@
 //!     registered_at_ms: 1_700_000_000_000,
 //!     extra: None,
 //!     push_state: None,
+//!     node: None,
 //! };
 //! let (tx, rx) = mpsc::channel();
 //! store.submit(vec![Change::Upsert(binding.clone())], Box::new(move |r| tx.send(r).unwrap()));
@@ -53,15 +60,25 @@
 //! ```
 //!
 //! Modules: [`types`] (the data), [`store`] (the [`Store`] trait, [`Done`],
-//! [`StoreStats`]), [`error`] ([`Error`]), [`sqlite`] ([`SqliteStore`]: its
-//! connections, migrations, row encoding and writer thread).
+//! [`StoreStats`], [`Health`]), [`cluster`] (the [`Cluster`] trait,
+//! [`FeedEvent`], [`Member`]), [`error`] ([`Error`]), `queue` (the batch
+//! queue's jobs, counters and completion, shared by the writers),
+//! [`sqlite`] ([`SqliteStore`]: its connections, migrations, row encoding
+//! and writer thread), [`postgres`] ([`PgStore`], [`PgOptions`]: URL and
+//! TLS, migrations, rows, the writer with group commit and notifications,
+//! the reader pool, the change feed and the cluster statements).
 
+pub mod cluster;
 pub mod error;
+pub mod postgres;
+mod queue;
 pub mod sqlite;
 pub mod store;
 pub mod types;
 
+pub use cluster::{Cluster, FeedEvent, Member};
 pub use error::{Error, Result};
+pub use postgres::{PG_SCHEMA_VERSION, PgOptions, PgStore};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
-pub use store::{Done, Store, StoreStats};
+pub use store::{Done, Health, Store, StoreStats};
 pub use types::{Change, StoredBinding, StoredUpstream, Subscriber};

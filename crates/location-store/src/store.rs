@@ -1,11 +1,12 @@
 //! The backend-neutral interface: the [`Store`] trait that the registrar
-//! (and later the PostgreSQL and Redis backends) program against, the
-//! [`Done`] callback type, and [`StoreStats`].
+//! programs against (SQLite and PostgreSQL implement it), the [`Done`]
+//! callback type, [`StoreStats`] and [`Health`].
 //!
 //! Owns the contract only (ordering, durability, threading). Must not touch
 //! any storage engine; implementations live in their own modules
-//! (`sqlite/`).
+//! (`sqlite/`, `postgres/`).
 
+use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::types::{Change, StoredBinding, StoredUpstream, Subscriber};
 
@@ -86,6 +87,28 @@ pub trait Store: Send + Sync {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+
+    /// Whether the backend can write now (for a health endpoint). Cheap: no
+    /// I/O. The default (an embedded database) is always ok.
+    fn health(&self) -> Health {
+        Health { ok: true, detail: "sqlite".to_owned() }
+    }
+
+    /// The cluster side of a backend shared by several sipwake nodes (the
+    /// change feed, membership, refresh claims, shared secrets); `None` for
+    /// a backend of one node only (SQLite).
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
+}
+
+/// What [`Store::health`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// The backend can take writes now (as far as it last saw).
+    pub ok: bool,
+    /// A line for humans: the backend, and why it is not ok.
+    pub detail: String,
 }
 
 /// Counters of the write path since the store was opened.

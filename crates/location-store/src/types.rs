@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 /// restart.
 ///
 /// Times are unix milliseconds. Values of `expires_at_ms` and
-/// `registered_at_ms` above `i64::MAX` are rejected by the SQLite backend (the
-/// batch carrying them fails, the rest of its commit group does not).
+/// `registered_at_ms` above `i64::MAX` are rejected by both backends (the
+/// batch carrying them fails, the rest of its commit group does not). The
+/// PostgreSQL backend also rejects NUL characters in any text, and line
+/// breaks in the id (binding ids travel in `\n`-separated notifications).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredBinding {
     /// Stable binding id (opaque, unique); the primary key. A later
@@ -65,6 +67,13 @@ pub struct StoredBinding {
     /// before schema version 2. Update it alone with [`Change::PushState`].
     #[serde(default)]
     pub push_state: Option<String>,
+    /// The id of the cluster node that committed the binding (the node that
+    /// holds the device's flow), as the PostgreSQL backend records it: it
+    /// stores its own [`crate::PgOptions::node_id`] with every
+    /// [`Change::Upsert`] (whatever this field says) and returns it on
+    /// load. The SQLite backend stores nothing and returns `None`.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// One registration sipwake holds at an upstream registrar (mid-registrar
@@ -77,7 +86,7 @@ pub struct StoredBinding {
 /// not remove its upstream row; the mid-registrar removes both, in one batch.
 ///
 /// Times are unix milliseconds. Values of `expires_at_ms` and `last_at_ms`
-/// above `i64::MAX` are rejected by the SQLite backend (the batch carrying
+/// above `i64::MAX` are rejected by both backends (the batch carrying
 /// them fails, the rest of its commit group does not).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUpstream {
@@ -108,8 +117,9 @@ pub struct StoredUpstream {
 /// submission order. Both kinds go through the same queue and group commit:
 /// a batch mixing them is applied in one transaction, all or nothing.
 ///
-/// Neither payload is boxed: the two upserts are the common cases and of
-/// similar size, and boxing would cost an allocation per change.
+/// Neither payload is boxed: the upserts are the common cases, and boxing
+/// would cost an allocation per change (hence the allowed size difference).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// Insert the binding, or replace the one with the same `id`.

@@ -74,6 +74,7 @@ pub fn to_row(b: &Binding) -> StoredBinding {
         registered_at_ms: b.registered_at,
         extra: None,
         push_state: None,
+        node: None,
     }
 }
 

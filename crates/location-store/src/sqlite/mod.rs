@@ -33,10 +33,10 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use migrations::SCHEMA_VERSION;
 
 use crate::error::{Error, Result};
+use crate::queue::{Counters, Job};
 use crate::store::{Done, Store, StoreStats};
 use crate::types::{Change, StoredBinding, StoredUpstream, Subscriber};
 use conn::sqlite_err;
-use writer::{Counters, Job};
 
 /// Settings of a [`SqliteStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -391,6 +391,7 @@ mod tests {
             registered_at_ms: 1_700_000_000_000,
             extra: Some(r#"{"k":1}"#.into()),
             push_state: None,
+            node: None,
         };
         assert_eq!(loaded.len(), 2);
         assert_eq!(loaded[0], b1);
@@ -460,6 +461,7 @@ mod tests {
             registered_at_ms: 1_700_000_000_000,
             extra: Some(r#"{"k":1}"#.into()),
             push_state: Some("v1 pnsreg=1".into()),
+            node: None,
         };
         assert_eq!(store.load_bindings().unwrap(), vec![b1.clone()]);
         assert_eq!(store.subscribers().unwrap().len(), 1);

@@ -185,6 +185,7 @@ pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBindi
             registered_at_ms: get_u64(row, 14, "registered_at_ms")?,
             extra: row.get(15).map_err(e)?,
             push_state: row.get(16).map_err(e)?,
+            node: None,
         })
     };
     decode().map_err(|reason| (id.clone(), reason))

@@ -20,13 +20,12 @@
 //!   logged, and the thread goes on with the next group;
 //! * a panicking callback is caught and logged; the thread survives it.
 //!
-//! Owns the write connection, the queue's receiving end and the counters.
+//! Owns the write connection and the queue's receiving end.
 //! Must not touch the read connection or the schema.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -36,45 +35,11 @@ use rusqlite::Connection;
 use super::conn::sqlite_err;
 use super::rows::{self, Op};
 use crate::error::{Error, Result};
-use crate::store::{Done, StoreStats};
-use crate::types::Change;
+use crate::queue::{Counters, Job, complete};
 
 /// A commit slower than this is logged as a warning (a slow disk, or another
 /// process holding the lock).
 const SLOW_COMMIT: Duration = Duration::from_secs(1);
-
-/// One submitted batch.
-pub(crate) struct Job {
-    pub(crate) changes: Vec<Change>,
-    pub(crate) done: Done,
-}
-
-/// Counters shared by the store handle and the writer thread.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) batches_submitted: AtomicU64,
-    pub(crate) batches_done: AtomicU64,
-    changes_committed: AtomicU64,
-    groups: AtomicU64,
-    commits: AtomicU64,
-    failed_commits: AtomicU64,
-    largest_group: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> StoreStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StoreStats {
-            batches_submitted: get(&self.batches_submitted),
-            batches_done: get(&self.batches_done),
-            changes_committed: get(&self.changes_committed),
-            groups: get(&self.groups),
-            commits: get(&self.commits),
-            failed_commits: get(&self.failed_commits),
-            largest_group: get(&self.largest_group),
-        }
-    }
-}
 
 /// Start the writer thread on `conn`; returns the queue's sending end.
 pub(crate) fn spawn(
@@ -165,17 +130,11 @@ impl Writer {
         }
         drop(ops);
 
-        for (job, verdict) in group.drain(..).zip(verdicts) {
-            let result = match verdict {
-                Some(e) => Err(e),
-                None => outcome.clone(),
-            };
-            self.counters.batches_done.fetch_add(1, Ordering::Relaxed);
-            let done = job.done;
-            if catch_unwind(AssertUnwindSafe(move || done(result))).is_err() {
-                tracing::error!(db = %self.path.display(), "a done callback of the location store panicked");
-            }
-        }
+        let results = verdicts.into_iter().map(|verdict| match verdict {
+            Some(e) => Err(e),
+            None => outcome.clone(),
+        });
+        complete(group.drain(..).zip(results), &self.counters, &self.path.display().to_string());
     }
 
     /// One transaction for the whole group.

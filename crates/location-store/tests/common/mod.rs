@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests: sample data and a blocking
-//! submit. Owns no test of its own.
+//! Helpers shared by the integration tests: sample data, a blocking
+//! submit, and backend-neutral scenarios (`scenarios.rs`). Owns no test of
+//! its own.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod scenarios;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -35,6 +38,7 @@ pub fn binding(id: &str, aor: &str, cseq: u32) -> StoredBinding {
         registered_at_ms: 1_699_999_000_000,
         extra: odd.then(|| r#"{"next_refresh_ms":1700000100000,"failures":0}"#.to_owned()),
         push_state: odd.then(|| "v1 pnsreg=1 purr=AAAAAAAAAAAAAAAAAAAAAA:1699999000000".to_owned()),
+        node: None,
     }
 }
 
