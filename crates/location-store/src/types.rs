@@ -129,6 +129,16 @@ pub enum Change {
         /// Binding id.
         id: String,
     },
+    /// Remove the binding with this id only if its stored expiry is at or
+    /// before `at` (unix ms): it expired, and nobody refreshed it since
+    /// (in a cluster, another node may have; its registration stays). No
+    /// error if there is no such binding.
+    Expire {
+        /// Binding id.
+        id: String,
+        /// The expiry time seen, unix ms.
+        at: u64,
+    },
     /// Remove every binding of this AoR (`REGISTER` with `Contact: *`).
     /// Upstream registrations of the AoR are left alone.
     RemoveAor {

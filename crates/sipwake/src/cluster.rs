@@ -120,7 +120,6 @@ impl Driver {
                 self.with_node(|node, now| node.handle_resync(rows, now));
                 tracing::info!(bindings = n, "change feed back; location cache rebuilt from the store");
             }
-            _ => {}
         }
     }
 

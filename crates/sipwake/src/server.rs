@@ -222,7 +222,9 @@ fn open_node(
     // one node is accepted by every other.
     let secret = |name: &str| -> anyhow::Result<Option<[u8; 32]>> {
         match store.cluster() {
-            Some(c) => Ok(Some(c.shared_secret(name).with_context(|| format!("cannot read the cluster secret {name:?}"))?)),
+            Some(c) => {
+                Ok(Some(c.shared_secret(name).with_context(|| format!("cannot read the cluster secret {name:?}"))?))
+            }
             None => Ok(None),
         }
     };

@@ -16,17 +16,26 @@ pub fn is_postgres(config: &Config) -> bool {
     config.store.backend == crate::cluster_config::StoreBackend::Postgres
 }
 
+/// Where the store is, for messages: the SQLite file, or the database URL
+/// without its password.
+pub fn describe(config: &Config) -> String {
+    if is_postgres(config) {
+        config.store.url_redacted()
+    } else {
+        config.data_dir.join("sipwake.db").display().to_string()
+    }
+}
+
 /// Opens the store; `node_id` names this process in a cluster (its
 /// bindings, heartbeats and claims).
 pub fn open(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Store>> {
     if is_postgres(config) {
         let s = &config.store;
         let opts = PgOptions {
-            url: s.url.clone(),
             pool_size: s.pool_size,
             ca_file: s.ca_file.clone(),
-            node_id: node_id.to_string(),
             connect_timeout: s.connect_timeout(),
+            ..PgOptions::new(s.url.clone(), node_id)
         };
         let store = PgStore::open(opts)
             .with_context(|| format!("cannot open the PostgreSQL store {} ({})", s.url_redacted(), s.url_key()))?;

@@ -125,7 +125,8 @@ fn kill_9_of_a_node_under_register_load_loses_no_acknowledged_binding() {
                 let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let to: SocketAddr = targets[k % 2];
                 sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Some(resp) = udp_exchange(&sock, to, register_msg(&sock, &user, 3600).as_bytes(), Duration::from_millis(500))
+                if let Some(resp) =
+                    udp_exchange(&sock, to, register_msg(&sock, &user, 3600).as_bytes(), Duration::from_millis(500))
                     && status_of(&resp) == 200
                 {
                     acked.lock().unwrap().push(user);
@@ -162,10 +163,7 @@ fn refresh_pushes_of_a_killed_node_come_once_from_the_survivors() {
     let mut phones = Vec::new();
     for k in 0..4 {
         let mut p = Phone::udp(nodes[0].udp, &format!("dev{k}"), "127.0.0.1");
-        let c = format!(
-            "<sip:dev{k}@{};pn-provider=apns;pn-prid=REF-{k};pn-param=TEAM1.com.example.voip>",
-            p.local()
-        );
+        let c = format!("<sip:dev{k}@{};pn-provider=apns;pn-prid=REF-{k};pn-param=TEAM1.com.example.voip>", p.local());
         assert_eq!(status_of(p.register(&[&c], &["Expires: 127"]).as_bytes()), 200);
         phones.push(p);
     }

@@ -48,6 +48,9 @@ ON CONFLICT (id) DO UPDATE SET
     user_agent = EXCLUDED.user_agent, registered_at_ms = EXCLUDED.registered_at_ms, extra = EXCLUDED.extra,
     push_state = EXCLUDED.push_state, node = EXCLUDED.node";
 const REMOVE_BINDINGS: &str = "DELETE FROM bindings WHERE id = ANY($1::text[]) RETURNING id";
+const EXPIRE_BINDINGS: &str = "\
+DELETE FROM bindings AS b USING UNNEST($1::text[], $2::int8[]) AS u (id, at)
+WHERE b.id = u.id AND b.expires_at_ms <= u.at RETURNING b.id";
 const REMOVE_AORS: &str = "DELETE FROM bindings WHERE aor = ANY($1::text[]) RETURNING id";
 const SET_PUSH_STATES: &str = "\
 UPDATE bindings AS b SET push_state = u.push_state
@@ -69,6 +72,7 @@ pub(crate) struct Statements {
     upsert: Statement,
     remove: Statement,
     remove_aor: Statement,
+    expire: Statement,
     push_state: Statement,
     upsert_upstream: Statement,
     remove_upstream: Statement,
@@ -82,6 +86,7 @@ impl Statements {
             upsert: client.prepare(UPSERT_BINDINGS)?,
             remove: client.prepare(REMOVE_BINDINGS)?,
             remove_aor: client.prepare(REMOVE_AORS)?,
+            expire: client.prepare(EXPIRE_BINDINGS)?,
             push_state: client.prepare(SET_PUSH_STATES)?,
             upsert_upstream: client.prepare(UPSERT_UPSTREAM)?,
             remove_upstream: client.prepare(REMOVE_UPSTREAM)?,
@@ -176,6 +181,19 @@ fn apply_binding_run(
             changed.extend(gone.iter().cloned());
             removed.extend(gone);
         }
+        Some(Op::Expire(..)) => {
+            let mut ids = Vec::with_capacity(run.len());
+            let mut at = Vec::with_capacity(run.len());
+            for op in run {
+                if let Op::Expire(id, t) = op {
+                    ids.push(*id);
+                    at.push(*t);
+                }
+            }
+            let gone = returned_ids(tx.query(&st.expire, &[&ids, &at])?)?;
+            changed.extend(gone.iter().cloned());
+            removed.extend(gone);
+        }
         Some(Op::RemoveAor(_)) => {
             let aors: Vec<&str> = run.iter().map(|op| key(op)).collect();
             let gone = returned_ids(tx.query(&st.remove_aor, &[&aors])?)?;
@@ -263,6 +281,7 @@ fn kind(op: &Op<'_>) -> u8 {
         Op::PushState { .. } => 3,
         Op::UpsertUpstream { .. } => 4,
         Op::RemoveUpstream(_) => 5,
+        Op::Expire(..) => 6,
     }
 }
 
@@ -270,7 +289,9 @@ fn kind(op: &Op<'_>) -> u8 {
 fn key<'a>(op: &'a Op<'_>) -> &'a str {
     match op {
         Op::Upsert { b, .. } => &b.id,
-        Op::Remove(id) | Op::RemoveAor(id) | Op::PushState { id, .. } | Op::RemoveUpstream(id) => id,
+        Op::Remove(id) | Op::RemoveAor(id) | Op::PushState { id, .. } | Op::RemoveUpstream(id) | Op::Expire(id, _) => {
+            id
+        }
         Op::UpsertUpstream { u, .. } => &u.key,
     }
 }

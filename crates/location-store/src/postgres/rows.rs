@@ -34,6 +34,7 @@ pub(crate) const SUBSCRIBERS_GENERATION: &str = "SELECT value FROM meta WHERE ke
 pub(crate) enum Op<'a> {
     Upsert { b: &'a StoredBinding, path_json: String, expires_at_ms: i64, registered_at_ms: i64 },
     Remove(&'a str),
+    Expire(&'a str, i64),
     RemoveAor(&'a str),
     PushState { id: &'a str, push_state: Option<&'a str> },
     UpsertUpstream { u: &'a StoredUpstream, expires_at_ms: i64, last_at_ms: i64 },
@@ -81,6 +82,10 @@ pub(crate) fn encode(change: &Change) -> Result<Op<'_>> {
         Change::Remove { id } => {
             check_id(id, "binding", || "binding removal".to_owned())?;
             Op::Remove(id)
+        }
+        Change::Expire { id, at } => {
+            check_id(id, "binding", || "binding expiry".to_owned())?;
+            Op::Expire(id, to_i64(*at, || format!("expiry of binding {id}"))?)
         }
         Change::RemoveAor { aor } => {
             no_nul(Some(aor), || format!("removal of AoR {aor:?}"))?;

@@ -26,6 +26,7 @@ ON CONFLICT (id) DO UPDATE SET
     push_state = excluded.push_state";
 const UPDATE_PUSH_STATE: &str = "UPDATE bindings SET push_state = ?2 WHERE id = ?1";
 const DELETE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1";
+const EXPIRE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1 AND expires_at_ms <= ?2";
 const DELETE_AOR: &str = "DELETE FROM bindings WHERE aor = ?1";
 pub(crate) const SELECT_BINDINGS: &str = "\
 SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
@@ -59,6 +60,7 @@ pub(crate) const SUBSCRIBERS_GENERATION: &str = "SELECT value FROM meta WHERE ke
 pub(crate) enum Op<'a> {
     Upsert { b: &'a StoredBinding, path_json: String, expires_at_ms: i64, registered_at_ms: i64 },
     Remove(&'a str),
+    Expire(&'a str, i64),
     RemoveAor(&'a str),
     PushState { id: &'a str, push_state: Option<&'a str> },
     UpsertUpstream { u: &'a StoredUpstream, expires_at_ms: i64, last_at_ms: i64 },
@@ -77,6 +79,7 @@ pub(crate) fn encode(change: &Change) -> Result<Op<'_>> {
             registered_at_ms: to_i64(b.registered_at_ms, || binding_field(b, "registered_at_ms"))?,
         },
         Change::Remove { id } => Op::Remove(id),
+        Change::Expire { id, at } => Op::Expire(id, to_i64(*at, || format!("expiry of binding {id}"))?),
         Change::RemoveAor { aor } => Op::RemoveAor(aor),
         Change::PushState { id, push_state } => Op::PushState { id, push_state: push_state.as_deref() },
         Change::UpsertUpstream(u) => Op::UpsertUpstream {
@@ -132,6 +135,9 @@ pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
         }
         Op::Remove(id) => {
             conn.prepare_cached(DELETE_BINDING)?.execute([id])?;
+        }
+        Op::Expire(id, at) => {
+            conn.prepare_cached(EXPIRE_BINDING)?.execute(params![id, at])?;
         }
         Op::RemoveAor(aor) => {
             conn.prepare_cached(DELETE_AOR)?.execute([aor])?;

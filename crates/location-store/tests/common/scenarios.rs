@@ -288,6 +288,21 @@ pub fn subscribers_crud_and_version(store: &dyn Store) {
     assert!(matches!(err, Error::Invalid { .. }) && err.to_string().contains("eve@example.com"), "{err}");
 }
 
+/// An expiry removes a binding only while its stored expiry is at or before
+/// the time given: a binding refreshed meanwhile (by another node) stays.
+pub fn expiry_removes_only_what_is_still_expired(store: &dyn Store) {
+    let old = binding("x1", "xena@example.com", 1); // expires at T0 + 1 s
+    let refreshed = binding("x2", "xena@example.com", 9); // expires at T0 + 9 s
+    submit_wait(store, vec![Change::Upsert(old), Change::Upsert(refreshed.clone())]).unwrap();
+    let at = 1_700_000_000_000 + 5_000;
+    submit_wait(store, vec![Change::Expire { id: "x1".into(), at }, Change::Expire { id: "x2".into(), at }]).unwrap();
+    assert_eq!(loaded(store), vec![refreshed]);
+    // An expiry of an unknown id is no error; one beyond the storable range fails its batch.
+    submit_wait(store, vec![Change::Expire { id: "nope".into(), at }]).unwrap();
+    let err = submit_wait(store, vec![Change::Expire { id: "x2".into(), at: u64::MAX }]).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+}
+
 /// Every scenario, each on a fresh store from `fresh`.
 pub fn all(mut fresh: impl FnMut() -> Box<dyn Store>) {
     bindings_apply_in_order(&*fresh());
@@ -296,4 +311,5 @@ pub fn all(mut fresh: impl FnMut() -> Box<dyn Store>) {
     unstorable_value_fails_only_its_batch(&*fresh());
     barriers_complete_in_order(&*fresh());
     subscribers_crud_and_version(&*fresh());
+    expiry_removes_only_what_is_still_expired(&*fresh());
 }

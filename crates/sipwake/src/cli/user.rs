@@ -71,6 +71,7 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
 
 fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
     let store = crate::store_open::open(config, "cli").map_err(|e| format!("{e:#}"))?;
+    let path = crate::store_open::describe(config);
     match action {
         UserAction::Add { aor } => {
             let (user, domain) = split(&aor)?;
@@ -86,14 +87,14 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
                 created_at_ms: crate::server::now_ms(),
             };
             store.put_subscriber(&s).map_err(|e| e.to_string())?;
-            println!("{user}@{domain} saved in {}", path.display());
+            println!("{user}@{domain} saved in {}", path);
         }
         UserAction::Del { aor } => {
             let (user, domain) = split(&aor)?;
             if store.delete_subscriber(&user, &domain).map_err(|e| e.to_string())? {
                 println!("{user}@{domain} deleted");
             } else {
-                return Err(format!("no subscriber {user}@{domain} in {}", path.display()));
+                return Err(format!("no subscriber {user}@{domain} in {}", path));
             }
         }
         UserAction::Import { file } => {
@@ -123,7 +124,7 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
                 });
             }
             store.put_subscribers(&subs).map_err(|e| e.to_string())?;
-            println!("{} subscribers saved in {}", subs.len(), path.display());
+            println!("{} subscribers saved in {}", subs.len(), path);
         }
         UserAction::List => {
             let mut list = store.subscribers().map_err(|e| e.to_string())?;
