@@ -10,6 +10,7 @@ One command (from the repository root):
     bench/run.sh rss --rss-bindings 100000
     bench/run.sh mid                      # mid_register, mid_throttle, mid_wake
     bench/run.sh tls --tls-rates 2000,5000 --tls-hs-rates 200,500
+    bench/run.sh cluster --rates 2000,5000,10000,20000 --secs 5
 
 Scenarios:
   options        OPTIONS answered 200 (stateless on both servers).
@@ -37,6 +38,12 @@ Scenarios:
                  TLS connections at the same rates, and new TLS connections
                  (handshake + one REGISTER + close) per second; sipwake's tls:
                  listener vs Kamailio's tls module (bench/tls_bench.py).
+  cluster        the PostgreSQL cluster (issue 12), on a private PostgreSQL
+                 started per sweep (default durability): REGISTER sweep of
+                 sipwake SQLite, PostgreSQL 1 node, 2 nodes sharing the load,
+                 and Kamailio, CPU split sipwake / PostgreSQL; calls SQLite vs
+                 PostgreSQL 1 node (lookup barrier); wake latency with the
+                 REGISTER at node B and the call at node A; memory per binding.
 
 For each scenario and each server it drives the server with sipp at
 increasing rates and prints, per rate: the calls/s sipp completed (a call
@@ -709,15 +716,17 @@ def scenario_sweep(kind):
     return run
 
 
-def scenario_rss(args, workdir):
+def scenario_rss(args, workdir, variants=None, n=None):
     """Memory per binding: fresh server (auth off), memory right after
-    start-up, after N/2 and after N distinct AoRs registered at --rss-rate."""
-    n = args.rss_bindings
+    start-up, after N/2 and after N distinct AoRs registered at --rss-rate.
+    `variants`: (name, constructor) of the servers (default sipwake and
+    Kamailio); `n`: the bindings (default --rss-bindings)."""
+    n = n or args.rss_bindings
     rate = args.rss_rate
     print(f"\n== memory per binding: {n} distinct AoRs registered (auth off) at {rate}/s, "
           f"one binding each, Expires 3600 ==")
     results = {}
-    for name, make in servers(args, workdir, REGISTER):
+    for name, make in variants or servers(args, workdir, REGISTER):
         quiet(args)
         server = make()
         pool = Pool()
@@ -729,10 +738,10 @@ def scenario_rss(args, workdir):
             for part in split(n, 2):
                 secs = max(1, -(-part // rate))
                 r = -(-part // secs)
-                c0 = cpu_seconds(server.pid)
+                c0 = sum(cpu_split(server).values())
                 ok, failed, retrans, _ = run_sipp(REGISTER.xml, server.port, r, secs, workdir, ("-nd",),
                                                   args.sipp_procs, pool, False)
-                cpu = cpu_seconds(server.pid) - c0
+                cpu = sum(cpu_split(server).values()) - c0
                 time.sleep(2)
                 steps.append((ok, failed, retrans, server.bindings(), server.memory(), cpu))
         finally:
@@ -1289,6 +1298,489 @@ def scenario_mid_wake(args, workdir):
     return None
 
 
+# PostgreSQL cluster (issue 12): a private PostgreSQL server, sipwake nodes sharing it.
+
+PG_SETTINGS = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method",
+               "shared_buffers", "max_wal_size", "checkpoint_timeout")
+
+
+def pg_bin():
+    """The directory of initdb, postgres, createdb, pg_isready and psql: $SIPWAKE_PG_BIN, or else the
+    highest version in /usr/lib/postgresql/*/bin; None when PostgreSQL is not installed."""
+    if os.environ.get("SIPWAKE_PG_BIN"):
+        return os.environ["SIPWAKE_PG_BIN"]
+    found = []
+    for v in os.listdir("/usr/lib/postgresql") if os.path.isdir("/usr/lib/postgresql") else []:
+        b = os.path.join("/usr/lib/postgresql", v, "bin")
+        if v.isdigit() and all(os.path.exists(os.path.join(b, x))
+                               for x in ("initdb", "postgres", "createdb", "pg_isready", "psql")):
+            found.append((int(v), b))
+    return max(found)[1] if found else None
+
+
+def cpu_reaped(pid):
+    """CPU seconds of `pid`'s tree plus what its reaped children used (cutime+cstime of `pid`): a
+    PostgreSQL backend or autovacuum worker that exited during the run still counts."""
+    total = cpu_seconds(pid)
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        fields = st[st.rfind(")") + 2:].split()
+        total += (int(fields[13]) + int(fields[14])) / CLK
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+class Postgres:
+    """A private PostgreSQL server for the cluster scenario: `initdb` in the bench's work directory, a free
+    port on 127.0.0.1 (never the machine's 5432), the socket in its directory, superuser `sipwake` with
+    trust authentication, database `sipwake`. PostgreSQL's **default durability**: nothing in the server's
+    settings is changed (fsync = on, synchronous_commit = on, full_page_writes = on); `initdb --no-sync`
+    only skips syncing initdb's own files. PostgreSQL refuses to run as root, so as root its directory is
+    given to the `postgres` user and initdb/postgres run through `setpriv --reuid=postgres` (which execs:
+    the PID is the postmaster's). Stopped by PID (SIGINT, fast shutdown)."""
+
+    def __init__(self, workdir):
+        self.bin = pg_bin()
+        if not self.bin:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install -y postgresql), or set SIPWAKE_PG_BIN")
+        self.dir = tempfile.mkdtemp(prefix="postgres-", dir=workdir)
+        self.data = os.path.join(self.dir, "data")
+        self.root = os.geteuid() == 0
+        self.proc = None
+        if self.root:
+            os.chmod(workdir, 0o711)  # the postgres user must reach its directory inside it
+            subprocess.run(["chown", "-R", "postgres:postgres", self.dir], check=True)
+        subprocess.run(self._wrap("initdb") + ["-D", self.data, "-U", "sipwake", "-A", "trust", "--no-sync", "-E",
+                                               "UTF8", "--locale=C"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        for attempt in range(5):
+            self.port = free_port(socket.SOCK_STREAM)
+            if self.port == 5432:
+                continue
+            err = self._start()
+            if err is None:
+                break
+            if attempt == 4 or "could not" not in err:
+                raise RuntimeError("postgres did not start:\n" + err)
+        subprocess.run([os.path.join(self.bin, "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "sipwake",
+                        "sipwake"], check=True)
+        self.url = f"postgres://sipwake@127.0.0.1:{self.port}/sipwake"
+
+    def _wrap(self, prog):
+        user = ["--reuid=postgres", "--regid=postgres", "--init-groups"] if self.root else []
+        return ["setpriv", *user, "--pdeathsig", "QUIT", "--", os.path.join(self.bin, prog)]
+
+    def _start(self):
+        """Starts the server; None once it accepts connections, else its log."""
+        log_path = os.path.join(self.dir, "postgres.log")
+        log = open(log_path, "w")
+        if self.root:
+            shutil.chown(log_path, "postgres", "postgres")
+        self.proc = subprocess.Popen(self._wrap("postgres") + ["-D", self.data, "-k", self.dir, "-c",
+                                                               "listen_addresses=127.0.0.1", "-p", str(self.port)],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, process_group=0)
+        self.pid = self.proc.pid
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if subprocess.run([os.path.join(self.bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+                               "-U", "sipwake", "-d", "postgres"]).returncode == 0:
+                return None
+            time.sleep(0.1)
+        self.stop()
+        with open(log_path) as f:
+            return f.read()
+
+    def sql(self, query):
+        r = subprocess.run([os.path.join(self.bin, "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "sipwake",
+                            "-d", "sipwake", "-At", "-c", query], capture_output=True, text=True, timeout=60)
+        return r.stdout.strip()
+
+    def settings(self):
+        names = ",".join(f"'{n}'" for n in PG_SETTINGS)
+        return self.sql(f"SELECT string_agg(n || '=' || current_setting(n), ' ' ORDER BY i) "
+                        f"FROM unnest(ARRAY[{names}]) WITH ORDINALITY AS t(n, i)")
+
+    def sizes(self):
+        """(rows in bindings, bytes of the bindings table with its indexes and TOAST, bytes of the database)."""
+        out = self.sql("SELECT count(*) || ' ' || pg_total_relation_size('bindings') || ' ' || "
+                       "pg_database_size('sipwake') FROM bindings")
+        try:
+            return tuple(int(x) for x in out.split())
+        except ValueError:
+            return None
+
+    def cpu(self):
+        return cpu_reaped(self.pid)
+
+    def wal(self):
+        """(WAL bytes, WAL syncs) so far (pg_stat_wal; backends report them within about a second)."""
+        try:
+            b, n = self.sql("SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal").split()
+            return int(b), int(n)
+        except ValueError:
+            return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own process group: the postmaster's PID
+                self.proc.wait()
+
+
+def store_config(pg, node_id):
+    return (f"\n[store]\nbackend = \"postgres\"\nurl = \"{pg.url}\"\n\n"
+            f"[cluster]\nnode_id = \"{node_id}\"\n")
+
+
+def node_metrics(node):
+    """{(metric, label value): value} of a sipwake's sipwake_cluster_* counters (/metrics)."""
+    out = {}
+    try:
+        with urllib.request.urlopen(node.mgmt + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        m = re.match(r'(sipwake_cluster_\w+)(?:\{\w+="(\w+)"\})? (\S+)', line)
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+class PgNodes(Server):
+    """`n` sipwake nodes (`[store] backend = "postgres"`, `[cluster] node_id = "nK"`, default heartbeat)
+    on a fresh private PostgreSQL; `config`: the rest of each node's configuration (default: auth off,
+    management on). Ready once every node counts `n` live members."""
+
+    def __init__(self, workdir, n, config=None):
+        self.name = "pg-1node" if n == 1 else f"pg-{n}nodes"
+        self.pg = Postgres(workdir)
+        self.nodes = []
+        try:
+            for i in range(n):
+                self.nodes.append(Sipwake(workdir, (config or REG_CONFIG) + store_config(self.pg, f"n{i + 1}")))
+            deadline = time.time() + 20
+            while not all(node_metrics(x).get(("sipwake_cluster_members", None)) == n for x in self.nodes):
+                if time.time() > deadline:
+                    raise RuntimeError(f"the {n} nodes did not see each other within 20 s")
+                time.sleep(0.2)
+        except (OSError, RuntimeError):
+            self.stop()
+            raise
+        self.port, self.pid = self.nodes[0].port, self.nodes[0].pid
+        self.ports = [x.port for x in self.nodes]
+
+    def stop(self):
+        for x in self.nodes:
+            x.stop()
+        self.pg.stop()
+
+    def bindings(self):
+        return self.nodes[0].bindings()
+
+    def memory(self):
+        out = {f"n{i + 1} VmRSS": vm_rss(x.pid) for i, x in enumerate(self.nodes)}
+        sz = self.pg.sizes()
+        if sz:
+            out["pg bindings table"], out["pg database"] = sz[1], sz[2]
+        return out
+
+    def cpu(self):
+        out = {f"n{i + 1}": cpu_seconds(x.pid) for i, x in enumerate(self.nodes)}
+        out["postgres"] = self.pg.cpu()
+        return out
+
+    def counters(self):
+        """Summed over the nodes: barriers sent and timed out, changes of other nodes applied."""
+        tot = {}
+        for x in self.nodes:
+            for k, v in node_metrics(x).items():
+                tot[k] = tot.get(k, 0) + v
+        return {"barriers": tot.get(("sipwake_cluster_barriers_total", "sent"), 0),
+                "barrier_timeouts": tot.get(("sipwake_cluster_barriers_total", "timeout"), 0),
+                "replicated": tot.get(("sipwake_cluster_replicated_total", "upsert"), 0)}
+
+
+REG_CONFIG = "[auth]\nenabled = false\n\n[management]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
+
+
+def cpu_split(server):
+    """{part: CPU seconds so far} of what a server is made of: its process tree; for PgNodes each node's
+    and PostgreSQL's (its whole tree plus the backends and workers it reaped)."""
+    if isinstance(server, PgNodes):
+        return server.cpu()
+    return {k: cpu_seconds(p) for k, p in cpu_parts(server).items()}
+
+
+def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
+    """`measure` for one or more nodes: the offered rate (and the probe's PROBE_RATE) split evenly over
+    the nodes, each node's share from its own sipp process(es) and probe, distinct AoRs throughout.
+    Returns the rows: one per node when there are several, then the whole ('all')."""
+    ports = getattr(server, "ports", [server.port])
+    k = len(ports)
+    ps = probe_secs(secs)
+    probes = []
+    for port in ports:
+        pr = PROBE_RATE // k
+        probes.append(run_probe(port, pr, ps, DOMAIN if kind.register else None,
+                                probe_pool.take(pr * ps) if probe_pool else 0, None,
+                                CALLEE if kind.call else None))
+    k0 = server.counters() if isinstance(server, PgNodes) else None
+    w0 = server.pg.wal() if isinstance(server, PgNodes) else None
+    c0, m0, t0, d0 = cpu_split(server), machine_cpu(), time.time(), disk_ticks()
+    extra = ("-nd",) if kind.register else ("-s", CALLEE) if kind.call else ()
+    running = []
+    for port, r in zip(ports, split(rate, k)):
+        procs = []
+        for rr in split(r, args.sipp_procs):
+            if rr == 0:
+                continue
+            calls = rr * secs
+            inf = None
+            if pool is not None:
+                inf = os.path.join(workdir, f"sipp_{port}_{rate}_{time.time_ns()}_users.csv")
+                write_inf(inf, pool.take(calls), calls, False)
+            procs.append(start_sipp(kind.xml, port, rr, calls, workdir, extra, inf=inf, timeout=secs * 3 + 10))
+        running.append((r, procs))
+    res = [(r, sipp_results(procs)) for r, procs in running]
+    lats = []
+    for p in probes:
+        out, _ = p.communicate(timeout=60)
+        try:
+            lats.append(json.loads(out.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            lats.append({})
+    c1, m1, t1, d1 = cpu_split(server), machine_cpu(), time.time(), disk_ticks()
+    k1 = server.counters() if isinstance(server, PgNodes) else None
+    w1 = server.pg.wal() if isinstance(server, PgNodes) else None
+    cpu = {p: c1[p] - c0[p] for p in c0}
+    pg = cpu.pop("postgres", None)
+    other = (m1["busy"] - m0["busy"]) - sum(cpu.values()) - (pg or 0) - (m1["self"] - m0["self"])
+    common = {"server": server.name, "scenario": kind.name,
+              "other_pct": max(0.0, 100.0 * other / ((t1 - t0) * os.cpu_count())),
+              "disk_pct": (d1 - d0) / (10.0 * (t1 - t0))}
+    rows = []
+    nodes = getattr(server, "nodes", [server])
+    dones = []
+    for i, ((r, (ok, failed, retrans, elapsed)), lat) in enumerate(zip(res, lats)):
+        done = ok + lat.get("answered", 0)
+        dones.append(done)
+        srv = list(cpu.values())[i]
+        rows.append(dict(common, node=f"n{i + 1}", rate=r, ok=ok, failed=failed, retrans=retrans,
+                         achieved=ok / elapsed if elapsed > 0 else 0.0,
+                         fail_pct=100.0 * failed / (ok + failed) if ok + failed else 100.0,
+                         p50_us=lat.get("p50_us"), p99_us=lat.get("p99_us"), p999_us=lat.get("p999_us"),
+                         srv_us=1e6 * srv / done if done else None, pg_us=None, total_us=None,
+                         bindings=nodes[i].bindings() if kind.register else None))
+    done = sum(dones)
+    ok = sum(r["ok"] for r in rows)
+    failed = sum(r["failed"] for r in rows)
+    elapsed = max(e for _, (_, _, _, e) in res)
+    whole = dict(common, node="all" if k > 1 else "-", rate=rate, ok=ok, failed=failed,
+                 retrans=sum(r["retrans"] for r in rows), achieved=ok / elapsed if elapsed > 0 else 0.0,
+                 fail_pct=100.0 * failed / (ok + failed) if ok + failed else 100.0,
+                 p50_us=rows[0]["p50_us"] if k == 1 else None, p99_us=rows[0]["p99_us"] if k == 1 else None,
+                 p999_us=rows[0]["p999_us"] if k == 1 else None,
+                 srv_us=1e6 * sum(cpu.values()) / done if done else None,
+                 pg_us=1e6 * pg / done if done and pg is not None else None,
+                 total_us=1e6 * (sum(cpu.values()) + (pg or 0)) / done if done else None,
+                 bindings=server.bindings() if kind.register else None)
+    if k0 is not None:
+        whole["repl"] = (k1["replicated"] - k0["replicated"]) / done if done else None
+        whole["barr"] = (k1["barriers"] - k0["barriers"]) / done if done else None
+        whole["barrier_timeouts"] = k1["barrier_timeouts"] - k0["barrier_timeouts"]
+    if w0 and w1 and done:
+        whole["wal_b"] = (w1[0] - w0[0]) / done
+        whole["wal_sync"] = (w1[1] - w0[1]) / done
+    return (rows if k > 1 else []) + [whole]
+
+
+CLUSTER_HEADER = (f"{'server':<10} {'node':<4} {'rate/s':>7} {'ok/s':>7} {'fail%':>7} {'retr':>5} {'p50µs':>6} "
+                  f"{'p99µs':>6} {'p99.9µs':>7} {'srv µs':>7} {'pg µs':>6} {'total µs':>8} {'repl':>5} "
+                  f"{'barr':>5} {'fsync':>5} {'walB':>5} {'bindings':>8} {'oth%':>5} {'dsk%':>5}")
+
+
+def print_cluster_row(r):
+    print(f"{r['server']:<10} {r['node']:<4} {r['rate']:>7} {r['achieved']:>7.0f} {r['fail_pct']:>7.3f} "
+          f"{r['retrans']:>5} {fmt(r['p50_us'], '>6')} {fmt(r['p99_us'], '>6')} {fmt(r['p999_us'], '>7')} "
+          f"{fmt(r['srv_us'], '>7.1f')} {fmt(r['pg_us'], '>6.1f')} {fmt(r['total_us'], '>8.1f')} "
+          f"{fmt(r.get('repl'), '>5.2f')} {fmt(r.get('barr'), '>5.2f')} {fmt(r.get('wal_sync'), '>5.3f')} "
+          f"{fmt(r.get('wal_b'), '>5.0f')} {fmt(r['bindings'], '>8')} "
+          f"{r['other_pct']:>5.1f} {r['disk_pct']:>5.1f}", flush=True)
+    if r.get("barrier_timeouts"):
+        print(f"{'':<15} {r['barrier_timeouts']:.0f} lookup barriers timed out (routed from the cache)")
+
+
+def cluster_sweep(label, make, kind, rates, secs, workdir, args):
+    """`sweep` for cluster_measure: a fresh server (and PostgreSQL), the rates in order up to the first not
+    sustained; for REGISTER, the memory of each sipwake process and the size of the bindings table after."""
+    quiet(args)
+    server = make()
+    server.name = label
+    pool = Pool() if kind.register else None
+    probe_pool = Pool(0) if kind.register else None
+    rows, callee = [], None
+    procs = {f"n{i + 1}": x.pid for i, x in enumerate(server.nodes)} if isinstance(server, PgNodes) else (
+        {"sipwake": server.pid} if isinstance(server, Sipwake) else {})
+    rss0 = {k: vm_rss(p) for k, p in procs.items()}
+    try:
+        if kind.call:
+            callee = Callee(server, workdir)
+        for rate in rates:
+            out = cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool)
+            for r in out:
+                print_cluster_row(r)
+            out[-1]["nodes"] = out[:-1]
+            rows.append(out[-1])
+            if not sustained(out[-1]):
+                break
+        if kind.register and procs:
+            time.sleep(1)
+            b = server.bindings()
+            mem = ", ".join(f"{k} {rss0[k] / 2**20:.0f} -> {vm_rss(p) / 2**20:.0f} MiB"
+                            + (f" ({(vm_rss(p) - rss0[k]) / b:.0f} B/binding)" if b else "")
+                            for k, p in procs.items())
+            line = f"# {server.name}: {b} bindings; VmRSS from start-up: {mem}"
+            if isinstance(server, PgNodes):
+                sz = server.pg.sizes()
+                if sz and sz[0]:
+                    line += (f"; PostgreSQL: {sz[0]} rows, bindings table {sz[1] / 2**20:.1f} MiB "
+                             f"({sz[1] / sz[0]:.0f} B/row, indexes included), database {sz[2] / 2**20:.1f} MiB")
+            print(line + " (the RSS figures include what the load left allocated; see the rss part)", flush=True)
+    finally:
+        if callee:
+            callee.stop()
+            st = callee.stats()
+            if st:
+                print(f"# {server.name}: the sipp callee completed {st[0]} calls, failed {st[1]}, "
+                      f"retransmitted {st[2]} times", flush=True)
+        server.stop()
+    return rows
+
+
+def cluster_wake(args, workdir, label, make, two):
+    """Wake latency (sip-probe --push-wake) on `make(hook)`; `two`: the device registers at node 2
+    (--register-target) while the calls go to node 1."""
+    quiet(args)
+    hook = free_port(socket.SOCK_STREAM)
+    server = make(hook)
+    try:
+        extra = ("--register-target", f"127.0.0.1:{server.ports[1]}") if two else ()
+        c0 = cpu_split(server)
+        p = probe_push(server, hook, "--push-wake", args.cluster_wake, *extra)
+        out, _ = p.communicate(timeout=args.cluster_wake * 20 + 60)
+        c1 = cpu_split(server)
+    finally:
+        server.stop()
+    try:
+        w = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"{label:<26} the probe failed: {out!r}", flush=True)
+        return
+    cpu = {k: c1[k] - c0[k] for k in c0}
+    pg = cpu.pop("postgres", None)
+    per = lambda v: 1e6 * v / w["woken"] if w["woken"] and v is not None else None  # noqa: E731
+    lost = w["no_push"] + w["no_invite"] + w["unexpected"]
+    print(f"{label:<26} {w['woken']:>6} {w['p50_us']:>6} {w['p90_us']:>6} {w['p99_us']:>6} {w['max_us']:>7} "
+          f"{w['e2e_p50_us']:>6} {w['e2e_p99_us']:>6} {w['push_p50_us']:>6} {w['push_p99_us']:>6} "
+          f"{fmt(per(sum(cpu.values())), '>7.1f')} {fmt(per(pg), '>6.1f')} {lost:>5} {w['secs']:>6.1f}", flush=True)
+    if lost:
+        print(f"{'':<26} calls {w['calls']}: no push {w['no_push']}, pushed but no INVITE {w['no_invite']}, "
+              f"unexpected messages {w['unexpected']}")
+
+
+def scenario_cluster(args, workdir):
+    """The PostgreSQL cluster (issue 12) beside SQLite and Kamailio, one sitting: REGISTER sweep (sipwake
+    SQLite, sipwake on PostgreSQL with 1 node and with 2 nodes sharing the load, Kamailio), calls (SQLite vs
+    PostgreSQL 1 node: the lookup barrier), wake latency across nodes, memory per binding."""
+    pg = Postgres(workdir)
+    try:
+        print(f"\n# PostgreSQL: {pg.bin}, a fresh private server per sweep (initdb in the bench's work directory, "
+              f"127.0.0.1, a free port), default durability settings, nothing changed: {pg.settings()}")
+    finally:
+        pg.stop()
+    print("# sipwake SQLite: WAL, synchronous = NORMAL (no fsync per commit); sipwake PostgreSQL: a 200 OK "
+          "waits for the commit, i.e. its WAL fsync (synchronous_commit = on); Kamailio: in memory (db_mode 0)")
+    variants = [("sqlite", lambda: Sipwake(workdir, REG_CONFIG)),
+                ("pg-1node", lambda: PgNodes(workdir, 1)),
+                ("pg-2nodes", lambda: PgNodes(workdir, 2))]
+    if not args.no_kamailio:
+        variants.append(("kamailio", lambda: Kamailio(workdir)))
+    note = ("# srv µs: CPU of the SIP server's processes (sipwake node(s), or Kamailio) per call answered; pg µs: "
+            "PostgreSQL's whole process tree; total: both. With 2 nodes each takes half the rate (its own sipp "
+            "and a probe at 100/s) and the rows n1/n2 give each node's own CPU per call it answered (applying "
+            "the other node's changes included) and its probe's latency. repl: changes of other nodes applied "
+            "per call (summed over the nodes); barr: lookup barriers sent per call; fsync, walB: PostgreSQL's WAL "
+            "syncs and WAL bytes per call (pg_stat_wal)")
+    print(f"\n== cluster 1/4: REGISTER, auth off, new AoR per call ==\n# latency (sip-probe): REGISTER->200\n{note}"
+          f"\n{CLUSTER_HEADER}", flush=True)
+    reg = {}
+    for name, make in variants:
+        reg[name] = cluster_sweep(name, make, REGISTER, args.rates, args.secs, workdir, args)
+    print(f"\n== cluster 1/4: highest sustained REGISTER/s (<0.1% failures, >=90% of the offered rate) ==\n"
+          f"{CLUSTER_HEADER}")
+    for name, rows in reg.items():
+        b = best(rows)
+        if not b:
+            print(f"{name:<10} no sustained rate")
+            continue
+        for r in b["nodes"] + [b]:
+            print_cluster_row(r)
+    print("\n== cluster 1/4 per offered rate: REGISTER/s, CPU µs per REGISTER (sipwake or Kamailio + PostgreSQL "
+          "= total), total / Kamailio's ==")
+    names = list(reg)
+    print(f"{'rate/s':>7} | " + " | ".join(f"{n:>9} {'reg/s':>6} {'srv':>5} {'pg':>5} {'total':>6}" for n in names)
+          + (" | total/kamailio" if "kamailio" in reg else ""))
+    by = {n: {r["rate"]: r for r in rows} for n, rows in reg.items()}
+    for rate in args.rates:
+        if not any(rate in by[n] for n in names):
+            continue
+        cells = []
+        for n in names:
+            r = by[n].get(rate)
+            cells.append(f"{'':>9} {fmt(r and r['achieved'], '>6.0f')} {fmt(r and r['srv_us'], '>5.1f')} "
+                         f"{fmt(r and r['pg_us'], '>5.1f')} {fmt(r and r['total_us'], '>6.1f')}")
+        kam = by.get("kamailio", {}).get(rate)
+        x = " ".join(f"{n} {by[n][rate]['total_us'] / kam['total_us']:.1f}x" for n in names
+                     if n != "kamailio" and rate in by[n] and kam and kam["total_us"] and by[n][rate]["total_us"])
+        print(f"{rate:>7} | " + " | ".join(cells) + (f" | {x}" if "kamailio" in reg else ""))
+
+    print(f"\n== cluster 2/4: calls through the proxy (INVITE->100/180->200->ACK, BYE->200), sipwake SQLite vs "
+          f"PostgreSQL 1 node (one lookup barrier per initial INVITE) ==\n# latency (sip-probe): INVITE->200 through "
+          f"the proxy; µs per call (INVITE, ACK, BYE and their answers)\n{CLUSTER_HEADER}", flush=True)
+    calls = {}
+    for name, make in variants[:2]:
+        calls[name] = cluster_sweep(name, make, CALLS, args.cluster_call_rates, args.secs, workdir, args)
+
+    hold = args.push_hold
+    print(f"\n== cluster 3/4: wake latency, {args.cluster_wake} calls one after the other to one sleeping device "
+          f"(push Contact); the device re-REGISTERs as soon as the push arrives ==\n# reg->inv: REGISTER sent -> "
+          f"parked INVITE at the device; on 2 nodes the REGISTER goes to node B (n2) and the call to node A (n1): "
+          f"A forks the parked INVITE through B; e2e: INVITE sent -> INVITE at the device; push: INVITE sent -> "
+          f"push at the webhook; µs/wake: CPU per woken call, all sipwake processes, and PostgreSQL's", flush=True)
+    print(f"{'server':<26} {'woken':>6} {'reg50':>6} {'reg90':>6} {'reg99':>6} {'regmax':>7} {'e2e50':>6} "
+          f"{'e2e99':>6} {'push50':>6} {'push99':>6} {'sw µs':>7} {'pg µs':>6} {'lost':>5} {'secs':>6}", flush=True)
+    cluster_wake(args, workdir, "sqlite, 1 node", lambda hook: Sipwake(workdir, push_config(hook, hold)), False)
+    cluster_wake(args, workdir, "pg, 1 node",
+                 lambda hook: PgNodes(workdir, 1, push_config(hook, hold)), False)
+    cluster_wake(args, workdir, "pg, 2 nodes: REGISTER->B",
+                 lambda hook: PgNodes(workdir, 2, push_config(hook, hold)), True)
+
+    if args.cluster_rss:
+        print("\n== cluster 4/4: memory per binding, REGISTERs to node 1 (node 2 follows through the feed); "
+              "CPU per REGISTER: every process of the server (nodes and PostgreSQL) ==", end="")
+        scenario_rss(args, workdir, [("sqlite", lambda: Sipwake(workdir, REG_CONFIG)),
+                                     ("pg-2nodes", lambda: PgNodes(workdir, 2))], args.cluster_rss)
+    return None
+
+
 SCENARIOS = {
     "options": ("OPTIONS", OPTIONS, scenario_sweep(OPTIONS)),
     "register": ("REGISTER, auth off (new AoR per call)", REGISTER, scenario_sweep(REGISTER)),
@@ -1303,6 +1795,7 @@ SCENARIOS = {
     # bench/tls_bench.py; it takes this module for the servers and the measuring helpers.
     "tls": ("REGISTER over TLS (persistent connections, new connections) beside UDP", None,
             lambda args, workdir: tls_bench.scenario_tls(args, workdir, sys.modules[__name__])),
+    "cluster": ("PostgreSQL cluster (issue 12): REGISTER, calls, cross-node wake, memory", None, scenario_cluster),
 }
 # `mid`: the three mid-registrar scenarios.
 ALIASES = {"mid": ["mid_register", "mid_throttle", "mid_wake"]}
@@ -1343,6 +1836,11 @@ def main():
     ap.add_argument("--mid-wake-modes", default="mirror,contact", help="mid_wake: throttle modes, comma-separated")
     ap.add_argument("--mid-wake-rounds", type=int, default=1,
                     help="mid_wake: rounds of (registrar, mid modes...) in alternation")
+    ap.add_argument("--cluster-call-rates", default="1000,2000",
+                    help="cluster: calls/s of the calls part (SQLite vs PostgreSQL 1 node), comma-separated")
+    ap.add_argument("--cluster-wake", type=int, default=1000, help="cluster: woken calls per wake-latency run")
+    ap.add_argument("--cluster-rss", type=int, default=100000,
+                    help="cluster: bindings of the memory part (SQLite and PostgreSQL 2 nodes); 0 skips it")
     tls_bench.add_arguments(ap)
     ap.add_argument("--sipwake-bin", default=SIPWAKE_BIN,
                     help="the sipwake binary to measure (e.g. an older build, for before/after in one sitting)")
@@ -1352,6 +1850,7 @@ def main():
     SIPWAKE_BIN = os.path.abspath(args.sipwake_bin)
     args.rates = [int(r) for r in args.rates.split(",")]
     args.push_rates = [int(r) for r in args.push_rates.split(",")]
+    args.cluster_call_rates = [int(r) for r in args.cluster_call_rates.split(",")]
     args.mid_modes = args.mid_modes.split(",")
     args.mid_wake_modes = args.mid_wake_modes.split(",")
     args.scenarios = [s for name in args.scenarios for s in ALIASES.get(name, [name])]
@@ -1363,6 +1862,9 @@ def main():
     for tool in ["sipp"] + ([] if args.no_kamailio else ["kamailio", "kamcmd"]):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed: apt-get install -y {'sip-tester' if tool == 'sipp' else 'kamailio'}")
+    if "cluster" in args.scenarios and not pg_bin():
+        sys.exit("cluster: PostgreSQL is not installed: apt-get install -y postgresql (or set SIPWAKE_PG_BIN to the "
+                 "directory of initdb and postgres); the bench starts its own server, never the machine's")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT, check=True)
     sipp_v = re.search(r"v[0-9.]+", subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout)

@@ -32,8 +32,11 @@
 //!
 //! `--push-wake N` and `--push-flood M` (with `--webhook IP:PORT`, the
 //! address of the push service the probe plays) measure RFC 8599 push
-//! wake-up; see `push.rs`. `--pn` adds push parameters (`pn-provider`,
-//! `pn-prid`, `pn-param`) and a `+sip.instance` to the REGISTER mode's Contacts.
+//! wake-up; see `push.rs`. With `--push-wake`, `--register-target IP:PORT`
+//! sends the device's REGISTERs to another server than the INVITEs
+//! (`--target`): cluster node B while the calls go to node A. `--pn` adds
+//! push parameters (`pn-provider`, `pn-prid`, `pn-param`) and a
+//! `+sip.instance` to the REGISTER mode's Contacts.
 //!
 //! `sip-probe phones` (N phones refreshing their registrations over UDP or
 //! persistent TLS connections, `phones.rs`) and `sip-probe handshakes` (a new
@@ -90,7 +93,9 @@ fn main() {
     let domain = get("--domain").unwrap_or_else(|| "127.0.0.1".into());
     if let Some(n) = get("--push-wake") {
         let hook = get("--webhook").expect("--webhook IP:PORT");
-        return push::wake(target, &domain, &hook, n.parse().expect("--push-wake N"));
+        let reg_target: SocketAddr =
+            get("--register-target").map_or(target, |t| t.parse().expect("--register-target IP:PORT"));
+        return push::wake(target, reg_target, &domain, &hook, n.parse().expect("--push-wake N"));
     }
     if let Some(m) = get("--push-flood") {
         let hook = get("--webhook").expect("--webhook IP:PORT");

@@ -11,8 +11,13 @@
 //! INVITE reaches the device socket (timestamp) the latency is the
 //! difference: REGISTER in → parked INVITE out, the REGISTER's processing and
 //! commit included (`e2e_*`: INVITE sent by the caller → INVITE received by
-//! the device, the whole wake-up). The device answers 486, the caller ACKs it, the device
-//! drains the proxy's ACK. Prints one JSON line with p50/p90/p99/p999/max.
+//! the device, the whole wake-up). The device answers 486 (to the address the
+//! INVITE came from), the caller ACKs it, the device drains the proxy's ACK.
+//! Prints one JSON line with p50/p90/p99/p999/max. The device's REGISTERs
+//! (the first one and every wake-up) go to `reg_target`
+//! (`--register-target`, default `--target`), the caller's INVITEs and ACKs
+//! to `target`: with two cluster nodes, the call is parked on node A and the
+//! device wakes up at node B, so A forks the INVITE through B.
 //!
 //! `--push-flood M --rate R`: registers M devices (distinct AoRs, push
 //! Contacts, all pointing at one socket) that never wake, then sends one
@@ -167,7 +172,7 @@ fn register_all(dev: &UdpSocket, target: SocketAddr, domain: &str, users: &[Stri
     ok
 }
 
-pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
+pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str, n: u64) {
     let pushes = webhook(hook);
     let dev = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let caller = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -175,7 +180,7 @@ pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
     let pid = std::process::id();
     let user = format!("wake{pid}");
     let reg_cid = format!("wake{pid}-reg-0"); // the initial REGISTER's Call-ID (register_all)
-    let ok = register_all(&dev, target, domain, std::slice::from_ref(&user), &format!("wake{pid}"));
+    let ok = register_all(&dev, reg_target, domain, std::slice::from_ref(&user), &format!("wake{pid}"));
     assert_eq!(ok, 1, "the device did not register");
     let mut buf = vec![0u8; 65_536];
     let mut lat = Vec::with_capacity(n as usize);
@@ -204,7 +209,7 @@ pub fn wake(target: SocketAddr, domain: &str, hook: &str, n: u64) {
         // The device wakes at once and re-registers (same instance, same Contact).
         cseq += 1;
         let reg = push_register(&user, domain, dl, &reg_cid, cseq, 0);
-        let _ = dev.send_to(reg.as_bytes(), target);
+        let _ = dev.send_to(reg.as_bytes(), reg_target);
         let t0 = Instant::now();
         dev.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut inv = None;
