@@ -143,7 +143,11 @@ impl Cluster {
         if *o == self.cfg.node_id {
             return None;
         }
-        self.members.get(o).copied()
+        let m = self.members.get(o).copied();
+        if m.is_none() {
+            tracing::debug!(binding, owner = %o, "the node holding this binding's flow is not a live member; routing directly");
+        }
+        m
     }
 
     fn start_barrier(&mut self, held: Vec<Held>, now: Instant) {

@@ -90,6 +90,7 @@ impl Driver {
     /// while the node was being built are applied now (in order), later
     /// ones as they come; the heartbeat starts.
     pub fn start_cluster(self: &Arc<Self>, m: Membership, relay: &FeedRelay) {
+        let _ = self.membership.set(m.clone());
         {
             let mut early = relay.early.lock().unwrap_or_else(|e| e.into_inner());
             let _ = relay.driver.set(Arc::downgrade(self));
@@ -104,6 +105,12 @@ impl Driver {
         match ev {
             FeedEvent::Bindings { upserted, removed } => {
                 let rows: Vec<Replicated> = upserted.into_iter().filter_map(replicated).collect();
+                // A node that joined since our last heartbeat holds some of these:
+                // learn its address now, so requests for them go through it.
+                let members = self.read(|n| n.members());
+                if rows.iter().any(|r| r.owner.as_ref().is_some_and(|o| !members.contains(o))) {
+                    self.refresh_members();
+                }
                 self.with_node(|n, now| n.handle_replicated(rows, removed, now));
             }
             FeedEvent::Synced(token) => self.with_node(|n, now| n.handle_synced(token, now)),
@@ -127,24 +134,26 @@ impl Driver {
     async fn run_heartbeat(self: Arc<Self>, m: Membership) {
         let mut tick = tokio::time::interval(m.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let addr = m.advertise.to_string();
         loop {
             tick.tick().await;
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let store = self.store.clone();
-            let (a, dead_after) = (addr.clone(), m.dead_after);
-            let r = tokio::task::spawn_blocking(move || store.cluster().map(|c| c.heartbeat(&a, dead_after))).await;
-            match r {
-                Ok(Some(Ok(members))) => {
-                    let list: Vec<(String, SocketAddr)> =
-                        members.into_iter().filter_map(|mb| Some((mb.id, mb.sip_addr.parse().ok()?))).collect();
-                    self.with_node(|n, _| n.set_members(list));
-                }
-                Ok(Some(Err(e))) => tracing::warn!(error = %e, "cluster heartbeat failed"),
-                _ => {}
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.refresh_members()).await;
+        }
+    }
+
+    /// One heartbeat (blocking): this node is alive; the node learns who else is.
+    fn refresh_members(&self) {
+        let (Some(c), Some(m)) = (self.store.cluster(), self.membership.get()) else { return };
+        match c.heartbeat(&m.advertise.to_string(), m.dead_after) {
+            Ok(members) => {
+                let list: Vec<(String, SocketAddr)> =
+                    members.into_iter().filter_map(|mb| Some((mb.id, mb.sip_addr.parse().ok()?))).collect();
+                self.with_node(|n, _| n.set_members(list));
             }
+            Err(e) => tracing::warn!(error = %e, "cluster heartbeat failed"),
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct Driver {
     epoch: Instant,
     pub(crate) stopping: AtomicBool,
     pub(crate) me: std::sync::OnceLock<Weak<Driver>>,
+    /// How this node takes part in a cluster (set once the cluster starts).
+    pub(crate) membership: std::sync::OnceLock<crate::cluster::Membership>,
 }
 
 impl Driver {
@@ -93,6 +95,7 @@ impl Driver {
             epoch: Instant::now(),
             stopping: AtomicBool::new(false),
             me: std::sync::OnceLock::new(),
+            membership: std::sync::OnceLock::new(),
         });
         let _ = d.me.set(Arc::downgrade(&d));
         tokio::spawn(d.clone().run_completions(rx));

@@ -205,6 +205,9 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The store, the node built on it, and (in a cluster) the feed relay.
+type Opened = (Arc<dyn Store>, sip_node::Node, Option<Arc<crate::cluster::FeedRelay>>);
+
 /// Opens the store, builds the node from the configuration and restores the
 /// stored bindings (expired and unreadable rows are dropped) with their push
 /// state, and the subscribers.
@@ -213,7 +216,7 @@ fn open_node(
     transports: &Transports,
     senders: Option<&push_senders::Senders>,
     membership: Option<&(String, crate::cluster::Membership)>,
-) -> anyhow::Result<(Arc<dyn Store>, sip_node::Node, Option<Arc<crate::cluster::FeedRelay>>)> {
+) -> anyhow::Result<Opened> {
     let node_id = membership.map_or("single", |(id, _)| id.as_str());
     let store = crate::store_open::open(config, node_id)?;
     // The feed listens before the bindings are read: nothing committed in between is missed.
