@@ -1521,8 +1521,10 @@ def cpu_split(server):
 
 def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
     """`measure` for one or more nodes: the offered rate (and the probe's PROBE_RATE) split evenly over
-    the nodes, each node's share from its own sipp process(es) and probe, distinct AoRs throughout.
-    Returns the rows: one per node when there are several, then the whole ('all')."""
+    the nodes, each node's share from its own probe and sipp process(es) (--sipp-procs shared out over the
+    nodes, at least one each: with --sipp-procs 2, two sipp processes whatever the number of nodes),
+    distinct AoRs throughout. Returns the rows: one per node when there are several, then the whole
+    ('all')."""
     ports = getattr(server, "ports", [server.port])
     k = len(ports)
     ps = probe_secs(secs)
@@ -1539,7 +1541,7 @@ def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
     running = []
     for port, r in zip(ports, split(rate, k)):
         procs = []
-        for rr in split(r, args.sipp_procs):
+        for rr in split(r, max(1, args.sipp_procs // k)):
             if rr == 0:
                 continue
             calls = rr * secs
@@ -1758,6 +1760,17 @@ def scenario_cluster(args, workdir):
     calls = {}
     for name, make in variants[:2]:
         calls[name] = cluster_sweep(name, make, CALLS, args.cluster_call_rates, args.secs, workdir, args)
+    print("# the barrier's cost: PostgreSQL 1 node minus SQLite, per call and per barrier sent")
+    sq = {r["rate"]: r for r in calls["sqlite"]}
+    for r in calls["pg-1node"]:
+        q = sq.get(r["rate"])
+        if not q or not r.get("barr") or r["srv_us"] is None or q["srv_us"] is None:
+            continue
+        d_srv, d_pg = r["srv_us"] - q["srv_us"], r["pg_us"] or 0.0
+        print(f"{r['rate']:>7}/s: {r['barr']:.2f} barriers per call; per call +{d_srv:.1f} µs sipwake, "
+              f"+{d_pg:.1f} µs PostgreSQL (+{d_srv + d_pg:.1f}); per barrier +{d_srv / r['barr']:.0f} µs sipwake, "
+              f"+{d_pg / r['barr']:.0f} µs PostgreSQL; INVITE->200 p50 {fmt(q['p50_us'], '')} -> "
+              f"{fmt(r['p50_us'], '')} µs", flush=True)
 
     hold = args.push_hold
     print(f"\n== cluster 3/4: wake latency, {args.cluster_wake} calls one after the other to one sleeping device "
