@@ -102,8 +102,9 @@ pub(crate) struct Cluster {
     inflight: Option<(u64, Instant, Vec<Held>)>,
     /// Requests that arrived after the barrier in flight was sent: they need the next one.
     queued: Vec<Held>,
-    /// Refresh pushes of bindings another node holds, looked at again at the instant given.
-    deferred: VecDeque<(Instant, sip_push::PushRequest)>,
+    /// Refresh pushes of bindings another node holds, looked at again at
+    /// the instant given, with the registration (expiry, unix ms) they were for.
+    deferred: VecDeque<(Instant, sip_push::PushRequest, u64)>,
     /// Refresh pushes waiting for their claim.
     claims: HashMap<sip_push::PushId, sip_push::PushRequest>,
     /// Set while held requests are dispatched again (they passed their barrier).
@@ -160,7 +161,7 @@ impl Cluster {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let sync = self.inflight.as_ref().map(|(_, d, _)| *d);
-        let deferred = self.deferred.front().map(|(t, _)| *t);
+        let deferred = self.deferred.front().map(|(t, _, _)| *t);
         [sync, deferred].into_iter().flatten().min()
     }
 
@@ -397,23 +398,30 @@ impl Node {
         request: sip_push::PushRequest,
         now: Instant,
     ) -> Option<sip_push::PushRequest> {
+        if self.cluster.is_none() {
+            return Some(request);
+        }
+        let generation = self.generation_of(request.binding.as_str());
         let Some(c) = &mut self.cluster else { return Some(request) };
         if c.is_mine(request.binding.as_str()) {
-            self.claim(request);
+            self.claim(request, generation);
         } else {
             let at = now + c.cfg.takeover_grace;
-            c.deferred.push_back((at, request));
+            c.deferred.push_back((at, request, generation));
         }
         None
     }
 
-    fn claim(&mut self, request: sip_push::PushRequest) {
-        let generation = self
-            .pn
+    /// The registration a binding is at: its expiry (unix ms), the same on every node.
+    fn generation_of(&self, binding: &str) -> u64 {
+        self.pn
             .as_ref()
-            .and_then(|p| p.aor_of(request.binding.as_str()))
-            .and_then(|a| self.registrar.location.binding(a, request.binding.as_str()))
-            .map_or(0, |b| b.expires_at);
+            .and_then(|p| p.aor_of(binding))
+            .and_then(|a| self.registrar.location.binding(a, binding))
+            .map_or(0, |b| b.expires_at)
+    }
+
+    fn claim(&mut self, request: sip_push::PushRequest, generation: u64) {
         let Some(c) = &mut self.cluster else { return };
         c.jobs.push_back(ClusterJob::Claim {
             id: request.id,
@@ -460,19 +468,24 @@ impl Node {
         }
         loop {
             let Some(c) = &mut self.cluster else { return };
-            if c.deferred.front().is_none_or(|(t, _)| *t > now) {
+            if c.deferred.front().is_none_or(|(t, _, _)| *t > now) {
                 break;
             }
-            let Some((_, request)) = c.deferred.pop_front() else { break };
+            let Some((_, request, generation)) = c.deferred.pop_front() else { break };
             let owner_alive = c.owners.get(request.binding.as_str()).is_some_and(|(o, _)| c.members.contains_key(o));
-            if owner_alive && !c.is_mine(request.binding.as_str()) {
-                // The owner is alive: it sent (or will retry) this one.
-                c.stats.refreshes_left_to_owner += 1;
+            let mine = c.is_mine(request.binding.as_str());
+            // Re-registered meanwhile: nothing to refresh any more.
+            let refreshed = self.generation_of(request.binding.as_str()) != generation;
+            if refreshed || (owner_alive && !mine) {
+                // (Or the owner is alive: it sent, or will retry, this one.)
+                if let Some(c) = &mut self.cluster {
+                    c.stats.refreshes_left_to_owner += 1;
+                }
                 if let Some(p) = &mut self.pn {
                     p.engine.handle_push_result(request.id, Ok(()), now);
                 }
             } else {
-                self.claim(request);
+                self.claim(request, generation);
             }
         }
     }

@@ -201,9 +201,43 @@ fn a_device_registered_at_one_node_is_known_to_the_others() {
         let id = b[0].id.clone();
         assert_eq!(m.w[i].node.owner_of(&id), Some("n0"));
     }
-    // Its PURR (issued by n0) resolves on every node: the shared PURR key and the replicated push state.
+}
+
+/// A PURR issued by one node (its 200 OK's Feature-Caps) wakes the device
+/// when a mid-dialog request carrying it reaches another node: the PURR key
+/// is shared and the push state (the PURRs) is replicated with the binding.
+#[test]
+fn a_purr_issued_by_one_node_wakes_the_device_through_another() {
+    let mut m = Mesh::new(2);
+    let dev = m.w[0].phone("dev", "dev", "10.0.0.2:5062", "TOKEN-A");
+    m.w[0].register(dev);
     let purr = m.w[0].purr(dev);
-    assert!(!purr.is_empty());
+    assert!(purr.len() >= 22, "{purr}");
+    m.w[0].peer(dev).awake = false;
+    m.flow();
+    let peer = m.w[1].ua("peer", "peer", "10.0.0.9:5070");
+    let ruri = format!("sip:dev@10.0.0.2:5062;pn-purr={purr}");
+    let t = m.w[1].peer(peer).request_text("BYE", &ruri, &format!("<sip:dev@{DOMAIN}>;tag=d1"), "dlg-1@test", 2, &[]);
+    m.w[1].send(peer, &t);
+    m.flow();
+    let mid: Vec<_> = m.w[1]
+        .pushes
+        .iter()
+        .filter(|(_, j)| matches!(&j.request.reason, PushReason::MidDialog { method, .. } if method == "BYE"))
+        .collect();
+    assert_eq!(mid.len(), 1, "{}", m.w[1].dump());
+    // A forged PURR does not.
+    let t = m.w[1].peer(peer).request_text(
+        "BYE",
+        "sip:dev@10.0.0.2:5062;pn-purr=AAAAAAAAAAAAAAAAAAAAAA",
+        &format!("<sip:dev@{DOMAIN}>;tag=d2"),
+        "dlg-2@test",
+        2,
+        &[],
+    );
+    m.w[1].send(peer, &t);
+    m.flow();
+    assert_eq!(m.w[1].pushes.len(), 1);
 }
 
 #[test]

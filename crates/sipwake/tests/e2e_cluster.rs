@@ -106,6 +106,35 @@ fn a_call_at_node_2_wakes_a_device_of_node_1_that_re_registers_at_node_3() {
     assert!(m.contains("sipwake_cluster_feed_up 1"), "{m}");
 }
 
+#[test]
+fn a_call_at_node_2_reaches_a_tcp_device_over_its_connection_to_node_1() {
+    let pg = TestPg::start();
+    let (hook, _pushes) = webhook(200);
+    let nodes = start_nodes(&pg, 2, &hook, "", false);
+    // A plain device (no push) on a TCP connection to node 1.
+    let mut dev = Phone::tcp(nodes[0].tcp, "tcpdev", "127.0.0.1");
+    let contact = format!("<sip:tcpdev@{};transport=tcp>", dev.local());
+    let r = dev.register(&[&contact], &["Expires: 600"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    // The call arrives at node 2 (it has no connection to the device).
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = caller.local_addr().unwrap();
+    let inv = format!(
+        "INVITE sip:tcpdev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-tcp-1\r\nFrom: <sip:caller@other.example>;tag=c1\r\nTo: <sip:tcpdev@127.0.0.1>\r\nCall-ID: tcp-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller.send_to(inv.as_bytes(), nodes[1].udp).unwrap();
+    // Node 2 sends it through node 1, which uses the device's own connection.
+    let Link::Tcp(s) = &mut dev.link else { unreachable!() };
+    let (got, _) = tcp_read_until(s, Duration::from_secs(5), |b| message_in(b, "INVITE ").is_some());
+    let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
+        panic!("no INVITE on the device's connection\nnode1:\n{}\nnode2:\n{}", nodes[0].log(), nodes[1].log())
+    });
+    assert!(inv.contains("Call-ID: tcp-call-1\r\n"), "{inv}");
+    tcp_send(s, busy(&inv).as_bytes());
+    let f = final_response(&caller, Duration::from_secs(5)).expect("the caller's final answer");
+    assert_eq!(status_of(f.as_bytes()), 486, "{f}");
+}
+
 /// A REGISTER of `user@127.0.0.1` from `sock` (its own Call-ID).
 fn register_msg(sock: &UdpSocket, user: &str, expires: u32) -> String {
     let l = sock.local_addr().unwrap();

@@ -272,20 +272,6 @@ fn r15_apns_contact_without_pn_param_gets_555_and_no_binding() {
     assert_eq!(server.bindings("dev@127.0.0.1").len(), 1);
 }
 
-/// The first complete SIP message starting with `start` in a TCP byte stream.
-fn message_in(buf: &[u8], start: &str) -> Option<String> {
-    let t = String::from_utf8_lossy(buf);
-    let i = t.find(start)?;
-    let rest = &t[i..];
-    let end = rest.find("\r\n\r\n")?;
-    let cl = rest[..end]
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    (rest.len() >= end + 4 + cl).then(|| rest[..end + 4 + cl].to_string())
-}
-
 #[test]
 fn live_tcp_connection_is_no_proof_of_being_awake() {
     use common::phone::Link;

@@ -353,3 +353,17 @@ pub fn add_user(server: &Server, aor: &str, password: &str) {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The first complete SIP message starting with `start` in a TCP byte stream.
+pub fn message_in(buf: &[u8], start: &str) -> Option<String> {
+    let t = String::from_utf8_lossy(buf);
+    let i = t.find(start)?;
+    let rest = &t[i..];
+    let end = rest.find("\r\n\r\n")?;
+    let cl = rest[..end]
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (rest.len() >= end + 4 + cl).then(|| rest[..end + 4 + cl].to_string())
+}
