@@ -1656,6 +1656,8 @@ def cluster_sweep(label, make, kind, rates, secs, workdir, args):
                     line += (f"; PostgreSQL: {sz[0]} rows, bindings table {sz[1] / 2**20:.1f} MiB "
                              f"({sz[1] / sz[0]:.0f} B/row, indexes included), database {sz[2] / 2**20:.1f} MiB")
             print(line + " (the RSS figures include what the load left allocated; see the rss part)", flush=True)
+            if isinstance(server, PgNodes) and b:
+                cold_start(server, b, rss0["n1"], workdir)
     finally:
         if callee:
             callee.stop()
@@ -1665,6 +1667,27 @@ def cluster_sweep(label, make, kind, rates, secs, workdir, args):
                       f"retransmitted {st[2]} times", flush=True)
         server.stop()
     return rows
+
+
+def cold_start(server, rows, base, workdir):
+    """Starts one more node on the cluster's database (its `rows` bindings) and times it: until it
+    answers (management API up) and until its cache holds every binding; its VmRSS then, over `base` (a
+    fresh node's), is the cache's memory without what a load leaves allocated."""
+    t0 = time.time()
+    node = Sipwake(workdir, REG_CONFIG + store_config(server.pg, "cold"))
+    try:
+        up = time.time() - t0
+        n = node.bindings()
+        while n != rows and time.time() - t0 < 600:
+            time.sleep(0.05)
+            n = node.bindings()
+        full = time.time() - t0
+        rss = vm_rss(node.pid)
+    finally:
+        node.stop()
+    print(f"# {server.name}: one more node started on these {rows} rows: answering after {up:.1f} s, "
+          f"{n} bindings in its cache after {full:.1f} s ({n / full:.0f} rows/s); VmRSS {rss / 2**20:.0f} MiB, "
+          f"{(rss - base) / max(n, 1):.0f} B/binding over a fresh node's {base / 2**20:.0f} MiB", flush=True)
 
 
 def cluster_wake(args, workdir, label, make, two):
