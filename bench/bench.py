@@ -1081,12 +1081,11 @@ def mid_measure(server, phase, sl, rate, workdir):
 def drain(server, most=30):
     """Waits (up to `most` s) until the server's processes are idle: after an overloaded phase its queue
     and the clients' retransmissions would otherwise spill into the next one."""
-    parts = cpu_parts(server)
     deadline = time.time() + most
     while time.time() < deadline:
-        c0 = sum(cpu_seconds(p) for p in parts.values())
+        c0 = sum(cpu_split(server).values())
         time.sleep(1)
-        if sum(cpu_seconds(p) for p in parts.values()) - c0 < 0.05:
+        if sum(cpu_split(server).values()) - c0 < 0.05:
             return
 
 
@@ -1519,18 +1518,24 @@ def cpu_split(server):
     return {k: cpu_seconds(p) for k, p in cpu_parts(server).items()}
 
 
-def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
+def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool, slices=None, cseq=1):
     """`measure` for one or more nodes: the offered rate (and the probe's PROBE_RATE) split evenly over
     the nodes, each node's share from its own probe and sipp process(es) (--sipp-procs shared out over the
     nodes, at least one each: with --sipp-procs 2, two sipp processes whatever the number of nodes),
     distinct AoRs throughout. Returns the rows: one per node when there are several, then the whole
-    ('all')."""
+    ('all'). `slices` (a `Slice` per node) and `cseq`: REGISTERs of those devices (sipp/register_device.xml)
+    in their dialogs instead, CSeq 1 registering them and 2 refreshing them (same Call-ID and source)."""
     ports = getattr(server, "ports", [server.port])
     k = len(ports)
     ps = probe_secs(secs)
     probes = []
-    for port in ports:
+    for i, port in enumerate(ports):
         pr = PROBE_RATE // k
+        if slices:
+            sl = slices[i]
+            probes.append(run_probe(port, pr, sl.probe_secs, DOMAIN, sl.probe[0],
+                                    refresh=(sl.probe[1], sl.probe[2], cseq)))
+            continue
         probes.append(run_probe(port, pr, ps, DOMAIN if kind.register else None,
                                 probe_pool.take(pr * ps) if probe_pool else 0, None,
                                 CALLEE if kind.call else None))
@@ -1539,7 +1544,13 @@ def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
     c0, m0, t0, d0 = cpu_split(server), machine_cpu(), time.time(), disk_ticks()
     extra = ("-nd",) if kind.register else ("-s", CALLEE) if kind.call else ()
     running = []
-    for port, r in zip(ports, split(rate, k)):
+    for i, (port, r) in enumerate(zip(ports, split(rate, k))):
+        if slices:
+            dev = ("-nd", "-cid_str", "", "-base_cseq", str(cseq), "-key", "expires", "3600", "-key", "loops", "1")
+            running.append((r, [start_sipp(DEVICE, port, rr, n, workdir, dev[:2] + (cid,) + dev[3:], local_port=lp,
+                                           inf=inf)
+                                for (inf, lp, cid, n), rr in zip(slices[i].procs, split(r, len(slices[i].procs)))]))
+            continue
         procs = []
         for rr in split(r, max(1, args.sipp_procs // k)):
             if rr == 0:
@@ -1604,20 +1615,20 @@ def cluster_measure(server, kind, rate, secs, workdir, args, pool, probe_pool):
     return (rows if k > 1 else []) + [whole]
 
 
-CLUSTER_HEADER = (f"{'server':<10} {'node':<4} {'rate/s':>7} {'ok/s':>7} {'fail%':>7} {'retr':>5} {'p50µs':>6} "
+CLUSTER_HEADER = (f"{'server':<14} {'node':<4} {'rate/s':>7} {'ok/s':>7} {'fail%':>7} {'retr':>5} {'p50µs':>6} "
                   f"{'p99µs':>6} {'p99.9µs':>7} {'srv µs':>7} {'pg µs':>6} {'total µs':>8} {'repl':>5} "
                   f"{'barr':>5} {'fsync':>5} {'walB':>5} {'bindings':>8} {'oth%':>5} {'dsk%':>5}")
 
 
 def print_cluster_row(r):
-    print(f"{r['server']:<10} {r['node']:<4} {r['rate']:>7} {r['achieved']:>7.0f} {r['fail_pct']:>7.3f} "
+    print(f"{r['server']:<14} {r['node']:<4} {r['rate']:>7} {r['achieved']:>7.0f} {r['fail_pct']:>7.3f} "
           f"{r['retrans']:>5} {fmt(r['p50_us'], '>6')} {fmt(r['p99_us'], '>6')} {fmt(r['p999_us'], '>7')} "
           f"{fmt(r['srv_us'], '>7.1f')} {fmt(r['pg_us'], '>6.1f')} {fmt(r['total_us'], '>8.1f')} "
           f"{fmt(r.get('repl'), '>5.2f')} {fmt(r.get('barr'), '>5.2f')} {fmt(r.get('wal_sync'), '>5.3f')} "
           f"{fmt(r.get('wal_b'), '>5.0f')} {fmt(r['bindings'], '>8')} "
           f"{r['other_pct']:>5.1f} {r['disk_pct']:>5.1f}", flush=True)
     if r.get("barrier_timeouts"):
-        print(f"{'':<15} {r['barrier_timeouts']:.0f} lookup barriers timed out (routed from the cache)")
+        print(f"{'':<19} {r['barrier_timeouts']:.0f} lookup barriers timed out (routed from the cache)")
 
 
 def cluster_sweep(label, make, kind, rates, secs, workdir, args):
@@ -1665,6 +1676,36 @@ def cluster_sweep(label, make, kind, rates, secs, workdir, args):
             if st:
                 print(f"# {server.name}: the sipp callee completed {st[0]} calls, failed {st[1]}, "
                       f"retransmitted {st[2]} times", flush=True)
+        server.stop()
+    return rows
+
+
+def cluster_refresh_sweep(label, make, rates, secs, workdir, args):
+    """New registrations and their refreshes on a fresh server: per rate, a slice of rate x secs devices
+    (sipp/register_device.xml, split over the nodes) registers at the rate ('new', CSeq 1), then the same
+    devices refresh at the rate ('refresh': same Call-ID and source, CSeq 2, an UPDATE of the row on
+    PostgreSQL). Returns {phase: rows of the whole}."""
+    quiet(args)
+    server = make()
+    pool, probe_pool = Pool(), Pool(0)
+    k = len(getattr(server, "ports", [server.port]))
+    rows = {"new": [], "refresh": []}
+    try:
+        for rate in rates:
+            slices = [Slice(workdir, pool, probe_pool, r * secs, max(1, args.sipp_procs // k), probe_secs(secs))
+                      for r in split(rate, k)]
+            ok = True
+            for phase, cseq in (("new", 1), ("refresh", 2)):
+                drain(server, 10)
+                out = cluster_measure(server, REGISTER, rate, secs, workdir, args, None, None, slices, cseq)
+                for r in out:
+                    r["server"] = f"{label}/{'ref' if cseq == 2 else 'new'}"
+                    print_cluster_row(r)
+                rows[phase].append(out[-1])
+                ok = ok and sustained(out[-1])
+            if not ok:
+                break
+    finally:
         server.stop()
     return rows
 
@@ -1754,7 +1795,7 @@ def scenario_cluster(args, workdir):
     for name, rows in reg.items():
         b = best(rows)
         if not b:
-            print(f"{name:<10} no sustained rate")
+            print(f"{name:<14} no sustained rate")
             continue
         for r in b["nodes"] + [b]:
             print_cluster_row(r)
@@ -1776,6 +1817,26 @@ def scenario_cluster(args, workdir):
         x = " ".join(f"{n} {by[n][rate]['total_us'] / kam['total_us']:.1f}x" for n in names
                      if n != "kamailio" and rate in by[n] and kam and kam["total_us"] and by[n][rate]["total_us"])
         print(f"{rate:>7} | " + " | ".join(cells) + (f" | {x}" if "kamailio" in reg else ""))
+
+    print(f"\n== cluster 1b/4: REGISTER refreshes (an existing binding in its dialog) beside new registrations of "
+          f"the same devices ==\n# per rate: rate x secs devices register (new, CSeq 1), then refresh at the same rate "
+          f"(ref: same Call-ID and source, CSeq 2); sipp/register_device.xml; the probe does the same with its own\n"
+          f"{CLUSTER_HEADER}", flush=True)
+    ref = {}
+    for name, make in variants[:3]:
+        ref[name] = cluster_refresh_sweep(name, make, args.cluster_refresh_rates, args.secs, workdir, args)
+    print("\n== cluster 1b/4 per offered rate: CPU µs per REGISTER, new / refresh (srv + pg = total), WAL bytes ==")
+    print(f"{'rate/s':>7} | " + " | ".join(f"{n:>9} {'new':>6} {'ref srv':>7} {'pg':>5} {'total':>6} {'walB':>5}"
+                                           for n in ref))
+    for rate in args.cluster_refresh_rates:
+        cells = []
+        for n, ph in ref.items():
+            a = {r["rate"]: r for r in ph["new"]}.get(rate)
+            b = {r["rate"]: r for r in ph["refresh"]}.get(rate)
+            cells.append(f"{'':>9} {fmt(a and a['total_us'], '>6.1f')} {fmt(b and b['srv_us'], '>7.1f')} "
+                         f"{fmt(b and b['pg_us'], '>5.1f')} {fmt(b and b['total_us'], '>6.1f')} "
+                         f"{fmt(b and b.get('wal_b'), '>5.0f')}")
+        print(f"{rate:>7} | " + " | ".join(cells))
 
     print(f"\n== cluster 2/4: calls through the proxy (INVITE->100/180->200->ACK, BYE->200), sipwake SQLite vs "
           f"PostgreSQL 1 node (one lookup barrier per initial INVITE) ==\n# latency (sip-probe): INVITE->200 through "
@@ -1874,6 +1935,8 @@ def main():
                     help="mid_wake: rounds of (registrar, mid modes...) in alternation")
     ap.add_argument("--cluster-call-rates", default="1000,2000",
                     help="cluster: calls/s of the calls part (SQLite vs PostgreSQL 1 node), comma-separated")
+    ap.add_argument("--cluster-refresh-rates", default="2000,5000,10000",
+                    help="cluster: REGISTER/s of the new/refresh part (SQLite, PostgreSQL 1 and 2 nodes)")
     ap.add_argument("--cluster-wake", type=int, default=1000, help="cluster: woken calls per wake-latency run")
     ap.add_argument("--cluster-rss", type=int, default=100000,
                     help="cluster: bindings of the memory part (SQLite and PostgreSQL 2 nodes); 0 skips it")
@@ -1887,6 +1950,7 @@ def main():
     args.rates = [int(r) for r in args.rates.split(",")]
     args.push_rates = [int(r) for r in args.push_rates.split(",")]
     args.cluster_call_rates = [int(r) for r in args.cluster_call_rates.split(",")]
+    args.cluster_refresh_rates = [int(r) for r in args.cluster_refresh_rates.split(",")]
     args.mid_modes = args.mid_modes.split(",")
     args.mid_wake_modes = args.mid_wake_modes.split(",")
     args.scenarios = [s for name in args.scenarios for s in ALIASES.get(name, [name])]
