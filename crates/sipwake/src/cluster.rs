@@ -57,33 +57,26 @@ pub struct Membership {
 }
 
 impl Driver {
-    /// Carries out one cluster job of the node.
+    /// Carries out one cluster job of the node, on the cluster's own
+    /// worker thread: a plain OS thread outside the tokio runtime, so the
+    /// synchronous PostgreSQL client runs there directly (from a runtime's
+    /// blocking pool it would need a thread of its own per call).
     pub(crate) fn cluster_job(&self, job: ClusterJob) {
-        let store = self.store.clone();
-        let me = self.me.get().cloned();
-        match job {
-            ClusterJob::Sync(token) => {
-                self.rt.spawn_blocking(move || {
-                    if let Some(c) = store.cluster()
-                        && let Err(e) = c.sync(token)
-                    {
-                        // The node's barrier times out and it routes from its cache.
-                        tracing::warn!(error = %e, "cannot send a lookup barrier through the change feed");
-                    }
-                });
+        let tx = self.cluster_jobs.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<ClusterJob>();
+            let store = self.store.clone();
+            let me = self.me.get().cloned();
+            let spawned = std::thread::Builder::new().name("cluster-jobs".into()).spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    run_job(&*store, me.as_ref(), job);
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the cluster job thread");
             }
-            ClusterJob::Claim { id, binding, generation, attempt } => {
-                self.rt.spawn_blocking(move || {
-                    let won = match store.cluster() {
-                        Some(c) => c.claim_refresh(&binding, generation, attempt).map_err(|e| e.to_string()),
-                        None => Ok(true),
-                    };
-                    if let Some(d) = me.and_then(|w| w.upgrade()) {
-                        d.claimed(id, won);
-                    }
-                });
-            }
-        }
+            tx
+        });
+        let _ = tx.send(job);
     }
 
     /// Starts the cluster's work once the node runs: feed events that came
@@ -154,6 +147,25 @@ impl Driver {
                 self.with_node(|n, _| n.set_members(list));
             }
             Err(e) => tracing::warn!(error = %e, "cluster heartbeat failed"),
+        }
+    }
+}
+
+/// One cluster job against the store (blocking), its outcome fed back.
+fn run_job(store: &dyn location_store::Store, me: Option<&std::sync::Weak<Driver>>, job: ClusterJob) {
+    let Some(c) = store.cluster() else { return };
+    match job {
+        ClusterJob::Sync(token) => {
+            if let Err(e) = c.sync(token) {
+                // The node's barrier times out and it routes from its cache.
+                tracing::warn!(error = %e, "cannot send a lookup barrier through the change feed");
+            }
+        }
+        ClusterJob::Claim { id, binding, generation, attempt } => {
+            let won = c.claim_refresh(&binding, generation, attempt).map_err(|e| e.to_string());
+            if let Some(d) = me.and_then(|w| w.upgrade()) {
+                d.claimed(id, won);
+            }
         }
     }
 }

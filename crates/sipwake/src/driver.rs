@@ -66,6 +66,8 @@ pub struct Driver {
     pub(crate) me: std::sync::OnceLock<Weak<Driver>>,
     /// How this node takes part in a cluster (set once the cluster starts).
     pub(crate) membership: std::sync::OnceLock<crate::cluster::Membership>,
+    /// The cluster job thread's queue (started on the first job).
+    pub(crate) cluster_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<sip_node::ClusterJob>>,
 }
 
 impl Driver {
@@ -96,6 +98,7 @@ impl Driver {
             stopping: AtomicBool::new(false),
             me: std::sync::OnceLock::new(),
             membership: std::sync::OnceLock::new(),
+            cluster_jobs: std::sync::OnceLock::new(),
         });
         let _ = d.me.set(Arc::downgrade(&d));
         tokio::spawn(d.clone().run_completions(rx));
