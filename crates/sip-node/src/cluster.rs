@@ -50,6 +50,9 @@ pub struct ClusterConfig {
     /// How long an initial request waits for its lookup barrier before it
     /// is routed with what the cache knows.
     pub sync_timeout: Duration,
+    /// Whether initial requests wait for lookup barriers at all (off: routed
+    /// from the cache at once, which the feed keeps about a millisecond behind).
+    pub lookup_barrier: bool,
 }
 
 /// Work for the driver's cluster side.
@@ -230,7 +233,7 @@ impl Node {
     /// is held (and `true` returned).
     pub(crate) fn cluster_hold(&mut self, src: &Source, msg: &Message, target: &Target, now: Instant) -> bool {
         let Some(c) = &mut self.cluster else { return false };
-        if c.bypass || msg.to().ok().is_some_and(|t| t.tag().is_some()) {
+        if !c.cfg.lookup_barrier || c.bypass || msg.to().ok().is_some_and(|t| t.tag().is_some()) {
             return false;
         }
         // Only lookups in our domains need the barrier.

@@ -37,6 +37,10 @@ struct Mesh {
 
 impl Mesh {
     fn new(n: usize) -> Mesh {
+        Mesh::with(n, true)
+    }
+
+    fn with(n: usize, lookup_barrier: bool) -> Mesh {
         let claims = Rc::new(RefCell::new(HashMap::new()));
         let mut w: Vec<World> = (0..n)
             .map(|i| {
@@ -51,6 +55,7 @@ impl Mesh {
                         advertise: node_addr(i),
                         takeover_grace: Duration::from_secs(8),
                         sync_timeout: Duration::from_secs(1),
+                        lookup_barrier,
                     });
                 });
                 world.claims = Some(claims.clone());
@@ -295,6 +300,20 @@ fn a_lookup_waits_for_its_barrier_and_sees_what_was_committed_before() {
     assert_eq!(m.w[1].requests(m.links[&(1, 0)], Method::Invite).len(), 1, "{}", m.w[1].dump());
     assert_eq!(m.w[0].requests(ua, Method::Invite).len(), 1, "{}", m.w[0].dump());
     assert!(m.w[1].finals(caller, Method::Invite).contains(&200));
+}
+
+#[test]
+fn without_lookup_barriers_a_call_is_routed_from_the_cache_at_once() {
+    let mut m = Mesh::with(2, false);
+    m.w[1].sync_hold = true;
+    let ua = m.w[0].ua("bob", "bob", "10.0.0.5:5060");
+    m.w[0].register(ua);
+    m.flow();
+    let caller = m.w[1].ua("caller", "caller", "10.0.0.9:5070");
+    m.w[1].invite(caller, "bob", 1);
+    m.flow();
+    assert!(m.w[1].cluster_jobs.is_empty(), "no barrier: {:?}", m.w[1].cluster_jobs);
+    assert_eq!(m.w[0].requests(ua, Method::Invite).len(), 1, "{}", m.w[0].dump());
 }
 
 #[test]

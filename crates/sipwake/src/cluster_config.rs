@@ -174,6 +174,11 @@ pub struct ClusterSection {
     /// How long after a refresh push was due the other nodes wait before
     /// sending it for a node that died, milliseconds (more than `dead_after_ms`).
     pub takeover_grace_ms: u64,
+    /// Whether an initial request waits for a lookup barrier through the
+    /// change feed (one database round trip) so that it never misses a
+    /// binding another node committed before it arrived. Off: routed from
+    /// the cache at once (the feed lags by about a millisecond).
+    pub lookup_barrier: bool,
 }
 
 impl Default for ClusterSection {
@@ -184,6 +189,7 @@ impl Default for ClusterSection {
             heartbeat_ms: 1000,
             dead_after_ms: 5000,
             takeover_grace_ms: 8000,
+            lookup_barrier: true,
         }
     }
 }
@@ -286,6 +292,7 @@ pub(crate) struct ClusterFile {
     heartbeat_ms: Option<u64>,
     dead_after_ms: Option<u64>,
     takeover_grace_ms: Option<u64>,
+    lookup_barrier: Option<bool>,
 }
 
 impl ClusterFile {
@@ -298,6 +305,7 @@ impl ClusterFile {
             (self.heartbeat_ms.is_some(), "cluster.heartbeat_ms"),
             (self.dead_after_ms.is_some(), "cluster.dead_after_ms"),
             (self.takeover_grace_ms.is_some(), "cluster.takeover_grace_ms"),
+            (self.lookup_barrier.is_some(), "cluster.lookup_barrier"),
         ] {
             if set {
                 v.push(k);
@@ -471,7 +479,8 @@ fn validate_cluster(c: ClusterFile, listen: &[ListenSpec]) -> Result<ClusterSect
             "milliseconds, more than cluster.dead_after_ms = {dead_after_ms} (a node is known dead before its refresh pushes are taken over) and at most 60000 (the push must still precede the binding's expiry, push.refresh_lead_secs >= 120); default 8000"
         ),
     )?;
-    let section = ClusterSection { node_id, advertise, heartbeat_ms, dead_after_ms, takeover_grace_ms };
+    let lookup_barrier = c.lookup_barrier.unwrap_or(d.lookup_barrier);
+    let section = ClusterSection { node_id, advertise, heartbeat_ms, dead_after_ms, takeover_grace_ms, lookup_barrier };
     let udp: Vec<SocketAddr> = listen.iter().filter(|l| l.transport == Transport::Udp).map(|l| l.addr).collect();
     section.pick_advertise(&udp, "server.listen")?;
     Ok(section)
@@ -783,6 +792,9 @@ mod tests {
             (k.heartbeat(), k.dead_after(), k.takeover_grace()),
             (Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(8))
         );
+        assert!(k.lookup_barrier);
+        let off = Config::parse(&format!("{PG}[cluster]\nlookup_barrier = false\n")).unwrap();
+        assert!(!off.cluster.lookup_barrier);
         // The first UDP listener, with the port it was bound to.
         let bound =
             [(Transport::Tcp, "127.0.0.1:5070".parse().unwrap()), (Transport::Udp, "127.0.0.1:40123".parse().unwrap())];

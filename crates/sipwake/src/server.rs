@@ -316,6 +316,7 @@ fn open_node(
             advertise: m.advertise,
             takeover_grace: Duration::from_millis(config.cluster.takeover_grace_ms),
             sync_timeout: Duration::from_millis(500),
+            lookup_barrier: config.cluster.lookup_barrier,
         }),
     };
     let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
