@@ -247,12 +247,30 @@ impl Node {
             .collect()
     }
 
-    /// Writes changes no request waits for (expiry, closed flows, management).
+    /// Writes changes no request waits for (closed flows, management, dead tokens).
     pub(crate) fn write_changes(&mut self, changes: &[Change], now: Instant) -> Option<WriteId> {
+        self.write_unawaited(changes, None, now)
+    }
+
+    /// Writes the removal of bindings that expired by `now_ms`: each goes
+    /// only if the store still has it expiring by then (in a cluster another
+    /// node may have refreshed it meanwhile).
+    fn write_expired(&mut self, changes: &[Change], now_ms: u64, now: Instant) {
+        self.write_unawaited(changes, Some(now_ms), now);
+    }
+
+    fn write_unawaited(&mut self, changes: &[Change], expired_at: Option<u64>, now: Instant) -> Option<WriteId> {
         if changes.is_empty() {
             return None;
         }
         let mut ops = self.store_ops(changes, now);
+        if let Some(at) = expired_at {
+            for op in &mut ops {
+                if let StoreOp::Remove { id } = op {
+                    *op = StoreOp::Expire { id: std::mem::take(id), at };
+                }
+            }
+        }
         if self.mid.is_some() {
             for c in changes {
                 if let Change::Remove { aor, id } = c {
@@ -261,30 +279,6 @@ impl Node {
             }
         }
         Some(self.write(ops, PendingWrite { reply: None, bindings: Vec::new(), forks: Vec::new(), started: now }))
-    }
-
-    /// Writes the removal of expired bindings: each goes only if the store
-    /// still has it expiring by `now_ms` (another node may have refreshed it).
-    fn write_expired(&mut self, changes: &[Change], now_ms: u64, now: Instant) {
-        let ops: Vec<StoreOp> = self
-            .store_ops(changes, now)
-            .into_iter()
-            .map(|op| match op {
-                StoreOp::Remove { id } => StoreOp::Expire { id, at: now_ms },
-                op => op,
-            })
-            .collect();
-        let mut ops = ops;
-        if self.mid.is_some() {
-            for c in changes {
-                if let Change::Remove { aor, id } = c {
-                    ops.extend(self.mid_binding_gone(aor, id, now));
-                }
-            }
-        }
-        if !ops.is_empty() {
-            self.write(ops, PendingWrite { reply: None, bindings: Vec::new(), forks: Vec::new(), started: now });
-        }
     }
 
     // ----- inputs -----
