@@ -24,6 +24,8 @@ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq
 # The PostgreSQL server of the location-store tests (they start their own,
 # on a free port, from /usr/lib/postgresql/*/bin).
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+# The TLS test of the PostgreSQL store makes its CA and server certificate with openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The browser of the WebRTC end-to-end test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)

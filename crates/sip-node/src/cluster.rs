@@ -197,6 +197,11 @@ impl Node {
         c.members.insert(c.cfg.node_id.clone(), c.cfg.advertise);
     }
 
+    /// Whether `id` is a live member (this node included).
+    pub fn is_member(&self, id: &str) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.members.contains_key(id))
+    }
+
     /// The ids of the live members.
     pub fn members(&self) -> Vec<String> {
         let mut v: Vec<String> = self.cluster.iter().flat_map(|c| c.members.keys().cloned()).collect();

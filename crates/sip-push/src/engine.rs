@@ -47,6 +47,31 @@ pub(crate) struct BindingState {
     pub pending: VecDeque<PushId>,
 }
 
+impl BindingState {
+    /// A binding tracked from now on, with its first timer.
+    pub(crate) fn new(
+        info: PnInfo,
+        pnsreg: bool,
+        expires_at: Instant,
+        registered_at: Option<Instant>,
+        timer: (Instant, u64, Due),
+    ) -> BindingState {
+        BindingState {
+            info,
+            pnsreg,
+            expires_at,
+            registered_at,
+            attempt: 0,
+            last_push: None,
+            consecutive_failures: 0,
+            invalid: false,
+            timer,
+            parked: Vec::new(),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
 /// The sans-IO push-wake engine. See the crate docs.
 pub struct PushEngine {
     pub(crate) cfg: PushConfig,

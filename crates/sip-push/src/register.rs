@@ -10,7 +10,6 @@ use crate::purr::PurrRecord;
 use crate::schedule::MIN_GAP;
 use crate::timers::TimerKind;
 use crate::types::{BindingKey, PnInfo};
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// A successful REGISTER (2xx) of a binding the engine may track.
@@ -81,12 +80,7 @@ impl PushEngine {
             return None;
         };
         let expires_at = now + reg.expires;
-        let (at, due) = match self.plan.next(&info.provider, expires_at, reg.pnsreg, 0, now + MIN_GAP) {
-            Some(t) => (t, Due::Refresh),
-            None => (expires_at, Due::Expire),
-        };
-        let generation = self.timers.arm(at, TimerKind::Binding(reg.binding.clone()));
-        let timer = (at, generation, due);
+        let timer = self.arm(&reg.binding, &info.provider, expires_at, reg.pnsreg, now + MIN_GAP);
         match self.bindings.get_mut(&reg.binding) {
             Some(b) => {
                 b.info = info;
@@ -98,19 +92,7 @@ impl PushEngine {
                 b.timer = timer;
             }
             None => {
-                let b = BindingState {
-                    info,
-                    pnsreg: reg.pnsreg,
-                    expires_at,
-                    registered_at: Some(now),
-                    attempt: 0,
-                    last_push: None,
-                    consecutive_failures: 0,
-                    invalid: false,
-                    timer,
-                    parked: Vec::new(),
-                    pending: VecDeque::new(),
-                };
+                let b = BindingState::new(info, reg.pnsreg, expires_at, Some(now), timer);
                 self.bindings.insert(reg.binding.clone(), b);
             }
         }
@@ -118,6 +100,23 @@ impl PushEngine {
         let purr = self.cfg.purr.then(|| self.issue_purr(&reg.binding, now));
         self.maybe_compact();
         purr
+    }
+
+    /// Arms a binding's next timer: its first refresh push (not before
+    /// `floor`), else its expiry.
+    fn arm(
+        &mut self,
+        binding: &BindingKey,
+        provider: &str,
+        expires_at: Instant,
+        pnsreg: bool,
+        floor: Instant,
+    ) -> (Instant, u64, Due) {
+        let (at, due) = match self.plan.next(provider, expires_at, pnsreg, 0, floor) {
+            Some(t) => (t, Due::Refresh),
+            None => (expires_at, Due::Expire),
+        };
+        (at, self.timers.arm(at, TimerKind::Binding(binding.clone())), due)
     }
 
     fn issue_purr(&mut self, binding: &BindingKey, now: Instant) -> String {
@@ -161,24 +160,9 @@ impl PushEngine {
             return false;
         }
         let expires_at = now + r.expires_in;
-        let (at, due) = match self.plan.next(&r.info.provider, expires_at, r.pnsreg, 0, now) {
-            Some(t) => (t, Due::Refresh),
-            None => (expires_at, Due::Expire),
-        };
-        let generation = self.timers.arm(at, TimerKind::Binding(r.binding.clone()));
-        let state = BindingState {
-            info: r.info,
-            pnsreg: r.pnsreg,
-            expires_at,
-            registered_at: r.registered_ago.and_then(|a| now.checked_sub(a)),
-            attempt: 0,
-            last_push: None,
-            consecutive_failures: 0,
-            invalid: false,
-            timer: (at, generation, due),
-            parked: Vec::new(),
-            pending: VecDeque::new(),
-        };
+        let timer = self.arm(&r.binding, &r.info.provider, expires_at, r.pnsreg, now);
+        let registered_at = r.registered_ago.and_then(|a| now.checked_sub(a));
+        let state = BindingState::new(r.info, r.pnsreg, expires_at, registered_at, timer);
         self.bindings.insert(r.binding.clone(), state);
         self.purrs.restore(&r.binding, &r.purrs, now, self.cfg.purr_horizon, &mut self.timers);
         true
@@ -204,12 +188,7 @@ impl PushEngine {
         let rearm = fresh || self.bindings.get(&r.binding).is_none_or(|b| b.expires_at != expires_at);
         if rearm {
             let floor = if fresh { now + MIN_GAP } else { now };
-            let (at, due) = match self.plan.next(&r.info.provider, expires_at, r.pnsreg, 0, floor) {
-                Some(t) => (t, Due::Refresh),
-                None => (expires_at, Due::Expire),
-            };
-            let generation = self.timers.arm(at, TimerKind::Binding(r.binding.clone()));
-            let timer = (at, generation, due);
+            let timer = self.arm(&r.binding, &r.info.provider, expires_at, r.pnsreg, floor);
             match self.bindings.get_mut(&r.binding) {
                 Some(b) => {
                     b.expires_at = expires_at;
@@ -219,19 +198,7 @@ impl PushEngine {
                     b.timer = timer;
                 }
                 None => {
-                    let state = BindingState {
-                        info: r.info.clone(),
-                        pnsreg: r.pnsreg,
-                        expires_at,
-                        registered_at,
-                        attempt: 0,
-                        last_push: None,
-                        consecutive_failures: 0,
-                        invalid: false,
-                        timer,
-                        parked: Vec::new(),
-                        pending: VecDeque::new(),
-                    };
+                    let state = BindingState::new(r.info.clone(), r.pnsreg, expires_at, registered_at, timer);
                     self.bindings.insert(r.binding.clone(), state);
                 }
             }

@@ -100,8 +100,8 @@ impl Driver {
                 let rows: Vec<Replicated> = upserted.into_iter().filter_map(replicated).collect();
                 // A node that joined since our last heartbeat holds some of these:
                 // learn its address now, so requests for them go through it.
-                let members = self.read(|n| n.members());
-                if rows.iter().any(|r| r.owner.as_ref().is_some_and(|o| !members.contains(o))) {
+                let unknown = self.read(|n| rows.iter().any(|r| r.owner.as_ref().is_some_and(|o| !n.is_member(o))));
+                if unknown {
                     self.refresh_members();
                 }
                 self.with_node(|n, now| n.handle_replicated(rows, removed, now));

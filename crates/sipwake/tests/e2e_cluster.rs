@@ -92,7 +92,7 @@ fn a_call_at_node_2_wakes_a_device_of_node_1_that_re_registers_at_node_3() {
         nodes[2].log()
     );
     eprintln!("cross-node wake: REGISTER at node 3 → INVITE at the device in {latency:?}");
-    let Link::Udp(s) = &dev3.link else { unreachable!() };
+    let Link::Udp(s) = &dev3.link else { panic!("Phone::udp gives a UDP link") };
     s.send_to(busy(&inv).as_bytes(), from).unwrap();
     let f = final_response(&caller, Duration::from_secs(5)).expect("the caller's final answer");
     assert_eq!(status_of(f.as_bytes()), 486, "{f}");
@@ -124,7 +124,7 @@ fn a_call_at_node_2_reaches_a_tcp_device_over_its_connection_to_node_1() {
     );
     caller.send_to(inv.as_bytes(), nodes[1].udp).unwrap();
     // Node 2 sends it through node 1, which uses the device's own connection.
-    let Link::Tcp(s) = &mut dev.link else { unreachable!() };
+    let Link::Tcp(s) = &mut dev.link else { panic!("Phone::tcp gives a TCP link") };
     let (got, _) = tcp_read_until(s, Duration::from_secs(5), |b| message_in(b, "INVITE ").is_some());
     let inv = message_in(&got, "INVITE ").unwrap_or_else(|| {
         panic!("no INVITE on the device's connection\nnode1:\n{}\nnode2:\n{}", nodes[0].log(), nodes[1].log())

@@ -25,7 +25,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ use rusqlite::Connection;
 use super::conn::sqlite_err;
 use super::rows::{self, Op};
 use crate::error::{Error, Result};
-use crate::queue::{Counters, Job, complete};
+use crate::queue::{Counters, Job, encode_group, finish_group};
 
 /// A commit slower than this is logged as a warning (a slow disk, or another
 /// process holding the lock).
@@ -86,55 +85,13 @@ impl Writer {
 
     /// Apply one drained group and complete its batches in order.
     fn process(&mut self, group: &mut Vec<Job>) {
-        self.counters.groups.fetch_add(1, Ordering::Relaxed);
-        self.counters.largest_group.fetch_max(group.len() as u64, Ordering::Relaxed);
-
-        // Check and encode before the transaction: a bad value fails its own
-        // batch only.
-        let mut verdicts: Vec<Option<Error>> = Vec::with_capacity(group.len());
-        let mut ops: Vec<Op<'_>> = Vec::new();
-        for job in group.iter() {
-            let start = ops.len();
-            let mut verdict = None;
-            for change in &job.changes {
-                match rows::encode(change) {
-                    Ok(op) => ops.push(op),
-                    Err(e) => {
-                        tracing::warn!(db = %self.path.display(), error = %e, "rejected a batch of changes");
-                        ops.truncate(start);
-                        verdict = Some(e);
-                        break;
-                    }
-                }
-            }
-            verdicts.push(verdict);
-        }
-
-        let outcome = if ops.is_empty() { Ok(()) } else { self.commit(&ops, group.len()) };
-        match &outcome {
-            Ok(()) if !ops.is_empty() => {
-                self.counters.commits.fetch_add(1, Ordering::Relaxed);
-                self.counters.changes_committed.fetch_add(ops.len() as u64, Ordering::Relaxed);
-            }
-            Ok(()) => {}
-            Err(e) => {
-                self.counters.failed_commits.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    db = %self.path.display(),
-                    batches = group.len(),
-                    changes = ops.len(),
-                    error = %e,
-                    "group commit failed; every batch in it was answered with the error"
-                );
-            }
-        }
-        drop(ops);
-
-        let results = verdicts.into_iter().map(|verdict| match verdict {
-            Some(e) => Err(e),
-            None => outcome.clone(),
-        });
-        complete(group.drain(..).zip(results), &self.counters, &self.path.display().to_string());
+        let db = self.path.display().to_string();
+        let (verdicts, changes, outcome) = {
+            let (verdicts, ops) = encode_group(group, rows::encode, &self.counters, &db);
+            let outcome = if ops.is_empty() { Ok(()) } else { self.commit(&ops, group.len()) };
+            (verdicts, ops.len(), outcome)
+        };
+        finish_group(group, verdicts, changes, outcome, &self.counters, &db);
     }
 
     /// One transaction for the whole group.
