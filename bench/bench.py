@@ -350,6 +350,26 @@ class Kamailio(Server):
         return out
 
 
+class Floor(Server):
+    """The physical floor (`sip-probe udp-floor`): a UDP echo with sipwake's
+    socket options that answers each request with its own headers under a
+    200 status line: receive + copy + send, no SIP work."""
+
+    name = "floor"
+
+    def __init__(self, workdir):
+        self.dir = tempfile.mkdtemp(prefix="floor-", dir=workdir)
+        self.proc = subprocess.Popen([os.path.join(ROOT, "target", "release", "sip-probe"), "udp-floor",
+                                      "--listen", "127.0.0.1:0", self.dir], stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        m = re.match(r"listening (\d+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"sip-probe udp-floor did not start: {line!r}")
+        self.port = int(m.group(1))
+
+
 def probe_once(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -666,6 +686,10 @@ def servers(args, workdir, kind=OPTIONS):
     out = [("sipwake", make_sw)]
     if not args.no_kamailio:
         out.append(("kamailio", lambda: Kamailio(workdir)))
+    if not kind.call and not kind.auth and not args.no_floor:
+        # The echo answers every request at once: for REGISTER with auth the
+        # exchange would be one round trip instead of two, so no floor there.
+        out.append(("floor", lambda: Floor(workdir)))
     return out
 
 
@@ -680,6 +704,7 @@ def compare(title, kind, results):
             picked[name] = b
         else:
             print(f"{kind.name:<13} {name:<8} no sustained rate")
+    floor_table(title, results)
     if "sipwake" not in results or "kamailio" not in results:
         return
     if "sipwake" in picked and "kamailio" in picked:
@@ -705,6 +730,25 @@ def compare(title, kind, results):
               f"{fmt(s['p99_us'], '>8')} {fmt(k['p99_us'], '>5')} {ratio(s['p99_us'], k['p99_us'])} | "
               f"{fmt(s['cpu_us_per_call'], '>13.1f')} {fmt(k['cpu_us_per_call'], '>6.1f')} "
               f"{ratio(s['cpu_us_per_call'], k['cpu_us_per_call'])}")
+
+
+def floor_table(title, results):
+    """CPU per request of each server as a multiple of the UDP floor's, at each offered rate."""
+    if "floor" not in results:
+        return
+    fs = {r["rate"]: r for r in results["floor"]}
+    names = [n for n in results if n != "floor"]
+    print(f"\n== {title}: CPU per request as a multiple of the UDP floor (receive + send only) ==")
+    print(f"{'rate/s':>7} | {'floor µs/req':>12} | " + " | ".join(f"{n + ' µs/req':>16} {'x floor':>7}" for n in names))
+    for rate in sorted(fs):
+        f = fs[rate]["cpu_us_per_req"]
+        cells = []
+        for n in names:
+            r = next((x for x in results[n] if x["rate"] == rate), None)
+            v = r["cpu_us_per_req"] if r else None
+            x = f"{v / f:7.2f}" if isinstance(v, (int, float)) and f else "      -"
+            cells.append(f"{fmt(v, '>16.1f')} {x}")
+        print(f"{rate:>7} | {fmt(f, '>12.1f')} | " + " | ".join(cells))
 
 
 def scenario_sweep(kind):
@@ -789,22 +833,20 @@ def probe_push(server, hook, *extra):
                              *map(str, extra)], stdout=subprocess.PIPE, text=True)
 
 
-def scenario_push(args, workdir):
-    """RFC 8599 push wake-up, sipwake only (Kamailio has no built-in RFC 8599):
-    wake latency, pushes dispatched per second, REGISTER/s with push Contacts
-    beside the plain REGISTER sweep of both servers."""
-    hold = args.push_hold
-    # 1. Wake latency: REGISTER in -> parked INVITE out.
-    print(f"\n== push 1/3: wake latency, sipwake (auth off, push on): {args.push_wake} calls one after the other to "
-          f"one sleeping device; push -> device re-REGISTER at once (the probe wakes instantly: push->REGISTER "
-          f"not applicable) ==", flush=True)
+def wake_latency(args, workdir, label, spaced=False):
+    """Wake latency on a fresh sipwake: `args.push_wake` calls back to back (hot threads), or with `spaced`,
+    `args.wake_spaced` calls `args.wake_gap_ms` apart (the server idle in between, where real phones live)."""
+    n, gap = (args.wake_spaced, args.wake_gap_ms) if spaced else (args.push_wake, 0)
+    how = f"{n} calls {gap} ms apart (idle server between them)" if spaced else f"{n} calls one after the other"
+    print(f"\n== {label}: wake latency, sipwake (auth off, push on): {how} to one sleeping device; push -> device "
+          f"re-REGISTER at once (the probe wakes instantly: push->REGISTER not applicable) ==", flush=True)
     quiet(args)
     hook = free_port(socket.SOCK_STREAM)
-    server = Sipwake(workdir, push_config(hook, hold))
+    server = Sipwake(workdir, push_config(hook, args.push_hold))
     try:
         c0 = cpu_seconds(server.pid)
-        p = probe_push(server, hook, "--push-wake", args.push_wake)
-        out, _ = p.communicate(timeout=args.push_wake * 20 + 60)
+        p = probe_push(server, hook, "--push-wake", n, "--gap-ms", gap)
+        out, _ = p.communicate(timeout=n * (20 + gap / 1000) + 60)
         cpu = cpu_seconds(server.pid) - c0
     finally:
         server.stop()
@@ -812,18 +854,36 @@ def scenario_push(args, workdir):
         w = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         print(f"# the probe failed: {out!r}")
-        w = None
-    if w:
-        print(f"{'measure':<44} {'n':>6} {'p50µs':>7} {'p90µs':>7} {'p99µs':>7} {'p99.9µs':>8} {'maxµs':>7}")
-        print(f"{'REGISTER sent -> parked INVITE at device':<44} {w['woken']:>6} {w['p50_us']:>7} {w['p90_us']:>7} "
-              f"{w['p99_us']:>7} {w['p999_us']:>8} {w['max_us']:>7}")
-        print(f"{'INVITE sent -> push at webhook':<44} {w['woken'] + w['no_invite']:>6} {w['push_p50_us']:>7} "
-              f"{w['push_p90_us']:>7} {w['push_p99_us']:>7} {w['push_p999_us']:>8} {w['push_max_us']:>7}")
-        print(f"{'push -> device REGISTER':<44} {'n/a (the probe re-registers as soon as the push arrives)':>40}")
-        print(f"calls {w['calls']}, woken {w['woken']}, no push {w['no_push']}, pushed but no INVITE {w['no_invite']}, "
-              f"unexpected messages {w['unexpected']}; {w['secs']:.2f} s; server CPU "
-              f"{fmt(1e6 * cpu / w['calls'] if w['calls'] else None, '.1f')} µs per woken call (INVITE, push, "
-              f"REGISTER, INVITE relayed, 486, ACKs)", flush=True)
+        return None
+    print(f"{'measure':<44} {'n':>6} {'p50µs':>7} {'p90µs':>7} {'p99µs':>7} {'p99.9µs':>8} {'maxµs':>7}")
+    for title, pre, count in (("REGISTER sent -> its 200 OK at device", "reg200_", w["woken"]),
+                              ("REGISTER sent -> parked INVITE at device", "", w["woken"]),
+                              ("INVITE sent -> push at webhook", "push_", w["woken"] + w["no_invite"])):
+        print(f"{title:<44} {count:>6} {w[pre + 'p50_us']:>7} {w[pre + 'p90_us']:>7} {w[pre + 'p99_us']:>7} "
+              f"{w[pre + 'p999_us']:>8} {w[pre + 'max_us']:>7}")
+    print(f"{'push -> device REGISTER':<44} {'n/a (the probe re-registers as soon as the push arrives)':>40}")
+    print(f"calls {w['calls']}, woken {w['woken']}, no push {w['no_push']}, pushed but no INVITE {w['no_invite']}, "
+          f"unexpected messages {w['unexpected']}; {w['secs']:.2f} s; server CPU "
+          f"{fmt(1e6 * cpu / w['calls'] if w['calls'] else None, '.1f')} µs per woken call (INVITE, push, "
+          f"REGISTER, INVITE relayed, 486, ACKs; idle time between calls included when spaced)", flush=True)
+    return w
+
+
+def scenario_wake(args, workdir):
+    """Wake latency only: back to back and spaced out."""
+    wake_latency(args, workdir, "wake")
+    wake_latency(args, workdir, "wake", spaced=True)
+    return {}
+
+
+def scenario_push(args, workdir):
+    """RFC 8599 push wake-up, sipwake only (Kamailio has no built-in RFC 8599):
+    wake latency, pushes dispatched per second, REGISTER/s with push Contacts
+    beside the plain REGISTER sweep of both servers."""
+    hold = args.push_hold
+    # 1. Wake latency: REGISTER in -> parked INVITE out, back to back and spaced out.
+    wake_latency(args, workdir, "push 1/3")
+    wake_latency(args, workdir, "push 1/3", spaced=True)
 
     # 2. Pushes dispatched per second: M devices that never wake.
     m = args.push_devices
@@ -1886,6 +1946,7 @@ SCENARIOS = {
     "calls": ("calls through the proxy (INVITE->100/180->200->ACK, BYE->200)", CALLS, scenario_sweep(CALLS)),
     "rss": ("memory per binding", None, scenario_rss),
     "push": ("RFC 8599 push wake-up (sipwake only)", None, scenario_push),
+    "wake": ("wake latency, back to back and spaced out (sipwake only)", None, scenario_wake),
     "mid_register": ("mid-registrar REGISTER/s", None, scenario_mid_register),
     "mid_throttle": ("mid-registrar throttling", None, scenario_mid_throttle),
     "mid_wake": ("mid-registrar wake latency", None, scenario_mid_wake),
@@ -1915,6 +1976,8 @@ def main():
     ap.add_argument("--wait-idle", type=int, default=300,
                     help="before each sweep, wait up to this many seconds for other processes to leave the CPUs idle")
     ap.add_argument("--push-wake", type=int, default=2000, help="push: calls timed REGISTER -> parked INVITE")
+    ap.add_argument("--wake-spaced", type=int, default=30, help="push, wake: calls of the spaced-out wake run")
+    ap.add_argument("--wake-gap-ms", type=int, default=3000, help="push, wake: ms between the spaced-out calls")
     ap.add_argument("--push-devices", type=int, default=2000, help="push: sleeping devices, one INVITE each")
     ap.add_argument("--push-rates", default="1000,2000", help="push: INVITEs/s to the sleeping devices, comma-separated")
     ap.add_argument("--push-hold", type=int, default=2, help="push: sipwake's [push] invite_hold_secs")
@@ -1944,6 +2007,7 @@ def main():
     ap.add_argument("--sipwake-bin", default=SIPWAKE_BIN,
                     help="the sipwake binary to measure (e.g. an older build, for before/after in one sitting)")
     ap.add_argument("--no-kamailio", action="store_true")
+    ap.add_argument("--no-floor", action="store_true", help="no UDP floor (sip-probe udp-floor) beside the servers")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     SIPWAKE_BIN = os.path.abspath(args.sipwake_bin)

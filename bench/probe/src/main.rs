@@ -38,6 +38,13 @@
 //! push parameters (`pn-provider`, `pn-prid`, `pn-param`) and a
 //! `+sip.instance` to the REGISTER mode's Contacts.
 //!
+//! `--gap-ms G` spaces the `--push-wake` calls G ms apart (the server idle in
+//! between, as where real phones live) instead of back to back.
+//!
+//! `sip-probe udp-floor [--listen IP:PORT]` is the benchmark's physical
+//! floor: a UDP echo that answers each request with its own headers under a
+//! `200 OK` status line (`floor.rs`).
+//!
 //! `sip-probe phones` (N phones refreshing their registrations over UDP or
 //! persistent TLS connections, `phones.rs`) and `sip-probe handshakes` (a new
 //! TLS connection per REGISTER, `handshakes.rs`) are the TLS benchmark's load.
@@ -49,6 +56,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+mod floor;
 mod handshakes;
 mod phones;
 mod push;
@@ -70,6 +78,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("push-senders") => return senders::run(&args[2..]),
         Some("webhook-sink") => return senders::sink(),
+        Some("udp-floor") => return floor::run(&args[2..]),
         Some(mode @ ("phones" | "handshakes")) => {
             let run = if mode == "phones" { phones::run } else { handshakes::run };
             if let Err(e) = run(&args[2..]) {
@@ -95,7 +104,8 @@ fn main() {
         let hook = get("--webhook").expect("--webhook IP:PORT");
         let reg_target: SocketAddr =
             get("--register-target").map_or(target, |t| t.parse().expect("--register-target IP:PORT"));
-        return push::wake(target, reg_target, &domain, &hook, n.parse().expect("--push-wake N"));
+        let gap = Duration::from_millis(get("--gap-ms").map_or(0, |g| g.parse().expect("--gap-ms MS")));
+        return push::wake(target, reg_target, &domain, &hook, n.parse().expect("--push-wake N"), gap);
     }
     if let Some(m) = get("--push-flood") {
         let hook = get("--webhook").expect("--webhook IP:PORT");

@@ -13,7 +13,8 @@
 //! commit included (`e2e_*`: INVITE sent by the caller → INVITE received by
 //! the device, the whole wake-up). The device answers 486 (to the address the
 //! INVITE came from), the caller ACKs it, the device drains the proxy's ACK.
-//! Prints one JSON line with p50/p90/p99/p999/max. The device's REGISTERs
+//! Prints one JSON line with p50/p90/p99/p999/max (`reg200_*`: REGISTER
+//! sent → its 200 OK at the device). The device's REGISTERs
 //! (the first one and every wake-up) go to `reg_target`
 //! (`--register-target`, default `--target`), the caller's INVITEs and ACKs
 //! to `target`: with two cluster nodes, the call is parked on node A and the
@@ -172,7 +173,7 @@ fn register_all(dev: &UdpSocket, target: SocketAddr, domain: &str, users: &[Stri
     ok
 }
 
-pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str, n: u64) {
+pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str, n: u64, gap: Duration) {
     let pushes = webhook(hook);
     let dev = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let caller = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -186,10 +187,14 @@ pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str
     let mut lat = Vec::with_capacity(n as usize);
     let mut push_lat = Vec::with_capacity(n as usize);
     let mut e2e = Vec::with_capacity(n as usize);
+    let mut reg_ok = Vec::with_capacity(n as usize);
     let (mut no_push, mut no_invite, mut wrong) = (0u64, 0u64, 0u64);
     let mut cseq = 1u32;
     let t_start = Instant::now();
     for i in 0..n {
+        if i > 0 && !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         let cid = format!("wake-{pid}-{i}");
         let sent = Instant::now();
         let _ = caller.send_to(invite(&user, domain, cl, &cid, i).as_bytes(), target);
@@ -213,15 +218,26 @@ pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str
         let t0 = Instant::now();
         dev.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         let mut inv = None;
+        // Both the REGISTER's 200 and the parked INVITE, in whichever order they come.
+        let mut ok_at = None;
+        let want_cseq = format!("{cseq} REGISTER");
         while let Some((t, from)) = recv(&dev, &mut buf) {
+            let got = Instant::now();
             if t.starts_with("INVITE ") {
-                let got = Instant::now();
                 if header(&t, "Call-ID") == Some(cid.as_str()) {
                     inv = Some((t, from, got));
-                    break;
+                } else {
+                    wrong += 1;
                 }
-                wrong += 1;
+            } else if status(&t) == 200 && header(&t, "CSeq") == Some(want_cseq.as_str()) {
+                ok_at = Some(got);
             }
+            if inv.is_some() && ok_at.is_some() {
+                break;
+            }
+        }
+        if let Some(at) = ok_at {
+            reg_ok.push(at.duration_since(t0).as_micros() as u64);
         }
         let Some((inv, from, got)) = inv else {
             no_invite += 1;
@@ -261,9 +277,10 @@ pub fn wake(target: SocketAddr, reg_target: SocketAddr, domain: &str, hook: &str
     }
     let elapsed = t_start.elapsed().as_secs_f64();
     println!(
-        "{{\"calls\":{n},\"woken\":{},\"no_push\":{no_push},\"no_invite\":{no_invite},\"unexpected\":{wrong},\"secs\":{elapsed:.3},{},{},{}}}",
+        "{{\"calls\":{n},\"woken\":{},\"no_push\":{no_push},\"no_invite\":{no_invite},\"unexpected\":{wrong},\"secs\":{elapsed:.3},{},{},{},{}}}",
         lat.len(),
         pcts(&mut lat, ""),
+        pcts(&mut reg_ok, "reg200_"),
         pcts(&mut push_lat, "push_"),
         pcts(&mut e2e, "e2e_")
     );

@@ -44,7 +44,7 @@ pub trait Store: Send + Sync {
     }
 
     /// Queue a batch of changes without blocking on I/O. `done` is called
-    /// (from the writer thread) once the batch is durable — committed, and
+    /// (from the writer thread, or the thread in [`Store::commit_deferred`]) once the batch is durable — committed, and
     /// fsynced as far as the backend's sync setting promises — or failed.
     ///
     /// Ordering: batches are applied, and their `done` called, in the order
@@ -55,6 +55,24 @@ pub trait Store: Send + Sync {
     /// A batch is atomic: all of its changes, binding and upstream
     /// registration alike, become durable, or none of them.
     fn submit(&self, changes: Vec<Change>, done: Done);
+
+    /// [`Store::submit`] for a thread that calls [`Store::commit_deferred`]
+    /// next (a UDP receive thread, at the end of its batch of datagrams):
+    /// nothing is woken for this batch yet. Same ordering and durability as
+    /// `submit`. The default is `submit`.
+    fn submit_deferred(&self, changes: Vec<Change>, done: Done) {
+        self.submit(changes, done);
+    }
+
+    /// Have what [`Store::submit_deferred`] queued committed. `here`: the
+    /// calling thread has nothing else to do (no datagram waiting), so it
+    /// commits the queue itself, `done` callbacks included, unless a commit
+    /// is in progress elsewhere; that saves the hand-off to the writer thread
+    /// (a cold wake-up when the server is idle). Otherwise the writer thread
+    /// is woken and commits while the caller goes on receiving. Must not be
+    /// called from a [`Done`] callback or with a lock the callbacks take.
+    /// The default does nothing (`submit_deferred` woke the writer).
+    fn commit_deferred(&self, _here: bool) {}
 
     /// Every subscriber.
     fn subscribers(&self) -> Result<Vec<Subscriber>>;

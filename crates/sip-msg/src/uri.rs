@@ -103,7 +103,7 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Name(n) => f.write_str(&String::from_utf8_lossy(n)),
-            Host::V4(a) => write!(f, "{a}"),
+            Host::V4(a) => f.write_str(crate::chars::Ipv4Text::new(*a).as_str()),
             Host::V6(a) => write!(f, "[{a}]"),
         }
     }

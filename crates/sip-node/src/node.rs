@@ -607,13 +607,26 @@ pub(crate) fn new_tag() -> String {
 /// request (Call-ID, From tag, top Via branch), so a retransmission gets
 /// the same tag.
 pub(crate) fn stateless_tag(req: &Message) -> String {
-    use std::hash::BuildHasher;
-    let id = (
-        req.call_id(),
-        req.from().ok().and_then(|f| f.tag().cloned()),
-        req.top_via().ok().and_then(|v| v.branch().cloned()),
-    );
-    format!("{:016x}", seed().hash_one(id))
+    use std::hash::{BuildHasher, Hasher};
+    // The raw header values, not parsed ones: a retransmission is the same
+    // bytes, and parsing From and Via again cost more than the rest of the
+    // reply.
+    let mut h = seed().build_hasher();
+    for name in [HeaderName::CallId, HeaderName::From, HeaderName::Via] {
+        h.write(req.headers.get(&name).map_or(&[][..], |v| &v[..]));
+        h.write_u8(0xff);
+    }
+    hex16(h.finish())
+}
+
+/// `v` as 16 lower-case hex digits (what `format!("{v:016x}")` writes, without it).
+pub(crate) fn hex16(v: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(16);
+    for i in (0..16).rev() {
+        s.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    }
+    s
 }
 
 fn seed() -> &'static std::collections::hash_map::RandomState {
@@ -625,5 +638,5 @@ fn seed() -> &'static std::collections::hash_map::RandomState {
 /// every response of the transaction carries the same one.
 pub(crate) fn tag_for(key: &ServerKey) -> String {
     use std::hash::BuildHasher;
-    format!("{:016x}", seed().hash_one(key))
+    hex16(seed().hash_one(key))
 }

@@ -36,7 +36,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// `received` carries a bare IPv6 address (RFC 3261 grammar; RFC 5118 §4.5).
 fn ip_param(ip: IpAddr) -> String {
-    ip.to_string()
+    sip_msg::chars::ip_string(ip)
 }
 
 /// Parses a `received`/`maddr` value, with or without IPv6 brackets.

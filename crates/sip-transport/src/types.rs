@@ -173,6 +173,14 @@ pub trait Handler: Send + Sync + 'static {
     fn on_closed(&self, _conn: ConnId, _remote: SocketAddr) {}
     /// Raw bytes are also given for tracing when the log level asks; default none.
     fn on_raw(&self, _src: &Source, _data: &Bytes) {}
+    /// A UDP receive thread is about to hand over a batch of datagrams (one
+    /// `recvmmsg`), each through `on_message`, on this thread.
+    fn on_batch_begin(&self) {}
+    /// The batch `on_batch_begin` announced has been handed over: work the
+    /// handler deferred for it (one commit for the batch) can run now.
+    /// `idle`: no other datagram is waiting on the socket, so the thread
+    /// would only sleep; otherwise it goes on receiving at once.
+    fn on_batch_end(&self, _idle: bool) {}
 }
 
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! outputs are drained; the I/O they ask for runs after the lock is
 //! released. Push deliveries and credential lookups finish on other threads
 //! and come back as completions through one channel, handled by a tokio
-//! task; a store commit is fed back on the store's writer thread right after
-//! the commit, when the store holds no lock. No lock is ever held across two
-//! layers.
+//! task; a store commit is fed back right after the commit, when the store
+//! holds no lock, on the thread that committed: the store's writer thread,
+//! or the UDP receive thread itself. A receive thread defers its writes to
+//! the end of its batch of datagrams (`on_batch_end`) and commits them there
+//! in one group, so an idle server answers a REGISTER, and forks what it
+//! released, with no hand-off to another thread. No lock is ever held across
+//! two layers.
 
 use crate::{metrics, store_map};
 use bytes::Bytes;
@@ -20,6 +24,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
+
+thread_local! {
+    /// This thread hands over a batch of datagrams and commits the writes it
+    /// asked for at the end (`Handler::on_batch_end`): `NO_BATCH`, `BATCH`,
+    /// or `BATCH_WROTE` once a write was deferred.
+    static IN_BATCH: std::cell::Cell<u8> = const { std::cell::Cell::new(NO_BATCH) };
+}
+const NO_BATCH: u8 = 0;
+const BATCH: u8 = 1;
+const BATCH_WROTE: u8 = 2;
 
 /// Work finished off the node, fed back to it.
 enum Completion {
@@ -157,6 +171,14 @@ impl Driver {
         for t in w.transmits {
             self.send(&t.target, t.data);
         }
+        let in_batch = !w.writes.is_empty()
+            && IN_BATCH.with(|b| {
+                let on = b.get() != NO_BATCH;
+                if on {
+                    b.set(BATCH_WROTE);
+                }
+                on
+            });
         for s in w.writes {
             let me = self.me.get().cloned();
             let id = s.id;
@@ -166,14 +188,16 @@ impl Driver {
             // leave without another thread hand-off. Every I/O the node asks
             // for is safe from any thread (the transports and the push and
             // lookup tasks spawn through runtime handles).
-            self.store.submit(
-                changes,
-                Box::new(move |res| {
-                    if let Some(d) = me.and_then(|w| w.upgrade()) {
-                        d.store_done(id, res.map_err(|e| e.to_string()));
-                    }
-                }),
-            );
+            let done: location_store::Done = Box::new(move |res| {
+                if let Some(d) = me.and_then(|w| w.upgrade()) {
+                    d.store_done(id, res.map_err(|e| e.to_string()));
+                }
+            });
+            if in_batch {
+                self.store.submit_deferred(changes, done);
+            } else {
+                self.store.submit(changes, done);
+            }
         }
         for job in w.pushes {
             self.deliver(job);
@@ -413,6 +437,19 @@ impl Handler for Driver {
 
     fn on_closed(&self, conn: ConnId, _remote: std::net::SocketAddr) {
         self.with_node(|n, now| n.handle_conn_closed(conn, now));
+    }
+
+    fn on_batch_begin(&self) {
+        IN_BATCH.with(|b| b.set(BATCH));
+    }
+
+    /// The batch's writes as one group: committed here when the thread is
+    /// idle (the 200 OKs and released forks leave from this thread, with no
+    /// hand-off), else by the writer thread while this one goes on receiving.
+    fn on_batch_end(&self, idle: bool) {
+        if IN_BATCH.with(|b| b.replace(NO_BATCH)) == BATCH_WROTE {
+            self.store.commit_deferred(idle);
+        }
     }
 }
 

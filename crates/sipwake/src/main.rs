@@ -8,6 +8,15 @@ use sipwake::config::{Config, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: a REGISTER makes about 120 small
+/// allocations (parsed headers, the binding, its stored row, the 200 OK),
+/// and glibc spent some 150 instructions on each malloc/free pair, 17% of
+/// the instructions of a REGISTER (callgrind); mimalloc's thread-local free
+/// lists take a fraction of that, and its size classes carry no per-chunk
+/// header, which also shrinks the memory of a million bindings.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// SIP registrar and proxy that wakes sleeping phones with push notifications (RFC 8599).
 #[derive(Parser, Debug)]
 #[command(name = "sipwake", version, about, args_conflicts_with_subcommands = false)]

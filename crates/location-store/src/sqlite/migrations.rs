@@ -93,8 +93,43 @@ CREATE TABLE upstream (
 CREATE INDEX upstream_aor ON upstream (aor);
 "#;
 
+/// Version 4: bindings in ONE B-tree keyed by id (`WITHOUT ROWID`), with no
+/// index on `aor`. A REGISTER's upsert used to modify three B-trees (the
+/// rowid table, the automatic index on `id` and `bindings_aor`), each a
+/// 4 KiB page written to the WAL at commit; it now modifies one. The server
+/// never looks bindings up or removes them by AoR in the database (it
+/// removes each binding by id), and start-up reads them in id order, so the
+/// index only served a `RemoveAor` no caller sends (now a table scan).
+const V4: &str = r#"
+CREATE TABLE bindings_v4 (
+    id               TEXT PRIMARY KEY NOT NULL,
+    aor              TEXT NOT NULL,
+    contact          TEXT NOT NULL,
+    q                INTEGER,
+    expires_at_ms    INTEGER NOT NULL,
+    call_id          TEXT NOT NULL,
+    cseq             INTEGER NOT NULL,
+    instance         TEXT,
+    reg_id           INTEGER,
+    path             TEXT NOT NULL DEFAULT '[]',
+    transport        TEXT NOT NULL,
+    remote           TEXT NOT NULL,
+    local            TEXT NOT NULL,
+    user_agent       TEXT,
+    registered_at_ms INTEGER NOT NULL,
+    extra            TEXT,
+    push_state       TEXT
+) WITHOUT ROWID;
+INSERT INTO bindings_v4 (id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path, transport,
+                         remote, local, user_agent, registered_at_ms, extra, push_state)
+    SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path, transport,
+           remote, local, user_agent, registered_at_ms, extra, push_state FROM bindings;
+DROP TABLE bindings;
+ALTER TABLE bindings_v4 RENAME TO bindings;
+"#;
+
 /// Every migration, in order; index `i` goes from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this program writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -154,6 +189,37 @@ mod tests {
         assert_eq!(user_version(&conn), i64::from(SCHEMA_VERSION));
         migrate(&mut conn, &path).unwrap(); // idempotent
         assert_eq!(user_version(&conn), i64::from(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn bindings_move_to_one_btree_keyed_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_with(&mut conn, &path, &MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO bindings (id, aor, contact, expires_at_ms, call_id, cseq, transport, remote, local,
+                                   registered_at_ms, push_state)
+             VALUES ('b1', 'sip:a@example.com', 'sip:a@192.0.2.1', 99, 'c1', 7, 'UDP', '192.0.2.1:5060',
+                     '192.0.2.2:5060', 1, 'state');",
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        assert_eq!(user_version(&conn), i64::from(SCHEMA_VERSION));
+        let (aor, cseq, state): (String, i64, String) = conn
+            .query_row("SELECT aor, cseq, push_state FROM bindings WHERE id = 'b1'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((aor.as_str(), cseq, state.as_str()), ("sip:a@example.com", 7, "state"));
+        // WITHOUT ROWID, and no index left on aor.
+        assert!(conn.prepare("SELECT rowid FROM bindings").is_err());
+        let indexes: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'bindings'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(indexes, 0, "the primary key is the table itself; no other index");
     }
 
     #[test]

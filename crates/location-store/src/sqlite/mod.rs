@@ -23,7 +23,7 @@ mod rows;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SendError, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
@@ -77,12 +77,13 @@ impl Default for SqliteOptions {
 /// is called) and joins the writer thread.
 pub struct SqliteStore {
     path: PathBuf,
-    queue: Option<Sender<Job>>,
+    queue: Arc<writer::Shared>,
     writer: Option<JoinHandle<()>>,
     writer_id: ThreadId,
     read: Mutex<ReadSide>,
     counters: Arc<Counters>,
     checkpointer: Option<checkpoint::Checkpointer>,
+    synchronous_full: bool,
 }
 
 /// The read connection and the cache behind [`Store::subscribers_version`].
@@ -104,19 +105,28 @@ impl SqliteStore {
     pub fn open(path: &Path, opts: SqliteOptions) -> Result<Self> {
         let mut write_conn = conn::open_write(path, &opts)?;
         migrations::migrate(&mut write_conn, path)?;
+        let frames = Arc::new(std::sync::atomic::AtomicI64::new(checkpoint::CHECKPOINT_FRAMES));
+        let seen = frames.clone();
+        write_conn
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                seen.store(i64::from(pages), std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }))
+            .map_err(|e| Error::Open { path: path.to_owned(), reason: conn::describe(&e) })?;
         let read_conn = conn::open_read(path, &opts)?;
         let counters = Arc::new(Counters::default());
         let (queue, writer) = writer::spawn(write_conn, path.to_owned(), opts.max_group_batches, counters.clone())?;
-        let checkpointer = checkpoint::spawn(conn::open_read(path, &opts)?, path.to_owned())?;
+        let checkpointer = checkpoint::spawn(conn::open_read(path, &opts)?, path.to_owned(), frames)?;
         tracing::debug!(db = %path.display(), synchronous_full = opts.synchronous_full, "location store open");
         Ok(Self {
             path: path.to_owned(),
-            queue: Some(queue),
+            queue,
             writer_id: writer.thread().id(),
             writer: Some(writer),
             read: Mutex::new(ReadSide { conn: read_conn, data_version: None, generation: 0 }),
             counters,
             checkpointer: Some(checkpointer),
+            synchronous_full: opts.synchronous_full,
         })
     }
 
@@ -200,17 +210,17 @@ impl Store for SqliteStore {
     }
 
     fn submit(&self, changes: Vec<Change>, done: Done) {
-        self.counters.batches_submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let job = Job { changes, done };
-        let rejected = match &self.queue {
-            Some(queue) => match queue.send(job) {
-                Ok(()) => return,
-                Err(SendError(job)) => job,
-            },
-            None => job,
-        };
-        self.counters.batches_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (rejected.done)(Err(Error::WriterStopped { path: self.path.clone() }));
+        self.enqueue(Job { changes, done }, true);
+    }
+
+    fn submit_deferred(&self, changes: Vec<Change>, done: Done) {
+        self.enqueue(Job { changes, done }, false);
+    }
+
+    fn commit_deferred(&self, here: bool) {
+        // With synchronous = FULL a commit waits for an fsync: a receive
+        // thread must not, so the writer thread commits.
+        self.queue.commit_queued(here && !self.synchronous_full);
     }
 
     fn subscribers(&self) -> Result<Vec<Subscriber>> {
@@ -288,7 +298,7 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) {
-        if thread::current().id() == self.writer_id {
+        if writer::in_done_callback() {
             tracing::error!(
                 db = %self.path.display(),
                 "flush() called from a done callback would wait for itself; ignored"
@@ -313,6 +323,14 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    fn enqueue(&self, job: Job, wake: bool) {
+        self.counters.batches_submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Err(rejected) = self.queue.push(job, wake) {
+            self.counters.batches_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (rejected.done)(Err(Error::WriterStopped { path: self.path.clone() }));
+        }
+    }
+
     fn corrupt(&self, what: String, reason: String) -> Error {
         Error::Corrupt { path: self.path.clone(), what, reason }
     }
@@ -323,9 +341,9 @@ impl Drop for SqliteStore {
         if let Some(c) = self.checkpointer.take() {
             c.stop();
         }
-        drop(self.queue.take()); // the writer finishes the queue, then ends
+        self.queue.close(); // the writer finishes the queue, then ends
         if let Some(writer) = self.writer.take() {
-            if thread::current().id() == self.writer_id {
+            if thread::current().id() == self.writer_id || writer::in_done_callback() {
                 return; // dropped from a done callback: the writer ends by itself
             }
             if writer.join().is_err() {

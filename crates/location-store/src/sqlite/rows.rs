@@ -27,11 +27,13 @@ ON CONFLICT (id) DO UPDATE SET
 const UPDATE_PUSH_STATE: &str = "UPDATE bindings SET push_state = ?2 WHERE id = ?1";
 const DELETE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1";
 const EXPIRE_BINDING: &str = "DELETE FROM bindings WHERE id = ?1 AND expires_at_ms <= ?2";
+/// A scan since schema 4 (no index on `aor`): the server removes bindings by
+/// id; this serves the `RemoveAor` change of the store's contract only.
 const DELETE_AOR: &str = "DELETE FROM bindings WHERE aor = ?1";
 pub(crate) const SELECT_BINDINGS: &str = "\
 SELECT id, aor, contact, q, expires_at_ms, call_id, cseq, instance, reg_id, path,
        transport, remote, local, user_agent, registered_at_ms, extra, push_state
-FROM bindings ORDER BY aor, id";
+FROM bindings ORDER BY id";
 
 const UPSERT_UPSTREAM: &str = "\
 INSERT INTO upstream (key, aor, contact, expires_at_ms, call_id, cseq, last_code, last_at_ms)
