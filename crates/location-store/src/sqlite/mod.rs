@@ -1,9 +1,10 @@
 //! The embedded SQLite backend: [`SqliteStore`] and [`SqliteOptions`].
 //!
 //! One database file (WAL mode) with two connections:
-//! * the write connection, owned by the writer thread (`writer.rs`), which
-//!   applies submitted changes (bindings, upstream registrations) with group
-//!   commit;
+//! * the write connection (`writer.rs`), which applies submitted changes
+//!   (bindings, upstream registrations) with group commit, on the writer
+//!   thread or on a thread that commits its own deferred batches
+//!   ([`Store::commit_deferred`]);
 //! * the read connection, behind a mutex, for the rare reads (start-up
 //!   loads, subscribers), for subscriber writes, and for
 //!   [`Store::subscribers_version`].
