@@ -8,10 +8,11 @@
 //! task; a store commit is fed back right after the commit, when the store
 //! holds no lock, on the thread that committed: the store's writer thread,
 //! or the UDP receive thread itself. A receive thread defers its writes to
-//! the end of its batch of datagrams (`on_batch_end`) and commits them there
-//! in one group, so an idle server answers a REGISTER, and forks what it
-//! released, with no hand-off to another thread. No lock is ever held across
-//! two layers.
+//! the end of its batch of datagrams (`on_batch_end`): a lightly loaded
+//! server commits them there in one group, so it answers a REGISTER, and
+//! forks what it released, with no hand-off to another thread; under load
+//! the writer thread commits them while the receive thread goes on. No lock
+//! is ever held across two layers.
 
 use crate::{metrics, store_map};
 use bytes::Bytes;
