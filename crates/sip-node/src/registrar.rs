@@ -164,16 +164,18 @@ impl Node {
     /// are skipped. Returns (bindings kept, push bindings re-armed).
     pub fn restore(&mut self, rows: Vec<(Binding, Option<String>)>, now: Instant) -> (usize, usize) {
         let now_ms = self.unix_ms(now);
-        let states: std::collections::HashMap<String, String> =
-            rows.iter().filter_map(|(b, s)| s.clone().map(|s| (b.id.clone(), s))).collect();
-        let kept = self.registrar.restore(rows.into_iter().map(|(b, _)| b).collect(), now_ms);
-        let mut pushed = 0;
-        if let Some(pn) = &mut self.pn {
-            for (_, bs) in self.registrar.location.aors() {
-                for b in bs {
-                    pushed += usize::from(pn.restore(b, states.get(&b.id).map(String::as_str), now, now_ms));
-                }
+        let (mut kept, mut pushed) = (0, 0);
+        // Row by row (ids are unique: no row replaces another), with no map
+        // of the push states on the side: a million rows at start-up.
+        for (b, state) in rows {
+            if b.expires_at <= now_ms {
+                continue;
             }
+            if let Some(pn) = &mut self.pn {
+                pushed += usize::from(pn.restore(&b, state.as_deref(), now, now_ms));
+            }
+            self.registrar.location.upsert(b);
+            kept += 1;
         }
         metrics::bindings(self.registrar.location.len());
         (kept, pushed)

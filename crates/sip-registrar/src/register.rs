@@ -89,18 +89,6 @@ impl Registrar {
         format!("{:016x}", z ^ (z >> 31))
     }
 
-    /// Loads bindings from the store at start-up, dropping expired ones; returns how many were kept.
-    pub fn restore(&mut self, bindings: Vec<Binding>, now_ms: u64) -> usize {
-        let mut n = 0;
-        for b in bindings {
-            if b.expires_at > now_ms {
-                self.location.upsert(b);
-                n += 1;
-            }
-        }
-        n
-    }
-
     /// Removes expired bindings; the changes to persist.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Change> {
         self.location.expire(now_ms).into_iter().map(|b| Change::Remove { aor: b.aor, id: b.id }).collect()

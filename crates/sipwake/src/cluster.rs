@@ -172,11 +172,10 @@ fn run_job(store: &dyn location_store::Store, me: Option<&std::sync::Weak<Driver
 
 /// A row another node committed, as the node takes it (`None`: unreadable, skipped).
 pub fn replicated(row: StoredBinding) -> Option<Replicated> {
-    let id = row.id.clone();
     let owner = row.node.clone();
     match crate::store_map::from_row(row) {
         Ok((binding, push_state)) => Some(Replicated { binding, push_state, owner }),
-        Err(e) => {
+        Err((id, e)) => {
             tracing::warn!(binding = %id, error = %e, "skipping an unreadable replicated binding");
             None
         }

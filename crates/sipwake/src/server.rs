@@ -326,17 +326,16 @@ fn open_node(
     let mut dead = Vec::new();
     let mut owners = Vec::new();
     for row in rows {
-        let id = row.id.clone();
         if let Some(o) = &row.node {
-            owners.push((id.clone(), o.clone(), sip_registrar::Aor::from_stored(row.aor.clone())));
+            owners.push((row.id.clone(), o.clone(), sip_registrar::Aor::from_stored(row.aor.clone())));
         }
         if row.expires_at_ms <= now {
-            dead.push(location_store::Change::Remove { id });
+            dead.push(location_store::Change::Remove { id: row.id });
             continue;
         }
         match crate::store_map::from_row(row) {
             Ok(b) => bindings.push(b),
-            Err(e) => {
+            Err((id, e)) => {
                 tracing::warn!(binding = %id, error = %e, "dropping an unreadable stored binding");
                 dead.push(location_store::Change::Remove { id });
             }

@@ -78,14 +78,21 @@ pub fn to_row(b: &Binding) -> StoredBinding {
     }
 }
 
-/// A stored row as a binding; `None` (with the reason) when the row cannot
-/// be understood any more (it is then dropped at start-up, with a warning).
-pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), String> {
-    let uri = sip_msg::Uri::parse_bytes(r.contact.clone()).map_err(|e| format!("contact {:?}: {e}", r.contact))?;
-    let transport = FlowTransport::parse(&r.transport).ok_or_else(|| format!("transport {:?}", r.transport))?;
-    let remote = r.remote.parse().map_err(|_| format!("remote {:?}", r.remote))?;
-    let local = r.local.parse().map_err(|_| format!("local {:?}", r.local))?;
-    let push_state = r.push_state.clone();
+/// A stored row as a binding and its push state; `Err((id, reason))` when
+/// the row cannot be understood any more (it is then dropped at start-up,
+/// with a warning). Moves the row's strings (a million rows at start-up).
+pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), (String, String)> {
+    let fail = |what: String| Err((r.id.clone(), what));
+    let uri = match sip_msg::Uri::parse_bytes(bytes::Bytes::copy_from_slice(r.contact.as_bytes())) {
+        Ok(u) => u,
+        Err(e) => return fail(format!("contact {:?}: {e}", r.contact)),
+    };
+    let Some(transport) = FlowTransport::parse(&r.transport) else {
+        return fail(format!("transport {:?}", r.transport));
+    };
+    let Ok(remote) = r.remote.parse() else { return fail(format!("remote {:?}", r.remote)) };
+    let Ok(local) = r.local.parse() else { return fail(format!("local {:?}", r.local)) };
+    let push_state = r.push_state;
     Ok((
         Binding {
             id: r.id,
