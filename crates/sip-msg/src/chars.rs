@@ -120,18 +120,23 @@ pub fn within(src: &[u8], s: &[u8]) -> bool {
     b >= a && b + s.len() <= a + src.len()
 }
 
-/// Appends the decimal form of `n` (no allocation).
-pub(crate) fn put_decimal(out: &mut bytes::BytesMut, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// The decimal digits of `n` in `buf[i..]`; returns `i`.
+fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
     let mut i = buf.len();
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
+}
+
+/// Appends the decimal form of `n` (no allocation).
+pub(crate) fn put_decimal(out: &mut bytes::BytesMut, n: u64) {
+    let mut buf = [0u8; 20];
+    let i = decimal_digits(n, &mut buf);
     bytes::BufMut::put_slice(out, &buf[i..]);
 }
 
@@ -172,17 +177,8 @@ impl Ipv4Text {
     }
 
     fn push_u16(&mut self, n: u16) {
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        let mut digits = [0u8; 20];
+        let i = decimal_digits(u64::from(n), &mut digits);
         for &d in &digits[i..] {
             self.push(d);
         }

@@ -178,9 +178,10 @@ pub trait Handler: Send + Sync + 'static {
     fn on_batch_begin(&self) {}
     /// The batch `on_batch_begin` announced has been handed over: work the
     /// handler deferred for it (one commit for the batch) can run now.
-    /// `idle`: no other datagram is waiting on the socket, so the thread
-    /// would only sleep; otherwise it goes on receiving at once.
-    fn on_batch_end(&self, _idle: bool) {}
+    /// `idle()`: no other datagram is waiting on the socket, so the thread
+    /// would only sleep; otherwise it goes on receiving at once (asked only
+    /// when needed: it costs a system call).
+    fn on_batch_end(&self, _idle: &dyn Fn() -> bool) {}
 }
 
 #[cfg(test)]

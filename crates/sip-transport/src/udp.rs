@@ -88,7 +88,7 @@ fn recv_loop(inner: &Arc<Inner>, sock: &UdpSocket) {
             let parsed = sip_msg::parse_datagram(data, &inner.config.limits);
             handler.on_message(src, parsed);
         }
-        handler.on_batch_end(n < BATCH && !pending(sock));
+        handler.on_batch_end(&|| n < BATCH && !pending(sock));
     }
 }
 

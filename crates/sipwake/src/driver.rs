@@ -447,9 +447,9 @@ impl Handler for Driver {
     /// The batch's writes as one group: committed here when the thread is
     /// idle (the 200 OKs and released forks leave from this thread, with no
     /// hand-off), else by the writer thread while this one goes on receiving.
-    fn on_batch_end(&self, idle: bool) {
+    fn on_batch_end(&self, idle: &dyn Fn() -> bool) {
         if IN_BATCH.with(|b| b.replace(NO_BATCH)) == BATCH_WROTE {
-            self.store.commit_deferred(idle);
+            self.store.commit_deferred(idle());
         }
     }
 }
