@@ -31,6 +31,16 @@ pub trait Store: Send + Sync {
     /// those). Called at start-up.
     fn load_bindings(&self) -> Result<Vec<StoredBinding>>;
 
+    /// [`Store::load_bindings`], one row at a time as it is read (start-up
+    /// of a large location: no table-sized buffer, and the caller works on
+    /// the rows while the rest are read).
+    fn load_bindings_with(&self, each: &mut dyn FnMut(StoredBinding)) -> Result<()> {
+        for b in self.load_bindings()? {
+            each(b);
+        }
+        Ok(())
+    }
+
     /// Every stored upstream registration (mid-registrar mode), including
     /// expired ones (the mid-registrar decides what to refresh or drop).
     /// Called at start-up. Written with [`Change::UpsertUpstream`] and

@@ -20,7 +20,7 @@
 //! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
-//! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`io`] (the
+//! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`io`] (the
 //! boundary types), [`metrics`], [`stats`].
 
 pub mod cluster;
@@ -28,6 +28,7 @@ mod credentials;
 mod decide;
 pub mod dns;
 pub mod io;
+pub mod loading;
 pub mod local;
 pub mod metrics;
 pub mod mid;

@@ -76,6 +76,14 @@ pub fn describe() {
     metrics::describe_counter!("sipwake_registrations_total", "REGISTER outcomes: ok, rejected, challenged");
     metrics::describe_counter!("sipwake_auth_failures_total", "Failed digest authentications, by reason");
     metrics::describe_gauge!("sipwake_bindings", "Bindings in the location service");
+    metrics::describe_gauge!(
+        "sipwake_location_loading",
+        "1 while the stored location is being loaded at start-up (requests that depend on it are held)"
+    );
+    metrics::describe_counter!(
+        "sipwake_held_while_loading_total",
+        "Requests held while the location loaded: released (dispatched once it was whole) or rejected (503)"
+    );
     metrics::describe_histogram!("sipwake_request_duration_seconds", "Request in to final response out, by method");
     metrics::describe_counter!(
         "sipwake_proxied_total",
@@ -171,6 +179,14 @@ pub fn registration(result: &'static str) {
 
 pub fn auth_failure(reason: &'static str) {
     metrics::counter!("sipwake_auth_failures_total", "reason" => reason).increment(1);
+}
+
+pub fn loading(on: bool) {
+    metrics::gauge!("sipwake_location_loading").set(if on { 1.0 } else { 0.0 });
+}
+
+pub fn held_while_loading(outcome: &'static str, n: u64) {
+    metrics::counter!("sipwake_held_while_loading_total", "outcome" => outcome).increment(n);
 }
 
 pub fn bindings(n: usize) {

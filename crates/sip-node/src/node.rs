@@ -102,6 +102,9 @@ pub struct Node {
     pub(crate) uncommitted: HashMap<String, WriteId>,
     next_write: WriteId,
     pub(crate) stopping: bool,
+    /// Set while the stored location is loaded (start-up): the gate that
+    /// holds what depends on it (`loading`).
+    pub(crate) loading: Option<Box<crate::loading::LoadGate>>,
     /// (Instant, unix ms) at creation: the wall clock is derived from `now`.
     clock: (Instant, u64),
     transmits: VecDeque<Transmit>,
@@ -141,6 +144,7 @@ impl Node {
             uncommitted: HashMap::new(),
             next_write: 0,
             stopping: false,
+            loading: None,
             clock: (now, cfg.unix_ms),
             transmits: VecDeque::new(),
             writes: VecDeque::new(),
@@ -197,10 +201,20 @@ impl Node {
         let push = self.pn.as_ref().and_then(|p| p.engine.poll_timeout());
         let mid = self.mid.as_ref().and_then(|m| m.poll_timeout(|ms| self.instant_of(ms)));
         let cluster = self.cluster.as_ref().and_then(|c| c.next_deadline());
-        [self.txn.poll_timeout(), self.proxy.next_deadline(), push, expiry, mid, self.dns.next_deadline(), cluster]
-            .into_iter()
-            .flatten()
-            .min()
+        let loading = self.loading.as_ref().and_then(|g| g.next_deadline());
+        [
+            self.txn.poll_timeout(),
+            self.proxy.next_deadline(),
+            push,
+            expiry,
+            mid,
+            self.dns.next_deadline(),
+            cluster,
+            loading,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn send(&mut self, target: Target, data: Bytes) {
@@ -328,6 +342,9 @@ impl Node {
         if self.cluster.as_ref().and_then(|c| c.next_deadline()).is_some_and(|t| t <= now) {
             self.cluster_timeout(now);
         }
+        if self.loading.as_ref().and_then(|g| g.next_deadline()).is_some_and(|t| t <= now) {
+            self.loading_timeout(now);
+        }
         self.settle(now);
     }
 
@@ -437,6 +454,9 @@ impl Node {
         if self.stopping && method != sip_msg::Method::Ack {
             let resp = self.build_response(&msg, &stateless_tag(&msg), 503, None, &[]);
             self.send(target, resp.to_bytes());
+            return;
+        }
+        if self.loading.is_some() && self.loading_hold(&src, &msg, &target, now) {
             return;
         }
         self.dispatch(src, msg, target, now);

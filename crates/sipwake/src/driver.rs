@@ -81,6 +81,8 @@ pub struct Driver {
     pub(crate) me: std::sync::OnceLock<Weak<Driver>>,
     /// How this node takes part in a cluster (set once the cluster starts).
     pub(crate) membership: std::sync::OnceLock<crate::cluster::Membership>,
+    /// `true` once the stored location is loaded (management views wait for it).
+    pub(crate) loaded: tokio::sync::watch::Sender<bool>,
     /// The cluster job thread's queue (started on the first job).
     pub(crate) cluster_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<sip_node::ClusterJob>>,
 }
@@ -114,6 +116,7 @@ impl Driver {
             me: std::sync::OnceLock::new(),
             membership: std::sync::OnceLock::new(),
             cluster_jobs: std::sync::OnceLock::new(),
+            loaded: tokio::sync::watch::Sender::new(false),
         });
         let _ = d.me.set(Arc::downgrade(&d));
         tokio::spawn(d.clone().run_completions(rx));
@@ -161,6 +164,18 @@ impl Driver {
         before(&r);
         self.perform(work);
         r
+    }
+
+    /// The loader finished: the location is whole.
+    pub fn location_loaded(&self) {
+        self.loaded.send_replace(true);
+    }
+
+    /// Waits (at most `limit`) for the location to be whole; `false` if it
+    /// is still loading.
+    pub async fn wait_loaded(&self, limit: Duration) -> bool {
+        let mut rx = self.loaded.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|l| *l)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Reads the node under its lock (management views).

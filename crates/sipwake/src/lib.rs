@@ -9,6 +9,7 @@ pub mod cluster_config;
 pub mod config;
 pub mod dns_config;
 pub mod driver;
+pub mod loader;
 pub mod logging;
 pub mod management;
 pub mod metrics;

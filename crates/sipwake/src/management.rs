@@ -221,6 +221,9 @@ async fn health(State(st): State<MgmtState>) -> Response {
         Ok(h) => problems.push(format!("store: {}", h.detail)),
         Err(_) => problems.push("store: health check failed".to_string()),
     }
+    if !*st.driver.loaded.borrow() {
+        problems.push("loading the location from the store".to_string());
+    }
     if st.store.cluster().is_some() && !crate::cluster::FEED_UP.load(std::sync::atomic::Ordering::Relaxed) {
         problems.push("cluster: the change feed is down".to_string());
     }
@@ -229,6 +232,21 @@ async fn health(State(st): State<MgmtState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {}\n", problems.join("; "))).into_response()
     }
+}
+
+/// Location views and changes wait for the start-up load (at most 10 s,
+/// then 503): a half-loaded location is never shown or changed as if whole.
+async fn loaded(st: &MgmtState) -> Result<(), Box<Response>> {
+    if st.driver.wait_loaded(std::time::Duration::from_secs(10)).await {
+        return Ok(());
+    }
+    Err(Box::new(
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"error": "the location is still being loaded from the store; try again shortly"})),
+        )
+            .into_response(),
+    ))
 }
 
 async fn require_token(State(st): State<MgmtState>, req: Request, next: Next) -> Response {
@@ -281,7 +299,10 @@ fn parse_aor(s: &str) -> Result<Aor, Box<Response>> {
     })
 }
 
-async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> Json<AorList> {
+async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let offset = q.offset.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).min(10_000);
     let now = now_ms();
@@ -303,11 +324,14 @@ async fn list_aors(State(st): State<MgmtState>, Query(q): Query<ListQuery>) -> J
                 bindings: node.location().get(a).iter().map(|b| view(b, now, &st.transports, node)).collect(),
             })
             .collect();
-        Json(AorList { total, offset, aors })
+        Json(AorList { total, offset, aors }).into_response()
     })
 }
 
 async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -322,6 +346,9 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
 }
 
 async fn upstream(State(st): State<MgmtState>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let now = now_ms();
     let list = st.driver.read(|node| {
         let mid = node.mid()?;
@@ -346,6 +373,9 @@ async fn upstream(State(st): State<MgmtState>) -> Response {
 }
 
 async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -355,6 +385,9 @@ async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Res
 }
 
 async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(String, String)>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -374,6 +407,9 @@ pub struct PushResult {
 }
 
 async fn test_push(State(st): State<MgmtState>, Path((aor, id)): Path<(String, String)>) -> Response {
+    if let Err(r) = loaded(&st).await {
+        return *r;
+    }
     let aor = match parse_aor(&aor) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -396,6 +432,10 @@ async fn test_push(State(st): State<MgmtState>, Path((aor, id)): Path<(String, S
 pub struct StatsView {
     pub version: String,
     pub uptime_secs: u64,
+    /// The stored location is still being loaded (start-up): the counts
+    /// below are what is loaded so far.
+    #[serde(default)]
+    pub loading: bool,
     pub aors: usize,
     pub bindings: usize,
     pub push_bindings: usize,
@@ -433,6 +473,7 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
     Json(StatsView {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: st.started.elapsed().as_secs(),
+        loading: !*st.driver.loaded.borrow(),
         aors,
         bindings,
         push_bindings,

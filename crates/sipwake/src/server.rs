@@ -83,9 +83,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (store, node, relay) = open_node(&config, &transports, senders.as_ref(), membership.as_ref())?;
     let negative_ttl = Duration::from_secs(config.dns.negative_cache_secs);
     let driver = Driver::start(node, transports.clone(), store.clone(), senders, resolver, negative_ttl);
-    if let (Some((_, m)), Some(relay)) = (membership, relay) {
-        driver.start_cluster(m, &relay);
-    }
+    // A cluster follows the change feed once the snapshot is loaded (the
+    // feed buffers what comes meanwhile).
+    let after_load: Option<crate::loader::AfterLoad> = match (membership, relay) {
+        (Some((_, m)), Some(relay)) => Some(Box::new(move |d: &Arc<Driver>| d.start_cluster(m, &relay))),
+        _ => None,
+    };
     if let Some((q, ttl)) = follow {
         tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
     }
@@ -126,10 +129,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %config.data_dir.display(), "sipwake ready");
+    let (load_tx, mut load_rx) = tokio::sync::oneshot::channel();
+    crate::loader::spawn(driver.clone(), store.clone(), after_load, load_tx)?;
+    let mut loading = true;
+    let mut failed = None;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            r = &mut load_rx, if loading => {
+                loading = false;
+                match r {
+                    Ok(Ok(l)) => {
+                        driver.location_loaded();
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "sipwake location loaded: {} bindings ({} push)", l.kept, l.push);
+                        let _ = out.flush();
+                    }
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(_) => {
+                        failed = Some(anyhow::anyhow!("the location loader stopped without a result"));
+                        break;
+                    }
+                }
+            }
             _ = hup.recv() => match transports.reload_tls() {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA files reloaded; open connections kept"),
                 Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the previous certificate: {e}"),
@@ -144,6 +170,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || st.flush()).await;
     // Let writers flush what is queued.
     tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -208,9 +237,9 @@ pub fn now_ms() -> u64 {
 /// The store, the node built on it, and (in a cluster) the feed relay.
 type Opened = (Arc<dyn Store>, sip_node::Node, Option<Arc<crate::cluster::FeedRelay>>);
 
-/// Opens the store, builds the node from the configuration and restores the
-/// stored bindings (expired and unreadable rows are dropped) with their push
-/// state, and the subscribers.
+/// Opens the store, builds the node from the configuration with its loading
+/// gate up (the bindings are restored by `loader` once it serves) and the
+/// subscribers.
 fn open_node(
     config: &Config,
     transports: &Transports,
@@ -320,52 +349,9 @@ fn open_node(
         }),
     };
     let mut node = sip_node::Node::new(ncfg, std::time::Instant::now()).map_err(|e| anyhow::anyhow!(e))?;
-    let rows = store.load_bindings().context("cannot load bindings from the store")?;
-    let now = now_ms();
-    let mut bindings = Vec::with_capacity(rows.len());
-    let mut dead = Vec::new();
-    let mut owners = Vec::new();
-    for row in rows {
-        if let Some(o) = &row.node {
-            owners.push((row.id.clone(), o.clone(), sip_registrar::Aor::from_stored(row.aor.clone())));
-        }
-        if row.expires_at_ms <= now {
-            dead.push(location_store::Change::Remove { id: row.id });
-            continue;
-        }
-        match crate::store_map::from_row(row) {
-            Ok(b) => bindings.push(b),
-            Err((id, e)) => {
-                tracing::warn!(binding = %id, error = %e, "dropping an unreadable stored binding");
-                dead.push(location_store::Change::Remove { id });
-            }
-        }
-    }
-    let (kept, pushed) = node.restore(bindings, std::time::Instant::now());
-    node.set_owners(owners);
-    tracing::info!(loaded = kept, dropped = dead.len(), push = pushed, "bindings restored from the store");
-    if !dead.is_empty() {
-        // In a cluster, another node may be refreshing these right now: only
-        // what is still expired goes.
-        let now = now_ms();
-        let dead = dead
-            .into_iter()
-            .map(|c| match c {
-                location_store::Change::Remove { id } if store.cluster().is_some() => {
-                    location_store::Change::Expire { id, at: now }
-                }
-                c => c,
-            })
-            .collect();
-        store.submit(dead, Box::new(|_| {}));
-    }
-    if node.mid().is_some() {
-        let rows = store.load_upstream().context("cannot load the upstream registrations from the store")?;
-        let regs: Vec<_> = rows.into_iter().map(crate::store_map::upstream_from_row).collect();
-        let n = regs.len();
-        let kept = node.restore_upstream(regs, std::time::Instant::now());
-        tracing::info!(loaded = n, kept, "upstream registrations restored from the store");
-    }
+    // The bindings are loaded once the node serves (`loader`): until then
+    // what depends on them waits behind the gate.
+    node.begin_loading();
     let subscribers = store.subscribers().context("cannot load subscribers")?;
     node.set_subscribers(crate::store_map::secrets(subscribers));
     Ok((store, node, relay))

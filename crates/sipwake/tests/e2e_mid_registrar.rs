@@ -100,7 +100,8 @@ fn start_sipwake_on(dir: tempfile::TempDir, port: u16, config: &str) -> Server {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut listeners = Vec::new();
     let mut mgmt = None;
-    while listeners.len() < 2 || mgmt.is_none() {
+    let mut loaded = false;
+    while listeners.len() < 2 || mgmt.is_none() || !loaded {
         let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
             let _ = child.kill();
             panic!(
@@ -111,6 +112,7 @@ fn start_sipwake_on(dir: tempfile::TempDir, port: u16, config: &str) -> Server {
         if let Some(rest) = line.strip_prefix("sipwake management on http://") {
             mgmt = Some(rest.trim().parse().unwrap());
         }
+        loaded |= line.starts_with("sipwake location loaded");
         if let Some((t, a)) = line.strip_prefix("sipwake listening on ").and_then(|r| r.split_once(':')) {
             listeners.push((t.to_string(), a.parse::<SocketAddr>().unwrap()));
         }
@@ -140,7 +142,7 @@ fn sipp_traced(scenario: &str, target: SocketAddr, port: Option<u16>, extra: &[&
         let p = port.unwrap_or_else(free_udp_port);
         let (ok, out) = sipp_start(scenario, target, "u1", 1, Some(p), &args).wait(Duration::from_secs(30));
         // A free port taken by another test before sipp bound it: try another.
-        if !ok && port.is_none() && out.contains("Unable to bind main socket") {
+        if !ok && port.is_none() && out.contains("Unable to bind") {
             continue;
         }
         let messages = std::fs::read_to_string(&file).unwrap_or_default();

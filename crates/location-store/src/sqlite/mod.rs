@@ -166,14 +166,19 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load_bindings(&self) -> Result<Vec<StoredBinding>> {
+        let mut out = Vec::new();
+        self.load_bindings_with(&mut |b| out.push(b))?;
+        Ok(out)
+    }
+
+    fn load_bindings_with(&self, each: &mut dyn FnMut(StoredBinding)) -> Result<()> {
         let side = self.read();
         let err = |e: rusqlite::Error| sqlite_err(&self.path, "loading the bindings", &e);
         let mut stmt = side.conn.prepare_cached(rows::SELECT_BINDINGS).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
-        let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
             match rows::binding_from_row(row) {
-                Ok(b) => out.push(b),
+                Ok(b) => each(b),
                 // Bindings are soft state the phones refresh: one damaged row
                 // must not keep the registrar from starting.
                 Err((id, reason)) => tracing::warn!(
@@ -184,7 +189,7 @@ impl Store for SqliteStore {
                 ),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn load_upstream(&self) -> Result<Vec<StoredUpstream>> {

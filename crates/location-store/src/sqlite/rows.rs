@@ -171,12 +171,16 @@ pub(crate) fn apply(conn: &Connection, op: &Op<'_>) -> rusqlite::Result<()> {
 pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBinding, (String, String)> {
     let id: String = row.get(0).map_err(|e| ("<unreadable id>".to_owned(), e.to_string()))?;
     let decode = || -> std::result::Result<StoredBinding, String> {
-        let path_json: String = row.get(9).map_err(|e| e.to_string())?;
-        let path: Vec<String> =
-            serde_json::from_str(&path_json).map_err(|e| format!("path is not a JSON array of strings: {e}"))?;
+        let path_json: &str = row.get_ref(9).and_then(|v| Ok(v.as_str()?)).map_err(|e| e.to_string())?;
+        // Nearly every binding has no Path: no JSON parser for "[]".
+        let path: Vec<String> = if path_json == "[]" {
+            Vec::new()
+        } else {
+            serde_json::from_str(path_json).map_err(|e| format!("path is not a JSON array of strings: {e}"))?
+        };
         let e = |e: rusqlite::Error| e.to_string();
         Ok(StoredBinding {
-            id: id.clone(),
+            id: String::new(),
             aor: row.get(1).map_err(e)?,
             contact: row.get(2).map_err(e)?,
             q: row.get(3).map_err(e)?,
@@ -196,7 +200,10 @@ pub(crate) fn binding_from_row(row: &Row<'_>) -> std::result::Result<StoredBindi
             node: None,
         })
     };
-    decode().map_err(|reason| (id.clone(), reason))
+    match decode() {
+        Ok(b) => Ok(StoredBinding { id, ..b }),
+        Err(reason) => Err((id, reason)),
+    }
 }
 
 /// Decode a row of [`SELECT_UPSTREAM`]; on failure, the key (if readable)

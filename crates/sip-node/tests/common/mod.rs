@@ -1084,6 +1084,32 @@ impl World {
         r
     }
 
+    /// As [`World::restart`], but the new node serves with its loading gate
+    /// up and nothing restored yet: returns the stored rows, for the test to
+    /// feed with [`World::load`] and [`World::finish_loading`].
+    pub fn restart_gated(&mut self, after: Duration) -> Vec<(Binding, Option<String>)> {
+        let rows = self.stored_rows();
+        self.now += after;
+        let mut cfg = self.cfg.clone();
+        cfg.unix_ms = UNIX0 + self.elapsed().as_millis() as u64;
+        self.node = Node::new(cfg, self.now).unwrap();
+        self.node.begin_loading();
+        self.settle();
+        rows
+    }
+
+    /// Restores a chunk of stored rows into the gated node.
+    pub fn load(&mut self, rows: Vec<(Binding, Option<String>)>) {
+        self.node.restore(rows, self.now);
+        self.settle();
+    }
+
+    /// The location is whole: the gate goes down.
+    pub fn finish_loading(&mut self) {
+        self.node.finish_loading(self.now);
+        self.settle();
+    }
+
     // ----- views -----
 
     /// Bindings of `user@example.com`.

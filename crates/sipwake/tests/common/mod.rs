@@ -77,7 +77,9 @@ impl Server {
         let mut mgmt = None;
         let want = 2 + extra.iter().filter(|a| **a == "--listen").count();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while listeners.len() < want || mgmt.is_none() {
+        // Ready once the stored location is loaded (it serves before: see e2e_loading).
+        let mut loaded = false;
+        while listeners.len() < want || mgmt.is_none() || !loaded {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
                 let _ = child.kill();
@@ -86,6 +88,7 @@ impl Server {
             if let Some(rest) = line.strip_prefix("sipwake management on http://") {
                 mgmt = Some(rest.trim().parse().unwrap());
             }
+            loaded |= line.starts_with("sipwake location loaded");
             if let Some(rest) = line.strip_prefix("sipwake listening on ") {
                 let (t, a) = rest.split_once(':').unwrap();
                 let a: SocketAddr = a.parse().unwrap();
@@ -184,6 +187,22 @@ pub fn free_udp_port() -> u16 {
     }
 }
 
+/// A base for sipp's media ports: sipp binds four UDP ports from it (audio
+/// RTP and RTCP, video RTP and RTCP), so all four must be free, not only the
+/// first.
+pub fn free_media_base() -> u16 {
+    loop {
+        let base = free_udp_port() & !1;
+        if !(1024..=u16::MAX - 4).contains(&base) {
+            continue;
+        }
+        let held: Vec<_> = (base..base + 4).map(|p| UdpSocket::bind(("127.0.0.1", p))).collect();
+        if held.iter().all(|s| s.is_ok()) {
+            return base;
+        }
+    }
+}
+
 /// Runs a sipp scenario from `tests/sipp/` against `target`; returns
 /// (success, combined output). `transport` is "u1" or "t1".
 pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, calls: u32, extra: &[&str]) -> (bool, String) {
@@ -192,7 +211,8 @@ pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, calls: u32, ext
     let mut last = (false, String::new());
     for _ in 0..3 {
         last = sipp_start(scenario, target, transport, calls, None, extra).wait(Duration::from_secs(60));
-        if last.0 || !last.1.contains("Unable to bind main socket") {
+        // ("Unable to bind main socket", or one of its RTP sockets.)
+        if last.0 || !last.1.contains("Unable to bind") {
             break;
         }
     }
@@ -219,7 +239,7 @@ pub fn sipp_start(
     let scen = repo().join("tests/sipp").join(scenario);
     let port = port.unwrap_or_else(free_udp_port);
     let cport = free_udp_port().to_string();
-    let mport = free_udp_port().to_string();
+    let mport = free_media_base().to_string();
     let child = Command::new("sipp")
         .current_dir(work.path())
         .arg(target.to_string())
