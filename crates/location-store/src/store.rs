@@ -111,6 +111,12 @@ pub trait Store: Send + Sync {
     /// Must not be called from a [`Done`] callback.
     fn flush(&self);
 
+    /// Shutdown: [`Store::flush`], then leave the storage compact for the
+    /// next start (SQLite: an empty WAL). The store stays usable.
+    fn close(&self) {
+        self.flush();
+    }
+
     /// Counters of the write path (for metrics and tests).
     fn stats(&self) -> StoreStats {
         StoreStats::default()

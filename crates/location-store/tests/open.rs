@@ -78,3 +78,22 @@ fn missing_directory_names_file_and_setting() {
     assert!(msg.starts_with(&format!("cannot open database {}", path.display())), "{msg}");
     assert!(msg.contains("does not exist") && msg.contains("server.data_dir"), "{msg}");
 }
+
+#[test]
+fn close_leaves_an_empty_wal_and_every_row_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let wal = path.with_extension("db-wal");
+    let store = open(&path);
+    for g in 0..20 {
+        let changes = (0..100).map(|i| Change::Upsert(binding(&format!("b{g}-{i}"), "a@example.com", 1))).collect();
+        submit_wait(&store, changes).unwrap();
+    }
+    assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0, "nothing in the WAL to begin with");
+    store.close();
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0, "the WAL is not empty after close");
+    // Still usable after close, and the rows are all there.
+    assert_eq!(store.load_bindings().unwrap().len(), 2000);
+    drop(store);
+    assert_eq!(open(&path).load_bindings().unwrap().len(), 2000);
+}

@@ -167,7 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     driver.shutdown();
     // Everything acknowledged is already durable; wait for what is in flight.
     let st = store.clone();
-    let _ = tokio::task::spawn_blocking(move || st.flush()).await;
+    let _ = tokio::task::spawn_blocking(move || st.close()).await;
     // Let writers flush what is queued.
     tokio::time::sleep(Duration::from_millis(100)).await;
     if let Some(e) = failed {
