@@ -11,6 +11,7 @@ One command (from the repository root):
     bench/run.sh mid                      # mid_register, mid_throttle, mid_wake
     bench/run.sh tls --tls-rates 2000,5000 --tls-hs-rates 200,500
     bench/run.sh cluster --rates 2000,5000,10000,20000 --secs 5
+    bench/run.sh scale --scale-bindings 20000 --scale-rate 8000
 
 Scenarios:
   options        OPTIONS answered 200 (stateless on both servers).
@@ -44,6 +45,12 @@ Scenarios:
                  and Kamailio, CPU split sipwake / PostgreSQL; calls SQLite vs
                  PostgreSQL 1 node (lookup barrier); wake latency with the
                  REGISTER at node B and the call at node A; memory per binding.
+  scale          one node at --scale-bindings push bindings (default 1M)
+                 registered over UDP at --scale-rate (default 8000/s), sipwake
+                 only: VmRSS, SQLite size, idle CPU over 10 s; then SIGTERM and
+                 a restart on the same data directory, timed to the first
+                 answered OPTIONS, REGISTER (new AoR) and the "bindings
+                 restored from the store" log line; VmRSS after it.
 
 For each scenario and each server it drives the server with sipp at
 increasing rates and prints, per rate: the calls/s sipp completed (a call
@@ -58,6 +65,8 @@ loopback addresses are used. See bench/README.md.
 """
 
 import argparse
+import datetime
+import http.server
 import json
 import math
 import os
@@ -68,6 +77,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -79,6 +89,7 @@ DOMAIN = "127.0.0.1"  # The AoRs' domain: the listener IP, which sipwake serves 
 PASSWORD = "secret"  # Every benchmark subscriber's password (bench/kamailio.cfg hard-codes it too).
 PROBE_RATE = 200  # sip-probe's requests/s during every measurement.
 SIPWAKE_BIN = os.path.join(ROOT, "target", "release", "sipwake")  # --sipwake-bin: another build to measure
+PROBE_BIN = os.path.join(ROOT, "target", "release", "sip-probe")  # --probe-bin: a sip-probe built elsewhere
 
 
 def free_port(kind=socket.SOCK_DGRAM):
@@ -271,11 +282,21 @@ class Sipwake(Server):
             with open(path, "w") as f:
                 f.write(config)
             args += ["--config", path]
-        self.log = open(os.path.join(self.dir, "sipwake.log"), "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env=dict(os.environ, RUST_LOG="warn"))
+        self.args = args
+        self.spawn("sipwake.log", "warn")
+        self.wait_ready()
+
+    def spawn(self, log, rust_log):
+        """Starts the server's command (again: same port, data directory and config), its log (stderr,
+        RUST_LOG=`rust_log`, no colours) in `log` in its directory; does not wait for it to be up."""
+        self.log = open(os.path.join(self.dir, log), "w")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=dict(os.environ, RUST_LOG=rust_log, NO_COLOR="1"))
         self.pid = self.proc.pid
         self.mgmt = None
+
+    def wait_ready(self):
+        """Reads the server's stdout until it prints its management address (it has loaded its bindings)."""
         while True:
             line = self.proc.stdout.readline()
             if not line:
@@ -359,7 +380,7 @@ class Floor(Server):
 
     def __init__(self, workdir):
         self.dir = tempfile.mkdtemp(prefix="floor-", dir=workdir)
-        self.proc = subprocess.Popen([os.path.join(ROOT, "target", "release", "sip-probe"), "udp-floor",
+        self.proc = subprocess.Popen([PROBE_BIN, "udp-floor",
                                       "--listen", "127.0.0.1:0", self.dir], stdout=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
@@ -482,7 +503,7 @@ def run_sipp(scenario, port, rate, secs, workdir, extra=(), procs=1, pool=None, 
 def run_probe(port, rate, secs, register=None, first=0, password=None, call=None, pn=False, refresh=None):
     """`refresh`: (bind port, Call-ID prefix, CSeq) of REGISTERs a later run
     with the same values and a higher CSeq refreshes in their dialogs."""
-    args = [os.path.join(ROOT, "target", "release", "sip-probe"), "--target", f"127.0.0.1:{port}",
+    args = [PROBE_BIN, "--target", f"127.0.0.1:{port}",
             "--rate", str(rate), "--secs", str(secs)]
     if refresh:
         args += ["--bind", f"127.0.0.1:{refresh[0]}", "--call-id-prefix", refresh[1], "--cseq", str(refresh[2])]
@@ -828,7 +849,7 @@ def push_config(webhook_port, hold):
 
 
 def probe_push(server, hook, *extra):
-    return subprocess.Popen([os.path.join(ROOT, "target", "release", "sip-probe"), "--target",
+    return subprocess.Popen([PROBE_BIN, "--target",
                              f"127.0.0.1:{server.port}", "--domain", DOMAIN, "--webhook", f"127.0.0.1:{hook}",
                              *map(str, extra)], stdout=subprocess.PIPE, text=True)
 
@@ -960,6 +981,331 @@ def scenario_push(args, workdir):
         x = (f"{a['cpu_us_per_call'] / b['cpu_us_per_call']:.2f}x" if a and b and a["cpu_us_per_call"]
              and b["cpu_us_per_call"] else "-")
         print(f"{rate:>7} | " + " | ".join(cells) + f" | {x}")
+    return None
+
+
+# Scale (issue 13): one node at 1M push bindings, then a restart on the same data directory.
+
+class PushSink:
+    """A webhook on 127.0.0.1 that answers 200 to every POST and counts them: the `scale` scenario's push
+    service (nothing there should send a push: no INVITE, refreshes due only `refresh_lead` before expiry)."""
+
+    def __init__(self):
+        sink = self
+        self.count = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.count += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RestartWatch:
+    """Started right after the server's process: an OPTIONS every `gap` s from one socket, and a REGISTER
+    of a new AoR (push Contact, as sipp/register_push.xml) retransmitted every 0.5 s (same branch, as a
+    UDP client does, the first copy once the server's socket is bound) from another, to 127.0.0.1:`port`;
+    times each first answer, and the bind, from `t0`."""
+
+    USER = "scale-restart"
+
+    def __init__(self, port, t0, gap=0.005):
+        self.port, self.t0, self.gap = port, t0, gap
+        self.done = threading.Event()
+        self.opt_sent = []  # send times, index = sequence number - 1
+        self.opt_ok = 0
+        self.opt_first = self.opt_first_seq = self.opt_other = None
+        self.reg_first = self.reg_status = self.bound = None
+        self.reg_sent = 0
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._options, self._register)]
+        for t in self.threads:
+            t.start()
+
+    def _socket(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.bind(("127.0.0.1", 0))
+        return s, s.getsockname()[1]
+
+    def _recv(self, s, until):
+        """One datagram, or None once `until` (time.time()) has passed."""
+        s.settimeout(max(0.0, until - time.time()) or 0.0001)
+        try:
+            return s.recv(65535)
+        except (socket.timeout, BlockingIOError):
+            return None
+        except OSError:  # an ICMP port unreachable before the server binds its socket
+            return None
+
+    def _options(self):
+        s, lp = self._socket()
+        tag = time.time_ns()
+        nxt = time.time()
+        try:
+            while not self.done.is_set():
+                now = time.time()
+                if now >= nxt:
+                    seq = len(self.opt_sent) + 1
+                    msg = (f"OPTIONS sip:127.0.0.1:{self.port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lp};"
+                           f"branch=z9hG4bKscaleopt{tag}-{seq}\r\nFrom: <sip:scale@127.0.0.1>;tag={tag}\r\n"
+                           f"To: <sip:127.0.0.1:{self.port}>\r\nCall-ID: scaleopt-{seq}-{tag}\r\n"
+                           f"CSeq: {seq} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+                    self.opt_sent.append(now)
+                    try:
+                        s.sendto(msg.encode(), ("127.0.0.1", self.port))
+                    except OSError:
+                        pass
+                    nxt = max(nxt + self.gap, now)
+                data = self._recv(s, nxt)
+                if data is None:
+                    continue
+                if data.startswith(b"SIP/2.0 200"):
+                    self.opt_ok += 1
+                    if self.opt_first is None:
+                        self.opt_first = time.time() - self.t0
+                        m = re.search(rb"(?im)^(?:call-id|i)\s*:\s*scaleopt-(\d+)-", data)
+                        self.opt_first_seq = int(m.group(1)) if m else None
+                elif self.opt_other is None:
+                    self.opt_other = data.split(b"\r\n", 1)[0].decode(errors="replace")
+        finally:
+            s.close()
+
+    def _bound(self):
+        """Whether a UDP socket is bound to 127.0.0.1:port (/proc/net/udp)."""
+        want = f"0100007F:{self.port:04X}"
+        try:
+            with open("/proc/net/udp") as f:
+                return any(line.split()[1] == want for line in f.readlines()[1:])
+        except (OSError, IndexError):
+            return False
+
+    def _register(self):
+        # The first copy goes out once the server's socket is bound (a copy sent before would be lost
+        # and the answer up to 500 ms late); the time of the bind is noted.
+        while not self.done.is_set() and not self._bound():
+            time.sleep(0.001)
+        self.bound = time.time() - self.t0
+        s, lp = self._socket()
+        tag = time.time_ns()
+        u = self.USER
+        msg = (f"REGISTER sip:127.0.0.1:{self.port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lp};"
+               f"branch=z9hG4bKscalereg{tag};rport\r\nFrom: <sip:{u}@{DOMAIN}>;tag={tag}\r\nTo: <sip:{u}@{DOMAIN}>\r\n"
+               f"Call-ID: scalereg-{tag}\r\nCSeq: 1 REGISTER\r\nContact: <sip:{u}@127.0.0.1:{lp};pn-provider=apns;"
+               f"pn-prid=PRID-{u}-0123456789abcdef0123456789abcdef;pn-param=TEAM1.com.example.voip>;"
+               f"+sip.instance=\"<urn:uuid:6c5f0b8e-0000-4000-8000-{tag % 10**12:012d}>\"\r\n"
+               f"Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+        nxt = time.time()
+        try:
+            while not self.done.is_set() and self.reg_status is None:
+                if time.time() >= nxt:
+                    try:
+                        s.sendto(msg, ("127.0.0.1", self.port))
+                    except OSError:
+                        pass
+                    self.reg_sent += 1
+                    nxt += 0.5
+                data = self._recv(s, nxt)
+                if data is None or not data.startswith(b"SIP/2.0 "):
+                    continue
+                code = int(data[8:11])
+                if code >= 200:
+                    self.reg_first = time.time() - self.t0
+                    self.reg_status = code
+        finally:
+            s.close()
+
+    def wait(self, most):
+        """Until both first answers are in, at most `most` seconds from t0; then stops sending."""
+        while time.time() - self.t0 < most and (self.opt_first is None or self.reg_status is None):
+            time.sleep(0.01)
+        self.done.set()
+        for t in self.threads:
+            t.join(2)
+
+
+def db_files(data):
+    """{file: bytes} of the SQLite database's files (sipwake.db, -wal, -shm)."""
+    return {f: os.path.getsize(os.path.join(data, f)) for f in sorted(os.listdir(data)) if f.startswith("sipwake.db")}
+
+
+def log_event(path, message):
+    """(seconds since the epoch, {field: value}) of the first line of a sipwake log (tracing's plain
+    format: RFC 3339 UTC timestamp, level, target, message, key=value fields) holding `message`."""
+    try:
+        with open(path) as f:
+            for line in f:
+                line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+                if message not in line:
+                    continue
+                m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", line)
+                if not m:
+                    return None, {}
+                ts = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
+                ts += float(m.group(2) or 0)
+                return ts, dict(re.findall(r"(\w+)=(\S+)", line.split(message, 1)[1]))
+    except OSError:
+        pass
+    return None, {}
+
+
+def idle_cpu(pid, secs=10):
+    """CPU seconds (utime+stime from /proc) the process used over `secs` of idling."""
+    c0, t0 = cpu_seconds(pid), time.time()
+    time.sleep(secs)
+    return cpu_seconds(pid) - c0, time.time() - t0
+
+
+def other_pct(cpu, m0, m1, secs):
+    """CPU the machine spent on anything but the server (`cpu` s), this script and its children (sipp),
+    in % of all CPUs over `secs`."""
+    other = (m1["busy"] - m0["busy"]) - cpu - (m1["self"] - m0["self"])
+    return max(0.0, 100.0 * other / (max(secs, 1e-3) * os.cpu_count()))
+
+
+def scenario_scale(args, workdir):
+    """One sipwake node (SQLite, auth off, push on) at --scale-bindings push bindings registered over UDP at
+    --scale-rate: memory, database size, idle CPU; then SIGTERM and a restart of the same binary on the same
+    data directory, timed to the first answered OPTIONS, to the first answered REGISTER of a new AoR and to
+    the "bindings restored from the store" log line; memory after the restart."""
+    n, rate = args.scale_bindings, args.scale_rate
+    print(f"\n== scale: one sipwake node (SQLite, auth off, push on), {n} push bindings (distinct AoRs, "
+          f"sipp/register_push.xml, Expires 3600) registered over UDP at {rate}/s; 10 s idle; SIGTERM and a "
+          f"restart on the same data directory ==", flush=True)
+    quiet(args)
+    sink = PushSink()
+    server = None
+    rows = []
+
+    def row(what, value):
+        rows.append((what, value))
+
+    mib = lambda b: f"{b / 2**20:,.1f} MiB"
+    try:
+        server = Sipwake(workdir, push_config(sink.port, args.push_hold))
+        time.sleep(1)
+        rss0 = vm_rss(server.pid)
+        b0 = server.bindings() or 0
+        # 1. The bindings: one sipp process per --sipp-procs, each its slice of users, exactly n REGISTERs.
+        pool, running = Pool(), []
+        c0, m0, tm0 = cpu_seconds(server.pid), machine_cpu(), time.time()
+        for i, (part, r) in enumerate(zip(split(n, args.sipp_procs), split(rate, args.sipp_procs))):
+            if part == 0 or r == 0:
+                continue
+            inf = os.path.join(workdir, f"sipp_scale_{i}_{time.time_ns()}_users.csv")
+            write_inf(inf, pool.take(part), part, False)
+            running.append(start_sipp(REGISTER_PUSH.xml, server.port, r, part, workdir, ("-nd",), inf=inf))
+        ok, failed, retrans, elapsed = sipp_results(running)
+        cpu_reg = cpu_seconds(server.pid) - c0
+        oth_reg = other_pct(cpu_reg, m0, machine_cpu(), time.time() - tm0)
+        st = server.stats()
+        # The 200s left after their commits: nothing should be pending; wait briefly if the count lags.
+        deadline = time.time() + 30
+        while st["bindings"] < b0 + ok and time.time() < deadline:
+            time.sleep(0.5)
+            st = server.stats()
+        row("REGISTERs (sipp, push Contacts)", f"{ok} answered 200, {failed} failed, {retrans} retransmissions, "
+            f"{elapsed:.1f} s ({ok / elapsed if elapsed else 0:,.0f}/s)")
+        row("server CPU per REGISTER", f"{1e6 * cpu_reg / ok if ok else 0:.1f} µs (retransmissions included; "
+            f"other processes took {oth_reg:.0f}% of the machine meanwhile)")
+        row("bindings the server reports", f"{st['bindings']} ({st.get('push_bindings')} push-capable, "
+            f"{st.get('aors')} AoRs)")
+        time.sleep(2)
+        rss1 = vm_rss(server.pid)
+        nb = max(st["bindings"] - b0, 1)
+        row("VmRSS at start (empty)", mib(rss0))
+        row(f"VmRSS after the bindings", f"{mib(rss1)} ({(rss1 - rss0) / nb:,.0f} B per binding over start)")
+        files = db_files(server.data)
+        row("SQLite files, running", ", ".join(f"{f} {mib(v)}" for f, v in files.items())
+            + f"; db + wal {mib(sum(v for f, v in files.items() if not f.endswith('-shm')))} "
+              f"({sum(v for f, v in files.items() if not f.endswith('-shm')) / nb:,.0f} B per binding)")
+        cpu, secs = idle_cpu(server.pid)
+        row(f"idle CPU over {secs:.0f} s", f"{1000 * cpu:.0f} ms ({100 * cpu / secs:.2f}% of a core)")
+        # 2. Restart: SIGTERM, wait for the exit by PID, the same command on the same data directory.
+        pushes_before = sink.count
+        old = server.proc
+        t = time.time()
+        old.send_signal(signal.SIGTERM)
+        try:
+            old.wait(300)
+        except subprocess.TimeoutExpired:
+            row("stop", "still running 300 s after SIGTERM: killed")
+            old.kill()
+            old.wait()
+        row("stop: SIGTERM -> exit", f"{time.time() - t:.2f} s (exit status {old.returncode})")
+        files = db_files(server.data)
+        row("SQLite files, stopped", ", ".join(f"{f} {mib(v)}" for f, v in files.items()))
+        m0 = machine_cpu()
+        t0 = time.time()
+        server.spawn("sipwake-restart.log", "warn,sipwake::server=info")
+        watch = RestartWatch(server.port, t0)
+        server.wait_ready()
+        t_mgmt = time.time() - t0
+        # The new process's CPU so far, and what the others took while it loaded.
+        cpu_load = cpu_seconds(server.pid)
+        oth_load = other_pct(cpu_load, m0, machine_cpu(), t_mgmt)
+        watch.wait(t_mgmt + 30)
+        restored, fields = log_event(server.log.name, "bindings restored from the store")
+        ready, _ = log_event(server.log.name, "sipwake ready")
+        if restored:
+            row('restart -> "bindings restored from the store"', f"{restored - t0:.2f} s (loaded={fields.get('loaded')}, "
+                f"push={fields.get('push')}, dropped={fields.get('dropped')})")
+        else:
+            row('restart -> "bindings restored from the store"', f"not found in {server.log.name}")
+        if watch.opt_first is not None:
+            seq = watch.opt_first_seq
+            sent = watch.opt_sent[seq - 1] - t0 if seq and seq <= len(watch.opt_sent) else None
+            row("restart -> first OPTIONS answered 200",
+                f"{watch.opt_first:.3f} s (that OPTIONS was #{seq}, sent at "
+                f"{fmt(sent, '.3f')} s; {len(watch.opt_sent)} sent every {1000 * watch.gap:.0f} ms, "
+                f"{watch.opt_ok} answered 200)")
+        else:
+            row("restart -> first OPTIONS answered 200", f"none within {t_mgmt + 30:.0f} s")
+        if watch.opt_other:
+            row("  other answer to OPTIONS", watch.opt_other)
+        if watch.reg_status is not None:
+            row("restart -> first REGISTER answered (new AoR)",
+                f"{watch.reg_first:.3f} s, {watch.reg_status} ({watch.reg_sent} sent, 500 ms apart)")
+        else:
+            row("restart -> first REGISTER answered (new AoR)", f"none ({watch.reg_sent} sent, 500 ms apart)")
+        row("restart -> server's UDP port bound (/proc/net/udp)", f"{fmt(watch.bound, '.3f')} s")
+        if ready:
+            row('restart -> "sipwake ready"', f"{ready - t0:.2f} s")
+        row("restart -> management API address printed", f"{t_mgmt:.2f} s (server CPU {cpu_load:.2f} s; other "
+            f"processes took {oth_load:.0f}% of the machine meanwhile)")
+        if restored and watch.opt_first is not None:
+            row("first OPTIONS 200 vs the restore line", f"{watch.opt_first - (restored - t0):+.3f} s "
+                f"({'answered while loading' if watch.opt_first < restored - t0 else 'after the load'})")
+        time.sleep(2)
+        rss2 = vm_rss(server.pid)
+        st2 = server.stats()
+        row("bindings after the restart", f"{st2['bindings']} ({st2.get('push_bindings')} push-capable)")
+        row("VmRSS after the restart", f"{mib(rss2)} ({(rss2 - rss0) / nb:,.0f} B per binding over the empty "
+            f"start; {rss2 / max(rss1, 1):.2f}x before the restart)")
+        cpu, secs = idle_cpu(server.pid)
+        row(f"idle CPU over {secs:.0f} s after the restart", f"{1000 * cpu:.0f} ms ({100 * cpu / secs:.2f}% of a core)")
+        row("pushes the webhook received", f"{sink.count} ({pushes_before} before the restart)")
+    finally:
+        if server:
+            server.stop()
+        sink.stop()
+    w = max(len(a) for a, _ in rows)
+    print(f"{'measure':<{w}}  value")
+    for a, v in rows:
+        print(f"{a:<{w}}  {v}")
+    print(f"# log of the restart: {server.log.name} (removed with the temporary directory)", flush=True)
     return None
 
 
@@ -1954,13 +2300,15 @@ SCENARIOS = {
     "tls": ("REGISTER over TLS (persistent connections, new connections) beside UDP", None,
             lambda args, workdir: tls_bench.scenario_tls(args, workdir, sys.modules[__name__])),
     "cluster": ("PostgreSQL cluster (issue 12): REGISTER, calls, cross-node wake, memory", None, scenario_cluster),
+    "scale": ("one node at 1M push bindings: memory, database, idle CPU, restart (sipwake only)", None,
+              scenario_scale),
 }
 # `mid`: the three mid-registrar scenarios.
 ALIASES = {"mid": ["mid_register", "mid_throttle", "mid_wake"]}
 
 
 def main():
-    global SIPWAKE_BIN
+    global SIPWAKE_BIN, PROBE_BIN
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS),
                     help=", ".join(SCENARIOS) + "; mid = " + ", ".join(ALIASES["mid"]))
@@ -2003,14 +2351,21 @@ def main():
     ap.add_argument("--cluster-wake", type=int, default=1000, help="cluster: woken calls per wake-latency run")
     ap.add_argument("--cluster-rss", type=int, default=100000,
                     help="cluster: bindings of the memory part (SQLite and PostgreSQL 2 nodes); 0 skips it")
+    ap.add_argument("--scale-bindings", type=int, default=1000000,
+                    help="scale: push bindings registered (distinct AoRs) before the restart")
+    ap.add_argument("--scale-rate", type=int, default=8000, help="scale: REGISTER/s while registering them")
     tls_bench.add_arguments(ap)
     ap.add_argument("--sipwake-bin", default=SIPWAKE_BIN,
                     help="the sipwake binary to measure (e.g. an older build, for before/after in one sitting)")
+    ap.add_argument("--probe-bin", default=PROBE_BIN,
+                    help="the sip-probe binary (default target/release/sip-probe); with --sipwake-bin and "
+                         "--no-build, binaries built elsewhere")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--no-floor", action="store_true", help="no UDP floor (sip-probe udp-floor) beside the servers")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     SIPWAKE_BIN = os.path.abspath(args.sipwake_bin)
+    PROBE_BIN = os.path.abspath(args.probe_bin)
     args.rates = [int(r) for r in args.rates.split(",")]
     args.push_rates = [int(r) for r in args.push_rates.split(",")]
     args.cluster_call_rates = [int(r) for r in args.cluster_call_rates.split(",")]
@@ -2037,7 +2392,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT, check=True)
     sipp_v = re.search(r"v[0-9.]+", subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout)
     print(f"machine: {os.cpu_count()} cores; sipp {sipp_v.group(0) if sipp_v else '?'} x{args.sipp_procs}; "
-          f"probe {PROBE_RATE} calls/s during each measurement; sipwake {SIPWAKE_BIN}")
+          f"probe {PROBE_RATE} calls/s during each measurement; sipwake {SIPWAKE_BIN}; sip-probe {PROBE_BIN}")
     with tempfile.TemporaryDirectory(prefix="sipwake-bench-") as workdir:
         for name in args.scenarios:
             title, kind, fn = SCENARIOS[name]

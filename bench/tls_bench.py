@@ -73,7 +73,7 @@ def make_certs(workdir, key_type):
 
 
 def start_probe(b, mode, port, rate, secs, args, ca, extra=()):
-    cmd = [os.path.join(b.ROOT, "target", "release", "sip-probe"), mode, "--target", f"127.0.0.1:{port}",
+    cmd = [b.PROBE_BIN, mode, "--target", f"127.0.0.1:{port}",
            "--rate", str(rate), "--secs", str(secs), "--domain", b.DOMAIN, *map(str, extra)]
     if ca:
         cmd += ["--ca", ca]
