@@ -1249,7 +1249,7 @@ def scenario_scale(args, workdir):
         row("SQLite files, stopped", ", ".join(f"{f} {mib(v)}" for f, v in files.items()))
         m0 = machine_cpu()
         t0 = time.time()
-        server.spawn("sipwake-restart.log", "warn,sipwake::server=info")
+        server.spawn("sipwake-restart.log", "warn,sipwake::server=info,sipwake::loader=info,sip_node::loading=info")
         watch = RestartWatch(server.port, t0)
         server.wait_ready()
         t_mgmt = time.time() - t0
@@ -1259,9 +1259,11 @@ def scenario_scale(args, workdir):
         watch.wait(t_mgmt + 30)
         restored, fields = log_event(server.log.name, "bindings restored from the store")
         ready, _ = log_event(server.log.name, "sipwake ready")
+        cpu_restored = cpu_seconds(server.pid)
         if restored:
             row('restart -> "bindings restored from the store"', f"{restored - t0:.2f} s (loaded={fields.get('loaded')}, "
-                f"push={fields.get('push')}, dropped={fields.get('dropped')})")
+                f"push={fields.get('push')}, dropped={fields.get('dropped')}; read_ms={fields.get('read_ms')}, "
+                f"server CPU by then {cpu_restored:.2f} s)")
         else:
             row('restart -> "bindings restored from the store"', f"not found in {server.log.name}")
         if watch.opt_first is not None:

@@ -35,9 +35,10 @@ use std::time::{Duration, Instant};
 
 /// Requests held at most while loading; beyond, 503.
 pub const MAX_HELD: usize = 50_000;
-/// How long a request is held at most; then 503 (UDP clients have
-/// retransmitted it for 10 s by then; Timer B/F give them 32 s).
-pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How long a request is held at most; then 503. Longer than loading a
+/// million bindings takes on a small machine, and 12 s short of the 32 s
+/// after which a UDP client gives up (Timer B/F).
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// A held request: when it came, where from, the request (Via stamped),
 /// where its answers go.

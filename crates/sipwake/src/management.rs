@@ -234,10 +234,10 @@ async fn health(State(st): State<MgmtState>) -> Response {
     }
 }
 
-/// Location views and changes wait for the start-up load (at most 10 s,
+/// Location views and changes wait for the start-up load (at most 20 s,
 /// then 503): a half-loaded location is never shown or changed as if whole.
 async fn loaded(st: &MgmtState) -> Result<(), Box<Response>> {
-    if st.driver.wait_loaded(std::time::Duration::from_secs(10)).await {
+    if st.driver.wait_loaded(std::time::Duration::from_secs(20)).await {
         return Ok(());
     }
     Err(Box::new(
