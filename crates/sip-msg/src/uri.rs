@@ -198,15 +198,28 @@ impl Uri {
         }
     }
     pub fn to_bytes(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(64);
+        let mut b = BytesMut::with_capacity(self.len_hint());
         self.write(&mut b);
         b.freeze()
+    }
+
+    /// The length of [`Uri::write`]'s output, exact except for an IPv6 host
+    /// (at most its longest form): one allocation for [`Uri::to_bytes`].
+    pub fn len_hint(&self) -> usize {
+        match self {
+            Uri::Sip(u) => u.len_hint(),
+            Uri::Other { scheme, rest } => scheme.len() + 1 + rest.len(),
+        }
     }
 }
 
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+        let b = self.to_bytes();
+        match std::str::from_utf8(&b) {
+            Ok(s) => f.write_str(s),
+            Err(_) => f.write_str(&String::from_utf8_lossy(&b)),
+        }
     }
 }
 
@@ -257,6 +270,24 @@ impl SipUri {
     /// The user part with %-escapes decoded.
     pub fn user_unescaped(&self) -> Option<Vec<u8>> {
         self.user.as_ref().map(|u| unescape(u))
+    }
+
+    /// See [`Uri::len_hint`].
+    pub fn len_hint(&self) -> usize {
+        let user = self.user.as_ref().map_or(0, |u| u.len() + 1 + self.password.as_ref().map_or(0, |p| p.len() + 1));
+        let host = match &self.host {
+            Host::Name(n) => n.len(),
+            Host::V4(_) => 15,
+            Host::V6(_) => 41,
+        };
+        let params: usize =
+            self.params.0.iter().map(|(n, v)| 1 + n.len() + v.as_ref().map_or(0, |v| v.len() + 1)).sum();
+        4 + usize::from(self.secure)
+            + user
+            + host
+            + if self.port.is_some() { 6 } else { 0 }
+            + params
+            + self.headers.as_ref().map_or(0, |h| h.len() + 1)
     }
 
     pub fn write(&self, out: &mut BytesMut) {
@@ -435,5 +466,29 @@ mod tests {
         assert!(!esc.equivalent(&sip("sip:caller@host5.example.net;lr;name=valueA")));
         assert!(!sip("sip:a@b;%74ransport=tcp").equivalent(&sip("sip:a@b;transport=udp")));
         assert!(!sip("sip:a@b;%74ransport=tcp").equivalent(&sip("sip:a@b")));
+    }
+}
+
+#[cfg(test)]
+mod len_hint_tests {
+    use super::*;
+
+    #[test]
+    fn len_hint_is_never_short_and_exact_without_an_ip_or_port() {
+        for text in [
+            "sip:alice@example.com",
+            "sips:alice:secret@example.com;transport=tls;lr?subject=hi",
+            "sip:u1@127.0.0.1:5070;pn-provider=apns;pn-prid=PRID-u1-0123;pn-param=TEAM1.com.example.voip",
+            "sip:[2001:db8::1]:5060;maddr=[2001:db8::2]",
+            "sip:255.255.255.255:65535",
+            "tel:+15551234567;phone-context=example.com",
+        ] {
+            let u = Uri::parse_bytes(Bytes::from(text)).unwrap();
+            let written = u.to_bytes();
+            assert!(u.len_hint() >= written.len(), "{text}: {} < {}", u.len_hint(), written.len());
+            assert_eq!(u.to_string(), std::str::from_utf8(&written).unwrap());
+        }
+        let u = Uri::parse_bytes(Bytes::from_static(b"sips:alice@example.com;transport=tls?x=y")).unwrap();
+        assert_eq!(u.len_hint(), u.to_bytes().len());
     }
 }
