@@ -71,7 +71,18 @@ pub fn contact_value(b: &Binding, now_ms: u64) -> String {
 
 /// The Date header value (RFC 3261 §20.17: RFC 1123 date in GMT).
 pub fn date_value(now_ms: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(now_ms))
+    thread_local! {
+        /// The last second formatted on this thread: a busy registrar formats it once a second.
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let sec = now_ms / 1000;
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != sec {
+            *text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(sec));
+            *at = sec;
+        }
+        text.clone()
+    })
 }
 
 #[cfg(test)]
@@ -94,6 +105,9 @@ mod tests {
     }
     #[test]
     fn date() {
+        assert_eq!(date_value(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(date_value(999), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(date_value(86_400_000 + 1500), "Fri, 02 Jan 1970 00:00:01 GMT");
         assert_eq!(date_value(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }
