@@ -327,3 +327,17 @@ impl PushEngine {
         self.out.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of these per push binding (plus the map slot's key): a change of
+    /// size is a change of the memory a push binding costs at 1M.
+    #[test]
+    fn sizes_of_per_binding_state() {
+        assert_eq!(std::mem::size_of::<BindingState>(), 224);
+        assert_eq!(std::mem::size_of::<BindingKey>(), 16);
+        assert_eq!(std::mem::size_of::<PnInfo>(), 72);
+    }
+}

@@ -80,3 +80,17 @@ impl Binding {
         self.uri.as_sip().is_some_and(|u| PnParams::from_params(&u.params).has_coordinates())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `Binding` per binding, inline in its AoR's list: a change of size
+    /// is a change of the memory every binding costs.
+    #[test]
+    fn sizes_of_a_binding() {
+        assert_eq!(std::mem::size_of::<Binding>(), 440);
+        assert_eq!(std::mem::size_of::<Uri>(), 168);
+        assert_eq!(std::mem::size_of::<Flow>(), 88);
+    }
+}
