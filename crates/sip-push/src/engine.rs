@@ -17,7 +17,7 @@ use crate::stats::{PushCounters, Stats};
 use crate::timers::{Entry, TimerKind, Timers};
 use crate::types::{BindingKey, PnInfo, PushId, RequestId};
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Pushes awaiting a result, per binding; older ones are given up
 /// (counted as unanswered) when more are sent. Bounds memory without a
@@ -30,45 +30,258 @@ pub(crate) enum Due {
     Expire,
 }
 
-pub(crate) struct BindingState {
-    pub info: PnInfo,
-    pub pnsreg: bool,
-    pub expires_at: Instant,
-    pub registered_at: Option<Instant>,
-    /// Refresh pushes in this expiry cycle.
-    pub attempt: u32,
-    pub last_push: Option<Instant>,
-    pub consecutive_failures: u32,
-    pub invalid: bool,
-    pub timer: (Instant, u64, Due),
+/// Pushes and parked requests of one binding: rarely any, so out of line.
+#[derive(Default)]
+pub(crate) struct Active {
     /// Requests waiting for this binding, in parking order.
     pub parked: Vec<RequestId>,
     /// Its pushes awaiting a result, oldest first.
     pub pending: VecDeque<PushId>,
 }
 
+const PNSREG: u8 = 1;
+const INVALID: u8 = 2;
+const DUE_EXPIRE: u8 = 4;
+const HAS_PARAM: u8 = 8;
+/// An offset that stands for "no such time".
+const NONE: u32 = u32::MAX;
+
+/// One push binding, kept small (one per binding at a million): the
+/// coordinates in one allocation, every other time as milliseconds before
+/// its expiry, what is rarely there ([`Active`]) out of line.
+pub(crate) struct BindingState {
+    expires_at: Instant,
+    timer_generation: u64,
+    /// `pn-provider`, `pn-prid` and `pn-param`, one after the other.
+    coords: Box<str>,
+    active: Option<Box<Active>>,
+    /// ms before `expires_at` ([`NONE`]: unknown / never).
+    registered: u32,
+    last_push: u32,
+    timer: u32,
+    prid_len: u32,
+    pub consecutive_failures: u32,
+    provider_len: u16,
+    /// Refresh pushes in this expiry cycle (saturating).
+    attempt: u8,
+    flags: u8,
+}
+
+/// `t` as milliseconds before `exp` (0 when after it; saturating).
+fn before(exp: Instant, t: Instant) -> u32 {
+    u32::try_from(exp.saturating_duration_since(t).as_millis()).unwrap_or(NONE - 1).min(NONE - 1)
+}
+
+fn at(exp: Instant, ms: u32) -> Instant {
+    exp.checked_sub(Duration::from_millis(u64::from(ms))).unwrap_or(exp)
+}
+
+fn pack(info: &PnInfo) -> (Box<str>, u16, u32) {
+    let mut s =
+        String::with_capacity(info.provider.len() + info.prid.len() + info.param.as_ref().map_or(0, String::len));
+    s.push_str(&info.provider);
+    s.push_str(&info.prid);
+    if let Some(p) = &info.param {
+        s.push_str(p);
+    }
+    let provider_len = u16::try_from(info.provider.len()).unwrap_or(u16::MAX);
+    let prid_len = u32::try_from(info.prid.len()).unwrap_or(u32::MAX);
+    (s.into_boxed_str(), provider_len, prid_len)
+}
+
 impl BindingState {
     /// A binding tracked from now on, with its first timer.
     pub(crate) fn new(
-        info: PnInfo,
+        info: &PnInfo,
         pnsreg: bool,
         expires_at: Instant,
         registered_at: Option<Instant>,
         timer: (Instant, u64, Due),
     ) -> BindingState {
-        BindingState {
-            info,
-            pnsreg,
+        let mut b = BindingState {
             expires_at,
-            registered_at,
-            attempt: 0,
-            last_push: None,
+            timer_generation: 0,
+            coords: Box::from(""),
+            active: None,
+            registered: NONE,
+            last_push: NONE,
+            timer: 0,
+            prid_len: 0,
             consecutive_failures: 0,
-            invalid: false,
-            timer,
-            parked: Vec::new(),
-            pending: VecDeque::new(),
+            provider_len: 0,
+            attempt: 0,
+            flags: 0,
+        };
+        b.set_info(info);
+        b.set_flag(PNSREG, pnsreg);
+        b.set_registered_at(registered_at);
+        b.set_timer(timer);
+        b
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
         }
+    }
+
+    /// New push coordinates (no allocation when they did not change).
+    pub(crate) fn set_info(&mut self, info: &PnInfo) {
+        if self.provider() == info.provider && self.prid() == info.prid && self.param() == info.param.as_deref() {
+            return;
+        }
+        // Lengths beyond the inline counters cannot be sliced back: never the
+        // case for real coordinates (a provider name, a token, a URL).
+        let (coords, provider_len, prid_len) = pack(info);
+        self.coords = coords;
+        self.provider_len = provider_len;
+        self.prid_len = prid_len;
+        self.set_flag(HAS_PARAM, info.param.is_some());
+    }
+
+    fn split(&self) -> (&str, &str, &str) {
+        let p = usize::from(self.provider_len).min(self.coords.len());
+        let (provider, rest) = self.coords.split_at_checked(p).unwrap_or((&self.coords, ""));
+        let q = usize::try_from(self.prid_len).unwrap_or(usize::MAX).min(rest.len());
+        let (prid, param) = rest.split_at_checked(q).unwrap_or((rest, ""));
+        (provider, prid, param)
+    }
+
+    pub(crate) fn provider(&self) -> &str {
+        self.split().0
+    }
+
+    pub(crate) fn prid(&self) -> &str {
+        self.split().1
+    }
+
+    pub(crate) fn param(&self) -> Option<&str> {
+        (self.flags & HAS_PARAM != 0).then(|| self.split().2)
+    }
+
+    /// The coordinates as the push request carries them.
+    pub(crate) fn info(&self) -> PnInfo {
+        PnInfo {
+            provider: self.provider().to_owned(),
+            prid: self.prid().to_owned(),
+            param: self.param().map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn pnsreg(&self) -> bool {
+        self.flags & PNSREG != 0
+    }
+
+    pub(crate) fn set_pnsreg(&mut self, on: bool) {
+        self.set_flag(PNSREG, on);
+    }
+
+    pub(crate) fn invalid(&self) -> bool {
+        self.flags & INVALID != 0
+    }
+
+    pub(crate) fn set_invalid(&mut self, on: bool) {
+        self.set_flag(INVALID, on);
+    }
+
+    pub(crate) fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+
+    /// A new expiry; the other times stay what they were.
+    pub(crate) fn set_expires_at(&mut self, t: Instant) {
+        let (registered, last_push, timer) = (self.registered_at(), self.last_push(), self.timer());
+        self.expires_at = t;
+        self.set_registered_at(registered);
+        self.last_push = last_push.map_or(NONE, |p| before(t, p));
+        self.set_timer(timer);
+    }
+
+    pub(crate) fn registered_at(&self) -> Option<Instant> {
+        (self.registered != NONE).then(|| at(self.expires_at, self.registered))
+    }
+
+    pub(crate) fn set_registered_at(&mut self, t: Option<Instant>) {
+        self.registered = t.map_or(NONE, |t| before(self.expires_at, t));
+    }
+
+    pub(crate) fn last_push(&self) -> Option<Instant> {
+        (self.last_push != NONE).then(|| at(self.expires_at, self.last_push))
+    }
+
+    pub(crate) fn set_last_push(&mut self, t: Instant) {
+        self.last_push = before(self.expires_at, t);
+    }
+
+    /// Refresh pushes sent in this expiry cycle.
+    pub(crate) fn attempt(&self) -> u32 {
+        u32::from(self.attempt)
+    }
+
+    pub(crate) fn set_attempt(&mut self, n: u32) {
+        self.attempt = u8::try_from(n).unwrap_or(u8::MAX);
+    }
+
+    /// The binding's live timer: (when, generation, what for).
+    pub(crate) fn timer(&self) -> (Instant, u64, Due) {
+        let due = if self.flags & DUE_EXPIRE != 0 { Due::Expire } else { Due::Refresh };
+        (at(self.expires_at, self.timer), self.timer_generation, due)
+    }
+
+    pub(crate) fn set_timer(&mut self, (t, generation, due): (Instant, u64, Due)) {
+        self.timer = before(self.expires_at, t);
+        self.timer_generation = generation;
+        self.set_flag(DUE_EXPIRE, due == Due::Expire);
+    }
+
+    pub(crate) fn timer_generation(&self) -> u64 {
+        self.timer_generation
+    }
+
+    /// The parked requests and pending pushes, created on first use.
+    pub(crate) fn active(&mut self) -> &mut Active {
+        self.active.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the out-of-line part once it holds nothing.
+    pub(crate) fn shrink(&mut self) {
+        if self.active.as_ref().is_some_and(|a| a.parked.is_empty() && a.pending.is_empty()) {
+            self.active = None;
+        }
+    }
+
+    pub(crate) fn parked_len(&self) -> usize {
+        self.active.as_ref().map_or(0, |a| a.parked.len())
+    }
+
+    /// Takes the parked requests (none left).
+    pub(crate) fn take_parked(&mut self) -> Vec<RequestId> {
+        let parked = self.active.as_mut().map(|a| std::mem::take(&mut a.parked)).unwrap_or_default();
+        self.shrink();
+        parked
+    }
+
+    pub(crate) fn unpark(&mut self, r: RequestId) {
+        if let Some(a) = &mut self.active {
+            a.parked.retain(|x| *x != r);
+        }
+        self.shrink();
+    }
+
+    /// Takes the pending pushes (none left).
+    pub(crate) fn take_pending(&mut self) -> VecDeque<PushId> {
+        let pending = self.active.as_mut().map(|a| std::mem::take(&mut a.pending)).unwrap_or_default();
+        self.shrink();
+        pending
+    }
+
+    pub(crate) fn push_done(&mut self, id: PushId) {
+        if let Some(a) = &mut self.active {
+            a.pending.retain(|x| *x != id);
+        }
+        self.shrink();
     }
 }
 
@@ -138,13 +351,13 @@ impl PushEngine {
         }
         let mut invalidated = false;
         if let Some(b) = self.bindings.get_mut(&p.binding) {
-            b.pending.retain(|x| *x != id);
+            b.push_done(id);
             match result {
                 Ok(()) => b.consecutive_failures = 0,
                 Err(e) => {
-                    b.consecutive_failures += 1;
-                    if e == PushError::Rejected && !b.invalid && b.info.prid == p.prid {
-                        b.invalid = true;
+                    b.consecutive_failures = b.consecutive_failures.saturating_add(1);
+                    if e == PushError::Rejected && !b.invalid() && b.prid() == p.prid {
+                        b.set_invalid(true);
                         invalidated = true;
                     }
                 }
@@ -182,10 +395,11 @@ impl PushEngine {
         self.next_push += 1;
         let id = PushId(self.next_push);
         let b = self.bindings.get_mut(binding)?;
-        b.last_push = Some(now);
-        let info = b.info.clone();
-        b.pending.push_back(id);
-        let given_up = (b.pending.len() > MAX_PENDING_PER_BINDING).then(|| b.pending.pop_front()).flatten();
+        b.set_last_push(now);
+        let info = b.info();
+        let pending = &mut b.active().pending;
+        pending.push_back(id);
+        let given_up = (pending.len() > MAX_PENDING_PER_BINDING).then(|| pending.pop_front()).flatten();
         if let Some(old) = given_up.and_then(|old| self.pushes.remove(&old)) {
             self.counters(old.kind).unanswered += 1;
         }
@@ -227,10 +441,10 @@ impl PushEngine {
             match e.kind {
                 TimerKind::Binding(key) => {
                     let Some(b) = self.bindings.get(&key) else { continue };
-                    if b.timer.1 != e.generation {
+                    if b.timer_generation() != e.generation {
                         continue;
                     }
-                    if b.timer.2 == Due::Expire || now >= b.expires_at {
+                    if b.timer().2 == Due::Expire || now >= b.expires_at() {
                         self.stats.bindings_expired += 1;
                         self.drop_binding(&key, BranchEnd::BindingGone, now);
                     } else {
@@ -249,18 +463,18 @@ impl PushEngine {
     }
 
     fn fire_refresh(&mut self, key: &BindingKey, now: Instant) {
-        let b = self.bindings.get_mut(key).expect("caller checked");
-        let expires_at = b.expires_at;
-        let send = !b.invalid;
+        let Some(b) = self.bindings.get_mut(key) else { return };
+        let expires_at = b.expires_at();
+        let send = !b.invalid();
         if send {
-            b.attempt += 1;
+            b.set_attempt(b.attempt() + 1);
         }
-        let attempt = b.attempt;
+        let attempt = b.attempt();
         let next =
-            if send { self.plan.next(&b.info.provider, expires_at, b.pnsreg, attempt, now + MIN_GAP) } else { None };
+            if send { self.plan.next(b.provider(), expires_at, b.pnsreg(), attempt, now + MIN_GAP) } else { None };
         let (at, due) = next.map_or((expires_at, Due::Expire), |t| (t, Due::Refresh));
         let generation = self.timers.arm(at, TimerKind::Binding(key.clone()));
-        self.bindings.get_mut(key).expect("exists").timer = (at, generation, due);
+        b.set_timer((at, generation, due));
         if send {
             self.send_push(key, PushReason::Refresh, None, attempt, expires_at, now);
         }
@@ -273,10 +487,10 @@ impl PushEngine {
     /// (or its token is known dead).
     pub fn refresh_now(&mut self, binding: &BindingKey, now: Instant) -> bool {
         let Some(b) = self.bindings.get(binding) else { return false };
-        if b.invalid {
+        if b.invalid() {
             return false;
         }
-        let expires_at = b.expires_at;
+        let expires_at = b.expires_at();
         self.send_push(binding, PushReason::Refresh, None, 1, expires_at, now).is_some()
     }
 
@@ -286,15 +500,15 @@ impl PushEngine {
             self.purrs.remove_binding(key);
             return;
         };
-        for r in std::mem::take(&mut b.parked) {
+        for r in b.take_parked() {
             self.end_branch(r, key, Err(why), now);
         }
         self.forget_binding(key);
     }
 
     pub(crate) fn forget_binding(&mut self, key: &BindingKey) {
-        if let Some(b) = self.bindings.remove(key) {
-            for id in b.pending {
+        if let Some(mut b) = self.bindings.remove(key) {
+            for id in b.take_pending() {
                 if let Some(p) = self.pushes.remove(&id) {
                     self.counters(p.kind).unanswered += 1;
                 }
@@ -311,7 +525,8 @@ impl PushEngine {
         }
         let mut entries = Vec::with_capacity(live);
         for (k, b) in &self.bindings {
-            entries.push(Entry { at: b.timer.0, generation: b.timer.1, kind: TimerKind::Binding(k.clone()) });
+            let (at, generation, _) = b.timer();
+            entries.push(Entry { at, generation, kind: TimerKind::Binding(k.clone()) });
         }
         for (r, p) in &self.requests {
             entries.push(Entry { at: p.timer_at, generation: p.generation, kind: TimerKind::Hold(*r) });
@@ -336,8 +551,36 @@ mod tests {
     /// size is a change of the memory a push binding costs at 1M.
     #[test]
     fn sizes_of_per_binding_state() {
-        assert_eq!(std::mem::size_of::<BindingState>(), 224);
+        assert_eq!(std::mem::size_of::<BindingState>(), 72);
+        assert_eq!(std::mem::size_of::<Option<Box<Active>>>(), 8);
         assert_eq!(std::mem::size_of::<BindingKey>(), 16);
         assert_eq!(std::mem::size_of::<PnInfo>(), 72);
+    }
+
+    #[test]
+    fn binding_state_keeps_coordinates_and_times() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let info = |param: Option<&str>| PnInfo {
+            provider: "apns".into(),
+            prid: "tok%00en".into(),
+            param: param.map(str::to_string),
+        };
+        let mut b =
+            BindingState::new(&info(Some("T.x")), true, t0 + s(3600), Some(t0), (t0 + s(3480), 7, Due::Refresh));
+        assert_eq!(b.info(), info(Some("T.x")));
+        assert_eq!((b.registered_at(), b.last_push(), b.timer()), (Some(t0), None, (t0 + s(3480), 7, Due::Refresh)));
+        assert!(b.pnsreg() && !b.invalid());
+        b.set_info(&info(Some("")));
+        assert_eq!(b.param(), Some(""));
+        b.set_info(&info(None));
+        assert_eq!(b.info(), info(None));
+        b.set_last_push(t0 + s(3480));
+        b.set_expires_at(t0 + s(7200));
+        assert_eq!(b.last_push(), Some(t0 + s(3480)), "times survive a new expiry");
+        assert_eq!(b.timer(), (t0 + s(3480), 7, Due::Refresh));
+        b.active().parked.push(RequestId(1));
+        b.unpark(RequestId(1));
+        assert!(b.active.is_none(), "an empty out-of-line part is dropped");
     }
 }
