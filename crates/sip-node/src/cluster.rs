@@ -391,7 +391,7 @@ impl Node {
         let mut path = vec![format!("<sip:{user}@{via};lr>")];
         path.extend(b.path.iter().cloned());
         Some(BranchTarget {
-            uri: Some(b.uri.clone()),
+            uri: b.uri.parse(),
             path,
             flow: Some(Target { transport: Transport::Udp, remote: via, conn: None }),
             hop: None,

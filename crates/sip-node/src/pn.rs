@@ -139,8 +139,7 @@ impl Pn {
         for ch in changes {
             match ch {
                 Change::Upsert(b) => {
-                    let uri = b.uri.to_string();
-                    let Some(i) = classes.iter().position(|(u, _)| *u == uri) else { continue };
+                    let Some(i) = classes.iter().position(|(u, _)| *u == b.uri.as_str()) else { continue };
                     let expires = Duration::from_millis(b.expires_at.saturating_sub(now_ms));
                     let (info, pnsreg) = match &classes[i].1 {
                         Classification::Push { info, pnsreg } => (Some(info.clone()), *pnsreg),
@@ -172,7 +171,7 @@ impl Pn {
             if !matches!(class, Classification::Push { .. }) || purrs.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            let existing = aor.map(|a| location.get(a)).unwrap_or_default().iter().find(|b| b.uri.to_string() == *uri);
+            let existing = aor.map(|a| location.get(a)).unwrap_or_default().iter().find(|b| b.uri.as_str() == *uri);
             if let Some(b) = existing
                 && self.aors.contains_key(&b.id)
             {
@@ -192,8 +191,7 @@ impl Pn {
     pub(crate) fn restore(&mut self, b: &Binding, push_state: Option<&str>, now: Instant, now_ms: u64) -> bool {
         let left = b.expires_at.saturating_sub(now_ms);
         // Classified as at registration (the expiry check already passed then).
-        let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
-        let Classification::Push { info, pnsreg } = self.engine.classify(&info) else { return false };
+        let Classification::Push { info, pnsreg } = self.classify_stored(b) else { return false };
         let (pnsreg, purrs) = match push_state.map(|s| sip_push::decode_push_state(s, now_ms, self.cfg.purr_horizon)) {
             Some(Ok((flag, purrs))) => (flag || pnsreg, purrs),
             Some(Err(e)) => {
@@ -224,8 +222,7 @@ impl Pn {
     /// PURRs, and forks what is parked here for it when fresh.
     pub(crate) fn replicated(&mut self, b: &Binding, push_state: Option<&str>, fresh: bool, now: Instant, now_ms: u64) {
         let left = b.expires_at.saturating_sub(now_ms);
-        let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
-        let Classification::Push { info, pnsreg } = self.engine.classify(&info) else {
+        let Classification::Push { info, pnsreg } = self.classify_stored(b) else {
             // No longer a push binding: what waits for it goes to its Contact.
             if self.engine.tracks(&b.id) && fresh {
                 let key = BindingKey::new(b.id.as_str());
@@ -287,11 +284,17 @@ impl Pn {
 
     /// The push coordinates a binding has now (`None`: not a push binding).
     pub fn coordinates(&self, b: &Binding) -> Option<sip_push::PnInfo> {
-        let na = sip_msg::NameAddr::new(b.uri.clone());
-        match self.engine.classify(&ContactInfo::from_name_addr(&na, u32::MAX, &[])) {
+        match self.classify_stored(b) {
             Classification::Push { info, .. } => Some(info),
             _ => None,
         }
+    }
+
+    /// A stored binding's Contact classified as at registration (the
+    /// expiry check already passed then).
+    fn classify_stored(&self, b: &Binding) -> Classification {
+        let Some(uri) = b.uri.parse() else { return Classification::Plain };
+        self.engine.classify(&ContactInfo::from_name_addr(&sip_msg::NameAddr::new(uri), u32::MAX, &[]))
     }
 
     /// A test push to a binding now (`sipwake ctl push`), outside the
@@ -322,7 +325,8 @@ fn own_push_id() -> sip_push::PushId {
 
 /// The binding's `pn-*` Contact parameters other than the coordinates, unescaped.
 fn pn_extra(b: &Binding) -> Vec<(String, String)> {
-    let Some(u) = b.uri.as_sip() else { return Vec::new() };
+    let Some(uri) = b.uri.parse() else { return Vec::new() };
+    let Some(u) = uri.as_sip() else { return Vec::new() };
     if !u.params.0.iter().any(|(n, _)| n.len() > 3 && n[..3].eq_ignore_ascii_case(b"pn-")) {
         return Vec::new();
     }

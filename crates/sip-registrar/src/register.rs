@@ -6,7 +6,7 @@
 //! decision is atomic: either every Contact of the request is applied or none.
 
 use crate::aor::Aor;
-use crate::binding::{Binding, Flow};
+use crate::binding::{Binding, ContactUri, Flow};
 use crate::config::{MaxContactsPolicy, RegistrarConfig};
 use crate::location::{Change, Location};
 use crate::reply::{Reply, contact_value, date_value, parse_q};
@@ -300,7 +300,7 @@ impl Registrar {
                     aor: aor.clone(),
                     // Own copies: slices of the request would keep the whole
                     // datagram alive for the binding's lifetime.
-                    uri: compact_uri(&w.uri),
+                    uri: ContactUri::new(&w.uri),
                     q: w.q,
                     expires_at: now + u64::from(expires) * 1000,
                     call_id: Bytes::copy_from_slice(&call_id),
@@ -434,10 +434,6 @@ impl Registrar {
 }
 
 /// A copy of a URI that owns its bytes (one small buffer).
-fn compact_uri(u: &Uri) -> Uri {
-    Uri::parse_bytes(u.to_bytes()).unwrap_or_else(|_| u.clone())
-}
-
 /// Whether an existing binding is the one a Contact of the request refers to:
 /// the same instance (and reg-id) when the Contact has an instance, else
 /// the same URI (RFC 3261 §19.1.4 comparison).
@@ -456,7 +452,8 @@ fn same_push_device(b: &Binding, w: &Wanted) -> bool {
     if b.instance.is_some() || w.instance.is_some() {
         return false;
     }
-    let (Some(x), Some(y)) = (b.uri.as_sip(), w.uri.as_sip()) else { return false };
+    let Some(stored) = b.uri.parse() else { return false };
+    let (Some(x), Some(y)) = (stored.as_sip(), w.uri.as_sip()) else { return false };
     x.params.value("pn-provider").is_some()
         && ["pn-provider", "pn-prid", "pn-param"].iter().all(|n| x.params.value(n) == y.params.value(n))
 }
@@ -468,10 +465,12 @@ fn same_key(b: &Binding, w: &Wanted) -> bool {
     }
 }
 
-fn uri_eq(a: &Uri, b: &Uri) -> bool {
-    match (a.as_sip(), b.as_sip()) {
+/// A stored Contact against one of the request (parsed: RFC 3261 §19.1.4).
+fn uri_eq(stored: &ContactUri, b: &Uri) -> bool {
+    let parsed = stored.parse();
+    match (parsed.as_ref().and_then(Uri::as_sip), b.as_sip()) {
         (Some(x), Some(y)) => x.equivalent(y),
-        _ => a.to_string().eq_ignore_ascii_case(&b.to_string()),
+        _ => stored.as_str().eq_ignore_ascii_case(&b.to_string()),
     }
 }
 
@@ -480,7 +479,7 @@ fn probe_binding(aor: &Aor, w: &Wanted) -> Binding {
     Binding {
         id: String::new(),
         aor: aor.clone(),
-        uri: w.uri.clone(),
+        uri: ContactUri::new(&w.uri),
         q: None,
         expires_at: 0,
         call_id: Bytes::new(),

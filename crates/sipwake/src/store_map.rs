@@ -5,7 +5,7 @@
 use location_store::{StoredBinding, StoredUpstream};
 use sip_node::mid::UpstreamReg;
 use sip_node::{Secrets, StoreOp};
-use sip_registrar::{Aor, Binding, Flow, FlowTransport};
+use sip_registrar::{Aor, Binding, ContactUri, Flow, FlowTransport};
 
 /// A node's store operation as a store change.
 pub fn op_to_store(op: StoreOp) -> location_store::Change {
@@ -84,7 +84,8 @@ pub fn to_row(b: &Binding) -> StoredBinding {
 pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), (String, String)> {
     let fail = |what: String| Err((r.id.clone(), what));
     let uri = match sip_msg::Uri::parse_bytes(bytes::Bytes::copy_from_slice(r.contact.as_bytes())) {
-        Ok(u) => u,
+        // Checked, kept as text (canonical: as the registrar writes it).
+        Ok(u) => ContactUri::new(&u),
         Err(e) => return fail(format!("contact {:?}: {e}", r.contact)),
     };
     let Some(transport) = FlowTransport::parse(&r.transport) else {
