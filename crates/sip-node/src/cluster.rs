@@ -425,7 +425,7 @@ impl Node {
         self.pn
             .as_ref()
             .and_then(|p| p.aor_of(binding))
-            .and_then(|a| self.registrar.location.binding(a, binding))
+            .and_then(|a| self.registrar.location.binding(&a, binding))
             .map_or(0, |b| b.expires_at)
     }
 

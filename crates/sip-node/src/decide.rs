@@ -283,7 +283,7 @@ impl Node {
             return None;
         };
         // The AoR from the push module's index: no scan of the location.
-        let aor = pn.aor_of(&id)?.clone();
+        let aor = pn.aor_of(&id)?;
         let b = self.registrar.location.binding(&aor, &id)?.clone();
         let method = req.method().cloned()?;
         let spec = (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(&b));

@@ -7,8 +7,10 @@
 //! carrying out the engine's outputs (pushes, forks once the waking
 //! REGISTER is durable, releases).
 //!
-//! Owns the `sip_push::PushEngine` and the AoR of each push binding. It
-//! must not route or answer anything itself: the node's proxying does.
+//! Owns the `sip_push::PushEngine`; the AoR of each push binding is kept by
+//! the engine with the binding (`PushEngine::set_owner`), not in a map of
+//! its own. It must not route or answer anything itself: the node's
+//! proxying does.
 
 use crate::io::{CallEndPushes, Caller, PushJob};
 use crate::node::Node;
@@ -16,15 +18,12 @@ use sip_msg::{Contact, HeaderName, Message};
 use sip_push::{BindingKey, Classification, ContactInfo, PushConfig, PushEngine, Registration, Rejection};
 use sip_registrar::location::Change;
 use sip_registrar::{Aor, Binding, Location};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The push module of a node.
 pub struct Pn {
     pub engine: PushEngine,
     pub cfg: PushConfig,
-    /// The AoR of each push binding (the engine knows bindings by id only).
-    aors: HashMap<String, Aor>,
     /// Call-end pushes per provider (`"*"`: the others).
     call_end: Vec<(String, CallEndPushes)>,
 }
@@ -59,7 +58,7 @@ impl Pn {
                 errs.iter().map(|e| format!("push.{}: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
             )
         })?;
-        Ok(Pn { engine, cfg, aors: HashMap::new(), call_end })
+        Ok(Pn { engine, cfg, call_end })
     }
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
@@ -146,23 +145,17 @@ impl Pn {
                         _ => (None, false),
                     };
                     let had_push = info.is_some();
-                    if had_push {
-                        self.aors.insert(b.id.clone(), b.aor.clone());
-                    } else {
-                        // No longer a push binding (re-registered plain).
-                        self.aors.remove(&b.id);
-                    }
                     let purr = self.engine.handle_register_ok(
                         Registration { binding: BindingKey::new(b.id.as_str()), info, expires, pnsreg },
                         now,
                     );
                     if had_push {
+                        self.engine.set_owner(&b.id, b.aor.as_str());
                         purrs.push((i, purr));
                     }
                 }
                 Change::Remove { id, .. } => {
                     self.engine.handle_removed(&BindingKey::new(id.as_str()), now);
-                    self.aors.remove(id);
                 }
             }
         }
@@ -173,7 +166,7 @@ impl Pn {
             }
             let existing = aor.map(|a| location.get(a)).unwrap_or_default().iter().find(|b| b.uri.as_str() == *uri);
             if let Some(b) = existing
-                && self.aors.contains_key(&b.id)
+                && self.engine.tracks(&b.id)
             {
                 purrs.push((i, self.engine.purr_for(&b.id).map(str::to_string)));
             }
@@ -212,7 +205,7 @@ impl Pn {
             now,
         );
         if restored {
-            self.aors.insert(b.id.clone(), b.aor.clone());
+            self.engine.set_owner(&b.id, b.aor.as_str());
         }
         restored
     }
@@ -230,7 +223,6 @@ impl Pn {
                     Registration { binding: key, info: None, expires: Duration::from_millis(left), pnsreg: false };
                 self.engine.handle_register_ok(reg, now);
             }
-            self.aors.remove(&b.id);
             return;
         };
         let (pnsreg, purrs) = match push_state.map(|s| sip_push::decode_push_state(s, now_ms, self.cfg.purr_horizon)) {
@@ -250,7 +242,7 @@ impl Pn {
             purrs,
         };
         if self.engine.handle_replicated(r, fresh, now) {
-            self.aors.insert(b.id.clone(), b.aor.clone());
+            self.engine.set_owner(&b.id, b.aor.as_str());
         }
     }
 
@@ -261,7 +253,7 @@ impl Pn {
             return None;
         }
         let key = self.engine.resolve_purr(purr, now)?;
-        self.aors.contains_key(key.as_str()).then(|| key.as_str().to_string())
+        self.engine.owner(key.as_str()).is_some().then(|| key.as_str().to_string())
     }
 
     /// Whether the engine pushes this binding (it registered push coordinates
@@ -271,9 +263,9 @@ impl Pn {
         self.engine.tracks(&b.id)
     }
 
-    /// The AoR of a push binding.
-    pub fn aor_of(&self, binding: &str) -> Option<&Aor> {
-        self.aors.get(binding)
+    /// The AoR of a push binding (the engine keeps it with the binding).
+    pub fn aor_of(&self, binding: &str) -> Option<Aor> {
+        self.engine.owner(binding).map(|a| Aor::from_stored(a.to_owned()))
     }
 
     /// Which call-end pushes `provider`'s devices get.
@@ -476,7 +468,7 @@ impl Node {
     /// A push of the engine as a job for the sender: with the AoR, the
     /// caller of a call push and the binding's extra `pn-*` parameters.
     pub(crate) fn push_job(&self, request: sip_push::PushRequest) -> PushJob {
-        let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str())).cloned();
+        let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str()));
         let pn_extra = aor
             .as_ref()
             .and_then(|a| self.registrar.location.binding(a, request.binding.as_str()))
@@ -595,7 +587,7 @@ impl Node {
     /// it re-registered with another token meanwhile.
     fn remove_dead(&mut self, f: &InFlight, now: Instant) {
         let Some(pn) = &self.pn else { return };
-        let Some(aor) = pn.aor_of(&f.binding).cloned() else { return };
+        let Some(aor) = pn.aor_of(&f.binding) else { return };
         let Some(b) = self.registrar.location.binding(&aor, &f.binding) else { return };
         if pn.coordinates(b).is_none_or(|c| c.prid != f.prid) {
             return;
@@ -621,7 +613,6 @@ impl Node {
         for ch in changes {
             if let Change::Remove { id, .. } = ch {
                 pn.engine.handle_removed(&BindingKey::new(id.as_str()), now);
-                pn.aors.remove(id);
             }
         }
     }

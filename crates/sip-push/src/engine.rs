@@ -46,21 +46,24 @@ const HAS_PARAM: u8 = 8;
 /// An offset that stands for "no such time".
 const NONE: u32 = u32::MAX;
 
-/// One push binding, kept small (one per binding at a million): the
-/// coordinates in one allocation, every other time as milliseconds before
-/// its expiry, what is rarely there ([`Active`]) out of line.
+/// One push binding, kept small (one per binding at a million): its texts
+/// in one allocation, every time but its expiry as milliseconds before
+/// it, what is rarely there ([`Active`]) out of line.
 pub(crate) struct BindingState {
     expires_at: Instant,
     timer_generation: u64,
-    /// `pn-provider`, `pn-prid` and `pn-param`, one after the other.
-    coords: Box<str>,
+    /// The owner ([`PushEngine::set_owner`]), `pn-provider`, `pn-prid` and
+    /// `pn-param`, one after the other.
+    text: Box<str>,
     active: Option<Box<Active>>,
     /// ms before `expires_at` ([`NONE`]: unknown / never).
     registered: u32,
     last_push: u32,
     timer: u32,
     prid_len: u32,
-    pub consecutive_failures: u32,
+    /// Push failures since the last success (saturating).
+    failures: u16,
+    owner_len: u16,
     provider_len: u16,
     /// Refresh pushes in this expiry cycle (saturating).
     attempt: u8,
@@ -76,19 +79,6 @@ fn at(exp: Instant, ms: u32) -> Instant {
     exp.checked_sub(Duration::from_millis(u64::from(ms))).unwrap_or(exp)
 }
 
-fn pack(info: &PnInfo) -> (Box<str>, u16, u32) {
-    let mut s =
-        String::with_capacity(info.provider.len() + info.prid.len() + info.param.as_ref().map_or(0, String::len));
-    s.push_str(&info.provider);
-    s.push_str(&info.prid);
-    if let Some(p) = &info.param {
-        s.push_str(p);
-    }
-    let provider_len = u16::try_from(info.provider.len()).unwrap_or(u16::MAX);
-    let prid_len = u32::try_from(info.prid.len()).unwrap_or(u32::MAX);
-    (s.into_boxed_str(), provider_len, prid_len)
-}
-
 impl BindingState {
     /// A binding tracked from now on, with its first timer.
     pub(crate) fn new(
@@ -101,13 +91,14 @@ impl BindingState {
         let mut b = BindingState {
             expires_at,
             timer_generation: 0,
-            coords: Box::from(""),
+            text: Box::from(""),
             active: None,
             registered: NONE,
             last_push: NONE,
             timer: 0,
             prid_len: 0,
-            consecutive_failures: 0,
+            failures: 0,
+            owner_len: 0,
             provider_len: 0,
             attempt: 0,
             flags: 0,
@@ -127,38 +118,77 @@ impl BindingState {
         }
     }
 
-    /// New push coordinates (no allocation when they did not change).
-    pub(crate) fn set_info(&mut self, info: &PnInfo) {
-        if self.provider() == info.provider && self.prid() == info.prid && self.param() == info.param.as_deref() {
-            return;
+    /// Rewrites the texts (lengths beyond the inline counters cannot be
+    /// sliced back: never the case for an AoR, a provider name, a token or
+    /// a URL, all within one SIP message).
+    fn pack(&mut self, owner: &str, provider: &str, prid: &str, param: Option<&str>) {
+        let mut s = String::with_capacity(owner.len() + provider.len() + prid.len() + param.map_or(0, str::len));
+        for part in [owner, provider, prid, param.unwrap_or_default()] {
+            s.push_str(part);
         }
-        // Lengths beyond the inline counters cannot be sliced back: never the
-        // case for real coordinates (a provider name, a token, a URL).
-        let (coords, provider_len, prid_len) = pack(info);
-        self.coords = coords;
-        self.provider_len = provider_len;
-        self.prid_len = prid_len;
-        self.set_flag(HAS_PARAM, info.param.is_some());
+        self.text = s.into_boxed_str();
+        self.owner_len = u16::try_from(owner.len()).unwrap_or(u16::MAX);
+        self.provider_len = u16::try_from(provider.len()).unwrap_or(u16::MAX);
+        self.prid_len = u32::try_from(prid.len()).unwrap_or(u32::MAX);
+        self.set_flag(HAS_PARAM, param.is_some());
     }
 
-    fn split(&self) -> (&str, &str, &str) {
-        let p = usize::from(self.provider_len).min(self.coords.len());
-        let (provider, rest) = self.coords.split_at_checked(p).unwrap_or((&self.coords, ""));
-        let q = usize::try_from(self.prid_len).unwrap_or(usize::MAX).min(rest.len());
-        let (prid, param) = rest.split_at_checked(q).unwrap_or((rest, ""));
-        (provider, prid, param)
+    /// New push coordinates (no allocation when they did not change).
+    pub(crate) fn set_info(&mut self, info: &PnInfo) {
+        let (owner, provider, prid, param) = self.split();
+        if provider == info.provider && prid == info.prid && param == info.param.as_deref() {
+            return;
+        }
+        let owner = owner.to_owned();
+        self.pack(&owner, &info.provider, &info.prid, info.param.as_deref());
+    }
+
+    /// The core's text for this binding; `false` when too long to keep.
+    pub(crate) fn set_owner(&mut self, owner: &str) -> bool {
+        if owner.len() > usize::from(u16::MAX) {
+            return false;
+        }
+        let (old, provider, prid, param) = self.split();
+        if old != owner {
+            let (provider, prid, param) = (provider.to_owned(), prid.to_owned(), param.map(str::to_owned));
+            self.pack(owner, &provider, &prid, param.as_deref());
+        }
+        true
+    }
+
+    fn split(&self) -> (&str, &str, &str, Option<&str>) {
+        fn cut(s: &str, n: usize) -> (&str, &str) {
+            s.split_at_checked(n.min(s.len())).unwrap_or((s, ""))
+        }
+        let (owner, rest) = cut(&self.text, usize::from(self.owner_len));
+        let (provider, rest) = cut(rest, usize::from(self.provider_len));
+        let (prid, param) = cut(rest, usize::try_from(self.prid_len).unwrap_or(usize::MAX));
+        (owner, provider, prid, (self.flags & HAS_PARAM != 0).then_some(param))
+    }
+
+    /// `None`: none set (an empty owner is none).
+    pub(crate) fn owner(&self) -> Option<&str> {
+        (self.owner_len > 0).then(|| self.split().0)
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        u32::from(self.failures)
+    }
+
+    pub(crate) fn set_failures(&mut self, n: u32) {
+        self.failures = u16::try_from(n).unwrap_or(u16::MAX);
     }
 
     pub(crate) fn provider(&self) -> &str {
-        self.split().0
-    }
-
-    pub(crate) fn prid(&self) -> &str {
         self.split().1
     }
 
+    pub(crate) fn prid(&self) -> &str {
+        self.split().2
+    }
+
     pub(crate) fn param(&self) -> Option<&str> {
-        (self.flags & HAS_PARAM != 0).then(|| self.split().2)
+        self.split().3
     }
 
     /// The coordinates as the push request carries them.
@@ -327,6 +357,20 @@ impl PushEngine {
         &self.cfg
     }
 
+    /// Attaches the core's own text to a tracked push binding (sip-node:
+    /// its AoR), kept in the allocation of its coordinates: the core needs
+    /// no map of its own from binding to owner. Kept until the binding is
+    /// forgotten. `false` when the engine does not track the binding (or
+    /// the text is over 64 KiB).
+    pub fn set_owner(&mut self, binding: &str, owner: &str) -> bool {
+        self.bindings.get_mut(binding).is_some_and(|b| b.set_owner(owner))
+    }
+
+    /// The text [`PushEngine::set_owner`] attached to a tracked binding.
+    pub fn owner(&self, binding: &str) -> Option<&str> {
+        self.bindings.get(binding)?.owner()
+    }
+
     // ---- push senders -----------------------------------------------------
 
     /// The sender's result for push `id`. A failure ends the branch of the
@@ -353,9 +397,9 @@ impl PushEngine {
         if let Some(b) = self.bindings.get_mut(&p.binding) {
             b.push_done(id);
             match result {
-                Ok(()) => b.consecutive_failures = 0,
+                Ok(()) => b.set_failures(0),
                 Err(e) => {
-                    b.consecutive_failures = b.consecutive_failures.saturating_add(1);
+                    b.set_failures(b.consecutive_failures().saturating_add(1));
                     if e == PushError::Rejected && !b.invalid() && b.prid() == p.prid {
                         b.set_invalid(true);
                         invalidated = true;
@@ -573,8 +617,13 @@ mod tests {
         assert!(b.pnsreg() && !b.invalid());
         b.set_info(&info(Some("")));
         assert_eq!(b.param(), Some(""));
+        assert_eq!(b.owner(), None);
+        assert!(b.set_owner("alice@example.com"));
         b.set_info(&info(None));
         assert_eq!(b.info(), info(None));
+        assert_eq!(b.owner(), Some("alice@example.com"), "the owner survives new coordinates");
+        assert!(b.set_owner("bob@example.com"));
+        assert_eq!((b.owner(), b.info()), (Some("bob@example.com"), info(None)));
         b.set_last_push(t0 + s(3480));
         b.set_expires_at(t0 + s(7200));
         assert_eq!(b.last_push(), Some(t0 + s(3480)), "times survive a new expiry");

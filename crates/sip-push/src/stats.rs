@@ -132,7 +132,7 @@ impl PushEngine {
             next_refresh_in_ms: (timer.2 == Due::Refresh).then(|| ms(timer.0.saturating_duration_since(now))),
             refresh_attempts: b.attempt(),
             last_push_ago_ms: b.last_push().map(|t| ms(now.saturating_duration_since(t))),
-            consecutive_failures: b.consecutive_failures,
+            consecutive_failures: b.consecutive_failures(),
             invalid: b.invalid(),
             parked: b.parked_len(),
             purrs: self.purrs.count(key),
