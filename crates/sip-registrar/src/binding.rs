@@ -140,7 +140,8 @@ mod tests {
     /// is a change of the memory every binding costs.
     #[test]
     fn sizes_of_a_binding() {
-        assert_eq!(std::mem::size_of::<Binding>(), 288);
+        assert_eq!(std::mem::size_of::<Binding>(), 280);
+        assert_eq!(std::mem::size_of::<Aor>(), 16);
         assert_eq!(std::mem::size_of::<ContactUri>(), 16);
         assert_eq!(std::mem::size_of::<Flow>(), 88);
     }

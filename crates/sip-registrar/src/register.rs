@@ -347,7 +347,10 @@ impl Registrar {
                 }
             }
             for b in upserts {
-                self.location.upsert(b.clone());
+                // The stored copy gets its own Call-ID buffer: a clone would
+                // share it through a refcount block kept as long as the binding.
+                let stored = Binding { call_id: Bytes::copy_from_slice(&b.call_id), ..b.clone() };
+                self.location.upsert(stored);
                 outcome.changes.push(Change::Upsert(Box::new(b)));
             }
         }
