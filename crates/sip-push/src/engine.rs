@@ -597,7 +597,8 @@ mod tests {
     fn sizes_of_per_binding_state() {
         assert_eq!(std::mem::size_of::<BindingState>(), 72);
         assert_eq!(std::mem::size_of::<Option<Box<Active>>>(), 8);
-        assert_eq!(std::mem::size_of::<BindingKey>(), 16);
+        assert_eq!(std::mem::size_of::<BindingKey>(), 24);
+        assert_eq!(std::mem::size_of::<Option<crate::timers::TimerKind>>(), 24);
         assert_eq!(std::mem::size_of::<PnInfo>(), 72);
     }
 
