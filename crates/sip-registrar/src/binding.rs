@@ -91,7 +91,8 @@ pub struct Binding {
     pub q: Option<u16>,
     /// Unix time, ms.
     pub expires_at: u64,
-    pub call_id: Bytes,
+    /// Its own exact copy (a `Bytes` clone would share a refcount block).
+    pub call_id: Box<[u8]>,
     pub cseq: u32,
     /// `+sip.instance` (the value without quotes, e.g. `<urn:uuid:...>`).
     pub instance: Option<String>,
@@ -140,7 +141,7 @@ mod tests {
     /// is a change of the memory every binding costs.
     #[test]
     fn sizes_of_a_binding() {
-        assert_eq!(std::mem::size_of::<Binding>(), 280);
+        assert_eq!(std::mem::size_of::<Binding>(), 264);
         assert_eq!(std::mem::size_of::<Aor>(), 16);
         assert_eq!(std::mem::size_of::<ContactUri>(), 16);
         assert_eq!(std::mem::size_of::<Flow>(), 88);

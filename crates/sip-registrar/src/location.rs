@@ -23,7 +23,7 @@ pub enum Change {
 /// What a removed binding leaves behind for `tombstone_secs`.
 #[derive(Clone, Debug)]
 struct Tombstone {
-    call_id: Bytes,
+    call_id: Box<[u8]>,
     cseq: u32,
     until: u64,
 }
@@ -154,7 +154,7 @@ impl Location {
         if tombstone_ms > 0 {
             let key = Location::match_key(&b);
             let until = now_ms + tombstone_ms;
-            let (call_id, cseq) = by.map_or((b.call_id.clone(), b.cseq), |(c, s)| (c.clone(), s));
+            let (call_id, cseq) = by.map_or((b.call_id.clone(), b.cseq), |(c, s)| (Box::from(&c[..]), s));
             let list = self.tombstones.entry(aor.clone()).or_insert_with(|| Vec::with_capacity(1));
             list.retain(|(k, _)| *k != key);
             list.push((key.clone(), Tombstone { call_id, cseq, until }));
@@ -179,7 +179,7 @@ impl Location {
         self.tombstones
             .get(aor)?
             .iter()
-            .find(|(k, t)| k == key && t.until > now_ms && t.call_id == call_id)
+            .find(|(k, t)| k == key && t.until > now_ms && *t.call_id == *call_id)
             .map(|(_, t)| t.cseq)
     }
 
@@ -187,11 +187,11 @@ impl Location {
     /// and CSeq (a binding, or a tombstone, carries them): a retransmission of
     /// a request already processed.
     pub fn processed(&self, aor: &Aor, call_id: &[u8], cseq: u32, now_ms: u64) -> bool {
-        self.get(aor).iter().any(|b| b.call_id == call_id && b.cseq == cseq)
+        self.get(aor).iter().any(|b| *b.call_id == *call_id && b.cseq == cseq)
             || self
                 .tombstones
                 .get(aor)
-                .is_some_and(|l| l.iter().any(|(_, t)| t.until > now_ms && t.call_id == call_id && t.cseq == cseq))
+                .is_some_and(|l| l.iter().any(|(_, t)| t.until > now_ms && *t.call_id == *call_id && t.cseq == cseq))
     }
 
     /// The earliest expiry of any binding (may be a stale entry: harmless, it only wakes early).

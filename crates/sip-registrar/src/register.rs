@@ -197,7 +197,7 @@ impl Registrar {
             let existing: Vec<Binding> = self.location.get(&aor).to_vec();
             // A binding with this Call-ID and a CSeq not lower than ours was written
             // by a later request (a retransmission of this one finds nothing left).
-            if existing.iter().any(|b| b.call_id == call_id && cseq <= b.cseq) {
+            if existing.iter().any(|b| b.call_id[..] == call_id[..] && cseq <= b.cseq) {
                 return Outcome::reject(Reply::new(400).reason("Out Of Order CSeq"));
             }
             if input.dry_run {
@@ -249,10 +249,10 @@ impl Registrar {
                     // RFC 8599 R4: a device without an instance that comes back from a new
                     // address with the same Call-ID and the same push coordinates is the
                     // same device: its binding is updated, not doubled.
-                    existing.iter().find(|b| b.call_id == call_id && same_push_device(b, &w))
+                    existing.iter().find(|b| b.call_id[..] == call_id[..] && same_push_device(b, &w))
                 });
                 if let Some(b) = found {
-                    if b.call_id == call_id && cseq <= b.cseq {
+                    if b.call_id[..] == call_id[..] && cseq <= b.cseq {
                         if cseq == b.cseq {
                             outcome.contact_ids.push(Some(b.id.clone()));
                             continue; // retransmission: already applied
@@ -303,7 +303,7 @@ impl Registrar {
                     uri: ContactUri::new(&w.uri),
                     q: w.q,
                     expires_at: now + u64::from(expires) * 1000,
-                    call_id: Bytes::copy_from_slice(&call_id),
+                    call_id: Box::from(&call_id[..]),
                     cseq,
                     instance: w.instance,
                     reg_id: w.reg_id,
@@ -347,10 +347,7 @@ impl Registrar {
                 }
             }
             for b in upserts {
-                // The stored copy gets its own Call-ID buffer: a clone would
-                // share it through a refcount block kept as long as the binding.
-                let stored = Binding { call_id: Bytes::copy_from_slice(&b.call_id), ..b.clone() };
-                self.location.upsert(stored);
+                self.location.upsert(b.clone());
                 outcome.changes.push(Change::Upsert(Box::new(b)));
             }
         }
@@ -388,7 +385,7 @@ impl Registrar {
             let Ok(w) = self.decode(req, &na, true) else { continue };
             let found = existing
                 .iter()
-                .filter(|b| matches(b, &w) || (b.call_id == call_id && same_push_device(b, &w)))
+                .filter(|b| matches(b, &w) || (b.call_id[..] == call_id[..] && same_push_device(b, &w)))
                 .map(|b| b.id.clone());
             for id in found {
                 if !out.contains(&id) {
@@ -485,7 +482,7 @@ fn probe_binding(aor: &Aor, w: &Wanted) -> Binding {
         uri: ContactUri::new(&w.uri),
         q: None,
         expires_at: 0,
-        call_id: Bytes::new(),
+        call_id: Box::default(),
         cseq: 0,
         instance: w.instance.clone(),
         reg_id: w.reg_id,
