@@ -95,13 +95,13 @@ pub struct Binding {
     pub call_id: Box<[u8]>,
     pub cseq: u32,
     /// `+sip.instance` (the value without quotes, e.g. `<urn:uuid:...>`).
-    pub instance: Option<String>,
+    pub instance: Option<Box<str>>,
     /// RFC 5626 reg-id (only when outbound applies).
     pub reg_id: Option<u32>,
     /// Path header values (RFC 3327), in order.
     pub path: Vec<String>,
     pub flow: Flow,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Box<str>>,
     /// Unix time, ms, of the REGISTER that last refreshed it.
     pub registered_at: u64,
 }
@@ -141,7 +141,7 @@ mod tests {
     /// is a change of the memory every binding costs.
     #[test]
     fn sizes_of_a_binding() {
-        assert_eq!(std::mem::size_of::<Binding>(), 264);
+        assert_eq!(std::mem::size_of::<Binding>(), 248);
         assert_eq!(std::mem::size_of::<Aor>(), 16);
         assert_eq!(std::mem::size_of::<ContactUri>(), 16);
         assert_eq!(std::mem::size_of::<Flow>(), 88);

@@ -305,14 +305,11 @@ impl Registrar {
                     expires_at: now + u64::from(expires) * 1000,
                     call_id: Box::from(&call_id[..]),
                     cseq,
-                    instance: w.instance,
+                    instance: w.instance.map(String::into_boxed_str),
                     reg_id: w.reg_id,
                     path: path.clone(),
                     flow: input.flow.clone(),
-                    user_agent: req
-                        .headers
-                        .get(&HeaderName::UserAgent)
-                        .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    user_agent: req.headers.get(&HeaderName::UserAgent).map(|v| String::from_utf8_lossy(v).into()),
                     registered_at: now,
                 });
             }
@@ -440,7 +437,8 @@ impl Registrar {
 fn matches(b: &Binding, w: &Wanted) -> bool {
     match &w.instance {
         Some(i) => {
-            (b.instance.as_ref() == Some(i) && b.reg_id == w.reg_id) || (b.instance.is_none() && uri_eq(&b.uri, &w.uri))
+            (b.instance.as_deref() == Some(i.as_str()) && b.reg_id == w.reg_id)
+                || (b.instance.is_none() && uri_eq(&b.uri, &w.uri))
         }
         None => uri_eq(&b.uri, &w.uri),
     }
@@ -460,7 +458,7 @@ fn same_push_device(b: &Binding, w: &Wanted) -> bool {
 
 fn same_key(b: &Binding, w: &Wanted) -> bool {
     match &w.instance {
-        Some(i) => b.instance.as_ref() == Some(i) && b.reg_id == w.reg_id,
+        Some(i) => b.instance.as_deref() == Some(i.as_str()) && b.reg_id == w.reg_id,
         None => b.instance.is_none() && uri_eq(&b.uri, &w.uri),
     }
 }
@@ -484,7 +482,7 @@ fn probe_binding(aor: &Aor, w: &Wanted) -> Binding {
         expires_at: 0,
         call_id: Box::default(),
         cseq: 0,
-        instance: w.instance.clone(),
+        instance: w.instance.as_deref().map(Box::from),
         reg_id: w.reg_id,
         path: Vec::new(),
         flow: Flow {
