@@ -17,6 +17,7 @@ use crate::stats::{PushCounters, Stats};
 use crate::timers::{Entry, TimerKind, Timers};
 use crate::types::{BindingKey, PnInfo, PushId, RequestId};
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 /// Pushes awaiting a result, per binding; older ones are given up
@@ -52,8 +53,8 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct BindingState {
     expires_at: Instant,
     timer_generation: u64,
-    /// The owner ([`PushEngine::set_owner`]), `pn-provider`, `pn-prid` and
-    /// `pn-param`, one after the other.
+    /// Its key, the owner ([`PushEngine::set_owner`]), `pn-provider`,
+    /// `pn-prid` and `pn-param`, one after the other.
     text: Box<str>,
     active: Option<Box<Active>>,
     /// ms before `expires_at` ([`NONE`]: unknown / never).
@@ -61,10 +62,12 @@ pub(crate) struct BindingState {
     last_push: u32,
     timer: u32,
     prid_len: u32,
-    /// Push failures since the last success (saturating).
-    failures: u16,
+    key_len: u16,
     owner_len: u16,
-    provider_len: u16,
+    /// Provider names are at most 255 bytes (config validation).
+    provider_len: u8,
+    /// Push failures since the last success (saturating).
+    failures: u8,
     /// Refresh pushes in this expiry cycle (saturating).
     attempt: u8,
     flags: u8,
@@ -82,6 +85,7 @@ fn at(exp: Instant, ms: u32) -> Instant {
 impl BindingState {
     /// A binding tracked from now on, with its first timer.
     pub(crate) fn new(
+        key: &str,
         info: &PnInfo,
         pnsreg: bool,
         expires_at: Instant,
@@ -97,13 +101,14 @@ impl BindingState {
             last_push: NONE,
             timer: 0,
             prid_len: 0,
-            failures: 0,
+            key_len: 0,
             owner_len: 0,
             provider_len: 0,
+            failures: 0,
             attempt: 0,
             flags: 0,
         };
-        b.set_info(info);
+        b.pack(key, "", &info.provider, &info.prid, info.param.as_deref());
         b.set_flag(PNSREG, pnsreg);
         b.set_registered_at(registered_at);
         b.set_timer(timer);
@@ -121,26 +126,28 @@ impl BindingState {
     /// Rewrites the texts (lengths beyond the inline counters cannot be
     /// sliced back: never the case for an AoR, a provider name, a token or
     /// a URL, all within one SIP message).
-    fn pack(&mut self, owner: &str, provider: &str, prid: &str, param: Option<&str>) {
-        let mut s = String::with_capacity(owner.len() + provider.len() + prid.len() + param.map_or(0, str::len));
-        for part in [owner, provider, prid, param.unwrap_or_default()] {
+    fn pack(&mut self, key: &str, owner: &str, provider: &str, prid: &str, param: Option<&str>) {
+        let parts = [key, owner, provider, prid, param.unwrap_or_default()];
+        let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
             s.push_str(part);
         }
         self.text = s.into_boxed_str();
+        self.key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
         self.owner_len = u16::try_from(owner.len()).unwrap_or(u16::MAX);
-        self.provider_len = u16::try_from(provider.len()).unwrap_or(u16::MAX);
+        self.provider_len = u8::try_from(provider.len()).unwrap_or(u8::MAX);
         self.prid_len = u32::try_from(prid.len()).unwrap_or(u32::MAX);
         self.set_flag(HAS_PARAM, param.is_some());
     }
 
     /// New push coordinates (no allocation when they did not change).
     pub(crate) fn set_info(&mut self, info: &PnInfo) {
-        let (owner, provider, prid, param) = self.split();
+        let (key, owner, provider, prid, param) = self.split();
         if provider == info.provider && prid == info.prid && param == info.param.as_deref() {
             return;
         }
-        let owner = owner.to_owned();
-        self.pack(&owner, &info.provider, &info.prid, info.param.as_deref());
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.pack(&key, &owner, &info.provider, &info.prid, info.param.as_deref());
     }
 
     /// The core's text for this binding; `false` when too long to keep.
@@ -148,27 +155,34 @@ impl BindingState {
         if owner.len() > usize::from(u16::MAX) {
             return false;
         }
-        let (old, provider, prid, param) = self.split();
+        let (key, old, provider, prid, param) = self.split();
         if old != owner {
-            let (provider, prid, param) = (provider.to_owned(), prid.to_owned(), param.map(str::to_owned));
-            self.pack(owner, &provider, &prid, param.as_deref());
+            let (key, provider, prid) = (key.to_owned(), provider.to_owned(), prid.to_owned());
+            let param = param.map(str::to_owned);
+            self.pack(&key, owner, &provider, &prid, param.as_deref());
         }
         true
     }
 
-    fn split(&self) -> (&str, &str, &str, Option<&str>) {
+    fn split(&self) -> (&str, &str, &str, &str, Option<&str>) {
         fn cut(s: &str, n: usize) -> (&str, &str) {
             s.split_at_checked(n.min(s.len())).unwrap_or((s, ""))
         }
-        let (owner, rest) = cut(&self.text, usize::from(self.owner_len));
+        let (key, rest) = cut(&self.text, usize::from(self.key_len));
+        let (owner, rest) = cut(rest, usize::from(self.owner_len));
         let (provider, rest) = cut(rest, usize::from(self.provider_len));
         let (prid, param) = cut(rest, usize::try_from(self.prid_len).unwrap_or(usize::MAX));
-        (owner, provider, prid, (self.flags & HAS_PARAM != 0).then_some(param))
+        (key, owner, provider, prid, (self.flags & HAS_PARAM != 0).then_some(param))
     }
 
     /// `None`: none set (an empty owner is none).
     pub(crate) fn owner(&self) -> Option<&str> {
-        (self.owner_len > 0).then(|| self.split().0)
+        (self.owner_len > 0).then(|| self.split().1)
+    }
+
+    /// The binding's key.
+    pub(crate) fn key(&self) -> &str {
+        self.split().0
     }
 
     pub(crate) fn consecutive_failures(&self) -> u32 {
@@ -176,19 +190,19 @@ impl BindingState {
     }
 
     pub(crate) fn set_failures(&mut self, n: u32) {
-        self.failures = u16::try_from(n).unwrap_or(u16::MAX);
+        self.failures = u8::try_from(n).unwrap_or(u8::MAX);
     }
 
     pub(crate) fn provider(&self) -> &str {
-        self.split().1
-    }
-
-    pub(crate) fn prid(&self) -> &str {
         self.split().2
     }
 
-    pub(crate) fn param(&self) -> Option<&str> {
+    pub(crate) fn prid(&self) -> &str {
         self.split().3
+    }
+
+    pub(crate) fn param(&self) -> Option<&str> {
+        self.split().4
     }
 
     /// The coordinates as the push request carries them.
@@ -315,12 +329,68 @@ impl BindingState {
     }
 }
 
+/// The push bindings by key. The key lives in the state's own text
+/// allocation, so a table slot is the state alone (no key beside it).
+pub(crate) struct Bindings {
+    table: hashbrown::HashTable<BindingState>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Bindings {
+    fn new(hasher: foldhash::fast::FixedState) -> Bindings {
+        Bindings { table: hashbrown::HashTable::new(), hasher }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&BindingState> {
+        self.table.find(self.hash(key), |b| b.key() == key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut BindingState> {
+        let h = self.hash(key);
+        self.table.find_mut(h, |b| b.key() == key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts (or replaces) the state under its key.
+    pub(crate) fn insert(&mut self, state: BindingState) {
+        let h = self.hash(state.key());
+        let hasher = &self.hasher;
+        let entry = self.table.entry(h, |b| b.key() == state.key(), |b| hasher.hash_one(b.key()));
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = state,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(state);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &str) -> Option<BindingState> {
+        let h = self.hash(key);
+        self.table.find_entry(h, |b| b.key() == key).ok().map(|e| e.remove().0)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &BindingState> {
+        self.table.iter()
+    }
+}
+
 /// The sans-IO push-wake engine. See the crate docs.
 pub struct PushEngine {
     pub(crate) cfg: PushConfig,
     pub(crate) plan: RefreshPlan,
     pub(crate) rng: Box<dyn RandomSource>,
-    pub(crate) bindings: Map<BindingKey, BindingState>,
+    pub(crate) bindings: Bindings,
     pub(crate) requests: Map<RequestId, Parked>,
     pub(crate) pushes: Map<PushId, PendingPush>,
     pub(crate) purrs: PurrTable,
@@ -343,7 +413,7 @@ impl PushEngine {
             purrs: PurrTable::new(cfg.purr_key.clone(), hasher.clone()),
             cfg,
             rng: Box::new(rng),
-            bindings: Map::with_hasher(hasher.clone()),
+            bindings: Bindings::new(hasher.clone()),
             requests: Map::with_hasher(hasher.clone()),
             pushes: Map::with_hasher(hasher),
             timers: Timers::default(),
@@ -568,9 +638,9 @@ impl PushEngine {
             return;
         }
         let mut entries = Vec::with_capacity(live);
-        for (k, b) in &self.bindings {
+        for b in self.bindings.iter() {
             let (at, generation, _) = b.timer();
-            entries.push(Entry { at, generation, kind: TimerKind::Binding(k.clone()) });
+            entries.push(Entry { at, generation, kind: TimerKind::Binding(BindingKey::new(b.key())) });
         }
         for (r, p) in &self.requests {
             entries.push(Entry { at: p.timer_at, generation: p.generation, kind: TimerKind::Hold(*r) });
@@ -612,7 +682,7 @@ mod tests {
             param: param.map(str::to_string),
         };
         let mut b =
-            BindingState::new(&info(Some("T.x")), true, t0 + s(3600), Some(t0), (t0 + s(3480), 7, Due::Refresh));
+            BindingState::new("k1", &info(Some("T.x")), true, t0 + s(3600), Some(t0), (t0 + s(3480), 7, Due::Refresh));
         assert_eq!(b.info(), info(Some("T.x")));
         assert_eq!((b.registered_at(), b.last_push(), b.timer()), (Some(t0), None, (t0 + s(3480), 7, Due::Refresh)));
         assert!(b.pnsreg() && !b.invalid());
@@ -624,7 +694,7 @@ mod tests {
         assert_eq!(b.info(), info(None));
         assert_eq!(b.owner(), Some("alice@example.com"), "the owner survives new coordinates");
         assert!(b.set_owner("bob@example.com"));
-        assert_eq!((b.owner(), b.info()), (Some("bob@example.com"), info(None)));
+        assert_eq!((b.owner(), b.info(), b.key()), (Some("bob@example.com"), info(None), "k1"));
         b.set_last_push(t0 + s(3480));
         b.set_expires_at(t0 + s(7200));
         assert_eq!(b.last_push(), Some(t0 + s(3480)), "times survive a new expiry");

@@ -92,8 +92,8 @@ impl PushEngine {
                 b.set_timer(timer);
             }
             None => {
-                let b = BindingState::new(&info, reg.pnsreg, expires_at, Some(now), timer);
-                self.bindings.insert(reg.binding.clone(), b);
+                let b = BindingState::new(&reg.binding, &info, reg.pnsreg, expires_at, Some(now), timer);
+                self.bindings.insert(b);
             }
         }
         self.wake(&reg.binding, now);
@@ -162,8 +162,8 @@ impl PushEngine {
         let expires_at = now + r.expires_in;
         let timer = self.arm(&r.binding, &r.info.provider, expires_at, r.pnsreg, now);
         let registered_at = r.registered_ago.and_then(|a| now.checked_sub(a));
-        let state = BindingState::new(&r.info, r.pnsreg, expires_at, registered_at, timer);
-        self.bindings.insert(r.binding.clone(), state);
+        let state = BindingState::new(&r.binding, &r.info, r.pnsreg, expires_at, registered_at, timer);
+        self.bindings.insert(state);
         self.purrs.restore(&r.binding, &r.purrs, now, self.cfg.purr_horizon, &mut self.timers);
         true
     }
@@ -198,8 +198,8 @@ impl PushEngine {
                     b.set_timer(timer);
                 }
                 None => {
-                    let state = BindingState::new(&r.info, r.pnsreg, expires_at, registered_at, timer);
-                    self.bindings.insert(r.binding.clone(), state);
+                    let state = BindingState::new(&r.binding, &r.info, r.pnsreg, expires_at, registered_at, timer);
+                    self.bindings.insert(state);
                 }
             }
         }

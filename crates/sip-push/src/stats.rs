@@ -120,11 +120,11 @@ impl PushEngine {
     }
 
     pub fn binding_view(&self, key: &str, now: Instant) -> Option<BindingView> {
-        let (k, b) = self.bindings.get_key_value(key)?;
+        let b = self.bindings.get(key)?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let timer = b.timer();
         Some(BindingView {
-            binding: k.clone(),
+            binding: BindingKey::new(b.key()),
             provider: b.provider().to_owned(),
             pnsreg: b.pnsreg(),
             expires_in_ms: ms(b.expires_at().saturating_duration_since(now)),
@@ -141,8 +141,8 @@ impl PushEngine {
 
     /// Every binding's view, sorted by key (O(n log n): for management only).
     pub fn binding_views(&self, now: Instant) -> Vec<BindingView> {
-        let mut keys: Vec<&BindingKey> = self.bindings.keys().collect();
-        keys.sort();
+        let mut keys: Vec<&str> = self.bindings.iter().map(|b| b.key()).collect();
+        keys.sort_unstable();
         keys.into_iter().filter_map(|k| self.binding_view(k, now)).collect()
     }
 }
