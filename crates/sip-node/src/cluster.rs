@@ -391,7 +391,7 @@ impl Node {
         let mut path = vec![format!("<sip:{user}@{via};lr>")];
         path.extend(b.path.iter().cloned());
         Some(BranchTarget {
-            uri: Some(b.uri.clone()),
+            uri: b.uri.parse(),
             path,
             flow: Some(Target { transport: Transport::Udp, remote: via, conn: None }),
             hop: None,
@@ -425,7 +425,7 @@ impl Node {
         self.pn
             .as_ref()
             .and_then(|p| p.aor_of(binding))
-            .and_then(|a| self.registrar.location.binding(a, binding))
+            .and_then(|a| self.registrar.location.binding(&a, binding))
             .map_or(0, |b| b.expires_at)
     }
 

@@ -283,7 +283,7 @@ impl Node {
             return None;
         };
         // The AoR from the push module's index: no scan of the location.
-        let aor = pn.aor_of(&id)?.clone();
+        let aor = pn.aor_of(&id)?;
         let b = self.registrar.location.binding(&aor, &id)?.clone();
         let method = req.method().cloned()?;
         let spec = (b.id.clone(), b.q.unwrap_or(1000), self.branch_target(&b));
@@ -310,6 +310,7 @@ impl Node {
         if let Some(t) = self.cluster_route(b) {
             return t;
         }
+        let uri = b.uri.parse();
         let flow = if !b.path.is_empty() {
             None
         } else if b.flow.transport.is_reliable() {
@@ -320,11 +321,11 @@ impl Node {
             // UDP: to the source address of its REGISTER when the device is
             // behind NAT (its Contact names another IP, or it uses outbound);
             // else to its Contact (RFC 3261).
-            let contact_ip = b.uri.as_sip().and_then(|u| u.host.ip());
+            let contact_ip = uri.as_ref().and_then(sip_msg::Uri::as_sip).and_then(|u| u.host.ip());
             let natted = b.is_outbound() || contact_ip != Some(b.flow.remote.ip());
             natted.then_some(Target { transport: Transport::Udp, remote: b.flow.remote, conn: None })
         };
-        BranchTarget { uri: Some(b.uri.clone()), path: b.path.clone(), flow, hop: None }
+        BranchTarget { uri, path: b.path.clone(), flow, hop: None }
     }
 }
 

@@ -7,8 +7,10 @@
 //! carrying out the engine's outputs (pushes, forks once the waking
 //! REGISTER is durable, releases).
 //!
-//! Owns the `sip_push::PushEngine` and the AoR of each push binding. It
-//! must not route or answer anything itself: the node's proxying does.
+//! Owns the `sip_push::PushEngine`; the AoR of each push binding is kept by
+//! the engine with the binding (`PushEngine::set_owner`), not in a map of
+//! its own. It must not route or answer anything itself: the node's
+//! proxying does.
 
 use crate::io::{CallEndPushes, Caller, PushJob};
 use crate::node::Node;
@@ -16,15 +18,12 @@ use sip_msg::{Contact, HeaderName, Message};
 use sip_push::{BindingKey, Classification, ContactInfo, PushConfig, PushEngine, Registration, Rejection};
 use sip_registrar::location::Change;
 use sip_registrar::{Aor, Binding, Location};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The push module of a node.
 pub struct Pn {
     pub engine: PushEngine,
     pub cfg: PushConfig,
-    /// The AoR of each push binding (the engine knows bindings by id only).
-    aors: HashMap<String, Aor>,
     /// Call-end pushes per provider (`"*"`: the others).
     call_end: Vec<(String, CallEndPushes)>,
 }
@@ -59,7 +58,7 @@ impl Pn {
                 errs.iter().map(|e| format!("push.{}: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
             )
         })?;
-        Ok(Pn { engine, cfg, aors: HashMap::new(), call_end })
+        Ok(Pn { engine, cfg, call_end })
     }
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
@@ -139,31 +138,24 @@ impl Pn {
         for ch in changes {
             match ch {
                 Change::Upsert(b) => {
-                    let uri = b.uri.to_string();
-                    let Some(i) = classes.iter().position(|(u, _)| *u == uri) else { continue };
+                    let Some(i) = classes.iter().position(|(u, _)| *u == b.uri.as_str()) else { continue };
                     let expires = Duration::from_millis(b.expires_at.saturating_sub(now_ms));
                     let (info, pnsreg) = match &classes[i].1 {
                         Classification::Push { info, pnsreg } => (Some(info.clone()), *pnsreg),
                         _ => (None, false),
                     };
                     let had_push = info.is_some();
-                    if had_push {
-                        self.aors.insert(b.id.clone(), b.aor.clone());
-                    } else {
-                        // No longer a push binding (re-registered plain).
-                        self.aors.remove(&b.id);
-                    }
                     let purr = self.engine.handle_register_ok(
                         Registration { binding: BindingKey::new(b.id.as_str()), info, expires, pnsreg },
                         now,
                     );
                     if had_push {
+                        self.engine.set_owner(&b.id, b.aor.as_str());
                         purrs.push((i, purr));
                     }
                 }
                 Change::Remove { id, .. } => {
                     self.engine.handle_removed(&BindingKey::new(id.as_str()), now);
-                    self.aors.remove(id);
                 }
             }
         }
@@ -172,9 +164,9 @@ impl Pn {
             if !matches!(class, Classification::Push { .. }) || purrs.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            let existing = aor.map(|a| location.get(a)).unwrap_or_default().iter().find(|b| b.uri.to_string() == *uri);
+            let existing = aor.map(|a| location.get(a)).unwrap_or_default().iter().find(|b| b.uri.as_str() == *uri);
             if let Some(b) = existing
-                && self.aors.contains_key(&b.id)
+                && self.engine.tracks(&b.id)
             {
                 purrs.push((i, self.engine.purr_for(&b.id).map(str::to_string)));
             }
@@ -192,8 +184,7 @@ impl Pn {
     pub(crate) fn restore(&mut self, b: &Binding, push_state: Option<&str>, now: Instant, now_ms: u64) -> bool {
         let left = b.expires_at.saturating_sub(now_ms);
         // Classified as at registration (the expiry check already passed then).
-        let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
-        let Classification::Push { info, pnsreg } = self.engine.classify(&info) else { return false };
+        let Classification::Push { info, pnsreg } = self.classify_stored(b) else { return false };
         let (pnsreg, purrs) = match push_state.map(|s| sip_push::decode_push_state(s, now_ms, self.cfg.purr_horizon)) {
             Some(Ok((flag, purrs))) => (flag || pnsreg, purrs),
             Some(Err(e)) => {
@@ -214,7 +205,7 @@ impl Pn {
             now,
         );
         if restored {
-            self.aors.insert(b.id.clone(), b.aor.clone());
+            self.engine.set_owner(&b.id, b.aor.as_str());
         }
         restored
     }
@@ -224,8 +215,7 @@ impl Pn {
     /// PURRs, and forks what is parked here for it when fresh.
     pub(crate) fn replicated(&mut self, b: &Binding, push_state: Option<&str>, fresh: bool, now: Instant, now_ms: u64) {
         let left = b.expires_at.saturating_sub(now_ms);
-        let info = ContactInfo::from_name_addr(&sip_msg::NameAddr::new(b.uri.clone()), u32::MAX, &[]);
-        let Classification::Push { info, pnsreg } = self.engine.classify(&info) else {
+        let Classification::Push { info, pnsreg } = self.classify_stored(b) else {
             // No longer a push binding: what waits for it goes to its Contact.
             if self.engine.tracks(&b.id) && fresh {
                 let key = BindingKey::new(b.id.as_str());
@@ -233,7 +223,6 @@ impl Pn {
                     Registration { binding: key, info: None, expires: Duration::from_millis(left), pnsreg: false };
                 self.engine.handle_register_ok(reg, now);
             }
-            self.aors.remove(&b.id);
             return;
         };
         let (pnsreg, purrs) = match push_state.map(|s| sip_push::decode_push_state(s, now_ms, self.cfg.purr_horizon)) {
@@ -253,7 +242,7 @@ impl Pn {
             purrs,
         };
         if self.engine.handle_replicated(r, fresh, now) {
-            self.aors.insert(b.id.clone(), b.aor.clone());
+            self.engine.set_owner(&b.id, b.aor.as_str());
         }
     }
 
@@ -264,7 +253,7 @@ impl Pn {
             return None;
         }
         let key = self.engine.resolve_purr(purr, now)?;
-        self.aors.contains_key(key.as_str()).then(|| key.as_str().to_string())
+        self.engine.owner(key.as_str()).is_some().then(|| key.as_str().to_string())
     }
 
     /// Whether the engine pushes this binding (it registered push coordinates
@@ -274,9 +263,9 @@ impl Pn {
         self.engine.tracks(&b.id)
     }
 
-    /// The AoR of a push binding.
-    pub fn aor_of(&self, binding: &str) -> Option<&Aor> {
-        self.aors.get(binding)
+    /// The AoR of a push binding (the engine keeps it with the binding).
+    pub fn aor_of(&self, binding: &str) -> Option<Aor> {
+        self.engine.owner(binding).map(|a| Aor::from_stored(a.to_owned()))
     }
 
     /// Which call-end pushes `provider`'s devices get.
@@ -287,11 +276,17 @@ impl Pn {
 
     /// The push coordinates a binding has now (`None`: not a push binding).
     pub fn coordinates(&self, b: &Binding) -> Option<sip_push::PnInfo> {
-        let na = sip_msg::NameAddr::new(b.uri.clone());
-        match self.engine.classify(&ContactInfo::from_name_addr(&na, u32::MAX, &[])) {
+        match self.classify_stored(b) {
             Classification::Push { info, .. } => Some(info),
             _ => None,
         }
+    }
+
+    /// A stored binding's Contact classified as at registration (the
+    /// expiry check already passed then).
+    fn classify_stored(&self, b: &Binding) -> Classification {
+        let Some(uri) = b.uri.parse() else { return Classification::Plain };
+        self.engine.classify(&ContactInfo::from_name_addr(&sip_msg::NameAddr::new(uri), u32::MAX, &[]))
     }
 
     /// A test push to a binding now (`sipwake ctl push`), outside the
@@ -322,7 +317,8 @@ fn own_push_id() -> sip_push::PushId {
 
 /// The binding's `pn-*` Contact parameters other than the coordinates, unescaped.
 fn pn_extra(b: &Binding) -> Vec<(String, String)> {
-    let Some(u) = b.uri.as_sip() else { return Vec::new() };
+    let Some(uri) = b.uri.parse() else { return Vec::new() };
+    let Some(u) = uri.as_sip() else { return Vec::new() };
     if !u.params.0.iter().any(|(n, _)| n.len() > 3 && n[..3].eq_ignore_ascii_case(b"pn-")) {
         return Vec::new();
     }
@@ -472,7 +468,7 @@ impl Node {
     /// A push of the engine as a job for the sender: with the AoR, the
     /// caller of a call push and the binding's extra `pn-*` parameters.
     pub(crate) fn push_job(&self, request: sip_push::PushRequest) -> PushJob {
-        let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str())).cloned();
+        let aor = self.pn.as_ref().and_then(|p| p.aor_of(request.binding.as_str()));
         let pn_extra = aor
             .as_ref()
             .and_then(|a| self.registrar.location.binding(a, request.binding.as_str()))
@@ -591,7 +587,7 @@ impl Node {
     /// it re-registered with another token meanwhile.
     fn remove_dead(&mut self, f: &InFlight, now: Instant) {
         let Some(pn) = &self.pn else { return };
-        let Some(aor) = pn.aor_of(&f.binding).cloned() else { return };
+        let Some(aor) = pn.aor_of(&f.binding) else { return };
         let Some(b) = self.registrar.location.binding(&aor, &f.binding) else { return };
         if pn.coordinates(b).is_none_or(|c| c.prid != f.prid) {
             return;
@@ -617,7 +613,6 @@ impl Node {
         for ch in changes {
             if let Change::Remove { id, .. } = ch {
                 pn.engine.handle_removed(&BindingKey::new(id.as_str()), now);
-                pn.aors.remove(id);
             }
         }
     }

@@ -251,6 +251,10 @@ impl PushConfig {
             if !is_token_nobang(&p.name) {
                 err("providers", format!("provider name {:?} is not a token (RFC 3840 token-nobang)", p.name));
             }
+            // The engine keeps a binding's provider name with a one-byte length.
+            if p.name.len() > 255 {
+                err("providers", format!("provider name {:?} is longer than 255 bytes", p.name));
+            }
             if self.providers[..i].iter().any(|q| q.name.eq_ignore_ascii_case(&p.name)) {
                 err("providers", format!("provider {:?} is listed twice", p.name));
             }

@@ -17,7 +17,8 @@ use crate::stats::{PushCounters, Stats};
 use crate::timers::{Entry, TimerKind, Timers};
 use crate::types::{BindingKey, PnInfo, PushId, RequestId};
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
 
 /// Pushes awaiting a result, per binding; older ones are given up
 /// (counted as unanswered) when more are sent. Bounds memory without a
@@ -30,45 +31,357 @@ pub(crate) enum Due {
     Expire,
 }
 
-pub(crate) struct BindingState {
-    pub info: PnInfo,
-    pub pnsreg: bool,
-    pub expires_at: Instant,
-    pub registered_at: Option<Instant>,
-    /// Refresh pushes in this expiry cycle.
-    pub attempt: u32,
-    pub last_push: Option<Instant>,
-    pub consecutive_failures: u32,
-    pub invalid: bool,
-    pub timer: (Instant, u64, Due),
+/// Pushes and parked requests of one binding: rarely any, so out of line.
+#[derive(Default)]
+pub(crate) struct Active {
     /// Requests waiting for this binding, in parking order.
     pub parked: Vec<RequestId>,
     /// Its pushes awaiting a result, oldest first.
     pub pending: VecDeque<PushId>,
 }
 
+const PNSREG: u8 = 1;
+const INVALID: u8 = 2;
+const DUE_EXPIRE: u8 = 4;
+const HAS_PARAM: u8 = 8;
+/// An offset that stands for "no such time".
+const NONE: u32 = u32::MAX;
+
+/// One push binding, kept small (one per binding at a million): its texts
+/// in one allocation, every time but its expiry as milliseconds before
+/// it, what is rarely there ([`Active`]) out of line.
+pub(crate) struct BindingState {
+    expires_at: Instant,
+    timer_generation: u64,
+    /// Its key, the owner ([`PushEngine::set_owner`]), `pn-provider`,
+    /// `pn-prid` and `pn-param`, one after the other.
+    text: Box<str>,
+    active: Option<Box<Active>>,
+    /// ms before `expires_at` ([`NONE`]: unknown / never).
+    registered: u32,
+    last_push: u32,
+    timer: u32,
+    prid_len: u32,
+    key_len: u16,
+    owner_len: u16,
+    /// Provider names are at most 255 bytes (config validation).
+    provider_len: u8,
+    /// Push failures since the last success (saturating).
+    failures: u8,
+    /// Refresh pushes in this expiry cycle (saturating).
+    attempt: u8,
+    flags: u8,
+}
+
+/// `t` as milliseconds before `exp` (0 when after it; saturating).
+fn before(exp: Instant, t: Instant) -> u32 {
+    u32::try_from(exp.saturating_duration_since(t).as_millis()).unwrap_or(NONE - 1).min(NONE - 1)
+}
+
+fn at(exp: Instant, ms: u32) -> Instant {
+    exp.checked_sub(Duration::from_millis(u64::from(ms))).unwrap_or(exp)
+}
+
 impl BindingState {
     /// A binding tracked from now on, with its first timer.
     pub(crate) fn new(
-        info: PnInfo,
+        key: &str,
+        info: &PnInfo,
         pnsreg: bool,
         expires_at: Instant,
         registered_at: Option<Instant>,
         timer: (Instant, u64, Due),
     ) -> BindingState {
-        BindingState {
-            info,
-            pnsreg,
+        let mut b = BindingState {
             expires_at,
-            registered_at,
+            timer_generation: 0,
+            text: Box::from(""),
+            active: None,
+            registered: NONE,
+            last_push: NONE,
+            timer: 0,
+            prid_len: 0,
+            key_len: 0,
+            owner_len: 0,
+            provider_len: 0,
+            failures: 0,
             attempt: 0,
-            last_push: None,
-            consecutive_failures: 0,
-            invalid: false,
-            timer,
-            parked: Vec::new(),
-            pending: VecDeque::new(),
+            flags: 0,
+        };
+        b.pack(key, "", &info.provider, &info.prid, info.param.as_deref());
+        b.set_flag(PNSREG, pnsreg);
+        b.set_registered_at(registered_at);
+        b.set_timer(timer);
+        b
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
         }
+    }
+
+    /// Rewrites the texts (lengths beyond the inline counters cannot be
+    /// sliced back: never the case for an AoR, a provider name, a token or
+    /// a URL, all within one SIP message).
+    fn pack(&mut self, key: &str, owner: &str, provider: &str, prid: &str, param: Option<&str>) {
+        let parts = [key, owner, provider, prid, param.unwrap_or_default()];
+        let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            s.push_str(part);
+        }
+        self.text = s.into_boxed_str();
+        self.key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+        self.owner_len = u16::try_from(owner.len()).unwrap_or(u16::MAX);
+        self.provider_len = u8::try_from(provider.len()).unwrap_or(u8::MAX);
+        self.prid_len = u32::try_from(prid.len()).unwrap_or(u32::MAX);
+        self.set_flag(HAS_PARAM, param.is_some());
+    }
+
+    /// New push coordinates (no allocation when they did not change).
+    pub(crate) fn set_info(&mut self, info: &PnInfo) {
+        let (key, owner, provider, prid, param) = self.split();
+        if provider == info.provider && prid == info.prid && param == info.param.as_deref() {
+            return;
+        }
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.pack(&key, &owner, &info.provider, &info.prid, info.param.as_deref());
+    }
+
+    /// The core's text for this binding; `false` when too long to keep.
+    pub(crate) fn set_owner(&mut self, owner: &str) -> bool {
+        if owner.len() > usize::from(u16::MAX) {
+            return false;
+        }
+        let (key, old, provider, prid, param) = self.split();
+        if old != owner {
+            let (key, provider, prid) = (key.to_owned(), provider.to_owned(), prid.to_owned());
+            let param = param.map(str::to_owned);
+            self.pack(&key, owner, &provider, &prid, param.as_deref());
+        }
+        true
+    }
+
+    fn split(&self) -> (&str, &str, &str, &str, Option<&str>) {
+        fn cut(s: &str, n: usize) -> (&str, &str) {
+            s.split_at_checked(n.min(s.len())).unwrap_or((s, ""))
+        }
+        let (key, rest) = cut(&self.text, usize::from(self.key_len));
+        let (owner, rest) = cut(rest, usize::from(self.owner_len));
+        let (provider, rest) = cut(rest, usize::from(self.provider_len));
+        let (prid, param) = cut(rest, usize::try_from(self.prid_len).unwrap_or(usize::MAX));
+        (key, owner, provider, prid, (self.flags & HAS_PARAM != 0).then_some(param))
+    }
+
+    /// `None`: none set (an empty owner is none).
+    pub(crate) fn owner(&self) -> Option<&str> {
+        (self.owner_len > 0).then(|| self.split().1)
+    }
+
+    /// The binding's key.
+    pub(crate) fn key(&self) -> &str {
+        self.split().0
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        u32::from(self.failures)
+    }
+
+    pub(crate) fn set_failures(&mut self, n: u32) {
+        self.failures = u8::try_from(n).unwrap_or(u8::MAX);
+    }
+
+    pub(crate) fn provider(&self) -> &str {
+        self.split().2
+    }
+
+    pub(crate) fn prid(&self) -> &str {
+        self.split().3
+    }
+
+    pub(crate) fn param(&self) -> Option<&str> {
+        self.split().4
+    }
+
+    /// The coordinates as the push request carries them.
+    pub(crate) fn info(&self) -> PnInfo {
+        PnInfo {
+            provider: self.provider().to_owned(),
+            prid: self.prid().to_owned(),
+            param: self.param().map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn pnsreg(&self) -> bool {
+        self.flags & PNSREG != 0
+    }
+
+    pub(crate) fn set_pnsreg(&mut self, on: bool) {
+        self.set_flag(PNSREG, on);
+    }
+
+    pub(crate) fn invalid(&self) -> bool {
+        self.flags & INVALID != 0
+    }
+
+    pub(crate) fn set_invalid(&mut self, on: bool) {
+        self.set_flag(INVALID, on);
+    }
+
+    pub(crate) fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+
+    /// A new expiry; the other times stay what they were.
+    pub(crate) fn set_expires_at(&mut self, t: Instant) {
+        let (registered, last_push, timer) = (self.registered_at(), self.last_push(), self.timer());
+        self.expires_at = t;
+        self.set_registered_at(registered);
+        self.last_push = last_push.map_or(NONE, |p| before(t, p));
+        self.set_timer(timer);
+    }
+
+    pub(crate) fn registered_at(&self) -> Option<Instant> {
+        (self.registered != NONE).then(|| at(self.expires_at, self.registered))
+    }
+
+    pub(crate) fn set_registered_at(&mut self, t: Option<Instant>) {
+        self.registered = t.map_or(NONE, |t| before(self.expires_at, t));
+    }
+
+    pub(crate) fn last_push(&self) -> Option<Instant> {
+        (self.last_push != NONE).then(|| at(self.expires_at, self.last_push))
+    }
+
+    pub(crate) fn set_last_push(&mut self, t: Instant) {
+        self.last_push = before(self.expires_at, t);
+    }
+
+    /// Refresh pushes sent in this expiry cycle.
+    pub(crate) fn attempt(&self) -> u32 {
+        u32::from(self.attempt)
+    }
+
+    pub(crate) fn set_attempt(&mut self, n: u32) {
+        self.attempt = u8::try_from(n).unwrap_or(u8::MAX);
+    }
+
+    /// The binding's live timer: (when, generation, what for).
+    pub(crate) fn timer(&self) -> (Instant, u64, Due) {
+        let due = if self.flags & DUE_EXPIRE != 0 { Due::Expire } else { Due::Refresh };
+        (at(self.expires_at, self.timer), self.timer_generation, due)
+    }
+
+    pub(crate) fn set_timer(&mut self, (t, generation, due): (Instant, u64, Due)) {
+        self.timer = before(self.expires_at, t);
+        self.timer_generation = generation;
+        self.set_flag(DUE_EXPIRE, due == Due::Expire);
+    }
+
+    pub(crate) fn timer_generation(&self) -> u64 {
+        self.timer_generation
+    }
+
+    /// The parked requests and pending pushes, created on first use.
+    pub(crate) fn active(&mut self) -> &mut Active {
+        self.active.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the out-of-line part once it holds nothing.
+    pub(crate) fn shrink(&mut self) {
+        if self.active.as_ref().is_some_and(|a| a.parked.is_empty() && a.pending.is_empty()) {
+            self.active = None;
+        }
+    }
+
+    pub(crate) fn parked_len(&self) -> usize {
+        self.active.as_ref().map_or(0, |a| a.parked.len())
+    }
+
+    /// Takes the parked requests (none left).
+    pub(crate) fn take_parked(&mut self) -> Vec<RequestId> {
+        let parked = self.active.as_mut().map(|a| std::mem::take(&mut a.parked)).unwrap_or_default();
+        self.shrink();
+        parked
+    }
+
+    pub(crate) fn unpark(&mut self, r: RequestId) {
+        if let Some(a) = &mut self.active {
+            a.parked.retain(|x| *x != r);
+        }
+        self.shrink();
+    }
+
+    /// Takes the pending pushes (none left).
+    pub(crate) fn take_pending(&mut self) -> VecDeque<PushId> {
+        let pending = self.active.as_mut().map(|a| std::mem::take(&mut a.pending)).unwrap_or_default();
+        self.shrink();
+        pending
+    }
+
+    pub(crate) fn push_done(&mut self, id: PushId) {
+        if let Some(a) = &mut self.active {
+            a.pending.retain(|x| *x != id);
+        }
+        self.shrink();
+    }
+}
+
+/// The push bindings by key. The key lives in the state's own text
+/// allocation, so a table slot is the state alone (no key beside it).
+pub(crate) struct Bindings {
+    table: hashbrown::HashTable<BindingState>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Bindings {
+    fn new(hasher: foldhash::fast::FixedState) -> Bindings {
+        Bindings { table: hashbrown::HashTable::new(), hasher }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&BindingState> {
+        self.table.find(self.hash(key), |b| b.key() == key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut BindingState> {
+        let h = self.hash(key);
+        self.table.find_mut(h, |b| b.key() == key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts (or replaces) the state under its key.
+    pub(crate) fn insert(&mut self, state: BindingState) {
+        let h = self.hash(state.key());
+        let hasher = &self.hasher;
+        let entry = self.table.entry(h, |b| b.key() == state.key(), |b| hasher.hash_one(b.key()));
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = state,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(state);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &str) -> Option<BindingState> {
+        let h = self.hash(key);
+        self.table.find_entry(h, |b| b.key() == key).ok().map(|e| e.remove().0)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &BindingState> {
+        self.table.iter()
     }
 }
 
@@ -77,7 +390,7 @@ pub struct PushEngine {
     pub(crate) cfg: PushConfig,
     pub(crate) plan: RefreshPlan,
     pub(crate) rng: Box<dyn RandomSource>,
-    pub(crate) bindings: Map<BindingKey, BindingState>,
+    pub(crate) bindings: Bindings,
     pub(crate) requests: Map<RequestId, Parked>,
     pub(crate) pushes: Map<PushId, PendingPush>,
     pub(crate) purrs: PurrTable,
@@ -100,7 +413,7 @@ impl PushEngine {
             purrs: PurrTable::new(cfg.purr_key.clone(), hasher.clone()),
             cfg,
             rng: Box::new(rng),
-            bindings: Map::with_hasher(hasher.clone()),
+            bindings: Bindings::new(hasher.clone()),
             requests: Map::with_hasher(hasher.clone()),
             pushes: Map::with_hasher(hasher),
             timers: Timers::default(),
@@ -112,6 +425,20 @@ impl PushEngine {
 
     pub fn config(&self) -> &PushConfig {
         &self.cfg
+    }
+
+    /// Attaches the core's own text to a tracked push binding (sip-node:
+    /// its AoR), kept in the allocation of its coordinates: the core needs
+    /// no map of its own from binding to owner. Kept until the binding is
+    /// forgotten. `false` when the engine does not track the binding (or
+    /// the text is over 64 KiB).
+    pub fn set_owner(&mut self, binding: &str, owner: &str) -> bool {
+        self.bindings.get_mut(binding).is_some_and(|b| b.set_owner(owner))
+    }
+
+    /// The text [`PushEngine::set_owner`] attached to a tracked binding.
+    pub fn owner(&self, binding: &str) -> Option<&str> {
+        self.bindings.get(binding)?.owner()
     }
 
     // ---- push senders -----------------------------------------------------
@@ -138,13 +465,13 @@ impl PushEngine {
         }
         let mut invalidated = false;
         if let Some(b) = self.bindings.get_mut(&p.binding) {
-            b.pending.retain(|x| *x != id);
+            b.push_done(id);
             match result {
-                Ok(()) => b.consecutive_failures = 0,
+                Ok(()) => b.set_failures(0),
                 Err(e) => {
-                    b.consecutive_failures += 1;
-                    if e == PushError::Rejected && !b.invalid && b.info.prid == p.prid {
-                        b.invalid = true;
+                    b.set_failures(b.consecutive_failures().saturating_add(1));
+                    if e == PushError::Rejected && !b.invalid() && b.prid() == p.prid {
+                        b.set_invalid(true);
                         invalidated = true;
                     }
                 }
@@ -182,10 +509,11 @@ impl PushEngine {
         self.next_push += 1;
         let id = PushId(self.next_push);
         let b = self.bindings.get_mut(binding)?;
-        b.last_push = Some(now);
-        let info = b.info.clone();
-        b.pending.push_back(id);
-        let given_up = (b.pending.len() > MAX_PENDING_PER_BINDING).then(|| b.pending.pop_front()).flatten();
+        b.set_last_push(now);
+        let info = b.info();
+        let pending = &mut b.active().pending;
+        pending.push_back(id);
+        let given_up = (pending.len() > MAX_PENDING_PER_BINDING).then(|| pending.pop_front()).flatten();
         if let Some(old) = given_up.and_then(|old| self.pushes.remove(&old)) {
             self.counters(old.kind).unanswered += 1;
         }
@@ -227,10 +555,10 @@ impl PushEngine {
             match e.kind {
                 TimerKind::Binding(key) => {
                     let Some(b) = self.bindings.get(&key) else { continue };
-                    if b.timer.1 != e.generation {
+                    if b.timer_generation() != e.generation {
                         continue;
                     }
-                    if b.timer.2 == Due::Expire || now >= b.expires_at {
+                    if b.timer().2 == Due::Expire || now >= b.expires_at() {
                         self.stats.bindings_expired += 1;
                         self.drop_binding(&key, BranchEnd::BindingGone, now);
                     } else {
@@ -249,18 +577,18 @@ impl PushEngine {
     }
 
     fn fire_refresh(&mut self, key: &BindingKey, now: Instant) {
-        let b = self.bindings.get_mut(key).expect("caller checked");
-        let expires_at = b.expires_at;
-        let send = !b.invalid;
+        let Some(b) = self.bindings.get_mut(key) else { return };
+        let expires_at = b.expires_at();
+        let send = !b.invalid();
         if send {
-            b.attempt += 1;
+            b.set_attempt(b.attempt() + 1);
         }
-        let attempt = b.attempt;
+        let attempt = b.attempt();
         let next =
-            if send { self.plan.next(&b.info.provider, expires_at, b.pnsreg, attempt, now + MIN_GAP) } else { None };
+            if send { self.plan.next(b.provider(), expires_at, b.pnsreg(), attempt, now + MIN_GAP) } else { None };
         let (at, due) = next.map_or((expires_at, Due::Expire), |t| (t, Due::Refresh));
         let generation = self.timers.arm(at, TimerKind::Binding(key.clone()));
-        self.bindings.get_mut(key).expect("exists").timer = (at, generation, due);
+        b.set_timer((at, generation, due));
         if send {
             self.send_push(key, PushReason::Refresh, None, attempt, expires_at, now);
         }
@@ -273,10 +601,10 @@ impl PushEngine {
     /// (or its token is known dead).
     pub fn refresh_now(&mut self, binding: &BindingKey, now: Instant) -> bool {
         let Some(b) = self.bindings.get(binding) else { return false };
-        if b.invalid {
+        if b.invalid() {
             return false;
         }
-        let expires_at = b.expires_at;
+        let expires_at = b.expires_at();
         self.send_push(binding, PushReason::Refresh, None, 1, expires_at, now).is_some()
     }
 
@@ -286,15 +614,15 @@ impl PushEngine {
             self.purrs.remove_binding(key);
             return;
         };
-        for r in std::mem::take(&mut b.parked) {
+        for r in b.take_parked() {
             self.end_branch(r, key, Err(why), now);
         }
         self.forget_binding(key);
     }
 
     pub(crate) fn forget_binding(&mut self, key: &BindingKey) {
-        if let Some(b) = self.bindings.remove(key) {
-            for id in b.pending {
+        if let Some(mut b) = self.bindings.remove(key) {
+            for id in b.take_pending() {
                 if let Some(p) = self.pushes.remove(&id) {
                     self.counters(p.kind).unanswered += 1;
                 }
@@ -310,8 +638,9 @@ impl PushEngine {
             return;
         }
         let mut entries = Vec::with_capacity(live);
-        for (k, b) in &self.bindings {
-            entries.push(Entry { at: b.timer.0, generation: b.timer.1, kind: TimerKind::Binding(k.clone()) });
+        for b in self.bindings.iter() {
+            let (at, generation, _) = b.timer();
+            entries.push(Entry { at, generation, kind: TimerKind::Binding(BindingKey::new(b.key())) });
         }
         for (r, p) in &self.requests {
             entries.push(Entry { at: p.timer_at, generation: p.generation, kind: TimerKind::Hold(*r) });
@@ -325,5 +654,53 @@ impl PushEngine {
     /// The next thing to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of these per push binding (plus the map slot's key): a change of
+    /// size is a change of the memory a push binding costs at 1M.
+    #[test]
+    fn sizes_of_per_binding_state() {
+        assert_eq!(std::mem::size_of::<BindingState>(), 72);
+        assert_eq!(std::mem::size_of::<Option<Box<Active>>>(), 8);
+        assert_eq!(std::mem::size_of::<BindingKey>(), 24);
+        assert_eq!(std::mem::size_of::<Option<crate::timers::TimerKind>>(), 24);
+        assert_eq!(std::mem::size_of::<PnInfo>(), 72);
+    }
+
+    #[test]
+    fn binding_state_keeps_coordinates_and_times() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let info = |param: Option<&str>| PnInfo {
+            provider: "apns".into(),
+            prid: "tok%00en".into(),
+            param: param.map(str::to_string),
+        };
+        let mut b =
+            BindingState::new("k1", &info(Some("T.x")), true, t0 + s(3600), Some(t0), (t0 + s(3480), 7, Due::Refresh));
+        assert_eq!(b.info(), info(Some("T.x")));
+        assert_eq!((b.registered_at(), b.last_push(), b.timer()), (Some(t0), None, (t0 + s(3480), 7, Due::Refresh)));
+        assert!(b.pnsreg() && !b.invalid());
+        b.set_info(&info(Some("")));
+        assert_eq!(b.param(), Some(""));
+        assert_eq!(b.owner(), None);
+        assert!(b.set_owner("alice@example.com"));
+        b.set_info(&info(None));
+        assert_eq!(b.info(), info(None));
+        assert_eq!(b.owner(), Some("alice@example.com"), "the owner survives new coordinates");
+        assert!(b.set_owner("bob@example.com"));
+        assert_eq!((b.owner(), b.info(), b.key()), (Some("bob@example.com"), info(None), "k1"));
+        b.set_last_push(t0 + s(3480));
+        b.set_expires_at(t0 + s(7200));
+        assert_eq!(b.last_push(), Some(t0 + s(3480)), "times survive a new expiry");
+        assert_eq!(b.timer(), (t0 + s(3480), 7, Due::Refresh));
+        b.active().parked.push(RequestId(1));
+        b.unpark(RequestId(1));
+        assert!(b.active.is_none(), "an empty out-of-line part is dropped");
     }
 }

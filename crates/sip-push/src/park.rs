@@ -90,7 +90,7 @@ impl PushEngine {
             .iter()
             .map(|t| {
                 let hold = match self.bindings.get(&t.binding) {
-                    Some(b) => self.cfg.branch_hold_for(&b.info.provider, invite),
+                    Some(b) => self.cfg.branch_hold_for(b.provider(), invite),
                     None => self.cfg.hold_for(invite),
                 };
                 Branch { binding: t.binding.clone(), deadline: now + hold, waiting: Some(None) }
@@ -125,11 +125,11 @@ impl PushEngine {
         let Some(b) = self.bindings.get(&t.binding) else {
             return self.end_branch(r, &t.binding, Err(BranchEnd::UnknownBinding), now);
         };
-        if b.invalid {
+        if b.invalid() {
             return self.end_branch(r, &t.binding, Err(BranchEnd::PushRejected), now);
         }
-        let skip = self.cfg.skip_interval_for(&b.info.provider);
-        if !skip.is_zero() && b.registered_at.is_some_and(|at| now.saturating_duration_since(at) < skip) {
+        let skip = self.cfg.skip_interval_for(b.provider());
+        if !skip.is_zero() && b.registered_at().is_some_and(|at| now.saturating_duration_since(at) < skip) {
             self.stats.skipped_recent += 1;
             return self.end_branch(r, &t.binding, Ok(()), now);
         }
@@ -144,7 +144,9 @@ impl PushEngine {
         if let Some(br) = self.requests.get_mut(&r).and_then(|p| p.branch_mut(&t.binding)) {
             br.waiting = Some(Some(now));
         }
-        self.bindings.get_mut(&t.binding).expect("checked").parked.push(r);
+        if let Some(b) = self.bindings.get_mut(&t.binding) {
+            b.active().parked.push(r);
+        }
     }
 
     /// The upstream CANCEL came (S3) or the core gave up on the request:
@@ -155,7 +157,7 @@ impl PushEngine {
         let Some(p) = self.requests.remove(&request) else { return false };
         for br in p.branches.iter().filter(|b| b.waiting.is_some()) {
             if let Some(b) = self.bindings.get_mut(&br.binding) {
-                b.parked.retain(|x| *x != request);
+                b.unpark(request);
             }
         }
         self.stats.requests_cancelled += 1;
@@ -176,7 +178,7 @@ impl PushEngine {
     /// Forks every request parked on `binding` (it registered).
     pub(crate) fn wake(&mut self, binding: &BindingKey, now: Instant) {
         let Some(b) = self.bindings.get_mut(binding) else { return };
-        for r in std::mem::take(&mut b.parked) {
+        for r in b.take_parked() {
             self.end_branch(r, binding, Ok(()), now);
         }
     }
@@ -227,7 +229,7 @@ impl PushEngine {
             }
         }
         if let Some(b) = self.bindings.get_mut(binding) {
-            b.parked.retain(|x| *x != r);
+            b.unpark(r);
         }
         if self.requests[&r].all_done() {
             let p = self.requests.remove(&r).expect("present");

@@ -83,17 +83,17 @@ impl PushEngine {
         let timer = self.arm(&reg.binding, &info.provider, expires_at, reg.pnsreg, now + MIN_GAP);
         match self.bindings.get_mut(&reg.binding) {
             Some(b) => {
-                b.info = info;
-                b.pnsreg = reg.pnsreg;
-                b.expires_at = expires_at;
-                b.registered_at = Some(now);
-                b.attempt = 0;
-                b.invalid = false;
-                b.timer = timer;
+                b.set_info(&info);
+                b.set_pnsreg(reg.pnsreg);
+                b.set_expires_at(expires_at);
+                b.set_registered_at(Some(now));
+                b.set_attempt(0);
+                b.set_invalid(false);
+                b.set_timer(timer);
             }
             None => {
-                let b = BindingState::new(info, reg.pnsreg, expires_at, Some(now), timer);
-                self.bindings.insert(reg.binding.clone(), b);
+                let b = BindingState::new(&reg.binding, &info, reg.pnsreg, expires_at, Some(now), timer);
+                self.bindings.insert(b);
             }
         }
         self.wake(&reg.binding, now);
@@ -137,7 +137,7 @@ impl PushEngine {
             return;
         }
         let Some(b) = self.bindings.get_mut(binding) else { return };
-        for r in std::mem::take(&mut b.parked) {
+        for r in b.take_parked() {
             self.end_branch(r, binding, Err(BranchEnd::RegisterFailed(code)), now);
         }
     }
@@ -162,8 +162,8 @@ impl PushEngine {
         let expires_at = now + r.expires_in;
         let timer = self.arm(&r.binding, &r.info.provider, expires_at, r.pnsreg, now);
         let registered_at = r.registered_ago.and_then(|a| now.checked_sub(a));
-        let state = BindingState::new(r.info, r.pnsreg, expires_at, registered_at, timer);
-        self.bindings.insert(r.binding.clone(), state);
+        let state = BindingState::new(&r.binding, &r.info, r.pnsreg, expires_at, registered_at, timer);
+        self.bindings.insert(state);
         self.purrs.restore(&r.binding, &r.purrs, now, self.cfg.purr_horizon, &mut self.timers);
         true
     }
@@ -185,27 +185,27 @@ impl PushEngine {
         }
         let expires_at = now + r.expires_in;
         let registered_at = r.registered_ago.and_then(|a| now.checked_sub(a));
-        let rearm = fresh || self.bindings.get(&r.binding).is_none_or(|b| b.expires_at != expires_at);
+        let rearm = fresh || self.bindings.get(&r.binding).is_none_or(|b| b.expires_at() != expires_at);
         if rearm {
             let floor = if fresh { now + MIN_GAP } else { now };
             let timer = self.arm(&r.binding, &r.info.provider, expires_at, r.pnsreg, floor);
             match self.bindings.get_mut(&r.binding) {
                 Some(b) => {
-                    b.expires_at = expires_at;
-                    b.registered_at = registered_at;
-                    b.attempt = 0;
-                    b.invalid = false;
-                    b.timer = timer;
+                    b.set_expires_at(expires_at);
+                    b.set_registered_at(registered_at);
+                    b.set_attempt(0);
+                    b.set_invalid(false);
+                    b.set_timer(timer);
                 }
                 None => {
-                    let state = BindingState::new(r.info.clone(), r.pnsreg, expires_at, registered_at, timer);
-                    self.bindings.insert(r.binding.clone(), state);
+                    let state = BindingState::new(&r.binding, &r.info, r.pnsreg, expires_at, registered_at, timer);
+                    self.bindings.insert(state);
                 }
             }
         }
         if let Some(b) = self.bindings.get_mut(&r.binding) {
-            b.info = r.info;
-            b.pnsreg = r.pnsreg;
+            b.set_info(&r.info);
+            b.set_pnsreg(r.pnsreg);
         }
         self.purrs.restore(&r.binding, &r.purrs, now, self.cfg.purr_horizon, &mut self.timers);
         if fresh {
@@ -246,6 +246,6 @@ impl PushEngine {
     /// Restore with [`crate::decode_push_state`] and [`PushEngine::restore`].
     pub fn push_state(&self, binding: &str, now: Instant, now_ms: u64) -> Option<String> {
         let b = self.bindings.get(binding)?;
-        Some(crate::persist::encode_push_state(b.pnsreg, &self.purrs.records(binding, now), now_ms))
+        Some(crate::persist::encode_push_state(b.pnsreg(), &self.purrs.records(binding, now), now_ms))
     }
 }

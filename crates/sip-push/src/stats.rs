@@ -120,28 +120,29 @@ impl PushEngine {
     }
 
     pub fn binding_view(&self, key: &str, now: Instant) -> Option<BindingView> {
-        let (k, b) = self.bindings.get_key_value(key)?;
+        let b = self.bindings.get(key)?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let timer = b.timer();
         Some(BindingView {
-            binding: k.clone(),
-            provider: b.info.provider.clone(),
-            pnsreg: b.pnsreg,
-            expires_in_ms: ms(b.expires_at.saturating_duration_since(now)),
-            registered_ago_ms: b.registered_at.map(|t| ms(now.saturating_duration_since(t))),
-            next_refresh_in_ms: (b.timer.2 == Due::Refresh).then(|| ms(b.timer.0.saturating_duration_since(now))),
-            refresh_attempts: b.attempt,
-            last_push_ago_ms: b.last_push.map(|t| ms(now.saturating_duration_since(t))),
-            consecutive_failures: b.consecutive_failures,
-            invalid: b.invalid,
-            parked: b.parked.len(),
+            binding: BindingKey::new(b.key()),
+            provider: b.provider().to_owned(),
+            pnsreg: b.pnsreg(),
+            expires_in_ms: ms(b.expires_at().saturating_duration_since(now)),
+            registered_ago_ms: b.registered_at().map(|t| ms(now.saturating_duration_since(t))),
+            next_refresh_in_ms: (timer.2 == Due::Refresh).then(|| ms(timer.0.saturating_duration_since(now))),
+            refresh_attempts: b.attempt(),
+            last_push_ago_ms: b.last_push().map(|t| ms(now.saturating_duration_since(t))),
+            consecutive_failures: b.consecutive_failures(),
+            invalid: b.invalid(),
+            parked: b.parked_len(),
             purrs: self.purrs.count(key),
         })
     }
 
     /// Every binding's view, sorted by key (O(n log n): for management only).
     pub fn binding_views(&self, now: Instant) -> Vec<BindingView> {
-        let mut keys: Vec<&BindingKey> = self.bindings.keys().collect();
-        keys.sort();
+        let mut keys: Vec<&str> = self.bindings.iter().map(|b| b.key()).collect();
+        keys.sort_unstable();
         keys.into_iter().filter_map(|k| self.binding_view(k, now)).collect()
     }
 }

@@ -12,59 +12,110 @@ use std::sync::Arc;
 ///
 /// It must stay the same when the same device instance re-registers (new
 /// PRID, new address): the engine wakes parked requests by this key, not by
-/// comparing URIs. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BindingKey(Arc<str>);
+/// comparing URIs. Cheap to clone: up to [`BindingKey::INLINE`] bytes (a
+/// 16-hex-digit binding id) are kept inline, without an allocation; longer
+/// keys are shared (`Arc<str>`).
+#[derive(Clone)]
+pub struct BindingKey(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; BindingKey::INLINE] },
+    Shared(Arc<str>),
+}
 
 impl BindingKey {
-    pub fn new(s: impl Into<Arc<str>>) -> BindingKey {
-        BindingKey(s.into())
+    /// The longest key kept inline.
+    pub const INLINE: usize = 22;
+
+    pub fn new(s: impl AsRef<str>) -> BindingKey {
+        let s = s.as_ref();
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= BindingKey::INLINE => {
+                let mut buf = [0u8; BindingKey::INLINE];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                BindingKey(Repr::Inline { len, buf })
+            }
+            _ => BindingKey(Repr::Shared(s.into())),
+        }
     }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // A whole `str` was copied in: always valid.
+            Repr::Inline { len, buf } => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for BindingKey {
+    fn eq(&self, other: &BindingKey) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for BindingKey {}
+
+impl std::hash::Hash for BindingKey {
+    // As `str` hashes: maps keyed by `BindingKey` are looked up by `&str`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for BindingKey {
+    fn partial_cmp(&self, other: &BindingKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BindingKey {
+    fn cmp(&self, other: &BindingKey) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl From<&str> for BindingKey {
     fn from(s: &str) -> BindingKey {
-        BindingKey(s.into())
+        BindingKey::new(s)
     }
 }
 
 impl From<String> for BindingKey {
     fn from(s: String) -> BindingKey {
-        BindingKey(s.into())
+        BindingKey::new(s)
     }
 }
 
 impl Deref for BindingKey {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for BindingKey {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for BindingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for BindingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.0)
+        write!(f, "{:?}", self.as_str())
     }
 }
 
 impl Serialize for BindingKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -119,5 +170,22 @@ impl ParkTarget {
     /// A target the core knows to be awake.
     pub fn awake(binding: impl Into<BindingKey>) -> ParkTarget {
         ParkTarget { binding: binding.into(), awake: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn binding_keys_inline_or_shared_are_their_text() {
+        let id = BindingKey::new("00ff00ff00ff00ff");
+        let long = BindingKey::new("a-key-longer-than-twenty-two-bytes");
+        assert!(matches!(id.0, Repr::Inline { .. }) && matches!(long.0, Repr::Shared(_)));
+        assert_eq!((id.as_str(), &*long), ("00ff00ff00ff00ff", "a-key-longer-than-twenty-two-bytes"));
+        let m: HashMap<BindingKey, u8> = [(id.clone(), 1), (long.clone(), 2)].into();
+        assert_eq!((m.get("00ff00ff00ff00ff"), m.get("a-key-longer-than-twenty-two-bytes")), (Some(&1), Some(&2)));
+        assert!(BindingKey::new("a") < BindingKey::new("b") && BindingKey::new("") == BindingKey::from(String::new()));
     }
 }

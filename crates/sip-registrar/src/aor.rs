@@ -6,9 +6,10 @@ use std::fmt;
 /// A canonical AoR: `user@domain` with the user %-unescaped (case kept,
 /// RFC 3261 §19.1.4) and the domain lower-cased; `sip:` and `sips:` map to
 /// the same AoR. Users with characters that do not survive as text are kept
-/// %-escaped.
+/// %-escaped. Kept as a `Box<str>` (16 bytes; it is in every binding, map
+/// key and schedule entry).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Aor(String);
+pub struct Aor(Box<str>);
 
 impl Aor {
     /// The AoR of a SIP URI (To of a REGISTER, Request-URI of a call).
@@ -23,9 +24,9 @@ impl Aor {
                     Ok(s) if !s.contains(['@', '\0']) && !s.chars().any(char::is_control) => s,
                     _ => String::from_utf8_lossy(uri.user.as_deref().unwrap_or_default()).into_owned(),
                 };
-                Aor(format!("{user}@{domain}"))
+                Aor(format!("{user}@{domain}").into_boxed_str())
             }
-            None => Aor(domain),
+            None => Aor(domain.into_boxed_str()),
         }
     }
     /// Parses the text form (`alice@example.com`, also with a `sip:` prefix).
@@ -47,7 +48,7 @@ impl Aor {
     }
     /// Rebuilds from stored text without re-parsing.
     pub fn from_stored(s: String) -> Aor {
-        Aor(s)
+        Aor(s.into_boxed_str())
     }
 }
 

@@ -15,7 +15,7 @@ pub mod register;
 pub mod reply;
 
 pub use aor::Aor;
-pub use binding::{Binding, Flow, FlowTransport, PushParams};
+pub use binding::{Binding, ContactUri, Flow, FlowTransport, PushParams};
 pub use config::{MaxContactsPolicy, RegistrarConfig};
 pub use location::{Change, Location};
 pub use register::{Outcome, RegisterInput, Registrar};

@@ -23,17 +23,43 @@ pub enum Change {
 /// What a removed binding leaves behind for `tombstone_secs`.
 #[derive(Clone, Debug)]
 struct Tombstone {
-    call_id: Bytes,
+    call_id: Box<[u8]>,
     cseq: u32,
     until: u64,
+}
+
+/// One entry of the expiry schedule: when, and which binding (its id and
+/// AoR in one allocation; 32 bytes inline).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at: u64,
+    id_len: u16,
+    /// The id, then the AoR.
+    text: Box<str>,
+}
+
+impl Due {
+    fn new(at: u64, aor: &Aor, id: &str) -> Due {
+        // Ids are 16 hex characters. One over 64 KiB (only a hand-edited
+        // store could hold it) is not found again: its entry is skipped.
+        let mut text = String::with_capacity(id.len() + aor.as_str().len());
+        text.push_str(id);
+        text.push_str(aor.as_str());
+        Due { at, id_len: u16::try_from(id.len()).unwrap_or(u16::MAX), text: text.into_boxed_str() }
+    }
+
+    /// (id, AoR).
+    fn parts(&self) -> (&str, &str) {
+        self.text.split_at_checked(usize::from(self.id_len)).unwrap_or((&self.text, ""))
+    }
 }
 
 /// The bindings of every AoR.
 #[derive(Default)]
 pub struct Location {
     aors: Map<Aor, Vec<Binding>>,
-    /// (expires_at, aor, id); entries whose binding changed are stale and skipped.
-    schedule: BinaryHeap<Reverse<(u64, Aor, String)>>,
+    /// Expiries: entries whose binding changed are stale and skipped.
+    schedule: BinaryHeap<Reverse<Due>>,
     by_conn: Map<u64, Vec<(Aor, String)>>,
     /// Removed bindings by AoR: (match key, tombstone), see [`Location::match_key`].
     tombstones: Map<Aor, Vec<(String, Tombstone)>>,
@@ -78,7 +104,7 @@ impl Location {
 
     /// Inserts or replaces (by id) a binding.
     pub fn upsert(&mut self, b: Binding) {
-        self.schedule.push(Reverse((b.expires_at, b.aor.clone(), b.id.clone())));
+        self.schedule.push(Reverse(Due::new(b.expires_at, &b.aor, &b.id)));
         if let Some(conn) = b.flow.conn {
             let v = self.by_conn.entry(conn).or_default();
             if !v.iter().any(|(a, i)| a == &b.aor && i == &b.id) {
@@ -128,7 +154,7 @@ impl Location {
         if tombstone_ms > 0 {
             let key = Location::match_key(&b);
             let until = now_ms + tombstone_ms;
-            let (call_id, cseq) = by.map_or((b.call_id.clone(), b.cseq), |(c, s)| (c.clone(), s));
+            let (call_id, cseq) = by.map_or((b.call_id.clone(), b.cseq), |(c, s)| (Box::from(&c[..]), s));
             let list = self.tombstones.entry(aor.clone()).or_insert_with(|| Vec::with_capacity(1));
             list.retain(|(k, _)| *k != key);
             list.push((key.clone(), Tombstone { call_id, cseq, until }));
@@ -153,7 +179,7 @@ impl Location {
         self.tombstones
             .get(aor)?
             .iter()
-            .find(|(k, t)| k == key && t.until > now_ms && t.call_id == call_id)
+            .find(|(k, t)| k == key && t.until > now_ms && *t.call_id == *call_id)
             .map(|(_, t)| t.cseq)
     }
 
@@ -161,29 +187,31 @@ impl Location {
     /// and CSeq (a binding, or a tombstone, carries them): a retransmission of
     /// a request already processed.
     pub fn processed(&self, aor: &Aor, call_id: &[u8], cseq: u32, now_ms: u64) -> bool {
-        self.get(aor).iter().any(|b| b.call_id == call_id && b.cseq == cseq)
+        self.get(aor).iter().any(|b| *b.call_id == *call_id && b.cseq == cseq)
             || self
                 .tombstones
                 .get(aor)
-                .is_some_and(|l| l.iter().any(|(_, t)| t.until > now_ms && t.call_id == call_id && t.cseq == cseq))
+                .is_some_and(|l| l.iter().any(|(_, t)| t.until > now_ms && *t.call_id == *call_id && t.cseq == cseq))
     }
 
     /// The earliest expiry of any binding (may be a stale entry: harmless, it only wakes early).
     pub fn next_expiry(&self) -> Option<u64> {
-        self.schedule.peek().map(|Reverse((t, _, _))| *t)
+        self.schedule.peek().map(|Reverse(d)| d.at)
     }
 
     /// Removes every binding expired at `now_ms`; returns them.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Binding> {
         let mut out = Vec::new();
-        while let Some(Reverse((t, _, _))) = self.schedule.peek() {
-            if *t > now_ms {
+        while let Some(Reverse(d)) = self.schedule.peek() {
+            if d.at > now_ms {
                 break;
             }
-            let Reverse((t, aor, id)) = self.schedule.pop().expect("peeked");
-            let current = self.binding(&aor, &id).map(|b| b.expires_at);
-            if current == Some(t)
-                && let Some(b) = self.remove(&aor, &id, now_ms, 0, None)
+            let Some(Reverse(d)) = self.schedule.pop() else { break };
+            let (id, aor) = d.parts();
+            let aor = Aor::from_stored(aor.to_owned());
+            let current = self.binding(&aor, id).map(|b| b.expires_at);
+            if current == Some(d.at)
+                && let Some(b) = self.remove(&aor, id, now_ms, 0, None)
             {
                 out.push(b);
             }
@@ -227,7 +255,7 @@ impl Location {
             let mut fresh = BinaryHeap::with_capacity(self.count * 2);
             for (aor, list) in &self.aors {
                 for b in list {
-                    fresh.push(Reverse((b.expires_at, aor.clone(), b.id.clone())));
+                    fresh.push(Reverse(Due::new(b.expires_at, aor, &b.id)));
                 }
             }
             self.schedule = fresh;
@@ -241,5 +269,17 @@ fn remove_conn_ref(by_conn: &mut Map<u64, Vec<(Aor, String)>>, conn: u64, aor: &
         if v.is_empty() {
             by_conn.remove(&conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_entries_are_small_and_name_their_binding() {
+        assert_eq!(std::mem::size_of::<Due>(), 32);
+        let d = Due::new(7, &Aor::from_stored("alice@example.com".into()), "00ff00ff00ff00ff");
+        assert_eq!((d.at, d.parts()), (7, ("00ff00ff00ff00ff", "alice@example.com")));
     }
 }

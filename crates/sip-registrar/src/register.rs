@@ -6,7 +6,7 @@
 //! decision is atomic: either every Contact of the request is applied or none.
 
 use crate::aor::Aor;
-use crate::binding::{Binding, Flow};
+use crate::binding::{Binding, ContactUri, Flow};
 use crate::config::{MaxContactsPolicy, RegistrarConfig};
 use crate::location::{Change, Location};
 use crate::reply::{Reply, contact_value, date_value, parse_q};
@@ -197,7 +197,7 @@ impl Registrar {
             let existing: Vec<Binding> = self.location.get(&aor).to_vec();
             // A binding with this Call-ID and a CSeq not lower than ours was written
             // by a later request (a retransmission of this one finds nothing left).
-            if existing.iter().any(|b| b.call_id == call_id && cseq <= b.cseq) {
+            if existing.iter().any(|b| b.call_id[..] == call_id[..] && cseq <= b.cseq) {
                 return Outcome::reject(Reply::new(400).reason("Out Of Order CSeq"));
             }
             if input.dry_run {
@@ -249,10 +249,10 @@ impl Registrar {
                     // RFC 8599 R4: a device without an instance that comes back from a new
                     // address with the same Call-ID and the same push coordinates is the
                     // same device: its binding is updated, not doubled.
-                    existing.iter().find(|b| b.call_id == call_id && same_push_device(b, &w))
+                    existing.iter().find(|b| b.call_id[..] == call_id[..] && same_push_device(b, &w))
                 });
                 if let Some(b) = found {
-                    if b.call_id == call_id && cseq <= b.cseq {
+                    if b.call_id[..] == call_id[..] && cseq <= b.cseq {
                         if cseq == b.cseq {
                             outcome.contact_ids.push(Some(b.id.clone()));
                             continue; // retransmission: already applied
@@ -300,19 +300,16 @@ impl Registrar {
                     aor: aor.clone(),
                     // Own copies: slices of the request would keep the whole
                     // datagram alive for the binding's lifetime.
-                    uri: compact_uri(&w.uri),
+                    uri: ContactUri::new(&w.uri),
                     q: w.q,
                     expires_at: now + u64::from(expires) * 1000,
-                    call_id: Bytes::copy_from_slice(&call_id),
+                    call_id: Box::from(&call_id[..]),
                     cseq,
-                    instance: w.instance,
+                    instance: w.instance.map(String::into_boxed_str),
                     reg_id: w.reg_id,
                     path: path.clone(),
                     flow: input.flow.clone(),
-                    user_agent: req
-                        .headers
-                        .get(&HeaderName::UserAgent)
-                        .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    user_agent: req.headers.get(&HeaderName::UserAgent).map(|v| String::from_utf8_lossy(v).into()),
                     registered_at: now,
                 });
             }
@@ -385,7 +382,7 @@ impl Registrar {
             let Ok(w) = self.decode(req, &na, true) else { continue };
             let found = existing
                 .iter()
-                .filter(|b| matches(b, &w) || (b.call_id == call_id && same_push_device(b, &w)))
+                .filter(|b| matches(b, &w) || (b.call_id[..] == call_id[..] && same_push_device(b, &w)))
                 .map(|b| b.id.clone());
             for id in found {
                 if !out.contains(&id) {
@@ -434,17 +431,14 @@ impl Registrar {
 }
 
 /// A copy of a URI that owns its bytes (one small buffer).
-fn compact_uri(u: &Uri) -> Uri {
-    Uri::parse_bytes(u.to_bytes()).unwrap_or_else(|_| u.clone())
-}
-
 /// Whether an existing binding is the one a Contact of the request refers to:
 /// the same instance (and reg-id) when the Contact has an instance, else
 /// the same URI (RFC 3261 §19.1.4 comparison).
 fn matches(b: &Binding, w: &Wanted) -> bool {
     match &w.instance {
         Some(i) => {
-            (b.instance.as_ref() == Some(i) && b.reg_id == w.reg_id) || (b.instance.is_none() && uri_eq(&b.uri, &w.uri))
+            (b.instance.as_deref() == Some(i.as_str()) && b.reg_id == w.reg_id)
+                || (b.instance.is_none() && uri_eq(&b.uri, &w.uri))
         }
         None => uri_eq(&b.uri, &w.uri),
     }
@@ -456,22 +450,25 @@ fn same_push_device(b: &Binding, w: &Wanted) -> bool {
     if b.instance.is_some() || w.instance.is_some() {
         return false;
     }
-    let (Some(x), Some(y)) = (b.uri.as_sip(), w.uri.as_sip()) else { return false };
+    let Some(stored) = b.uri.parse() else { return false };
+    let (Some(x), Some(y)) = (stored.as_sip(), w.uri.as_sip()) else { return false };
     x.params.value("pn-provider").is_some()
         && ["pn-provider", "pn-prid", "pn-param"].iter().all(|n| x.params.value(n) == y.params.value(n))
 }
 
 fn same_key(b: &Binding, w: &Wanted) -> bool {
     match &w.instance {
-        Some(i) => b.instance.as_ref() == Some(i) && b.reg_id == w.reg_id,
+        Some(i) => b.instance.as_deref() == Some(i.as_str()) && b.reg_id == w.reg_id,
         None => b.instance.is_none() && uri_eq(&b.uri, &w.uri),
     }
 }
 
-fn uri_eq(a: &Uri, b: &Uri) -> bool {
-    match (a.as_sip(), b.as_sip()) {
+/// A stored Contact against one of the request (parsed: RFC 3261 §19.1.4).
+fn uri_eq(stored: &ContactUri, b: &Uri) -> bool {
+    let parsed = stored.parse();
+    match (parsed.as_ref().and_then(Uri::as_sip), b.as_sip()) {
         (Some(x), Some(y)) => x.equivalent(y),
-        _ => a.to_string().eq_ignore_ascii_case(&b.to_string()),
+        _ => stored.as_str().eq_ignore_ascii_case(&b.to_string()),
     }
 }
 
@@ -480,12 +477,12 @@ fn probe_binding(aor: &Aor, w: &Wanted) -> Binding {
     Binding {
         id: String::new(),
         aor: aor.clone(),
-        uri: w.uri.clone(),
+        uri: ContactUri::new(&w.uri),
         q: None,
         expires_at: 0,
-        call_id: Bytes::new(),
+        call_id: Box::default(),
         cseq: 0,
-        instance: w.instance.clone(),
+        instance: w.instance.as_deref().map(Box::from),
         reg_id: w.reg_id,
         path: Vec::new(),
         flow: Flow {

@@ -177,7 +177,7 @@ fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -
         expires_at_ms: b.expires_at,
         call_id: String::from_utf8_lossy(&b.call_id).into_owned(),
         cseq: b.cseq,
-        instance: b.instance.clone(),
+        instance: b.instance.as_deref().map(str::to_owned),
         reg_id: b.reg_id,
         path: b.path.clone(),
         flow: FlowView {
@@ -187,7 +187,7 @@ fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -
             connection: b.flow.conn,
             alive,
         },
-        user_agent: b.user_agent.clone(),
+        user_agent: b.user_agent.as_deref().map(str::to_owned),
         registered_at_ms: b.registered_at,
         push_capable: b.is_push_capable(),
         push: b.push().map(|p| PushView { provider: p.provider, prid: p.prid, param: p.param }),

@@ -5,7 +5,7 @@
 use location_store::{StoredBinding, StoredUpstream};
 use sip_node::mid::UpstreamReg;
 use sip_node::{Secrets, StoreOp};
-use sip_registrar::{Aor, Binding, Flow, FlowTransport};
+use sip_registrar::{Aor, Binding, ContactUri, Flow, FlowTransport};
 
 /// A node's store operation as a store change.
 pub fn op_to_store(op: StoreOp) -> location_store::Change {
@@ -64,13 +64,13 @@ pub fn to_row(b: &Binding) -> StoredBinding {
         expires_at_ms: b.expires_at,
         call_id: String::from_utf8_lossy(&b.call_id).into_owned(),
         cseq: b.cseq,
-        instance: b.instance.clone(),
+        instance: b.instance.as_deref().map(str::to_owned),
         reg_id: b.reg_id,
         path: b.path.clone(),
         transport: b.flow.transport.as_str().to_string(),
         remote: sip_msg::chars::socket_addr_string(b.flow.remote),
         local: sip_msg::chars::socket_addr_string(b.flow.local),
-        user_agent: b.user_agent.clone(),
+        user_agent: b.user_agent.as_deref().map(str::to_owned),
         registered_at_ms: b.registered_at,
         extra: None,
         push_state: None,
@@ -84,7 +84,8 @@ pub fn to_row(b: &Binding) -> StoredBinding {
 pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), (String, String)> {
     let fail = |what: String| Err((r.id.clone(), what));
     let uri = match sip_msg::Uri::parse_bytes(bytes::Bytes::copy_from_slice(r.contact.as_bytes())) {
-        Ok(u) => u,
+        // Checked, kept as text (canonical: as the registrar writes it).
+        Ok(u) => ContactUri::new(&u),
         Err(e) => return fail(format!("contact {:?}: {e}", r.contact)),
     };
     let Some(transport) = FlowTransport::parse(&r.transport) else {
@@ -100,14 +101,14 @@ pub fn from_row(r: StoredBinding) -> Result<(Binding, Option<String>), (String, 
             uri,
             q: r.q,
             expires_at: r.expires_at_ms,
-            call_id: r.call_id.into(),
+            call_id: r.call_id.into_bytes().into_boxed_slice(),
             cseq: r.cseq,
-            instance: r.instance,
+            instance: r.instance.map(String::into_boxed_str),
             reg_id: r.reg_id,
             path: r.path,
             // Connections do not survive a restart.
             flow: Flow { transport, remote, local, conn: None },
-            user_agent: r.user_agent,
+            user_agent: r.user_agent.map(String::into_boxed_str),
             registered_at: r.registered_at_ms,
         },
         push_state,

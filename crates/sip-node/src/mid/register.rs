@@ -95,9 +95,9 @@ impl Node {
         for ((c, id), want) in contacts.iter().zip(ids).zip(requested) {
             let Contact::Addr(na) = c else { return None };
             let b = self.registrar.location.binding(aor, id.as_ref()?)?;
-            let same = b.call_id == call_id
+            let same = b.call_id[..] == call_id[..]
                 && b.cseq < cseq
-                && b.uri.to_string() == na.uri.to_string()
+                && b.uri.as_str() == na.uri.to_string()
                 && b.flow.transport == src.transport
                 && b.flow.remote.ip() == src.remote.ip();
             if !same || *want == 0 {

@@ -932,7 +932,8 @@ impl World {
             Some(Method::Options) => m.response(200, None, Some(&tag)),
             Some(Method::Invite) => {
                 let aor = m.uri().and_then(|u| u.as_sip()).map(Aor::from_uri);
-                let first = aor.and_then(|aor| u.registrar.location.lookup(&aor, now_ms).next().map(|b| b.uri.clone()));
+                let first =
+                    aor.and_then(|aor| u.registrar.location.lookup(&aor, now_ms).next().and_then(|b| b.uri.parse()));
                 let Some(contact) = first else { return vec![u.reply(at, m.response(404, None, Some(&tag)))] };
                 // A proxy: on to the (first) contact, statelessly.
                 u.forwarded += 1;
