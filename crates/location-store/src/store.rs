@@ -31,6 +31,13 @@ pub trait Store: Send + Sync {
     /// those). Called at start-up.
     fn load_bindings(&self) -> Result<Vec<StoredBinding>>;
 
+    /// How many bindings are stored, and how many of them with a push
+    /// state (the push bindings), if the backend can say cheaply: the
+    /// start-up load sizes its tables with it. The default: unknown.
+    fn count_bindings(&self) -> Result<Option<(usize, usize)>> {
+        Ok(None)
+    }
+
     /// [`Store::load_bindings`], one row at a time as it is read (start-up
     /// of a large location: no table-sized buffer, and the caller works on
     /// the rows while the rest are read).

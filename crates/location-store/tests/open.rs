@@ -4,7 +4,7 @@
 mod common;
 
 use common::{binding, db_path, open, submit_wait};
-use location_store::{Change, Error, SCHEMA_VERSION, SqliteOptions, SqliteStore, Store};
+use location_store::{Change, Error, SCHEMA_VERSION, SqliteOptions, SqliteStore, Store, StoredBinding};
 use rusqlite::Connection;
 
 #[test]
@@ -96,4 +96,21 @@ fn close_leaves_an_empty_wal_and_every_row_in_the_database_file() {
     assert_eq!(store.load_bindings().unwrap().len(), 2000);
     drop(store);
     assert_eq!(open(&path).load_bindings().unwrap().len(), 2000);
+}
+
+#[test]
+fn count_bindings_counts_all_rows_and_those_with_a_push_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(dir.path()));
+    assert_eq!(store.count_bindings().unwrap(), Some((0, 0)));
+    let mut changes: Vec<Change> = (0..5)
+        .map(|i| Change::Upsert(StoredBinding { push_state: None, ..binding(&format!("p{i}"), "a@example.com", 1) }))
+        .collect();
+    for i in 0..3 {
+        let mut b = binding(&format!("q{i}"), "b@example.com", 1);
+        b.push_state = Some("v1 pnsreg=0".into());
+        changes.push(Change::Upsert(b));
+    }
+    submit_wait(&store, changes).unwrap();
+    assert_eq!(store.count_bindings().unwrap(), Some((8, 3)));
 }

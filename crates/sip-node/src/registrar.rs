@@ -160,6 +160,15 @@ impl Node {
         self.registrar.location.processed(&Aor::from_uri(uri), call_id, cseq.seq, now_ms)
     }
 
+    /// Room for the stored bindings about to be restored (start-up): `all`
+    /// of them, `push` of them push bindings.
+    pub fn reserve_bindings(&mut self, all: usize, push: usize) {
+        self.registrar.location.reserve(all);
+        if let Some(pn) = &mut self.pn {
+            pn.engine.reserve(push);
+        }
+    }
+
     /// Loads stored bindings (start-up) with their push state; expired ones
     /// are skipped. Returns (bindings kept, push bindings re-armed).
     pub fn restore(&mut self, rows: Vec<(Binding, Option<String>)>, now: Instant) -> (usize, usize) {

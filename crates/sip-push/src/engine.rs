@@ -345,6 +345,11 @@ impl Bindings {
         self.hasher.hash_one(key)
     }
 
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let h = self.hasher.clone();
+        self.table.reserve(n, |b| h.hash_one(b.key()));
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&BindingState> {
         self.table.find(self.hash(key), |b| b.key() == key)
     }

@@ -92,6 +92,12 @@ impl PushEngine {
         &self.stats
     }
 
+    /// Room for `n` more push bindings (start-up: the tables grow once).
+    pub fn reserve(&mut self, n: usize) {
+        self.bindings.reserve(n);
+        self.timers.reserve(n);
+    }
+
     /// Push bindings tracked.
     pub fn binding_count(&self) -> usize {
         self.bindings.len()

@@ -45,6 +45,12 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
+    /// Room for `n` more timers.
+    pub fn reserve(&mut self, n: usize) {
+        self.heap.reserve(n);
+        self.slab.reserve(n);
+    }
+
     /// Arms a timer; returns its generation (the owner keeps it).
     pub fn arm(&mut self, at: Instant, kind: TimerKind) -> u64 {
         self.next_generation += 1;

@@ -68,6 +68,13 @@ pub struct Location {
 }
 
 impl Location {
+    /// Room for `n` more bindings of distinct AoRs (start-up, from the stored
+    /// count): the table and the schedule grow once, not twenty times.
+    pub fn reserve(&mut self, n: usize) {
+        self.aors.reserve(n);
+        self.schedule.reserve(n);
+    }
+
     pub fn new() -> Location {
         Location::default()
     }

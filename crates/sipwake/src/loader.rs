@@ -71,6 +71,13 @@ fn load(driver: &Arc<Driver>, store: &dyn Store) -> anyhow::Result<Loaded> {
         .name("location-restore".into())
         .spawn(move || restore_chunks(&d, store_cluster_aware(&d), rx))
         .map_err(|e| anyhow::anyhow!("cannot start the location restore thread: {e}"))?;
+    // Tables sized once from the stored count (a rough count is fine: the
+    // rows read are what is restored).
+    match store.count_bindings() {
+        Ok(Some((all, push))) => driver.with_node(|node, _| node.reserve_bindings(all, push)),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot count the stored bindings; loading without sizing the tables"),
+    }
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut rows = 0usize;
     let scanned = store.load_bindings_with(&mut |b| {

@@ -171,6 +171,16 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn count_bindings(&self) -> Result<Option<(usize, usize)>> {
+        let side = self.read();
+        let (all, push): (i64, i64) = side
+            .conn
+            .query_row("SELECT count(*), count(push_state) FROM bindings", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| sqlite_err(&self.path, "counting the bindings", &e))?;
+        let n = |v: i64| usize::try_from(v).unwrap_or(0);
+        Ok(Some((n(all), n(push))))
+    }
+
     fn load_bindings_with(&self, each: &mut dyn FnMut(StoredBinding)) -> Result<()> {
         let side = self.read();
         let err = |e: rusqlite::Error| sqlite_err(&self.path, "loading the bindings", &e);
