@@ -55,8 +55,7 @@ pub(crate) struct LoadGate {
     held: VecDeque<Held>,
     /// (top Via branch, method) of the held requests: retransmissions and CANCELs match them.
     keys: HashSet<(Bytes, Method)>,
-    /// Held requests released to dispatch / answered 503.
-    released: u64,
+    /// Held requests answered 503 (too long, or beyond the cap).
     rejected: u64,
 }
 
@@ -103,11 +102,7 @@ impl Node {
             self.dispatch(h.src, h.msg, h.target, now);
         }
         metrics::held_while_loading("released", n as u64);
-        tracing::info!(
-            released = n as u64 + gate.released,
-            rejected = gate.rejected,
-            "location loaded; requests held meanwhile dispatched"
-        );
+        tracing::info!(released = n, rejected = gate.rejected, "location loaded; requests held meanwhile dispatched");
         self.settle(now);
     }
 
