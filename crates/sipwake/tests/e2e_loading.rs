@@ -172,10 +172,14 @@ fn options_are_answered_while_the_location_loads_and_what_needs_it_waits_for_all
         at
     });
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(options_at < loaded_at, "OPTIONS answered only after the load ({:?})", loaded_at - started);
+    // The stdout line comes from the main task a moment after the gate went
+    // down (and the held answers left): a margin of 300 ms either way, for
+    // a load of about 1.5 s in a debug build.
+    let margin = Duration::from_millis(300);
+    assert!(options_at + margin < loaded_at, "OPTIONS answered only after the load ({:?})", loaded_at - started);
     assert_eq!(answers.len(), 2, "{answers:?}\n{log_text}");
     for (at, text) in &answers {
-        assert!(*at >= loaded_at - Duration::from_millis(50), "answered while loading: {text}");
+        assert!(*at + margin >= loaded_at, "answered while loading: {text}");
         assert_eq!(status(text), Some(200), "{text}\n{log_text}");
     }
     // The MESSAGE reached u0's stored contact.
