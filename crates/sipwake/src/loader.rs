@@ -69,7 +69,12 @@ fn load(driver: &Arc<Driver>, store: &dyn Store) -> anyhow::Result<Loaded> {
     let d = driver.clone();
     let restorer = std::thread::Builder::new()
         .name("location-restore".into())
-        .spawn(move || restore_chunks(&d, store_cluster_aware(&d), rx))
+        .spawn(move || {
+            // In a cluster another node may be refreshing an expired row right
+            // now: it is removed only if still expired.
+            let cluster = d.store.cluster().is_some();
+            restore_chunks(&d, cluster, rx)
+        })
         .map_err(|e| anyhow::anyhow!("cannot start the location restore thread: {e}"))?;
     // Tables sized once from the stored count (a rough count is fine: the
     // rows read are what is restored).
@@ -116,12 +121,6 @@ fn load(driver: &Arc<Driver>, store: &dyn Store) -> anyhow::Result<Loaded> {
         "bindings restored from the store"
     );
     Ok(Loaded { rows, kept, push, dropped })
-}
-
-/// Whether expired rows are removed conditionally (a cluster: another node
-/// may be refreshing them right now).
-fn store_cluster_aware(d: &Driver) -> bool {
-    d.store.cluster().is_some()
 }
 
 /// The restorer: converts each chunk outside the node's lock, restores it
