@@ -112,6 +112,7 @@ fn config(push: bool) -> NodeConfig {
         call_end_pushes: Vec::new(),
         mid: None,
         cluster: None,
+        defence: Default::default(),
     }
 }
 

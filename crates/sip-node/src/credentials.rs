@@ -87,7 +87,16 @@ impl Credentials {
 impl Node {
     /// Checks a request's credentials (Authorization or Proxy-Authorization)
     /// for `realm`. The request must wait when its user is not in the cache.
-    pub(crate) fn authenticate(&mut self, req: &Message, realm: &str, which: Which, now: Instant) -> Creds {
+    /// A failure that is not a stale or missing credential counts against
+    /// the source (`defence`: blocking after repeated failures).
+    pub(crate) fn authenticate(
+        &mut self,
+        req: &Message,
+        src: &Source,
+        realm: &str,
+        which: Which,
+        now: Instant,
+    ) -> Creds {
         let Some(auth) = &self.auth else {
             return Creds::Outcome(AuthOutcome::Authenticated { username: String::new() });
         };
@@ -110,6 +119,9 @@ impl Node {
             && *reason != sip_auth::reason::NO_CREDENTIALS
         {
             crate::metrics::auth_failure(reason);
+            if crate::defence::counts_against_source(reason) {
+                self.source_failed_auth(src, now);
+            }
         }
         Creds::Outcome(out)
     }

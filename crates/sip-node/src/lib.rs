@@ -20,12 +20,13 @@
 //! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
-//! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`io`] (the
+//! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`defence`] (allow/deny lists, rate limits and blocks by source), [`io`] (the
 //! boundary types), [`metrics`], [`stats`].
 
 pub mod cluster;
 mod credentials;
 mod decide;
+pub mod defence;
 pub mod dns;
 pub mod io;
 pub mod loading;

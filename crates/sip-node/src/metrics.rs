@@ -238,3 +238,20 @@ pub fn parked(n: usize) {
 pub fn dead_token(provider: &str) {
     metrics::counter!("sipwake_push_dead_tokens_total", "provider" => provider.to_string()).increment(1);
 }
+
+/// A message dropped by the defence (`reason`: denied, not-allowed, blocked).
+pub fn defence_dropped(reason: &'static str) {
+    metrics::counter!("sipwake_defence_dropped_total", "reason" => reason).increment(1);
+}
+
+/// A source became blocked (`reason`: rate-limit, auth-failures, manual);
+/// `blocked`: sources blocked now.
+pub fn defence_blocked(reason: &'static str, blocked: usize) {
+    metrics::counter!("sipwake_defence_blocks_total", "reason" => reason).increment(1);
+    defence_blocked_sources(blocked);
+}
+
+/// Sources blocked now.
+pub fn defence_blocked_sources(blocked: usize) {
+    metrics::gauge!("sipwake_defence_blocked_sources").set(blocked as f64);
+}

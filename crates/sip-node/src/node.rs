@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub mid: Option<crate::mid::MidConfig>,
     /// The cluster role (`None`: a single node).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Allow/deny lists, rate limits and blocks by source.
+    pub defence: crate::defence::DefenceConfig,
 }
 
 /// Where a REGISTER's answer goes: straight to the client (answered at
@@ -93,6 +95,8 @@ pub struct Node {
     pub(crate) pn: Option<Pn>,
     pub(crate) mid: Option<crate::mid::Mid>,
     pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// Allow/deny lists, rate limits and blocks by source (`defence`).
+    pub(crate) guard: crate::defence::Guard,
     /// Counters (atomics), shared with the drivers so they count without the node's lock.
     pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
@@ -138,6 +142,7 @@ impl Node {
             pn,
             mid: cfg.mid.map(|m| crate::mid::Mid::new(m, now)),
             cluster: cfg.cluster.map(crate::cluster::Cluster::new),
+            guard: crate::defence::Guard::new(cfg.defence),
             stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),
@@ -299,6 +304,10 @@ impl Node {
 
     /// A message (or what failed to parse of one) arrived.
     pub fn handle_message(&mut self, src: Source, msg: Result<Message, ParseFailure>, now: Instant) {
+        let request = !matches!(&msg, Ok(m) if !m.is_request());
+        if !self.admit(&src, request, now) {
+            return;
+        }
         if let Some(c) = src.conn {
             self.conns.insert(c);
         }

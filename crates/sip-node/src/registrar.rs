@@ -28,7 +28,7 @@ impl Node {
         let mut auth_user: Option<(String, String)> = None;
         if self.auth.is_some() {
             let realm = realm_of(&req);
-            match self.authenticate(&req, &realm, Which::Authorization, now) {
+            match self.authenticate(&req, &src, &realm, Which::Authorization, now) {
                 Creds::Wait => return self.wait_for_credentials(src, req, target),
                 Creds::Outcome(AuthOutcome::Authenticated { username }) => auth_user = Some((username, realm)),
                 // A retransmission of a REGISTER already processed (its 200 was lost

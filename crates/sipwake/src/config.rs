@@ -39,6 +39,8 @@ pub struct Config {
     pub tls: crate::tls_config::TlsSection,
     /// `[websocket]`.
     pub websocket: crate::tls_config::WebSocketSection,
+    /// `[defence]` (validated against `listen` again at start-up, after `--listen`).
+    pub defence: crate::defence_config::DefenceSection,
 }
 
 /// `[push]`: RFC 8599 push notifications (OpenSIPS names in brackets).
@@ -398,6 +400,7 @@ struct ConfigFile {
     tls: crate::tls_config::TlsSection,
     websocket: crate::tls_config::WebSocketSection,
     dns: crate::dns_config::DnsSection,
+    defence: crate::defence_config::DefenceSection,
 }
 
 /// The configuration used when no `--config` is given (also shipped as
@@ -475,6 +478,7 @@ impl Config {
         file.tls.validate().map_err(ConfigError)?;
         file.tls.check_listeners(&listen, "server.listen").map_err(ConfigError)?;
         file.websocket.validate().map_err(ConfigError)?;
+        file.defence.validate(&listen).map_err(ConfigError)?;
         if file.server.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("server.data_dir = \"\" is empty; give a directory path".into()));
         }
@@ -626,6 +630,7 @@ impl Config {
             mid_section: file.mid_registrar,
             tls: file.tls,
             websocket: file.websocket,
+            defence: file.defence,
         })
     }
 }

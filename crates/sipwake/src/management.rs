@@ -205,6 +205,7 @@ pub fn router(state: MgmtState) -> Router {
         .route("/api/v1/aors/{aor}", get(show_aor).delete(delete_aor))
         .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
         .route("/api/v1/aors/{aor}/bindings/{id}/push", axum::routing::post(test_push))
+        .merge(crate::mgmt_defence::routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/health", get(health)).merge(api).with_state(state)
 }

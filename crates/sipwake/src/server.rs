@@ -107,6 +107,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             started: std::time::Instant::now(),
         };
         let app = crate::management::router(state);
+        // The management lists of [defence] (checked again: --listen may have changed the listeners).
+        let (_, acl) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
+        let listener = crate::mgmt_acl::Guarded::new(listener, acl);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "management API stopped");
@@ -301,6 +304,9 @@ fn open_node(
     };
     let s = &config.sip;
     let p = &config.proxy;
+    // [defence] against the listeners as finally given (--listen replaces server.listen).
+    let (defence, _) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
+    let defence = crate::defence_config::with_bound_ports(defence, &transports.local_addrs());
     let ncfg = sip_node::NodeConfig {
         txn: sip_txn::Config {
             t1: s.t1(),
@@ -340,6 +346,7 @@ fn open_node(
         seed: rand::random(),
         unix_ms: now_ms(),
         mid: config.mid.clone(),
+        defence,
         cluster: membership.map(|(id, m)| sip_node::ClusterConfig {
             node_id: id.clone(),
             advertise: m.advertise,

@@ -65,6 +65,7 @@ pub fn config() -> NodeConfig {
         call_end_pushes: Vec::new(),
         mid: None,
         cluster: None,
+        defence: Default::default(),
     }
 }
 
