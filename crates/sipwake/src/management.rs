@@ -254,7 +254,9 @@ async fn no_route(method: Method, uri: Uri) -> Response {
 /// `GET /api/v1`: every route and its one-line summary (from the OpenAPI document).
 async fn index() -> Response {
     let doc = crate::openapi::document();
-    let routes: Vec<serde_json::Value> = served_routes()
+    let mut served = served_routes();
+    served.sort_by_key(|(m, p)| (*p, *m));
+    let routes: Vec<serde_json::Value> = served
         .into_iter()
         .map(|(m, p)| {
             let summary = crate::openapi::summary(&doc, m, p).unwrap_or("(not described)");

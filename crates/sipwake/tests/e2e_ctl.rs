@@ -187,6 +187,12 @@ fn user_add_refuses_a_domain_the_server_does_not_serve() {
     let e = text(&out.stderr);
     assert!(e.contains("elsewhere.example") && e.contains("registrar.domains") && e.contains("localhost"), "{e}");
     assert!(!data.exists(), "the refusal created the data directory");
+    // The same rule for an import: the whole file is refused, naming the line.
+    let out = sipwake(&["user", "import", "-", "--data-dir", d], "amy@127.0.0.1 pw\nbob@elsewhere.example pw\n");
+    assert_eq!(out.status.code(), Some(2));
+    let e = text(&out.stderr);
+    assert!(e.starts_with("error: -:2: elsewhere.example is not a domain") && e.contains("registrar.domains"), "{e}");
+    assert!(!data.exists(), "the refused import created the data directory");
     // A domain listed in the configuration is accepted.
     let cfg = dir.path().join("sipwake.toml");
     std::fs::write(&cfg, "[registrar]\ndomains = [\"elsewhere.example\"]\n").unwrap();

@@ -81,13 +81,40 @@ fn open(config: &Config, creates: bool) -> Result<std::sync::Arc<dyn location_st
     crate::store_open::open(config, "cli").map_err(|e| format!("{e:#}"))
 }
 
+/// The subscribers of an import file (`-`: standard input) of
+/// `user@domain password` lines, every domain checked.
+fn read_import(file: &str, served: &[String]) -> Result<Vec<location_store::Subscriber>, String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?
+    };
+    let now = crate::server::now_ms();
+    let mut subs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (aor, password) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{file}:{}: expected `user@domain password`", n + 1))?;
+        let (user, domain) = split(aor).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+        check_domain(served, &domain).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+        subs.push(with_password(&user, &domain, password.trim(), now));
+    }
+    Ok(subs)
+}
+
 fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
     let creates = matches!(action, UserAction::Add { .. } | UserAction::Import { .. });
     let served = served_domains(config);
     // The user names are checked before anything is created or read.
-    if let UserAction::Add { aor } = &action {
-        let (_, domain) = split(aor)?;
-        check_domain(&served, &domain)?;
+    let mut imported = Vec::new();
+    match &action {
+        UserAction::Add { aor } => check_domain(&served, &split(aor)?.1)?,
+        UserAction::Import { file } => imported = read_import(file, &served)?,
+        _ => {}
     }
     let store = open(config, creates)?;
     let path = crate::store_open::describe(config);
@@ -110,28 +137,9 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
                 return Err(format!("no subscriber {user}@{domain} in {}", path));
             }
         }
-        UserAction::Import { file } => {
-            let text = if file == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
-            } else {
-                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?
-            };
-            let now = crate::server::now_ms();
-            let mut subs = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (aor, password) = line
-                    .split_once(char::is_whitespace)
-                    .ok_or_else(|| format!("{file}:{}: expected `user@domain password`", n + 1))?;
-                let (user, domain) = split(aor).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
-                check_domain(&served, &domain).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
-                subs.push(with_password(&user, &domain, password.trim(), now));
-            }
-            store.put_subscribers(&subs).map_err(|e| e.to_string())?;
-            println!("{} subscribers saved in {}", subs.len(), path);
+        UserAction::Import { .. } => {
+            store.put_subscribers(&imported).map_err(|e| e.to_string())?;
+            println!("{} subscribers saved in {}", imported.len(), path);
         }
         UserAction::List => {
             let mut list = store.subscribers().map_err(|e| e.to_string())?;
