@@ -49,7 +49,7 @@ pub use content::{Caller, Kind, PushMeta};
 pub use fcm::FcmConfig;
 pub use http::HttpOptions;
 pub use payload::{Payload, env_vars};
-pub use telemetry::describe;
+pub use telemetry::{describe, register_zero};
 pub use webhook::{PUSH_ID_HEADER, SIGNATURE_HEADER, signature};
 pub use webpush::WebPushConfig;
 

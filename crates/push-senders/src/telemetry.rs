@@ -19,6 +19,21 @@ pub fn describe() {
     );
 }
 
+/// Registers the senders' families at zero for the configured providers
+/// (a scrape right after start-up shows them all).
+pub fn register_zero(providers: &[String]) {
+    for p in providers {
+        metrics::counter!("sipwake_push_failures_total", "provider" => p.clone(), "reason" => "timeout").increment(0);
+        let _ = metrics::histogram!("sipwake_push_send_seconds", "provider" => p.clone());
+        let token = match p.as_str() {
+            "fcm" => "fcm_oauth",
+            "webpush" => "vapid",
+            _ => "apns_provider",
+        };
+        metrics::counter!("sipwake_push_token_refreshes_total", "provider" => p.clone(), "token" => token).increment(0);
+    }
+}
+
 pub fn failure(provider: &str, reason: &str) {
     metrics::counter!("sipwake_push_failures_total", "provider" => provider.to_owned(), "reason" => reason.to_owned())
         .increment(1);

@@ -75,6 +75,19 @@ pub fn describe() {
     metrics::describe_counter!("sipwake_parse_errors_total", "Messages that failed to parse");
     metrics::describe_counter!("sipwake_registrations_total", "REGISTER outcomes: ok, rejected, challenged");
     metrics::describe_counter!("sipwake_auth_failures_total", "Failed digest authentications, by reason");
+    metrics::describe_counter!(
+        "sipwake_defence_dropped_total",
+        "Messages dropped by [defence], by reason (denied, not-allowed, blocked)"
+    );
+    metrics::describe_counter!(
+        "sipwake_defence_blocks_total",
+        "Sources blocked by [defence], by reason (rate-limit, auth-failures, manual)"
+    );
+    metrics::describe_gauge!("sipwake_defence_blocked_sources", "Sources blocked now by [defence]");
+    metrics::describe_counter!(
+        "sipwake_defence_management_refused_total",
+        "Management API connections refused by defence.management_allow / management_deny"
+    );
     metrics::describe_gauge!("sipwake_bindings", "Bindings in the location service");
     metrics::describe_gauge!(
         "sipwake_location_loading",
@@ -122,6 +135,80 @@ pub fn describe() {
     );
     metrics::describe_gauge!("sipwake_mid_upstream_up", "Mid-registrar: 1 while the upstream registrar answers");
     let _ = HOT.set(hot());
+}
+
+/// Registers every family this crate records, at zero, so a scrape right
+/// after start-up shows them all (a family appears only with a series).
+/// Families with open-ended labels get one zero series of common values;
+/// `providers` are the configured `pn-provider` values.
+pub fn register_zero(providers: &[String]) {
+    use sip_auth::reason as r;
+    metrics::counter!("sipwake_parse_errors_total").increment(0);
+    for reason in [
+        r::REALM_MISMATCH,
+        r::MALFORMED,
+        r::UNSUPPORTED_ALGORITHM,
+        r::UNSUPPORTED_QOP,
+        r::MISSING_QOP,
+        r::URI_MISMATCH,
+        r::OPAQUE_MISMATCH,
+        r::BAD_NONCE,
+        r::FUTURE_NONCE,
+        r::UNKNOWN_USER,
+        r::WRONG_PASSWORD,
+        r::EXPIRED_NONCE,
+        r::REPLAYED_NONCE,
+        r::FORGOTTEN_NONCE,
+    ] {
+        metrics::counter!("sipwake_auth_failures_total", "reason" => reason).increment(0);
+    }
+    for g in [
+        "sipwake_bindings",
+        "sipwake_location_loading",
+        "sipwake_transactions",
+        "sipwake_proxy_contexts",
+        "sipwake_tcp_connections",
+        "sipwake_push_parked_requests",
+        "sipwake_mid_upstream_up",
+    ] {
+        metrics::gauge!(g).increment(0.0);
+    }
+    for outcome in ["released", "rejected"] {
+        metrics::counter!("sipwake_held_while_loading_total", "outcome" => outcome).increment(0);
+    }
+    metrics::counter!("sipwake_proxied_total", "method" => "INVITE", "code" => "200").increment(0);
+    metrics::counter!("sipwake_branches_total").increment(0);
+    for reason in ["queue_full", "message_timeout"] {
+        metrics::counter!("sipwake_tcp_closed_total", "reason" => reason).increment(0);
+    }
+    for p in providers {
+        for reason in ["reg-refresh", "ini-INVITE"] {
+            for result in ["ok", "rejected", "failed"] {
+                metrics::counter!("sipwake_pushes_total", "provider" => p.clone(), "reason" => reason, "result" => result)
+                    .increment(0);
+            }
+        }
+        metrics::counter!("sipwake_push_dead_tokens_total", "provider" => p.clone()).increment(0);
+    }
+    let _ = metrics::histogram!("sipwake_push_wake_latency_seconds");
+    for reason in ["denied", "not-allowed", "blocked"] {
+        metrics::counter!("sipwake_defence_dropped_total", "reason" => reason).increment(0);
+    }
+    for reason in ["rate-limit", "auth-failures", "manual"] {
+        metrics::counter!("sipwake_defence_blocks_total", "reason" => reason).increment(0);
+    }
+    metrics::gauge!("sipwake_defence_blocked_sources").increment(0.0);
+    metrics::counter!("sipwake_defence_management_refused_total").increment(0);
+    for action in ["absorbed", "forwarded"] {
+        metrics::counter!("sipwake_mid_registers_total", "action" => action).increment(0);
+    }
+    for origin in ["device", "resend", "deregister"] {
+        metrics::counter!("sipwake_mid_upstream_answers_total", "origin" => origin, "code" => "200").increment(0);
+    }
+    for result in ["push", "unrestored"] {
+        metrics::counter!("sipwake_mid_restores_total", "result" => result).increment(0);
+    }
+    metrics::counter!("sipwake_mid_unrestored_total").increment(0);
 }
 
 pub fn mid_register(action: &'static str) {

@@ -1,7 +1,10 @@
 //! The management HTTP API (axum), on its own listener: list and show AoRs
 //! with every attribute of their bindings (flow, Path, instance, expiry,
 //! push parameters — what OpenSIPS users get from `ul_dump`), delete a
-//! binding or an AoR, server statistics, Prometheus `/metrics`, `/health`.
+//! binding or an AoR, subscribers (`crate::mgmt_users`), server
+//! statistics, Prometheus `/metrics`, `/health`, the route index
+//! (`GET /api/v1`) and the OpenAPI document (`crate::openapi`). Unknown
+//! routes get a JSON 404.
 //!
 //! Bound to 127.0.0.1 by default; when a token is configured every route
 //! but `/health` needs `Authorization: Bearer <token>` (the config refuses a
@@ -12,10 +15,10 @@
 use crate::driver::Driver;
 use crate::server::now_ms;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use location_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -196,18 +199,78 @@ fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -
     }
 }
 
+// ----- routes -----
+// One table serves the router, the index (`GET /api/v1`) and the check
+// against the OpenAPI document (`crate::openapi`): a route added here and
+// not described there fails `every_route_is_described`.
+
+/// Every route behind the token, as (METHOD, path, handler).
+fn routes() -> Vec<(&'static str, &'static str, MethodRouter<MgmtState>)> {
+    use axum::routing::{delete, post, put};
+    vec![
+        ("GET", "/metrics", get(metrics_route)),
+        ("GET", "/api/v1", get(index)),
+        ("GET", "/api/v1/openapi.json", get(openapi)),
+        ("GET", "/api/v1/stats", get(stats)),
+        ("GET", "/api/v1/upstream", get(upstream)),
+        ("GET", "/api/v1/aors", get(list_aors)),
+        ("GET", "/api/v1/aors/{aor}", get(show_aor)),
+        ("DELETE", "/api/v1/aors/{aor}", delete(delete_aor)),
+        ("DELETE", "/api/v1/aors/{aor}/bindings/{id}", delete(delete_binding)),
+        ("POST", "/api/v1/aors/{aor}/bindings/{id}/push", post(test_push)),
+        ("GET", "/api/v1/users", get(crate::mgmt_users::list)),
+        ("PUT", "/api/v1/users/{user}", put(crate::mgmt_users::put)),
+        ("DELETE", "/api/v1/users/{user}", delete(crate::mgmt_users::delete)),
+        ("GET", "/api/v1/defence/blocked", get(crate::mgmt_defence::list)),
+        ("POST", "/api/v1/defence/blocked", post(crate::mgmt_defence::block)),
+        ("DELETE", "/api/v1/defence/blocked/{source}", delete(crate::mgmt_defence::unblock)),
+    ]
+}
+
+/// Every route served, as (METHOD, path): `/health` (no token) and [`routes`].
+pub fn served_routes() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<_> = routes().into_iter().map(|(m, p, _)| (m, p)).collect();
+    all.push(("GET", "/health"));
+    all.sort();
+    all
+}
+
 pub fn router(state: MgmtState) -> Router {
-    let api = Router::new()
-        .route("/metrics", get(metrics_route))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/upstream", get(upstream))
-        .route("/api/v1/aors", get(list_aors))
-        .route("/api/v1/aors/{aor}", get(show_aor).delete(delete_aor))
-        .route("/api/v1/aors/{aor}/bindings/{id}", axum::routing::delete(delete_binding))
-        .route("/api/v1/aors/{aor}/bindings/{id}/push", axum::routing::post(test_push))
-        .merge(crate::mgmt_defence::routes())
+    let mut api = Router::new();
+    for (_, path, handler) in routes() {
+        // Several methods of one path merge into one route.
+        api = api.route(path, handler);
+    }
+    let api = api
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/health", get(health)).merge(api).with_state(state)
+}
+
+/// Unknown paths and methods: a JSON 404 pointing at the index.
+async fn no_route(method: Method, uri: Uri) -> Response {
+    let msg = format!("no route {method} {}; GET /api/v1 lists the routes", uri.path());
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// `GET /api/v1`: every route and its one-line summary (from the OpenAPI document).
+async fn index() -> Response {
+    let doc = crate::openapi::document();
+    let mut served = served_routes();
+    served.sort_by_key(|(m, p)| (*p, *m));
+    let routes: Vec<serde_json::Value> = served
+        .into_iter()
+        .map(|(m, p)| {
+            let summary = crate::openapi::summary(&doc, m, p).unwrap_or("(not described)");
+            serde_json::json!({ "method": m, "path": p, "summary": summary })
+        })
+        .collect();
+    Json(serde_json::json!({ "openapi": "/api/v1/openapi.json", "routes": routes })).into_response()
+}
+
+async fn openapi() -> Response {
+    Json(crate::openapi::document()).into_response()
 }
 
 /// `200 ok` while the store (and, in a cluster, its change feed) works;
@@ -341,7 +404,7 @@ async fn show_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Respo
     let bindings: Vec<BindingView> =
         st.driver.read(|node| node.location().get(&aor).iter().map(|b| view(b, now, &st.transports, node)).collect());
     if bindings.is_empty() {
-        return not_found(format!("no bindings for {aor}"));
+        return not_found(format!("no AoR {aor}"));
     }
     Json(AorView { aor: aor.to_string(), bindings }).into_response()
 }
@@ -382,6 +445,9 @@ async fn delete_aor(State(st): State<MgmtState>, Path(aor): Path<String>) -> Res
         Err(r) => return *r,
     };
     let n = st.driver.remove(&aor, None).await;
+    if n == 0 {
+        return not_found(format!("no AoR {aor}"));
+    }
     Json(Removed { removed: n }).into_response()
 }
 
@@ -395,7 +461,7 @@ async fn delete_binding(State(st): State<MgmtState>, Path((aor, id)): Path<(Stri
     };
     let n = st.driver.remove(&aor, Some(&id)).await;
     if n == 0 {
-        return not_found("no such binding".into());
+        return not_found(format!("no binding {id} in AoR {aor}"));
     }
     Json(Removed { removed: n }).into_response()
 }
@@ -416,7 +482,7 @@ async fn test_push(State(st): State<MgmtState>, Path((aor, id)): Path<(String, S
         Err(r) => return *r,
     };
     match st.driver.test_push(&aor, &id).await {
-        Err("no such binding") => not_found("no such binding".into()),
+        Err("no such binding") => not_found(format!("no binding {id} in AoR {aor}")),
         Err(e) => (StatusCode::CONFLICT, Json(serde_json::json!({ "error": e }))).into_response(),
         Ok(r) => {
             let (code, result) = match r {
@@ -498,4 +564,19 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
         store_batches: store.batches_done,
         store_failed_commits: store.failed_commits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described() {
+        let doc = crate::openapi::document();
+        let described = crate::openapi::operations(&doc);
+        let served: Vec<(String, String)> =
+            super::served_routes().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        assert_eq!(served, described, "the router and the OpenAPI document differ");
+        for (m, p) in &served {
+            assert!(crate::openapi::summary(&doc, m, p).is_some_and(|s| !s.is_empty()), "{m} {p} has no summary");
+        }
+    }
 }

@@ -34,6 +34,17 @@ pub fn install() -> PrometheusHandle {
 
 pub use sip_node::metrics::*;
 
+/// Registers every metric family at zero (called once at start-up, after
+/// [`install`]): a scrape right after start shows every family, so
+/// dashboards and alerts have series before the first event.
+/// `providers`: the configured `pn-provider` values (`push.providers`).
+pub fn register_all(providers: &[String]) {
+    sip_node::metrics::register_zero(providers);
+    push_senders::register_zero(providers);
+    // The transport families are set at every scrape, for every listener.
+    cluster(&sip_node::ClusterStats::default(), 0, false);
+}
+
 fn describe_transports() {
     metrics::describe_gauge!("sipwake_transport_connections_open", "Open connections, by transport");
     metrics::describe_counter!(

@@ -2,15 +2,14 @@
 //! rate limit, failed logins or the operator), blocking a source by hand
 //! and lifting a block. Behind the management token like every API route.
 //!
-//! Owns these three routes only; the node's guard decides and keeps the
+//! Owns these three handlers (listed in `management::routes`); the node's guard decides and keeps the
 //! state (`sip_node::defence`). Must not touch other routes.
 
 use crate::management::MgmtState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,16 +31,9 @@ pub struct BlockedList {
 
 /// `POST /api/v1/defence/blocked`: block `source` for `secs` seconds.
 #[derive(Deserialize, Debug)]
-struct BlockRequest {
+pub struct BlockRequest {
     source: String,
     secs: u64,
-}
-
-/// The routes, under `/api/v1/defence` (merged behind the token check).
-pub fn routes() -> Router<MgmtState> {
-    Router::new()
-        .route("/api/v1/defence/blocked", get(list).post(block))
-        .route("/api/v1/defence/blocked/{source}", delete(unblock))
 }
 
 fn error(status: StatusCode, msg: String) -> Response {
@@ -55,7 +47,8 @@ fn ip(text: &str) -> Result<IpAddr, Box<Response>> {
     addr.parse().map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, format!("{text:?} is not an IP address"))))
 }
 
-async fn list(State(st): State<MgmtState>) -> Json<BlockedList> {
+/// `GET /api/v1/defence/blocked`.
+pub async fn list(State(st): State<MgmtState>) -> Json<BlockedList> {
     let blocked = st.driver.with_node(|node, now| node.blocked_sources(now));
     Json(BlockedList {
         blocked: blocked
@@ -69,7 +62,8 @@ async fn list(State(st): State<MgmtState>) -> Json<BlockedList> {
     })
 }
 
-async fn block(State(st): State<MgmtState>, Json(rq): Json<BlockRequest>) -> Response {
+/// `POST /api/v1/defence/blocked`.
+pub async fn block(State(st): State<MgmtState>, Json(rq): Json<BlockRequest>) -> Response {
     let addr = match ip(&rq.source) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -81,7 +75,8 @@ async fn block(State(st): State<MgmtState>, Json(rq): Json<BlockRequest>) -> Res
     (StatusCode::OK, Json(serde_json::json!({ "blocked": rq.source, "secs": rq.secs }))).into_response()
 }
 
-async fn unblock(State(st): State<MgmtState>, Path(source): Path<String>) -> Response {
+/// `DELETE /api/v1/defence/blocked/{source}`.
+pub async fn unblock(State(st): State<MgmtState>, Path(source): Path<String>) -> Response {
     let addr = match ip(&source) {
         Ok(a) => a,
         Err(r) => return *r,

@@ -59,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         format!("cannot bind listeners [{}] (server.listen / --listen)", l.join(", "))
     })?;
     let metrics = crate::metrics::install();
+    crate::metrics::register_all(&config.push.providers);
     let senders = if config.push.enable {
         Some(crate::push_config::build_senders(&config.push).map_err(|e| anyhow::anyhow!(e))?)
     } else {
@@ -393,7 +394,7 @@ fn require_secure_transport(config: &Config) -> bool {
 
 /// The domains a listener address stands for: its IP, or for a wildcard
 /// address the loopback of its family.
-fn served_ips(addr: std::net::SocketAddr) -> Vec<String> {
+pub(crate) fn served_ips(addr: std::net::SocketAddr) -> Vec<String> {
     let ip = addr.ip();
     if ip.is_unspecified() {
         if ip.is_ipv4() { vec!["127.0.0.1".into()] } else { vec!["[::1]".into()] }

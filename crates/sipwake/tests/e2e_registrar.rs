@@ -385,9 +385,14 @@ fn management_token_is_enforced() {
 #[test]
 fn user_cli_add_list_del() {
     let dir = tempfile::tempdir().unwrap();
+    // The users' domain must be one the server serves.
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[registrar]\ndomains = [\"example.com\"]\n").unwrap();
     let run = |args: &[&str], stdin: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sipwake"))
             .args(args)
+            .arg("--config")
+            .arg(cfg.path())
             .arg("--data-dir")
             .arg(dir.path())
             .stdin(Stdio::piped())

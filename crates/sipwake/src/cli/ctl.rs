@@ -1,21 +1,37 @@
 //! `sipwake ctl`: a client of the management API that prints tables (or
-//! JSON with `--json`).
+//! the API's JSON with `--json`). The global flags (`--json`, `--url`,
+//! `--token`) go anywhere on the line; failures are one line on standard
+//! error and a documented exit code (`ctl_http::Fail`).
+//!
+//! Owns the command line of `ctl` and which call each command makes; the
+//! HTTP and error side is `ctl_http`, the tables `ctl_table`.
 
+use super::ctl_http::{Api, Fail, decode, enc};
+use super::ctl_table as table;
 use crate::config::Config;
-use crate::management::{AorList, AorView, BindingView, Removed, StatsView, UpstreamList};
+use crate::management::{AorList, AorView, PushResult, Removed, StatsView, UpstreamList};
+use crate::mgmt_users::{UserList, UserSaved};
 use clap::{Args, Subcommand};
+use reqwest::Method;
 use std::process::ExitCode;
 
+const EXIT_CODES: &str = "Exit codes:
+  0  done
+  1  not found (no such AoR, binding or user)
+  2  usage or configuration error (bad arguments, wrong or missing token, a request the server refuses as invalid)
+  3  the server cannot be reached, or it failed (including a test push the push service did not accept)";
+
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct CtlArgs {
     /// Base URL of the management API (default: from management.listen).
-    #[arg(long)]
+    #[arg(long, global = true)]
     url: Option<String>,
     /// Bearer token (default: management.token, or $SIPWAKE_TOKEN).
-    #[arg(long, env = "SIPWAKE_TOKEN")]
+    #[arg(long, env = "SIPWAKE_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
-    /// Print JSON instead of tables.
-    #[arg(long)]
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     cmd: CtlCmd,
@@ -23,7 +39,7 @@ pub struct CtlArgs {
 
 #[derive(Subcommand, Debug)]
 enum CtlCmd {
-    /// List AoRs and their bindings.
+    /// List AoRs and their bindings (with their push state when push is on).
     Aors {
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -33,9 +49,9 @@ enum CtlCmd {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// Show one AoR.
+    /// Show one AoR (user@domain).
     Aor { aor: String },
-    /// Delete one binding (with its id) or every binding of an AoR.
+    /// Delete one binding (with its id) or every binding of an AoR; exit 1 when there is none.
     Rm { aor: String, binding: Option<String> },
     /// Send a test push to one binding (RFC 8599 push coordinates).
     Push { aor: String, binding: String },
@@ -43,6 +59,22 @@ enum CtlCmd {
     Stats,
     /// Mid-registrar: the upstream registrar and the registrations held there.
     Upstream,
+    /// Subscribers through the API (the rules of `sipwake user`: a served domain, hashes only).
+    Users {
+        #[command(subcommand)]
+        action: Option<UsersCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCmd {
+    /// List subscribers (the default).
+    List,
+    /// Add a subscriber or change its password (read from standard input
+    /// when it is not a terminal, else prompted for).
+    Add { user: String },
+    /// Delete a subscriber.
+    Rm { user: String },
 }
 
 pub fn run(config: &Config, args: CtlArgs) -> ExitCode {
@@ -50,150 +82,97 @@ pub fn run(config: &Config, args: CtlArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn run_inner(config: &Config, args: CtlArgs) -> Result<(), String> {
+fn run_inner(config: &Config, args: CtlArgs) -> Result<(), Fail> {
     let base = args.url.clone().unwrap_or_else(|| format!("http://{}", config.management.listen));
     let token = args.token.clone().or_else(|| Some(config.management.token.clone()).filter(|t| !t.is_empty()));
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let call = |method: reqwest::Method, path: &str| -> Result<String, String> {
-        let accept_502 = path.ends_with("/push");
-        let mut rq = client.request(method, format!("{base}{path}"));
-        if let Some(t) = &token {
-            rq = rq.bearer_auth(t);
+    let api = Api::new(base, token)?;
+    let json = args.json;
+    // With --json the API's answer as it is; else `show` prints a table.
+    let out = |body: &str, show: &dyn Fn(&str) -> Result<(), Fail>| -> Result<(), Fail> {
+        if json {
+            println!("{}", body.trim_end());
+            Ok(())
+        } else {
+            show(body)
         }
-        let resp = rq.send().map_err(|e| format!("cannot reach the management API at {base}: {e}"))?;
-        let status = resp.status();
-        let body = resp.text().map_err(|e| e.to_string())?;
-        if !(status.is_success() || (accept_502 && status == reqwest::StatusCode::BAD_GATEWAY)) {
-            return Err(format!("{status}: {}", body.trim()));
-        }
-        Ok(body)
     };
-    let enc = |s: &str| s.replace('%', "%25").replace('/', "%2F").replace('?', "%3F").replace('#', "%23");
     match &args.cmd {
         CtlCmd::Aors { limit, offset, prefix } => {
             let mut path = format!("/api/v1/aors?limit={limit}&offset={offset}");
             if let Some(p) = prefix {
-                path.push_str(&format!("&prefix={}", enc(p)));
+                path.push_str(&format!("&prefix={}", enc(p).replace('&', "%26").replace('+', "%2B")));
             }
-            let body = call(reqwest::Method::GET, &path)?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let list: AorList = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                print_bindings(list.aors.iter().flat_map(|a| a.bindings.iter()));
+            out(&api.ok(Method::GET, &path)?, &|b| {
+                let list: AorList = decode(b)?;
+                table::bindings(list.aors.iter().flat_map(|a| a.bindings.iter()));
                 println!("({} of {} AoRs)", list.aors.len(), list.total);
-            }
+                Ok(())
+            })
         }
-        CtlCmd::Aor { aor } => {
-            let body = call(reqwest::Method::GET, &format!("/api/v1/aors/{}", enc(aor)))?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let v: AorView = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                print_bindings(v.bindings.iter());
-            }
-        }
+        CtlCmd::Aor { aor } => out(&api.ok(Method::GET, &format!("/api/v1/aors/{}", enc(aor)))?, &|b| {
+            let v: AorView = decode(b)?;
+            table::bindings(v.bindings.iter());
+            Ok(())
+        }),
         CtlCmd::Rm { aor, binding } => {
             let path = match binding {
                 Some(id) => format!("/api/v1/aors/{}/bindings/{}", enc(aor), enc(id)),
                 None => format!("/api/v1/aors/{}", enc(aor)),
             };
-            let body = call(reqwest::Method::DELETE, &path)?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let r: Removed = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            out(&api.ok(Method::DELETE, &path)?, &|b| {
+                let r: Removed = decode(b)?;
                 println!("removed {} binding(s)", r.removed);
-            }
+                Ok(())
+            })
         }
         CtlCmd::Push { aor, binding } => {
-            let body =
-                call(reqwest::Method::POST, &format!("/api/v1/aors/{}/bindings/{}/push", enc(aor), enc(binding)))?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let r: crate::management::PushResult = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let path = format!("/api/v1/aors/{}/bindings/{}/push", enc(aor), enc(binding));
+            let (_, body) = api.call(Method::POST, &path, None, &[502])?;
+            let r: PushResult = decode(&body)?;
+            out(&body, &|_| {
                 println!("test push: {}", r.result);
-                if r.result != "ok" {
-                    return Err(format!("the push service answered: {}", r.result));
-                }
+                Ok(())
+            })?;
+            if r.result != "ok" {
+                return Err(Fail::Server(format!("the push service answered: {} (502)", r.result)));
             }
+            Ok(())
         }
-        CtlCmd::Upstream => {
-            let body = call(reqwest::Method::GET, "/api/v1/upstream")?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let l: UpstreamList = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                let u = &l.upstream;
-                println!(
-                    "upstream {} ({}, throttle {}) {}, {} REGISTER(s) in flight",
-                    u.address,
-                    u.transport,
-                    u.throttle,
-                    if u.up { "up" } else { "DOWN" },
-                    u.in_flight
-                );
-                println!(
-                    "{:<28} {:<18} {:>7} {:>4} {:<34} UPSTREAM CONTACT",
-                    "AOR", "KEY", "EXPIRES", "LAST", "BINDINGS"
-                );
-                for r in &l.registrations {
-                    println!(
-                        "{:<28} {:<18} {:>7} {:>4} {:<34} {}",
-                        r.aor,
-                        r.key,
-                        r.expires_in,
-                        r.last_code,
-                        r.bindings.join(","),
-                        r.upstream_contact
-                    );
+        CtlCmd::Upstream => out(&api.ok(Method::GET, "/api/v1/upstream")?, &|b| {
+            table::upstream(&decode::<UpstreamList>(b)?);
+            Ok(())
+        }),
+        CtlCmd::Stats => out(&api.ok(Method::GET, "/api/v1/stats")?, &|b| {
+            table::stats(&decode::<StatsView>(b)?);
+            Ok(())
+        }),
+        CtlCmd::Users { action } => match action.as_ref().unwrap_or(&UsersCmd::List) {
+            UsersCmd::List => out(&api.ok(Method::GET, "/api/v1/users")?, &|b| {
+                table::users(&decode::<UserList>(b)?);
+                Ok(())
+            }),
+            UsersCmd::Add { user } => {
+                let password = super::user::read_password().map_err(Fail::Usage)?;
+                if password.is_empty() {
+                    return Err(Fail::Usage("empty password".into()));
                 }
-                println!("({} registration(s))", l.registrations.len());
+                let body = serde_json::json!({ "password": password });
+                let (_, answer) = api.call(Method::PUT, &format!("/api/v1/users/{}", enc(user)), Some(body), &[])?;
+                out(&answer, &|b| {
+                    let s: UserSaved = decode(b)?;
+                    println!("{} {}", s.user, if s.created { "added" } else { "password changed" });
+                    Ok(())
+                })
             }
-        }
-        CtlCmd::Stats => {
-            let body = call(reqwest::Method::GET, "/api/v1/stats")?;
-            if args.json {
-                println!("{body}");
-            } else {
-                let s: StatsView = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-                let v = serde_json::to_value(&s).map_err(|e| e.to_string())?;
-                if let Some(obj) = v.as_object() {
-                    for (k, v) in obj {
-                        println!("{k:<22} {v}");
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn print_bindings<'a>(bindings: impl Iterator<Item = &'a BindingView>) {
-    println!(
-        "{:<28} {:<16} {:>7} {:<5} {:<22} {:<6} {:<5} CONTACT",
-        "AOR", "BINDING", "EXPIRES", "TRANS", "REMOTE", "FLOW", "PUSH"
-    );
-    for b in bindings {
-        println!(
-            "{:<28} {:<16} {:>7} {:<5} {:<22} {:<6} {:<5} {}",
-            b.aor,
-            b.id,
-            b.expires_in_secs,
-            b.flow.transport,
-            b.flow.remote,
-            if b.flow.alive { "alive" } else { "dead" },
-            if b.push_capable { b.push.as_ref().map_or("yes", |p| p.provider.as_str()) } else { "-" },
-            b.contact
-        );
+            UsersCmd::Rm { user } => out(&api.ok(Method::DELETE, &format!("/api/v1/users/{}", enc(user)))?, &|_| {
+                println!("{user} deleted");
+                Ok(())
+            }),
+        },
     }
 }

@@ -2,14 +2,17 @@
 //! same store the server uses: `server.data_dir/sipwake.db`, or the
 //! PostgreSQL database of `[store]` in a cluster; a running
 //! server picks changes up within a second). Passwords are never stored:
-//! only the MD5 and SHA-256 HA1 hashes (RFC 8760).
+//! only the MD5 and SHA-256 HA1 hashes (RFC 8760). Users of domains the
+//! server does not serve are refused (`crate::subscribers`: the same rules
+//! as the management API's users routes); `list` and `del` never create a
+//! missing database. Touches no running server: only the store.
 
 use clap::Subcommand;
-use location_store::Subscriber;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::subscribers::{check_domain, served_domains, split, with_password};
 
 #[derive(Subcommand, Debug)]
 pub enum UserAction {
@@ -34,17 +37,9 @@ pub enum UserAction {
     },
 }
 
-fn split(aor: &str) -> Result<(String, String), String> {
-    let aor = aor.strip_prefix("sip:").unwrap_or(aor);
-    match aor.rsplit_once('@') {
-        Some((u, d)) if !u.is_empty() && !d.is_empty() && !d.contains([':', '/']) => {
-            Ok((u.to_string(), d.to_ascii_lowercase()))
-        }
-        _ => Err(format!("{aor:?} is not USER@DOMAIN (e.g. alice@example.com)")),
-    }
-}
-
-fn read_password() -> Result<String, String> {
+/// The password: read from standard input when it is not a terminal, else
+/// prompted for twice.
+pub(crate) fn read_password() -> Result<String, String> {
     if std::io::stdin().is_terminal() {
         let p1 = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
         let p2 = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
@@ -69,8 +64,59 @@ pub fn run(config: &Config, action: UserAction) -> ExitCode {
     }
 }
 
+/// Only `add` and `import` create the SQLite database (and its data
+/// directory): reading or deleting in a directory that holds none is a
+/// mistake (a wrong `--data-dir` or `server.data_dir`), said as such.
+fn open(config: &Config, creates: bool) -> Result<std::sync::Arc<dyn location_store::Store>, String> {
+    if !creates && !crate::store_open::is_postgres(config) {
+        let db = config.data_dir.join("sipwake.db");
+        if !db.exists() {
+            return Err(format!(
+                "no sipwake database at {} (server.data_dir = {:?}); give the server's data directory with --data-dir or server.data_dir",
+                db.display(),
+                config.data_dir.display().to_string()
+            ));
+        }
+    }
+    crate::store_open::open(config, "cli").map_err(|e| format!("{e:#}"))
+}
+
+/// The subscribers of an import file (`-`: standard input) of
+/// `user@domain password` lines, every domain checked.
+fn read_import(file: &str, served: &[String]) -> Result<Vec<location_store::Subscriber>, String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?
+    };
+    let now = crate::server::now_ms();
+    let mut subs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (aor, password) = line
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{file}:{}: expected `user@domain password`", n + 1))?;
+        let (user, domain) = split(aor).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+        check_domain(served, &domain).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
+        subs.push(with_password(&user, &domain, password.trim(), now));
+    }
+    Ok(subs)
+}
+
 fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
-    let store = crate::store_open::open(config, "cli").map_err(|e| format!("{e:#}"))?;
+    let creates = matches!(action, UserAction::Add { .. } | UserAction::Import { .. });
+    let served = served_domains(config);
+    // The user names are checked before anything is created or read.
+    let mut imported = Vec::new();
+    match &action {
+        UserAction::Add { aor } => check_domain(&served, &split(aor)?.1)?,
+        UserAction::Import { file } => imported = read_import(file, &served)?,
+        _ => {}
+    }
+    let store = open(config, creates)?;
     let path = crate::store_open::describe(config);
     match action {
         UserAction::Add { aor } => {
@@ -79,13 +125,7 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
             if password.is_empty() {
                 return Err("empty password".into());
             }
-            let s = Subscriber {
-                ha1_md5: sip_auth::ha1(sip_auth::Algorithm::Md5, &user, &domain, &password),
-                ha1_sha256: sip_auth::ha1(sip_auth::Algorithm::Sha256, &user, &domain, &password),
-                user: user.clone(),
-                domain: domain.clone(),
-                created_at_ms: crate::server::now_ms(),
-            };
+            let s = with_password(&user, &domain, &password, crate::server::now_ms());
             store.put_subscriber(&s).map_err(|e| e.to_string())?;
             println!("{user}@{domain} saved in {}", path);
         }
@@ -97,34 +137,9 @@ fn run_inner(config: &Config, action: UserAction) -> Result<(), String> {
                 return Err(format!("no subscriber {user}@{domain} in {}", path));
             }
         }
-        UserAction::Import { file } => {
-            let text = if file == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
-            } else {
-                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?
-            };
-            let now = crate::server::now_ms();
-            let mut subs = Vec::new();
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (aor, password) = line
-                    .split_once(char::is_whitespace)
-                    .ok_or_else(|| format!("{file}:{}: expected `user@domain password`", n + 1))?;
-                let (user, domain) = split(aor).map_err(|e| format!("{file}:{}: {e}", n + 1))?;
-                let password = password.trim();
-                subs.push(Subscriber {
-                    ha1_md5: sip_auth::ha1(sip_auth::Algorithm::Md5, &user, &domain, password),
-                    ha1_sha256: sip_auth::ha1(sip_auth::Algorithm::Sha256, &user, &domain, password),
-                    user,
-                    domain,
-                    created_at_ms: now,
-                });
-            }
-            store.put_subscribers(&subs).map_err(|e| e.to_string())?;
-            println!("{} subscribers saved in {}", subs.len(), path);
+        UserAction::Import { .. } => {
+            store.put_subscribers(&imported).map_err(|e| e.to_string())?;
+            println!("{} subscribers saved in {}", imported.len(), path);
         }
         UserAction::List => {
             let mut list = store.subscribers().map_err(|e| e.to_string())?;
