@@ -86,8 +86,17 @@ impl Credentials {
 
 impl Node {
     /// Checks a request's credentials (Authorization or Proxy-Authorization)
-    /// for `realm`. The request must wait when its user is not in the cache.
-    pub(crate) fn authenticate(&mut self, req: &Message, realm: &str, which: Which, now: Instant) -> Creds {
+    /// for `realm`, sent from `remote`. The request must wait when its user
+    /// is not in the cache. A failure (other than "no credentials yet" or a
+    /// stale nonce) is logged at WARN in the format `fail2ban` matches.
+    pub(crate) fn authenticate(
+        &mut self,
+        req: &Message,
+        realm: &str,
+        which: Which,
+        remote: std::net::SocketAddr,
+        now: Instant,
+    ) -> Creds {
         let Some(auth) = &self.auth else {
             return Creds::Outcome(AuthOutcome::Authenticated { username: String::new() });
         };
@@ -97,19 +106,22 @@ impl Node {
             .filter_map(|v| sip_auth::parse_credentials(v).ok().flatten())
             .find(|c| c.realm == realm)
             .map(|c| c.username);
-        if let Some(user) = user
-            && !self.creds.known(&user, realm, now)
-            && self.creds.want(&user, realm)
+        if let Some(user) = &user
+            && !self.creds.known(user, realm, now)
+            && self.creds.want(user, realm)
         {
             return Creds::Wait;
         }
         let now_ms = self.unix_ms(now);
         let creds = &self.creds;
         let out = auth.check(req, realm, which, now_ms, |user, realm, alg| creds.ha1(user, realm, alg));
-        if let AuthOutcome::Challenge { reason, .. } = &out
+        if let AuthOutcome::Challenge { reason, stale } = &out
             && *reason != sip_auth::reason::NO_CREDENTIALS
         {
             crate::metrics::auth_failure(reason);
+            if !stale {
+                log_auth_failure(req, user.as_deref(), realm, remote, reason);
+            }
         }
         Creds::Outcome(out)
     }
@@ -164,5 +176,51 @@ impl Node {
     /// Subscribers in the cache.
     pub fn subscriber_count(&self) -> usize {
         self.creds.map.values().filter(|v| v.is_ok()).count()
+    }
+}
+
+/// The WARN line of a failed digest authentication, in a stable format that
+/// `packaging/fail2ban/filter.d/sipwake.conf` matches (documented in the
+/// README; change both together). Plain:
+/// `WARN sip_node::credentials: auth failed aor=USER@REALM src=IP:PORT reason=REASON method=METHOD`;
+/// JSON: the same fields. The reason is `sip_auth`'s with dashes for spaces
+/// (`wrong-password`, `unknown-user`, `bad-nonce`, ...); a request without
+/// a username gets `aor=-@REALM`. Nothing is formatted unless WARN is on.
+fn log_auth_failure(req: &Message, user: Option<&str>, realm: &str, remote: std::net::SocketAddr, reason: &str) {
+    tracing::warn!(
+        aor = %AorField(user.unwrap_or("-"), realm),
+        src = %remote,
+        reason = %Dashed(reason),
+        method = %req.method().map_or_else(|| "-".to_string(), ToString::to_string),
+        "auth failed"
+    );
+}
+
+/// `user@realm` with characters that could forge another field (spaces,
+/// `=`, quotes, controls) written as `?`.
+struct AorField<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for AorField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let clean = |s: &str, f: &mut std::fmt::Formatter<'_>| -> std::fmt::Result {
+            for c in s.chars() {
+                f.write_char(if c.is_ascii_graphic() && !matches!(c, '=' | '"' | '\\') { c } else { '?' })?;
+            }
+            Ok(())
+        };
+        clean(self.0, f)?;
+        f.write_char('@')?;
+        clean(self.1, f)
+    }
+}
+
+/// A reason with dashes for spaces (`wrong password` → `wrong-password`).
+struct Dashed<'a>(&'a str);
+
+impl std::fmt::Display for Dashed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        self.0.chars().try_for_each(|c| f.write_char(if c == ' ' { '-' } else { c }))
     }
 }

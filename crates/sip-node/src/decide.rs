@@ -119,7 +119,7 @@ impl Node {
         let mut authenticated = false;
         if !in_dialog && from_local && self.pcfg.authenticate_local_callers && self.auth.is_some() {
             let realm = from_domain.clone().unwrap_or_default();
-            match self.authenticate(msg, &realm, Which::ProxyAuthorization, now) {
+            match self.authenticate(msg, &realm, Which::ProxyAuthorization, src.remote, now) {
                 Creds::Wait => return Decision::Wait,
                 Creds::Outcome(AuthOutcome::Authenticated { username }) => {
                     let from_user = msg.from().ok().and_then(|f| f.uri.as_sip().and_then(|u| u.user_unescaped()));

@@ -326,6 +326,7 @@ impl Node {
             metrics::bindings(self.registrar.location.len());
             if !changes.is_empty() {
                 tracing::debug!(count = changes.len(), "bindings expired");
+                crate::oplog::removed_all(&changes, "expired");
                 self.pn_removed(&changes, now);
                 self.write_expired(&changes, now_ms, now);
             }

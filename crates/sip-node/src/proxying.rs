@@ -336,6 +336,7 @@ impl Node {
                 self.proxy.by_client.remove(ck);
             }
             if let Some(rid) = ctx.push_request {
+                crate::oplog::parked_ended(rid.0, ctx.request.method(), ctx.cancelled, ctx.final_code);
                 self.proxy.by_push.remove(&rid.0);
                 if let Some(cid) = ctx.request.call_id() {
                     self.proxy.callers.remove(cid);
