@@ -81,8 +81,8 @@ pub(crate) fn forked(request: u64, binding: &str, wake_latency: Option<std::time
     );
 }
 
-/// A parked request's context ended: `cancelled` by its caller, else its
-/// final answer `code` (480: no device woke in time).
+/// A parked request got its final answer `code` (sent upstream):
+/// `cancelled` by its caller, else answered (480: no device woke in time).
 pub(crate) fn parked_ended(request: u64, method: Option<&sip_msg::Method>, cancelled: bool, code: u16) {
     let outcome = if cancelled {
         "cancelled"

@@ -122,3 +122,91 @@ fn timestamps_can_be_turned_off_for_the_journal() {
     let line = wait_for_line(&server2, "sipwake ready");
     assert!(line.starts_with("20"), "a timestamp by default: {line}");
 }
+
+/// The JSON log lines of `server` with `message`, waiting up to 10 s for
+/// the first.
+fn json_lines(server: &Server, message: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<serde_json::Value> = server
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "no {message:?} line:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_push_and_its_parked_call_are_info_lines() {
+    use common::phone::Phone;
+    use common::webhook::{config, final_response, invite, push_contact, webhook};
+    // A device that never wakes: the push, then 480 after the hold.
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(&["--log-format", "json"], Some(&config(&url, "invite_hold_secs = 1")));
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T1")], &["Expires: 600"]).as_bytes()), 200);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller, 1);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    let f = final_response(&caller, Duration::from_secs(6)).expect("an answer");
+    assert_eq!(status_of(f.as_bytes()), 480, "{f}");
+    let push = json_lines(&server, "push sent: ok").remove(0);
+    assert_eq!(push["level"], "INFO");
+    assert_eq!(push["provider"], "apns");
+    assert_eq!(push["reason"], "ini-INVITE");
+    assert_eq!(push["outcome"], "ok");
+    assert_eq!(push["aor"], "dev@127.0.0.1");
+    assert!(push["latency_ms"].is_u64(), "latency_ms is not a number: {push}");
+    let ended = json_lines(&server, "parked request timed-out-480").remove(0);
+    assert_eq!((ended["code"].as_u64(), ended["method"].as_str()), (Some(480), Some("INVITE")), "{ended}");
+
+    // A device that wakes (the call is forked to it), then the caller cancels.
+    invite(server.udp, &caller, 2);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
+    assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T2")], &["Expires: 600"]).as_bytes()), 200);
+    let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    // Ringing: a branch can be cancelled once it answered provisionally.
+    let common::phone::Link::Udp(sock) = &dev.link else { unreachable!() };
+    sock.send_to(reply(&inv, "180 Ringing").as_bytes(), from).unwrap();
+    let forked = json_lines(&server, "parked request forked to the woken device").remove(0);
+    assert_eq!(forked["outcome"], "forked");
+    assert!(forked["wake_latency_ms"].is_u64(), "{forked}");
+    let local = caller.local_addr().unwrap();
+    let cancel = format!(
+        "CANCEL sip:dev@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-push-2\r\nFrom: <sip:caller@other.example>;tag=c2\r\nTo: <sip:dev@127.0.0.1>\r\nCall-ID: push-call-2\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller.send_to(cancel.as_bytes(), server.udp).unwrap();
+    // The device answers the CANCEL it gets, and 487 to the INVITE.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let Some((req, from)) = dev.next_request(Duration::from_millis(500)) else { continue };
+        if req.starts_with("CANCEL ") {
+            let common::phone::Link::Udp(sock) = &dev.link else { unreachable!() };
+            sock.send_to(reply(&req, "200 OK").as_bytes(), from).unwrap();
+            sock.send_to(reply(&inv, "487 Request Terminated").as_bytes(), from).unwrap();
+            break;
+        }
+    }
+    let cancelled = json_lines(&server, "parked request cancelled").remove(0);
+    assert_eq!(cancelled["outcome"], "cancelled", "{cancelled}");
+}
+
+/// A response to `req` (its Via, From, To with a tag, Call-ID and CSeq).
+fn reply(req: &str, status: &str) -> String {
+    let mut r = format!("SIP/2.0 {status}\r\n");
+    for h in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        if h.starts_with("Via:") || h.starts_with("From:") || h.starts_with("Call-ID:") || h.starts_with("CSeq:") {
+            r += &format!("{h}\r\n");
+        } else if h.starts_with("To:") {
+            r += &format!("{h};tag=dev1\r\n");
+        }
+    }
+    r + "Content-Length: 0\r\n\r\n"
+}
