@@ -50,16 +50,17 @@ pub fn check(config: &Config) -> Result<Checked, ConfigError> {
 fn tls_error(config: &Config, e: &str) -> String {
     let t = &config.tls;
     for (key, path) in [
-        ("tls.certificate", &t.certificate),
+        // A key that does not match its certificate names both: the key first.
         ("tls.private_key", &t.private_key),
+        ("tls.certificate", &t.certificate),
         ("tls.ca_file", &t.ca_file),
         ("tls.client_ca_file", &t.client_ca_file),
-        ("tls.client_certificate", &t.client_certificate),
         ("tls.client_private_key", &t.client_private_key),
+        ("tls.client_certificate", &t.client_certificate),
     ] {
         let shown = path.display().to_string();
         if !shown.is_empty() && e.contains(&shown) {
-            return format!("{key} = {shown:?}: {e}; give a readable PEM file");
+            return format!("{key} = {shown:?}: {e}; give a readable PEM file that belongs with the others of [tls]");
         }
     }
     format!("[tls]: {e}")
