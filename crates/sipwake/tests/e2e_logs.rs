@@ -210,3 +210,48 @@ fn reply(req: &str, status: &str) -> String {
     }
     r + "Content-Length: 0\r\n\r\n"
 }
+
+/// Runs sipwake on a UDP port that is taken, so that it logs an ERROR and
+/// exits by itself (nothing is left running); `pty`: under `script`, so
+/// that its stderr is a terminal. Returns everything it wrote.
+fn failing_start(pty: bool, env: &[(&str, &str)]) -> String {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = format!(
+        "{} --listen udp:{} --management 127.0.0.1:0 --data-dir {}",
+        env!("CARGO_BIN_EXE_sipwake"),
+        taken.local_addr().unwrap(),
+        dir.path().join("data").display()
+    );
+    let mut cmd = if pty {
+        let mut c = Command::new("script");
+        c.args(["-qec", &args, "/dev/null"]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", &format!("exec {args}")]);
+        c
+    };
+    cmd.env_remove("NO_COLOR").env_remove("JOURNAL_STREAM").env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(!out.status.success(), "sipwake started on a taken port");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn colour_only_on_a_terminal_without_no_color_and_no_time_for_the_journal() {
+    let tty = failing_start(true, &[]);
+    assert!(tty.contains("cannot bind"), "{tty}");
+    assert!(tty.contains("\u{1b}["), "no colour on a terminal:\n{tty}");
+    let no_color = failing_start(true, &[("NO_COLOR", "1")]);
+    assert!(no_color.contains("cannot bind") && !no_color.contains('\u{1b}'), "colour with NO_COLOR:\n{no_color}");
+    let plain = failing_start(false, &[]);
+    let line = plain.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("{plain}"));
+    assert!(line.starts_with("20") && !plain.contains('\u{1b}'), "{plain}");
+    let journal = failing_start(false, &[("JOURNAL_STREAM", "8:12345")]);
+    let line = journal.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("{journal}"));
+    assert!(line.starts_with("ERROR"), "a timestamp for the journal: {journal}");
+}
