@@ -120,7 +120,7 @@ impl Node {
         {
             crate::metrics::auth_failure(reason);
             if !stale {
-                log_auth_failure(req, user.as_deref(), realm, remote, reason);
+                crate::oplog::auth_failed(req, user.as_deref(), realm, remote, reason);
             }
         }
         Creds::Outcome(out)
@@ -176,51 +176,5 @@ impl Node {
     /// Subscribers in the cache.
     pub fn subscriber_count(&self) -> usize {
         self.creds.map.values().filter(|v| v.is_ok()).count()
-    }
-}
-
-/// The WARN line of a failed digest authentication, in a stable format that
-/// `packaging/fail2ban/filter.d/sipwake.conf` matches (documented in the
-/// README; change both together). Plain:
-/// `WARN sip_node::credentials: auth failed aor=USER@REALM src=IP:PORT reason=REASON method=METHOD`;
-/// JSON: the same fields. The reason is `sip_auth`'s with dashes for spaces
-/// (`wrong-password`, `unknown-user`, `bad-nonce`, ...); a request without
-/// a username gets `aor=-@REALM`. Nothing is formatted unless WARN is on.
-fn log_auth_failure(req: &Message, user: Option<&str>, realm: &str, remote: std::net::SocketAddr, reason: &str) {
-    tracing::warn!(
-        aor = %AorField(user.unwrap_or("-"), realm),
-        src = %remote,
-        reason = %Dashed(reason),
-        method = %req.method().map_or_else(|| "-".to_string(), ToString::to_string),
-        "auth failed"
-    );
-}
-
-/// `user@realm` with characters that could forge another field (spaces,
-/// `=`, quotes, controls) written as `?`.
-struct AorField<'a>(&'a str, &'a str);
-
-impl std::fmt::Display for AorField<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write;
-        let clean = |s: &str, f: &mut std::fmt::Formatter<'_>| -> std::fmt::Result {
-            for c in s.chars() {
-                f.write_char(if c.is_ascii_graphic() && !matches!(c, '=' | '"' | '\\') { c } else { '?' })?;
-            }
-            Ok(())
-        };
-        clean(self.0, f)?;
-        f.write_char('@')?;
-        clean(self.1, f)
-    }
-}
-
-/// A reason with dashes for spaces (`wrong password` → `wrong-password`).
-struct Dashed<'a>(&'a str);
-
-impl std::fmt::Display for Dashed<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write;
-        self.0.chars().try_for_each(|c| f.write_char(if c == ' ' { '-' } else { c }))
     }
 }

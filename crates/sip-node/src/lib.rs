@@ -21,8 +21,8 @@
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
 //! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`io`] (the
-//! boundary types), [`metrics`], [`stats`], `oplog` (the INFO lines operators read:
-//! registration changes and parked-request outcomes).
+//! boundary types), [`metrics`], [`stats`], `oplog` (the lines operators read: registration changes
+//! and parked-request outcomes at INFO, failed logins at WARN).
 
 pub mod cluster;
 mod credentials;

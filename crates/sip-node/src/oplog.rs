@@ -1,11 +1,13 @@
-//! Operator log lines at INFO: one line per registration change (added,
-//! refreshed, removed, expired) and per parked-request outcome, with the
+//! Operator log lines: at INFO one line per registration change (added,
+//! refreshed, removed, expired) and per parked-request outcome, at WARN
+//! one per failed digest authentication (the fail2ban format), with the
 //! field names the README documents (`aor`, `binding`, `contact`,
 //! `expires`, `src`, `action`, `outcome`, ...). Numbers are recorded as
 //! numbers, so JSON logs carry them typed.
 //!
-//! Owns only the wording of these lines and the redaction of push tokens
-//! in Contact URIs; it never changes state. Every function is called
+//! Owns only the wording of these lines, the redaction of push tokens in
+//! Contact URIs and the escaping of user-supplied names; it never changes
+//! state. Every function is called
 //! behind (or is itself) a tracing macro, so nothing is formatted when
 //! INFO is off.
 
@@ -134,6 +136,58 @@ impl fmt::Display for OrDash {
     }
 }
 
+/// The WARN line of a failed digest authentication, in a stable format that
+/// `packaging/fail2ban/filter.d/sipwake.conf` matches (documented in the
+/// README; change both together). Plain:
+/// `WARN sip_node::oplog: auth failed aor=USER@REALM src=IP:PORT reason=REASON method=METHOD`;
+/// JSON: the same fields. The reason is `sip_auth`'s with dashes for spaces
+/// (`wrong-password`, `unknown-user`, `bad-nonce`, ...); a request without
+/// a username gets `aor=-@REALM`. Nothing is formatted unless WARN is on.
+pub(crate) fn auth_failed(
+    req: &sip_msg::Message,
+    user: Option<&str>,
+    realm: &str,
+    remote: std::net::SocketAddr,
+    reason: &str,
+) {
+    tracing::warn!(
+        aor = %AorField(user.unwrap_or("-"), realm),
+        src = %remote,
+        reason = %Dashed(reason),
+        method = %req.method().map_or_else(|| "-".to_string(), ToString::to_string),
+        "auth failed"
+    );
+}
+
+/// `user@realm` with characters that could forge another field (spaces,
+/// `=`, quotes, controls) written as `?`.
+struct AorField<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for AorField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        let clean = |s: &str, f: &mut std::fmt::Formatter<'_>| -> std::fmt::Result {
+            for c in s.chars() {
+                f.write_char(if c.is_ascii_graphic() && !matches!(c, '=' | '"' | '\\') { c } else { '?' })?;
+            }
+            Ok(())
+        };
+        clean(self.0, f)?;
+        f.write_char('@')?;
+        clean(self.1, f)
+    }
+}
+
+/// A reason with dashes for spaces (`wrong password` → `wrong-password`).
+struct Dashed<'a>(&'a str);
+
+impl std::fmt::Display for Dashed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        self.0.chars().try_for_each(|c| f.write_char(if c == ' ' { '-' } else { c }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +197,11 @@ mod tests {
         let c = Contact("sip:alice@192.0.2.1:5060;transport=tcp;pn-provider=apns;pn-prid=SECRET;pn-param=X.voip");
         assert_eq!(c.to_string(), "sip:alice@192.0.2.1:5060;transport=tcp;pn-provider=apns;pn-prid=*;pn-param=*");
         assert_eq!(Contact("sip:bob@h").to_string(), "sip:bob@h");
+    }
+
+    #[test]
+    fn names_in_the_auth_line_cannot_forge_fields() {
+        assert_eq!(AorField("al ice src=1.2.3.4", "example.com").to_string(), "al?ice?src?1.2.3.4@example.com");
+        assert_eq!(Dashed("wrong password").to_string(), "wrong-password");
     }
 }

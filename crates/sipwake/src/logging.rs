@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn levels_and_directives() {
-        for ok in ["info", "DEBUG", "warn", "sipwake=debug,info", "sip_node::credentials=warn,error", "off"] {
+        for ok in ["info", "DEBUG", "warn", "sipwake=debug,info", "sip_node::oplog=warn,error", "off"] {
             assert!(check_level(ok).is_ok(), "{ok}");
         }
         let e = check_level("verbose").unwrap_err();
