@@ -457,10 +457,13 @@ impl Config {
                 (Some(m), name)
             }
             crate::mid_config::Mode::Registrar => {
-                // Not used in this mode, but checked all the same when filled in.
-                if !file.mid_registrar.upstream.is_empty() {
-                    file.mid_registrar.to_node().map_err(ConfigError)?;
+                // Not used in this mode, but checked all the same (an unset
+                // upstream is no mistake here: a stand-in takes its place).
+                let mut m = file.mid_registrar.clone();
+                if m.upstream.is_empty() {
+                    m.upstream = "sip:192.0.2.1".into();
                 }
+                m.to_node().map_err(ConfigError)?;
                 (None, None)
             }
         };
@@ -678,6 +681,9 @@ pub(crate) mod tests {
     fn mid_registrar_mode() {
         let e = err("[server]\nmode = \"mid-registrar\"\n");
         assert!(e.contains("mid_registrar.upstream is not set"), "{e}");
+        // Checked in registrar mode too.
+        let e = err("[mid_registrar]\nthrottle = \"sometimes\"\n");
+        assert!(e.contains("mid_registrar.throttle = \"sometimes\""), "{e}");
         let e = err("[server]\nmode = \"edge\"\n");
         assert!(e.contains("server.mode = \"edge\""), "{e}");
         // A host name is resolved at start-up (RFC 3263).

@@ -146,3 +146,13 @@ fn the_example_and_a_working_push_file_are_valid() {
     let (code, err) = check(&p);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn sections_that_are_off_are_checked_too() {
+    refused("[mid_registrar]\nthrottle = \"sometimes\"\n", "mid_registrar.throttle = \"sometimes\"", &["\"contact\""]);
+    refused(
+        "[management]\nenabled = false\nlisten = \"localhost\"\n",
+        "management.listen = \"localhost\"",
+        &["IP:PORT"],
+    );
+}
