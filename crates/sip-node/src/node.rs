@@ -395,6 +395,7 @@ impl Node {
         let changes = self.registrar.conn_closed(conn, self.unix_ms(now));
         metrics::bindings(self.registrar.location.len());
         if !changes.is_empty() {
+            crate::oplog::removed_all(&changes, "flow-closed");
             self.pn_removed(&changes, now);
             self.write_changes(&changes, now);
         }

@@ -60,7 +60,8 @@ pub(crate) fn removed(aor: &Aor, id: &str, action: &str, src: Option<std::net::S
     tracing::info!(aor = %aor, binding = %id, src = %OrDash(src), action, "registration {action}");
 }
 
-/// Removals without a REGISTER (`action`: `expired`, `removed`).
+/// Removals without a REGISTER (`action`: `expired`, `removed` by
+/// management, `flow-closed` for an outbound binding whose connection closed).
 pub(crate) fn removed_all(changes: &[Change], action: &str) {
     if !tracing::enabled!(tracing::Level::INFO) {
         return;
