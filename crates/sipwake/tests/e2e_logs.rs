@@ -37,23 +37,21 @@ fn register(server: &Server, sock: &UdpSocket, cseq: u32, expires: u32) -> u16 {
     status_of(&resp)
 }
 
-#[test]
-fn a_wrong_password_is_a_warn_line_that_fail2ban_matches() {
+/// A server (with `extra` arguments) to which sipp sent one REGISTER with
+/// a wrong password for alice@127.0.0.1.
+fn wrong_password(extra: &[&str]) -> Server {
     // sipp knows only MD5: offer it first.
-    let server = Server::start_with(&[], Some("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n"));
+    let server = Server::start_with(extra, Some("[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n"));
     add_user(&server, "alice@127.0.0.1", "s3cret!");
     let (ok, out) =
         sipp("register_auth_fail.xml", server.udp, "u1", 1, &["-s", "alice", "-au", "alice", "-ap", "wrong"]);
     assert!(ok, "the wrong password was not refused:\n{out}");
-    let line = wait_for_line(&server, "auth failed");
-    assert!(line.contains(" WARN "), "{line}");
-    assert!(
-        line.contains("auth failed aor=alice@127.0.0.1 src=127.0.0.1:")
-            && line.contains(" reason=wrong-password method=REGISTER"),
-        "{line}"
-    );
-    let log = server.log();
-    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file:\n{log}");
+    server
+}
+
+/// Runs `fail2ban-regex -v` on the server's log with the shipped filter and
+/// asserts that it matched exactly one failure, from 127.0.0.1.
+fn fail2ban_matches_localhost(server: &Server) {
     let filter = repo().join("packaging/fail2ban/filter.d/sipwake.conf");
     let run = Command::new("fail2ban-regex").arg("-v").arg(&server.stderr_log).arg(&filter).output();
     let Ok(run) = run else {
@@ -67,9 +65,36 @@ fn a_wrong_password_is_a_warn_line_that_fail2ban_matches() {
     // -v lists each matched address under its regular expression.
     assert!(
         text.lines().any(|l| l.trim_start_matches(['|', ' ']).starts_with("127.0.0.1 ")),
-        "fail2ban-regex did not match the source address:\n{text}\nlog:\n{log}"
+        "fail2ban-regex did not match the source address:\n{text}\nlog:\n{}",
+        server.log()
     );
-    assert!(text.contains("1 matched"), "{text}");
+    assert!(text.contains(" 1 matched"), "{text}");
+}
+
+#[test]
+fn a_wrong_password_is_a_warn_line_that_fail2ban_matches() {
+    let server = wrong_password(&[]);
+    let line = wait_for_line(&server, "auth failed");
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(
+        line.contains("auth failed aor=alice@127.0.0.1 src=127.0.0.1:")
+            && line.contains(" reason=wrong-password method=REGISTER"),
+        "{line}"
+    );
+    let log = server.log();
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file:\n{log}");
+    fail2ban_matches_localhost(&server);
+}
+
+#[test]
+fn a_wrong_password_in_json_logs_is_matched_too() {
+    let server = wrong_password(&["--log-format", "json"]);
+    let line = wait_for_line(&server, "auth failed");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((v["level"].as_str(), v["aor"].as_str()), (Some("WARN"), Some("alice@127.0.0.1")), "{v}");
+    assert_eq!((v["reason"].as_str(), v["method"].as_str()), (Some("wrong-password"), Some("REGISTER")), "{v}");
+    assert!(v["src"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{v}");
+    fail2ban_matches_localhost(&server);
 }
 
 #[test]
