@@ -3,7 +3,8 @@
 # (sipp from Debian's sip-tester; PostgreSQL, which the location-store tests
 # start on their own ports; Kamailio, the upstream registrar of the
 # mid-registrar tests; dnsmasq, the DNS server of the sip-dns tests; baresip
-# and socat for the TLS tests; Chromium for the browser test), then runs the
+# and socat for the TLS tests; Chromium for the browser test; fail2ban for
+# the log-filter test), then runs the
 # whole workspace test suite: unit tests, the RFC 4475/5118 torture tests,
 # property tests, and the end-to-end tests that start the real sipwake binary
 # and drive it with sipp (and, for the browser test, JsSIP in Debian's
@@ -29,6 +30,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The browser of the WebRTC end-to-end test (driven by playwright-core).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# fail2ban-regex checks packaging/fail2ban's filter against the log lines
+# the running binary writes (crates/sipwake/tests/e2e_logs.rs).
+command -v fail2ban-regex >/dev/null 2>&1 || need+=(fail2ban)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   SUDO=""

@@ -87,8 +87,10 @@ impl Credentials {
 impl Node {
     /// Checks a request's credentials (Authorization or Proxy-Authorization)
     /// for `realm`. The request must wait when its user is not in the cache.
-    /// A failure that is not a stale or missing credential counts against
-    /// the source (`defence`: blocking after repeated failures).
+    /// A failure (other than "no credentials yet" or a stale nonce) is
+    /// logged at WARN in the format `fail2ban` matches; one that is not a
+    /// stale or missing credential also counts against the source
+    /// (`defence`: blocking after repeated failures).
     pub(crate) fn authenticate(
         &mut self,
         req: &Message,
@@ -106,19 +108,22 @@ impl Node {
             .filter_map(|v| sip_auth::parse_credentials(v).ok().flatten())
             .find(|c| c.realm == realm)
             .map(|c| c.username);
-        if let Some(user) = user
-            && !self.creds.known(&user, realm, now)
-            && self.creds.want(&user, realm)
+        if let Some(user) = &user
+            && !self.creds.known(user, realm, now)
+            && self.creds.want(user, realm)
         {
             return Creds::Wait;
         }
         let now_ms = self.unix_ms(now);
         let creds = &self.creds;
         let out = auth.check(req, realm, which, now_ms, |user, realm, alg| creds.ha1(user, realm, alg));
-        if let AuthOutcome::Challenge { reason, .. } = &out
+        if let AuthOutcome::Challenge { reason, stale } = &out
             && *reason != sip_auth::reason::NO_CREDENTIALS
         {
             crate::metrics::auth_failure(reason);
+            if !stale {
+                crate::oplog::auth_failed(req, user.as_deref(), realm, src.remote, reason);
+            }
             if crate::defence::counts_against_source(reason) {
                 self.source_failed_auth(src, now);
             }

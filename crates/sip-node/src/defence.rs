@@ -287,8 +287,9 @@ impl Guard {
         (Err(Drop::Blocked), Some(nb))
     }
 
-    /// A failed digest authentication (wrong password, unknown user, a
-    /// forged nonce) from `ip`: `Some` when the source becomes blocked.
+    /// A failed digest authentication (wrong password, unknown user,
+    /// malformed credentials or ones for another realm or URI) from `ip`:
+    /// `Some` when the source becomes blocked.
     pub fn auth_failed(&mut self, ip: IpAddr, now: Instant) -> Option<NewBlock> {
         let limit = self.cfg.auth.clone()?;
         if contains(&self.cfg.exempt, ip) {

@@ -21,7 +21,8 @@
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
 //! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`defence`] (allow/deny lists, rate limits and blocks by source), [`io`] (the
-//! boundary types), [`metrics`], [`stats`].
+//! boundary types), [`metrics`], [`stats`], `oplog` (the lines operators read: registration changes
+//! and parked-request outcomes at INFO, failed logins at WARN).
 
 pub mod cluster;
 mod credentials;
@@ -34,6 +35,7 @@ pub mod local;
 pub mod metrics;
 pub mod mid;
 pub mod node;
+mod oplog;
 pub mod pn;
 pub mod proxy;
 mod proxying;

@@ -335,6 +335,7 @@ impl Node {
             metrics::bindings(self.registrar.location.len());
             if !changes.is_empty() {
                 tracing::debug!(count = changes.len(), "bindings expired");
+                crate::oplog::removed_all(&changes, "expired");
                 self.pn_removed(&changes, now);
                 self.write_expired(&changes, now_ms, now);
             }
@@ -403,6 +404,7 @@ impl Node {
         let changes = self.registrar.conn_closed(conn, self.unix_ms(now));
         metrics::bindings(self.registrar.location.len());
         if !changes.is_empty() {
+            crate::oplog::removed_all(&changes, "flow-closed");
             self.pn_removed(&changes, now);
             self.write_changes(&changes, now);
         }

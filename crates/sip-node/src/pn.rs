@@ -436,6 +436,7 @@ impl Node {
                     if let Some(l) = wake_latency {
                         crate::metrics::wake_latency(l);
                     }
+                    crate::oplog::forked(request.0, binding.as_str(), wake_latency);
                     let id = binding.as_str().to_string();
                     // The device gets the request itself (and a CANCEL if need be).
                     self.forget_call_push(request, &id);

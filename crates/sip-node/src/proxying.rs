@@ -582,6 +582,9 @@ fn count_final(ctx: &mut Ctx, code: u16, now: Instant) {
     if code >= 200 && !ctx.counted {
         ctx.counted = true;
         ctx.final_code = code;
+        if let Some(rid) = ctx.push_request {
+            crate::oplog::parked_ended(rid.0, ctx.request.method(), ctx.cancelled, code);
+        }
         let method = ctx.request.method().map_or("other", crate::node::method_label);
         crate::metrics::proxied(method, code);
         crate::metrics::request_latency(method, now.saturating_duration_since(ctx.started));

@@ -47,10 +47,7 @@ impl Node {
                         .unwrap_or_default();
                     auth_user = Some((user, realm));
                 }
-                Creds::Outcome(AuthOutcome::Challenge { stale, reason }) => {
-                    if reason != sip_auth::reason::NO_CREDENTIALS {
-                        tracing::debug!(reason, remote = %src.remote, "REGISTER authentication failed");
-                    }
+                Creds::Outcome(AuthOutcome::Challenge { stale, .. }) => {
                     let headers = self.challenge(&realm, Which::Authorization, stale, now);
                     registration("challenged");
                     let resp = self.build_response(&req, &stateless_tag(&req), 401, None, &headers);
@@ -100,8 +97,11 @@ impl Node {
         now: Instant,
     ) -> (Outcome, Vec<(HeaderName, String)>) {
         let now_ms = self.unix_ms(now);
+        let before = crate::oplog::before(&self.registrar.location, req);
+        let src = flow.remote;
         let mut outcome =
             self.registrar.register(RegisterInput { req, flow, now_ms, auth_user, fresh_ids, caps, dry_run: false });
+        crate::oplog::registered(&outcome.changes, before.as_deref(), src, now_ms);
         metrics::bindings(self.registrar.location.len());
         // Moved out, not copied: the hot path of every REGISTER.
         let mut headers = std::mem::take(&mut outcome.reply.headers);
@@ -199,6 +199,7 @@ impl Node {
             None => self.registrar.remove_aor(aor, now_ms),
         };
         metrics::bindings(self.registrar.location.len());
+        crate::oplog::removed_all(&changes, "removed");
         self.pn_removed(&changes, now);
         let w = self.write_changes(&changes, now);
         self.settle(now);

@@ -289,7 +289,7 @@ impl PushConfig {
             err("invite_hold", "must be above 0 and at most 180 s".into());
         }
         if self.non_invite_hold.is_zero() || self.non_invite_hold >= TIMER_F {
-            err("non_invite_hold", "must be above 0 and below 32 s, the sender's Timer F (R42, RFC 4320)".into());
+            err("non_invite_hold", "must be above 0 and below 32 s, the sender's Timer F (RFC 4320)".into());
         }
         if self.purr && self.purr_rotation.is_zero() {
             err("purr_rotation", "must be above 0".into());

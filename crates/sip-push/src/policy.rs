@@ -126,10 +126,7 @@ impl PushConfig {
                 err("invite_hold_secs", "must be above 0 and at most 180 s".into());
             }
             if pol.non_invite_hold.is_some_and(|h| h.is_zero() || h >= TIMER_F) {
-                err(
-                    "non_invite_hold_secs",
-                    "must be above 0 and below 32 s, the sender's Timer F (R42, RFC 4320)".into(),
-                );
+                err("non_invite_hold_secs", "must be above 0 and below 32 s, the sender's Timer F (RFC 4320)".into());
             }
         }
     }

@@ -240,7 +240,7 @@ fn validation_errors_name_the_provider_key() {
     let e = apns_only(holds(30, 40)).validate().unwrap_err();
     assert_eq!(
         e[0].to_string(),
-        "senders.apns.non_invite_hold_secs: must be above 0 and below 32 s, the sender's Timer F (R42, RFC 4320)"
+        "senders.apns.non_invite_hold_secs: must be above 0 and below 32 s, the sender's Timer F (RFC 4320)"
     );
     let bad = apns_only(ProviderPolicy { refresh_lead: Some(secs(60)), ..d() });
     assert!(PushEngine::new(bad, rng(1)).is_err());

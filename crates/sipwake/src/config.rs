@@ -290,11 +290,14 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter (`info`, `sipwake=debug,info`, ...); RUST_LOG overrides it.
     pub level: String,
+    /// Start each line with the time. Unset: yes, unless stderr goes to
+    /// the systemd journal (`JOURNAL_STREAM` set), which stamps lines itself.
+    pub timestamps: Option<bool>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Plain, level: "info".into() }
+        LogConfig { format: LogFormat::Plain, level: "info".into(), timestamps: None }
     }
 }
 
@@ -456,7 +459,16 @@ impl Config {
                 let (m, name) = file.mid_registrar.to_node().map_err(ConfigError)?;
                 (Some(m), name)
             }
-            crate::mid_config::Mode::Registrar => (None, None),
+            crate::mid_config::Mode::Registrar => {
+                // Not used in this mode, but checked all the same (an unset
+                // upstream is no mistake here: a stand-in takes its place).
+                let mut m = file.mid_registrar.clone();
+                if m.upstream.is_empty() {
+                    m.upstream = "sip:192.0.2.1".into();
+                }
+                m.to_node().map_err(ConfigError)?;
+                (None, None)
+            }
         };
         let mut listen = Vec::new();
         for (i, s) in file.server.listen.iter().enumerate() {
@@ -509,12 +521,7 @@ impl Config {
             256,
             "receive threads per UDP socket; 0 = one per core; default 1",
         )?;
-        if tracing_subscriber::EnvFilter::try_new(&file.log.level).is_err() {
-            return Err(ConfigError(format!(
-                "log.level = {:?} is not a valid filter; allowed: error, warn, info, debug, trace, or directives like \"sipwake=debug,info\"",
-                file.log.level
-            )));
-        }
+        crate::logging::check_level(&file.log.level).map_err(ConfigError)?;
         let r = &file.registrar;
         for (i, d) in r.domains.iter().enumerate() {
             let ipv6_literal =
@@ -566,21 +573,7 @@ impl Config {
         range("auth.nonce_ttl_secs", a.nonce_ttl_secs, 10, 86_400, "seconds; default 300")?;
         let (store, cluster) = crate::cluster_config::validate(file.store, file.cluster, mode, &listen, store_url_env)
             .map_err(ConfigError)?;
-        let p = &file.push;
-        if p.enable {
-            if let Err(errs) = p.to_engine_config().validate() {
-                let e = &errs[0];
-                return Err(ConfigError(format!("push.{}: {}", e.key, e.message)));
-            }
-            if p.senders.is_empty() {
-                return Err(ConfigError(
-                    "push.enable = true but no [push.senders.<provider>] is configured; add e.g. [push.senders.\"*\"] webhook = \"https://push-gateway.example/sip\"".into(),
-                ));
-            }
-        }
-        for (name, s) in &p.senders {
-            s.validate(name, p).map_err(ConfigError)?;
-        }
+        crate::push_check::validate(&file.push).map_err(ConfigError)?;
         range(
             "proxy.timer_c_secs",
             file.proxy.timer_c_secs,
@@ -599,16 +592,15 @@ impl Config {
         }
         crate::dns_config::validate(&file.dns).map_err(ConfigError)?;
         let m = &file.management;
-        if m.enabled {
-            let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
-                ConfigError(format!("management.listen = {:?} is not IP:PORT, e.g. \"127.0.0.1:8060\"", m.listen))
-            })?;
-            if !addr.ip().is_loopback() && m.token.len() < 16 {
-                return Err(ConfigError(format!(
-                    "management.listen = {:?} is not a loopback address, so management.token must be set (at least 16 characters)",
-                    m.listen
-                )));
-            }
+        // Checked even when the API is off (it may be turned on later).
+        let addr: std::net::SocketAddr = m.listen.parse().map_err(|_| {
+            ConfigError(format!("management.listen = {:?} is not IP:PORT, e.g. \"127.0.0.1:8060\"", m.listen))
+        })?;
+        if m.enabled && !addr.ip().is_loopback() && m.token.len() < 16 {
+            return Err(ConfigError(format!(
+                "management.listen = {:?} is not a loopback address, so management.token must be set (at least 16 characters; or listen on 127.0.0.1)",
+                m.listen
+            )));
         }
         Ok(Config {
             listen,
@@ -694,6 +686,9 @@ pub(crate) mod tests {
     fn mid_registrar_mode() {
         let e = err("[server]\nmode = \"mid-registrar\"\n");
         assert!(e.contains("mid_registrar.upstream is not set"), "{e}");
+        // Checked in registrar mode too.
+        let e = err("[mid_registrar]\nthrottle = \"sometimes\"\n");
+        assert!(e.contains("mid_registrar.throttle = \"sometimes\""), "{e}");
         let e = err("[server]\nmode = \"edge\"\n");
         assert!(e.contains("server.mode = \"edge\""), "{e}");
         // A host name is resolved at start-up (RFC 3263).

@@ -486,12 +486,24 @@ async fn send_job(senders: &push_senders::Senders, job: &sip_node::PushJob) -> R
     let caller =
         job.caller.as_ref().map(|c| push_senders::Caller { display_name: c.display_name.clone(), uri: c.uri.clone() });
     let meta = push_senders::PushMeta { aor: job.aor.as_deref(), caller: caller.as_ref(), pn_extra: &job.pn_extra };
+    let started = std::time::Instant::now();
     let result = senders.send_with(&job.request, &meta).await;
     let label = match result {
         Ok(()) => "ok",
         Err(sip_push::PushError::Rejected) => "rejected",
         Err(sip_push::PushError::Failed) => "failed",
     };
-    metrics::push(&job.request.provider, &job.request.reason.opensips_reason(), label);
+    let reason = job.request.reason.opensips_reason();
+    metrics::push(&job.request.provider, &reason, label);
+    // One INFO line per push (the README documents its fields).
+    tracing::info!(
+        provider = %job.request.provider,
+        reason = %reason,
+        outcome = label,
+        latency_ms = started.elapsed().as_millis() as u64,
+        aor = %job.aor.as_deref().unwrap_or("-"),
+        binding = %job.request.binding.as_str(),
+        "push sent: {label}"
+    );
     result
 }

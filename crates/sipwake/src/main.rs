@@ -60,15 +60,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.check_config {
-        return match Config::load(path).and_then(|c| {
-            // Reads the certificate, key and CA files, as start-up does.
-            c.tls.to_settings().check().map_err(|e| sipwake::config::ConfigError(format!("[tls]: {e}")))?;
-            if c.push.enable {
-                // Reads every key file and service account, as start-up does.
-                sipwake::push_config::build_senders(&c.push).map_err(sipwake::config::ConfigError)?;
-            }
-            Ok(c)
-        }) {
+        // Every check start-up runs before it binds: the same functions.
+        return match Config::load(path).and_then(|c| sipwake::preflight::check(&c).map(|_| c)) {
             Ok(_) => {
                 println!("{}: configuration is valid", path.display());
                 ExitCode::SUCCESS
@@ -121,6 +114,15 @@ fn main() -> ExitCode {
         Some(Command::Ctl(args)) => return sipwake::cli::ctl::run(&config, args),
         None => {}
     }
+    // The checks --check-config runs (files read, senders built): a
+    // configuration error stops start-up with exit code 2, as there.
+    let checked = match sipwake::preflight::check(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     sipwake::logging::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -129,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sipwake::server::run(config)) {
+    match runtime.block_on(sipwake::server::run(config, checked)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -113,7 +113,8 @@ const KINDS: &str = "\"apns\", \"fcm\", \"webpush\", \"webhook\" or \"exec\"";
 
 impl SenderSection {
     /// The kind: `type`, else `webhook`/`exec`, else the provider's name.
-    pub fn kind(&self, name: &str) -> Result<Kind, String> {
+    pub fn kind(&self, raw: &str) -> Result<Kind, String> {
+        let name = &toml_name(raw);
         if let Some(t) = &self.kind {
             return match t.as_str() {
                 "apns" => Ok(Kind::Apns),
@@ -134,7 +135,7 @@ impl SenderSection {
             }
             (None, None) => {}
         }
-        let n = name.to_ascii_lowercase();
+        let n = raw.to_ascii_lowercase();
         if n == "apns" || n.starts_with("apns.") {
             Ok(Kind::Apns)
         } else if n == "fcm" {
@@ -150,8 +151,9 @@ impl SenderSection {
 
     /// Checks the table without touching the file system (key files are
     /// read when the senders are built).
-    pub fn validate(&self, name: &str, push: &crate::config::PushSection) -> Result<(), String> {
-        let kind = self.kind(name)?;
+    pub fn validate(&self, raw: &str, push: &crate::config::PushSection) -> Result<(), String> {
+        let kind = self.kind(raw)?;
+        let name = &toml_name(raw);
         let set = |v: bool, key: &str| -> Result<(), String> {
             if v {
                 Err(format!(
@@ -282,9 +284,9 @@ impl SenderSection {
                 }
             }
         }
-        if name != "*" && self.has_policy() && !push.providers.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+        if raw != "*" && self.has_policy() && !push.providers.iter().any(|p| p.eq_ignore_ascii_case(raw)) {
             return Err(format!(
-                "push.senders.{name} sets a policy (hold, skip or refresh) but {name:?} is not in push.providers; add it there"
+                "push.senders.{name} sets a policy (hold, skip or refresh) but {raw:?} is not in push.providers; add it there"
             ));
         }
         Ok(())
@@ -417,6 +419,16 @@ pub fn apply_policies(c: &mut sip_push::PushConfig, senders: &BTreeMap<String, S
                 .or_else(|| star.and_then(|s| s.refresh_retries_secs.clone()))
                 .map(|v| v.into_iter().map(Duration::from_secs).collect()),
         };
+    }
+}
+
+/// A provider name as written in a TOML key: bare (`apns`) when it can
+/// be, else quoted (`"*"`, `"apns.voip"`).
+pub fn toml_name(name: &str) -> String {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        name.to_string()
+    } else {
+        format!("{name:?}")
     }
 }
 

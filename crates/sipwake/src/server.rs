@@ -15,7 +15,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server with `checked`: what [`crate::preflight::check`] built
+/// from this `config` (the caller runs it first and stops on its error, as
+/// `--check-config` does).
+pub async fn run(config: Config, checked: crate::preflight::Checked) -> anyhow::Result<()> {
     // Install the signal handlers first: a SIGTERM that arrives while the
     // server starts must still mean "stop cleanly".
     use tokio::signal::unix::{SignalKind, signal};
@@ -23,8 +26,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     config.tls.check_listeners(&config.listen, "--listen").map_err(|e| anyhow::anyhow!(e))?;
-    let tls = config.tls.to_settings();
-    tls.check().map_err(|e| anyhow::anyhow!("[tls]: {e}"))?;
+    let tls = checked.tls;
     if !tls.verify_server {
         tracing::warn!(
             "tls.verify_server = false: outbound TLS accepts any server certificate (no protection against impersonation)"
@@ -60,11 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let metrics = crate::metrics::install();
     crate::metrics::register_all(&config.push.providers);
-    let senders = if config.push.enable {
-        Some(crate::push_config::build_senders(&config.push).map_err(|e| anyhow::anyhow!(e))?)
-    } else {
-        None
-    };
+    let senders = checked.senders;
     let resolver = crate::resolve::build(&config.dns);
     // A mid-registrar's upstream given by name: its address before anything starts.
     let mut config = config;

@@ -67,7 +67,7 @@ impl Fixture {
         let cfg = format!(
             "[tls]\ncertificate = \"{chain}\"\nprivate_key = \"{key}\"\n\
              [websocket]\nallowed_origins = []\n\
-             [push]\nenable = true\n\
+             [push]\nenable = true\nproviders = [\"webpush\"]\n\
              [push.senders.webpush]\nvapid_private_key = \"{vkey}\"\nvapid_subject = \"mailto:ops@example.com\"\n\
              allowed_hosts = [\"{host}\"]\nca_file = \"{ca}\"\ntimeout_ms = 2000\ninvite_hold_secs = 20\n",
             chain = cert.chain_file.display(),

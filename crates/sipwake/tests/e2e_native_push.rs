@@ -56,7 +56,7 @@ impl ApnsFixture {
     /// table with `sender_extra`.
     fn config(&self, push_extra: &str, sender_extra: &str) -> String {
         format!(
-            "[auth]\nenabled = false\n[push]\nenable = true\n{push_extra}\n[push.senders.apns]\nendpoint = \"{url}\"\nca_file = \"{ca}\"\nkey_file = \"{p8}\"\nkey_id = \"{kid}\"\nteam_id = \"{team}\"\ntimeout_ms = 2000\nconnect_timeout_ms = 1000\n{sender_extra}\n",
+            "[auth]\nenabled = false\n[push]\nenable = true\nproviders = [\"apns\"]\n{push_extra}\n[push.senders.apns]\nendpoint = \"{url}\"\nca_file = \"{ca}\"\nkey_file = \"{p8}\"\nkey_id = \"{kid}\"\nteam_id = \"{team}\"\ntimeout_ms = 2000\nconnect_timeout_ms = 1000\n{sender_extra}\n",
             url = self.mock.base_url(),
             ca = self.pki.ca_file.display(),
             p8 = self.key.p8_path.display(),
@@ -457,7 +457,7 @@ fn fcm_call_wakes_the_device_with_a_high_priority_data_message() {
     let mock = rt.block_on(Mock::start_on(port, &pki, service));
     let hold = 20;
     let cfg = format!(
-        "[auth]\nenabled = false\n[push]\nenable = true\n[push.senders.fcm]\nservice_account = \"{sa}\"\nendpoint = \"{url}\"\nca_file = \"{ca}\"\ntimeout_ms = 2000\ninvite_hold_secs = {hold}\n",
+        "[auth]\nenabled = false\n[push]\nenable = true\nproviders = [\"fcm\"]\n[push.senders.fcm]\nservice_account = \"{sa}\"\nendpoint = \"{url}\"\nca_file = \"{ca}\"\ntimeout_ms = 2000\ninvite_hold_secs = {hold}\n",
         sa = sa.json_path.display(),
         url = mock.base_url(),
         ca = pki.ca_file.display(),
@@ -518,7 +518,7 @@ fn webpush_call_with_vapid_encrypted_with_keys_and_empty_without() {
     };
     let mock = rt.block_on(Mock::start(&pki, service));
     let cfg = format!(
-        "[auth]\nenabled = false\n[push]\nenable = true\n[push.senders.webpush]\nvapid_private_key = \"{key}\"\nvapid_subject = \"mailto:ops@example.com\"\nallowed_hosts = [\"{host}\"]\nca_file = \"{ca}\"\ntimeout_ms = 2000\n",
+        "[auth]\nenabled = false\n[push]\nenable = true\nproviders = [\"webpush\"]\n[push.senders.webpush]\nvapid_private_key = \"{key}\"\nvapid_subject = \"mailto:ops@example.com\"\nallowed_hosts = [\"{host}\"]\nca_file = \"{ca}\"\ntimeout_ms = 2000\n",
         key = vapid.private_pem_path.display(),
         host = mock.addr,
         ca = pki.ca_file.display(),
