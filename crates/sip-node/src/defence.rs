@@ -223,6 +223,12 @@ impl Guard {
         &self.cfg
     }
 
+    /// A new configuration (reload): tracked sources and blocks in force
+    /// stay; new limits apply from the next request.
+    pub fn reconfigure(&mut self, cfg: DefenceConfig) {
+        self.cfg = cfg;
+    }
+
     /// The allow and deny lists, for any message (requests and responses).
     pub fn check_lists(&self, src: &Source) -> Result<(), Drop> {
         let ip = src.remote.ip();
@@ -467,6 +473,11 @@ impl crate::Node {
             b.block.as_secs()
         );
         crate::metrics::defence_blocked(b.reason.label(), self.guard.blocked_count(now));
+    }
+
+    /// A new `[defence]` (reload); blocks in force stay.
+    pub fn set_defence(&mut self, cfg: DefenceConfig) {
+        self.guard.reconfigure(cfg);
     }
 
     /// The sources blocked now (management).

@@ -63,7 +63,8 @@ pub struct Driver {
     stats: Arc<sip_node::Stats>,
     transports: Transports,
     pub(crate) store: Arc<dyn Store>,
-    senders: Option<push_senders::Senders>,
+    /// Swapped whole by a reload (pushes in flight keep their clone).
+    senders: std::sync::RwLock<Option<push_senders::Senders>>,
     /// RFC 3263 resolution of next hops given by name (`None`: none configured).
     resolver: Option<sip_dns::Resolver>,
     /// How long "no such name" is remembered by the node.
@@ -103,7 +104,7 @@ impl Driver {
             node: Mutex::new(node),
             transports,
             store,
-            senders,
+            senders: std::sync::RwLock::new(senders),
             resolver,
             negative_ttl,
             rt: tokio::runtime::Handle::current(),
@@ -253,6 +254,16 @@ impl Driver {
         }
     }
 
+    /// The push senders now.
+    fn senders(&self) -> Option<push_senders::Senders> {
+        self.senders.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// New push senders (reload): the next push uses them.
+    pub fn set_senders(&self, senders: Option<push_senders::Senders>) {
+        *self.senders.write().unwrap_or_else(|e| e.into_inner()) = senders;
+    }
+
     fn send(&self, target: &sip_msg::Target, data: Bytes) {
         tracing::trace!(remote = %target.remote, transport = %target.transport, len = data.len(), "send");
         if let Err(e) = self.transports.send(target, data) {
@@ -263,7 +274,7 @@ impl Driver {
 
     fn deliver(&self, job: sip_node::PushJob) {
         let tx = self.done.clone();
-        let Some(senders) = self.senders.clone() else {
+        let Some(senders) = self.senders() else {
             let _ = tx.send(Completion::Push(job.request.id, Err(sip_push::PushError::Failed)));
             return;
         };
@@ -394,8 +405,8 @@ impl Driver {
             Some(Some(None)) => return Err("the binding has no push coordinates"),
             Some(Some(Some(j))) => j,
         };
-        let Some(senders) = &self.senders else { return Err("no push sender") };
-        let result = send_job(senders, &job).await;
+        let Some(senders) = self.senders() else { return Err("no push sender") };
+        let result = send_job(&senders, &job).await;
         if result == Err(sip_push::PushError::Rejected) {
             self.with_node(|n, now| n.handle_dead_token(&job, now));
         }

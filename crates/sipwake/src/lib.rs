@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod preflight;
 pub mod push_check;
 pub mod push_config;
+pub mod reload;
 pub mod resolve;
 pub mod server;
 pub mod store_map;

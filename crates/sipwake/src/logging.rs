@@ -4,7 +4,7 @@
 //! `log.timestamps = false`, or when it is unset and stderr goes to the
 //! systemd journal (`JOURNAL_STREAM`), which stamps lines itself.
 //!
-//! Owns the global subscriber only; what is logged is decided where it
+//! Owns the global subscriber (and its filter, which a reload replaces) only; what is logged is decided where it
 //! happens. JSON lines are written by [`crate::log_json`].
 
 use crate::config::{LogConfig, LogFormat};
@@ -20,11 +20,35 @@ pub fn init(cfg: &LogConfig) {
     let ansi = std::io::stderr().is_terminal() && env("NO_COLOR").is_none();
     let timestamps = cfg.timestamps.unwrap_or_else(|| env("JOURNAL_STREAM").is_none());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // Each shape keeps a handle on its filter, for `set_level` (reload).
+    macro_rules! init_reloadable {
+        ($b:expr) => {{
+            let b = $b.with_filter_reloading();
+            let h = b.reload_handle();
+            let _ = SET_FILTER.set(Box::new(move |f| h.reload(f).map_err(|e| e.to_string())));
+            b.try_init()
+        }};
+    }
     let _ = match (cfg.format, timestamps) {
-        (LogFormat::Plain, true) => builder.try_init(),
-        (LogFormat::Plain, false) => builder.without_time().try_init(),
-        (LogFormat::Json, _) => builder.event_format(crate::log_json::Json { timestamps }).try_init(),
+        (LogFormat::Plain, true) => init_reloadable!(builder),
+        (LogFormat::Plain, false) => init_reloadable!(builder.without_time()),
+        (LogFormat::Json, _) => init_reloadable!(builder.event_format(crate::log_json::Json { timestamps })),
     };
+}
+
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// Replaces the running filter (set by [`init`]).
+static SET_FILTER: std::sync::OnceLock<SetFilter> = std::sync::OnceLock::new();
+
+/// Applies a new `log.level` to the running server (checked as start-up checks it).
+pub fn set_level(level: &str) -> Result<(), String> {
+    check_level(level)?;
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("log.level = {level:?}: {e}"))?;
+    match SET_FILTER.get() {
+        Some(set) => set(filter),
+        None => Err("logging is not initialised".into()),
+    }
 }
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];

@@ -131,7 +131,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sipwake::server::run(config, checked)) {
+    // A reload (SIGHUP, `ctl reload`) reads the same file and applies the same overrides.
+    let source = sipwake::reload::Source {
+        path: cli.config.clone(),
+        overrides: sipwake::reload::Overrides {
+            listen: cli.listen.clone(),
+            data_dir: cli.data_dir.clone(),
+            management: cli.management.clone(),
+            log_format: cli.log_format.as_ref().map(|_| config.log.format),
+        },
+    };
+    match runtime.block_on(sipwake::server::run(config, checked, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

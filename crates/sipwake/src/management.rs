@@ -37,6 +37,8 @@ pub struct MgmtState {
     pub metrics: PrometheusHandle,
     pub token: Option<String>,
     pub started: Instant,
+    /// Live reload (`POST /api/v1/reload`).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// One binding as the API shows it.
@@ -221,6 +223,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<MgmtState>)> {
         ("GET", "/api/v1/users", get(crate::mgmt_users::list)),
         ("PUT", "/api/v1/users/{user}", put(crate::mgmt_users::put)),
         ("DELETE", "/api/v1/users/{user}", delete(crate::mgmt_users::delete)),
+        ("POST", "/api/v1/reload", post(reload)),
         ("GET", "/api/v1/defence/blocked", get(crate::mgmt_defence::list)),
         ("POST", "/api/v1/defence/blocked", post(crate::mgmt_defence::block)),
         ("DELETE", "/api/v1/defence/blocked/{source}", delete(crate::mgmt_defence::unblock)),
@@ -564,6 +567,23 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
         store_batches: store.batches_done,
         store_failed_commits: store.failed_commits,
     })
+}
+
+/// `POST /api/v1/reload`: what SIGHUP does, answered with what was applied
+/// and what needs a restart; 400 (nothing changed) when the file fails a check.
+async fn reload(State(st): State<MgmtState>) -> Response {
+    let r = st.reloader.clone();
+    match tokio::task::spawn_blocking(move || r.reload_logged("management API")).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": format!("the configuration was not reloaded, nothing changed: {e}") })),
+        )
+            .into_response(),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,18 +6,19 @@
 //! Owns the accept loop's filter only. Must not touch routes or the token
 //! check (`management.rs`).
 
-use crate::defence_config::ManagementAcl;
+use crate::reload::SharedAcl;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP listener that hands axum only the connections the lists admit.
 pub struct Guarded {
     inner: TcpListener,
-    acl: ManagementAcl,
+    /// Replaced by a reload.
+    acl: SharedAcl,
 }
 
 impl Guarded {
-    pub fn new(inner: TcpListener, acl: ManagementAcl) -> Guarded {
+    pub fn new(inner: TcpListener, acl: SharedAcl) -> Guarded {
         Guarded { inner, acl }
     }
 }
@@ -29,7 +30,7 @@ impl axum::serve::Listener for Guarded {
     async fn accept(&mut self) -> (TcpStream, SocketAddr) {
         loop {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-            if self.acl.admits(addr.ip()) {
+            if self.acl.read().unwrap_or_else(|e| e.into_inner()).admits(addr.ip()) {
                 return (stream, addr);
             }
             metrics::counter!("sipwake_defence_management_refused_total").increment(1);

@@ -208,6 +208,15 @@ fn paths() -> Value {
                 }))
             }
         },
+        "/api/v1/reload": { "post": {
+            "summary": "Reload the configuration file as SIGHUP does (log level, defence, push senders, TLS files, subscribers)",
+            "operationId": "reload",
+            "responses": with_auth(json!({
+                "200": body("What was applied, and what differs but needs a restart", "ReloadReport"),
+                "400": error("The file fails a check: nothing changed"),
+                "500": error("The reload failed")
+            }))
+        }},
         "/api/v1/defence/blocked": {
             "get": {
                 "summary": "List the sources blocked now ([defence]: rate limit, failed logins, by hand)",
@@ -409,6 +418,14 @@ fn schemas() -> Value {
         "Password": {
             "type": "object", "required": ["password"],
             "properties": { "password": { "type": "string", "minLength": 1 } }
+        },
+        "ReloadReport": {
+            "type": "object",
+            "properties": {
+                "config": { "type": "string", "description": "The file read, or `embedded default`" },
+                "applied": { "type": "array", "items": { "type": "string" } },
+                "restart_required": { "type": "array", "items": { "type": "string" } }
+            }
         },
         "BlockedList": {
             "type": "object",

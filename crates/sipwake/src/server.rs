@@ -1,5 +1,5 @@
 //! Process lifecycle: bind the listeners, start the core and its timer task,
-//! print the bound addresses, reload the TLS files on SIGHUP, wait for
+//! print the bound addresses, reload on SIGHUP (`reload`), wait for
 //! SIGTERM/SIGINT, shut down gracefully.
 
 use crate::config::Config;
@@ -18,7 +18,12 @@ use std::time::Duration;
 /// Runs the server with `checked`: what [`crate::preflight::check`] built
 /// from this `config` (the caller runs it first and stops on its error, as
 /// `--check-config` does).
-pub async fn run(config: Config, checked: crate::preflight::Checked) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    checked: crate::preflight::Checked,
+    source: crate::reload::Source,
+) -> anyhow::Result<()> {
+    let started_with = config.clone();
     // Install the signal handlers first: a SIGTERM that arrives while the
     // server starts must still mean "stop cleanly".
     use tokio::signal::unix::{SignalKind, signal};
@@ -92,6 +97,16 @@ pub async fn run(config: Config, checked: crate::preflight::Checked) -> anyhow::
         tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
     }
     transports.start(driver.clone());
+    // The management lists of [defence] (checked again: --listen may have changed the listeners).
+    let (_, acl) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
+    let mgmt_acl: crate::reload::SharedAcl = Arc::new(std::sync::RwLock::new(acl));
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        source,
+        started_with,
+        driver.clone(),
+        transports.clone(),
+        mgmt_acl.clone(),
+    ));
     let mgmt_addr = if config.management.enabled {
         let listener = tokio::net::TcpListener::bind(&config.management.listen).await.with_context(|| {
             format!("cannot bind the management API on {} (management.listen)", config.management.listen)
@@ -104,11 +119,10 @@ pub async fn run(config: Config, checked: crate::preflight::Checked) -> anyhow::
             metrics,
             token: Some(config.management.token.clone()).filter(|t| !t.is_empty()),
             started: std::time::Instant::now(),
+            reloader: reloader.clone(),
         };
         let app = crate::management::router(state);
-        // The management lists of [defence] (checked again: --listen may have changed the listeners).
-        let (_, acl) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
-        let listener = crate::mgmt_acl::Guarded::new(listener, acl);
+        let listener = crate::mgmt_acl::Guarded::new(listener, mgmt_acl);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "management API stopped");
@@ -158,10 +172,11 @@ pub async fn run(config: Config, checked: crate::preflight::Checked) -> anyhow::
                     }
                 }
             }
-            _ = hup.recv() => match transports.reload_tls() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA files reloaded; open connections kept"),
-                Err(e) => tracing::error!("SIGHUP: TLS reload failed, keeping the previous certificate: {e}"),
-            },
+            _ = hup.recv() => {
+                // Reads files: off the async threads; the next SIGHUP waits for it.
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload_logged("SIGHUP")).await;
+            }
         }
     }
     tracing::info!("shutting down");

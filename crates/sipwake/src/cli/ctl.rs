@@ -57,6 +57,9 @@ enum CtlCmd {
     Push { aor: String, binding: String },
     /// Server statistics.
     Stats,
+    /// Reload the configuration file as SIGHUP does; prints what was applied and what needs a restart
+    /// (exit 2, nothing changed, when the file fails a check).
+    Reload,
     /// Mid-registrar: the upstream registrar and the registrations held there.
     Upstream,
     /// Subscribers through the API (the rules of `sipwake user`: a served domain, hashes only).
@@ -147,6 +150,20 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), Fail> {
             table::upstream(&decode::<UpstreamList>(b)?);
             Ok(())
         }),
+        CtlCmd::Reload => {
+            let (_, body) = api.call(Method::POST, "/api/v1/reload", None, &[])?;
+            out(&body, &|b| {
+                let r: crate::reload::Report = decode(b)?;
+                println!("reloaded {}", r.config);
+                println!("applied: {}", r.applied.join(", "));
+                if r.restart_required.is_empty() {
+                    println!("needs a restart: nothing");
+                } else {
+                    println!("needs a restart: {} (still running as before)", r.restart_required.join(", "));
+                }
+                Ok(())
+            })
+        }
         CtlCmd::Stats => out(&api.ok(Method::GET, "/api/v1/stats")?, &|b| {
             table::stats(&decode::<StatsView>(b)?);
             Ok(())

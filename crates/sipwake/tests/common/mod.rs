@@ -49,6 +49,12 @@ impl Server {
 
     /// Starts sipwake on an existing directory (its data in `dir/data`), e.g. after a crash.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>) -> Server {
+        Server::start_logging(dir, extra, config, true)
+    }
+
+    /// [`Server::start_in`]; `rust_log`: false leaves RUST_LOG unset, so
+    /// the config's `log.level` decides (and a reload can change it).
+    pub fn start_logging(dir: tempfile::TempDir, extra: &[&str], config: Option<&str>, rust_log: bool) -> Server {
         let stderr_log = dir.path().join("sipwake.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipwake"));
         if let Some(text) = config {
@@ -60,10 +66,14 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(extra)
-            .env("RUST_LOG", std::env::var("SIPWAKE_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).unwrap());
+        if rust_log {
+            cmd.env("RUST_LOG", std::env::var("SIPWAKE_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        } else {
+            cmd.env_remove("RUST_LOG");
+        }
         let mut child = cmd.spawn().expect("start sipwake");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
