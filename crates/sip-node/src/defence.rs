@@ -327,6 +327,11 @@ impl Guard {
         Some(NewBlock { source: key.text(), reason: BlockReason::AuthFailures, count, block: limit.block })
     }
 
+    /// Whether `ip` is blocked at `now`.
+    pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
+        self.sources.get(&Key::of(ip)).and_then(|t| t.blocked).is_some_and(|(until, _)| now < until)
+    }
+
     /// The sources blocked at `now`.
     pub fn blocked(&self, now: Instant) -> Vec<Blocked> {
         let mut v: Vec<Blocked> = self
@@ -448,6 +453,24 @@ impl crate::Node {
         if let Some(b) = new_block {
             self.announce_block(&b, now);
         }
+        match verdict {
+            Ok(()) => true,
+            Err(d) => {
+                crate::metrics::defence_dropped(d.label());
+                false
+            }
+        }
+    }
+
+    /// Whether to keep a connection just accepted from `src`: refused (and
+    /// counted) when the lists refuse its source or it is blocked, before
+    /// any TLS or WebSocket handshake is spent on it.
+    pub fn admit_connection(&mut self, src: &Source, now: Instant) -> bool {
+        let verdict = match self.guard.check_lists(src) {
+            Err(d) => Err(d),
+            Ok(()) if self.guard.is_blocked(src.remote.ip(), now) => Err(Drop::Blocked),
+            Ok(()) => Ok(()),
+        };
         match verdict {
             Ok(()) => true,
             Err(d) => {

@@ -10,7 +10,7 @@
 
 use crate::Inner;
 use crate::conn::{ConnGuard, ConnHandle, Enqueue, Outgoing};
-use crate::types::{SendError, Target, Transport};
+use crate::types::{SendError, Source, Target, Transport};
 use crate::{stream_conn, tls, ws};
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -45,6 +45,13 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, transp
         };
         match res {
             Ok((stream, remote)) => {
+                if let (Some(h), Ok(local)) = (inner.handler.get(), stream.local_addr()) {
+                    let src = Source { transport, local, remote, conn: None };
+                    if !h.admit_connection(&src) {
+                        tracing::debug!(%remote, %transport, "connection refused by the handler");
+                        continue;
+                    }
+                }
                 let (tx, rx) = mpsc::unbounded_channel();
                 let Some((id, handle)) = inner.conns.try_insert(transport, remote, tx, inner.config.max_connections)
                 else {

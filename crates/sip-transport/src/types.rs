@@ -171,6 +171,11 @@ pub trait Handler: Send + Sync + 'static {
     fn on_message(&self, src: Source, msg: Result<Message, ParseFailure>);
     /// A connection closed (by either side, idle timeout or error).
     fn on_closed(&self, _conn: ConnId, _remote: SocketAddr) {}
+    /// Whether to keep a connection just accepted from `src` (`src.conn`
+    /// is `None`): refused ones are closed before any handshake.
+    fn admit_connection(&self, _src: &Source) -> bool {
+        true
+    }
     /// Raw bytes are also given for tracing when the log level asks; default none.
     fn on_raw(&self, _src: &Source, _data: &Bytes) {}
     /// A UDP receive thread is about to hand over a batch of datagrams (one

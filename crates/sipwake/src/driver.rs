@@ -466,6 +466,10 @@ impl Handler for Driver {
         self.with_node(|n, now| n.handle_conn_closed(conn, now));
     }
 
+    fn admit_connection(&self, src: &Source) -> bool {
+        self.with_node(|n, now| n.admit_connection(src, now))
+    }
+
     fn on_batch_begin(&self) {
         IN_BATCH.with(|b| b.set(BATCH));
     }

@@ -143,16 +143,25 @@ fn allow_and_deny_lists_per_listener_and_for_the_management_api() {
     );
     // UDP has no list of its own: anyone else is served.
     assert_alive(&server, &udp_from("127.0.0.32"), 2);
-    // The TCP listener admits only 127.0.0.35.
+    // The TCP listener admits only 127.0.0.35: others are closed at accept.
     for (ip, served) in [("127.0.0.33", false), ("127.0.0.35", true)] {
         let mut s = tcp_from(ip, server.tcp);
         let local = s.local_addr().unwrap();
-        std::io::Write::write_all(&mut s, &options(local, server.tcp, "TCP", 3)).unwrap();
+        // A write to a connection the server already closed may fail: that is the refusal.
+        let _ = std::io::Write::write_all(&mut s, &options(local, server.tcp, "TCP", 3));
         let (got, _) = tcp_read_until(&mut s, Duration::from_millis(800), |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
         assert_eq!(status_of(&got) == 200, served, "{ip}: {}", String::from_utf8_lossy(&got));
     }
+    // Closed by the server at once, not left open and ignored.
+    let mut s = tcp_from("127.0.0.34", server.tcp);
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let r = std::io::Read::read(&mut s, &mut [0u8; 16]);
+    assert!(
+        matches!(&r, Ok(0)) || r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "a refused connection is closed at accept: {r:?}"
+    );
     assert_eq!(metric(&server, "sipwake_defence_dropped_total{reason=\"denied\"}"), 1.0);
-    assert_eq!(metric(&server, "sipwake_defence_dropped_total{reason=\"not-allowed\"}"), 1.0);
+    assert_eq!(metric(&server, "sipwake_defence_dropped_total{reason=\"not-allowed\"}"), 2.0);
     // The management API refuses 127.0.0.36 at accept.
     let mut s = tcp_from("127.0.0.36", server.mgmt);
     std::io::Write::write_all(&mut s, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
