@@ -35,7 +35,10 @@ pub fn render(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
     man.render_options_section(out)?;
     out.write_all(commands_section(&cmd_for_commands).as_bytes())?;
     out.write_all(FILES.as_bytes())?;
-    man.render_version_section(out)?;
+    if cmd_for_commands.get_version().is_some() {
+        // clap_mangen unwraps the version.
+        man.render_version_section(out)?;
+    }
     Ok(())
 }
 
