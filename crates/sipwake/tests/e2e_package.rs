@@ -306,6 +306,9 @@ fn the_deb_installs_on_a_clean_bookworm_and_its_service_answers() {
     std::fs::copy(&deb, root.join("tmp/sipwake.deb")).unwrap();
     chroot(&root, &["dpkg", "-i", "/tmp/sipwake.deb"]);
 
+    // Installing again (an upgrade to the same version) keeps the user and the modes.
+    chroot(&root, &["dpkg", "-i", "/tmp/sipwake.deb"]);
+
     // The sipwake system user and group.
     let passwd = String::from_utf8(chroot(&root, &["getent", "passwd", "sipwake"]).stdout).unwrap();
     let f: Vec<&str> = passwd.trim().split(':').collect();
@@ -424,6 +427,13 @@ fn the_deb_installs_on_a_clean_bookworm_and_its_service_answers() {
     assert!(exit.is_some_and(|s| s.success()), "SIGTERM: {exit:?}\n{log}");
     drop(service);
     drop(proc_mount);
+
+    // Purge: program, unit and config go; the data and the user stay.
+    chroot(&root, &["dpkg", "--purge", "sipwake"]);
+    for gone in ["usr/bin/sipwake", "etc/sipwake/sipwake.toml", "lib/systemd/system/sipwake.service"] {
+        assert!(!root.join(gone).exists(), "/{gone} left after dpkg --purge");
+    }
+    assert!(root.join("var/lib/sipwake/sipwake.db").exists(), "the subscribers were deleted by dpkg --purge");
     drop(root_dir);
     eprintln!("package: the whole test took {:.1}s", t0.elapsed().as_secs_f64());
 }
