@@ -2369,7 +2369,15 @@ def main():
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--no-floor", action="store_true", help="no UDP floor (sip-probe udp-floor) beside the servers")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--profiling", action="store_true",
+                    help="build and measure the profiling profile (release plus line tables, for perf record): "
+                         "target/profiling/ instead of target/release/, which has no debug info")
     args = ap.parse_args()
+    if args.profiling:
+        if args.sipwake_bin == SIPWAKE_BIN:
+            args.sipwake_bin = os.path.join(ROOT, "target", "profiling", "sipwake")
+        if args.probe_bin == PROBE_BIN:
+            args.probe_bin = os.path.join(ROOT, "target", "profiling", "sip-probe")
     SIPWAKE_BIN = os.path.abspath(args.sipwake_bin)
     PROBE_BIN = os.path.abspath(args.probe_bin)
     args.rates = [int(r) for r in args.rates.split(",")]
@@ -2395,7 +2403,9 @@ def main():
         print(f"# skipping {why}")
         args.scenarios.remove("cluster")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT, check=True)
+        profile = "profiling" if args.profiling else "release"
+        subprocess.run(["cargo", "build", "--profile", profile, "-p", "sipwake", "-p", "sip-probe"], cwd=ROOT,
+                       check=True)
     sipp_v = re.search(r"v[0-9.]+", subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout)
     print(f"machine: {os.cpu_count()} cores; sipp {sipp_v.group(0) if sipp_v else '?'} x{args.sipp_procs}; "
           f"probe {PROBE_RATE} calls/s during each measurement; sipwake {SIPWAKE_BIN}; sip-probe {PROBE_BIN}")

@@ -9,7 +9,8 @@
 # property tests, and the end-to-end tests that start the real sipwake binary
 # and drive it with sipp (and, for the browser test, JsSIP in Debian's
 # headless Chromium: its npm packages are installed from
-# tests/browser/package-lock.json; no browser is downloaded).
+# tests/browser/package-lock.json; no browser is downloaded). The package
+# test also needs debootstrap, dpkg-dev and cargo-deb (installed below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,12 +34,24 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # fail2ban-regex checks packaging/fail2ban's filter against the log lines
 # the running binary writes (crates/sipwake/tests/e2e_logs.rs).
 command -v fail2ban-regex >/dev/null 2>&1 || need+=(fail2ban)
+# The package test (crates/sipwake/tests/e2e_package.rs): a clean Debian
+# bookworm made by debootstrap, and dpkg-shlibdeps for the .deb's Depends.
+[ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# cargo-deb, which builds the .deb of the package test (pinned; building it
+# took 78 s on 2 cores).
+CARGO_DEB_VERSION=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  echo "installing cargo-deb $CARGO_DEB_VERSION (cargo install)"
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
 fi
 
 # JsSIP, playwright-core and esbuild at the versions of the lock file.

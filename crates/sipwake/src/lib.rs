@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod cluster_config;
 pub mod config;
+pub mod data_dir;
 pub mod defence_config;
 pub mod dns_config;
 pub mod driver;

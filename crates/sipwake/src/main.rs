@@ -55,10 +55,17 @@ enum Command {
     },
     /// Query or change a running server through its management API.
     Ctl(sipwake::cli::ctl::CtlArgs),
+    /// Print the manual page (roff) rendered from this command line
+    /// (packaging/man/sipwake.1 is its output).
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Man)) {
+        return sipwake::cli::man::print(<Cli as clap::CommandFactory>::command());
+    }
     if let Some(path) = &cli.check_config {
         // Every check start-up runs before it binds: the same functions.
         return match Config::load(path).and_then(|c| sipwake::preflight::check(&c).map(|_| c)) {
@@ -112,7 +119,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::User { action }) => return sipwake::cli::user::run(&config, action),
         Some(Command::Ctl(args)) => return sipwake::cli::ctl::run(&config, args),
-        None => {}
+        Some(Command::Man) | None => {}
     }
     // The checks --check-config runs (files read, senders built): a
     // configuration error stops start-up with exit code 2, as there.

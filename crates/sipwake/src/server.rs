@@ -37,8 +37,7 @@ pub async fn run(
             "tls.verify_server = false: outbound TLS accepts any server certificate (no protection against impersonation)"
         );
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
+    crate::data_dir::create(&config.data_dir)?;
     // One server per SQLite database: held until `run` returns (the kernel
     // drops it when the process dies, even by SIGKILL).
     let _data_dir_lock = match config.store.backend {

@@ -41,8 +41,7 @@ pub fn open(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Store>> {
             .with_context(|| format!("cannot open the PostgreSQL store {} ({})", s.url_redacted(), s.url_key()))?;
         return Ok(Arc::new(store));
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {} (server.data_dir)", config.data_dir.display()))?;
+    crate::data_dir::create(&config.data_dir)?;
     let path = config.data_dir.join("sipwake.db");
     let opts = SqliteOptions { synchronous_full: config.store.synchronous == "full", ..SqliteOptions::default() };
     let store = SqliteStore::open(&path, opts).with_context(|| format!("cannot open the store {}", path.display()))?;

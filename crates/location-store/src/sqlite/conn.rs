@@ -22,6 +22,9 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// Open (creating if needed) the connection the writer thread owns, switch
 /// the database to WAL mode and apply the per-connection settings.
 pub(crate) fn open_write(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
+    // Mode 0600 before SQLite creates anything: it gives -wal and -shm the
+    // database file's mode.
+    super::perms::secure(path);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| Error::Open { path: path.to_owned(), reason: diagnose_open(path, &e) })?;
@@ -172,5 +175,18 @@ mod tests {
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
         let err = open_write(&path, &SqliteOptions::default()).unwrap_err();
         assert!(err.to_string().contains("not a SQLite database"), "{err}");
+    }
+
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sipwake.db");
+        let conn = open_write(&path, &SqliteOptions::default()).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+        for name in ["sipwake.db", "sipwake.db-wal", "sipwake.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
     }
 }

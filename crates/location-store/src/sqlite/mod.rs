@@ -20,6 +20,7 @@
 mod checkpoint;
 mod conn;
 mod migrations;
+mod perms;
 mod rows;
 mod writer;
 
