@@ -123,14 +123,26 @@ impl Reloader {
             config: self.source.path.as_ref().map_or("embedded default".into(), |p| p.display().to_string()),
             ..Report::default()
         };
-        // log.level
+        // What can still fail comes first: past it, nothing fails and
+        // everything is applied (never half a reload).
+        let rust_log = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+        if new.log.level != running.log.level && !rust_log {
+            crate::logging::check_level(&new.log.level)?;
+        }
+        let (defence_cfg, acl) = new.defence.validate(&new.listen)?;
+        let subscribers = self.driver.store.subscribers().map_err(|e| format!("cannot reload subscribers: {e}"))?;
+        let tls =
+            running.listen.iter().any(|l| l.transport.is_secure()) || !running.tls.certificate.as_os_str().is_empty();
+        if tls {
+            // Re-read at the configured paths; a failure keeps the old ones whole.
+            self.transports.reload_tls()?;
+        }
+        // log.level: applied last (`reload_logged`), so that the line saying
+        // so is written at the level it was asked at.
         if new.log.level != running.log.level {
-            if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+            if rust_log {
                 report.restart_required.push("log.level (RUST_LOG is set and overrides it)".into());
             } else {
-                // Applied last (`reload_logged`), so that the line saying so
-                // is written at the level it was asked at.
-                crate::logging::check_level(&new.log.level)?;
                 level = Some(new.log.level.clone());
                 running.log.level = new.log.level.clone();
                 report.applied.push("log.level".into());
@@ -143,8 +155,7 @@ impl Reloader {
         }
         // [defence]
         if text(&new.defence) != text(&running.defence) {
-            let (node_cfg, acl) = new.defence.validate(&new.listen)?;
-            let node_cfg = crate::defence_config::with_bound_ports(node_cfg, &self.transports.local_addrs());
+            let node_cfg = crate::defence_config::with_bound_ports(defence_cfg, &self.transports.local_addrs());
             self.driver.with_node(|n, _| n.set_defence(node_cfg));
             *self.mgmt_acl.write().unwrap_or_else(|e| e.into_inner()) = acl;
             running.defence = new.defence.clone();
@@ -154,27 +165,23 @@ impl Reloader {
         if text(&new.push.senders) != text(&running.push.senders) {
             if new.push.enable && running.push.enable {
                 self.driver.set_senders(checked.senders);
+                running.push.senders = new.push.senders.clone();
                 report.applied.push("push.senders".into());
             } else {
                 report.restart_required.push("push.senders (push.enable changed)".into());
             }
-            running.push.senders = new.push.senders.clone();
         }
         let mut push_rest = new.push.clone();
         push_rest.senders = running.push.senders.clone();
-        if text(&push_rest) != text(&running.push) {
+        if text(&push_rest) != text(&running.push) && !report.restart_required.iter().any(|r| r.starts_with("push")) {
             report.restart_required.push("push".into());
         }
-        // TLS files: re-read at the configured paths.
         if text(&new.tls) != text(&running.tls) {
             report.restart_required.push("tls".into());
         }
-        if running.listen.iter().any(|l| l.transport.is_secure()) || !running.tls.certificate.as_os_str().is_empty() {
-            self.transports.reload_tls()?;
+        if tls {
             report.applied.push("tls files".into());
         }
-        // Subscribers.
-        let subscribers = self.driver.store.subscribers().map_err(|e| format!("cannot reload subscribers: {e}"))?;
         self.driver.with_node(|n, _| n.set_subscribers(crate::store_map::secrets(subscribers)));
         report.applied.push("subscribers".into());
         // Everything else: named, not applied.
