@@ -13,3 +13,4 @@ python3 "$(dirname "$0")/guess_flood.py" $PORT $SECS
 T1=$(awk '{print $14+$15}' /proc/$SP/stat)
 echo "server CPU: $(( (T1-T0) * 10 )) ms over ${SECS} s"; grep -c "auth failed" $D/err | sed 's/^/auth-failed lines: /'; grep "source blocked" $D/err | head -2
 kill $SP; wait $SP 2>/dev/null
+rm -rf "$D"
