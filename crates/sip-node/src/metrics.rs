@@ -85,6 +85,10 @@ pub fn describe() {
     );
     metrics::describe_gauge!("sipwake_defence_blocked_sources", "Sources blocked now by [defence]");
     metrics::describe_counter!(
+        "sipwake_push_refresh_missed_total",
+        "Push devices that dropped off: registrations that expired although refresh pushes were sent, by provider"
+    );
+    metrics::describe_counter!(
         "sipwake_defence_management_refused_total",
         "Management API connections refused by defence.management_allow / management_deny"
     );
@@ -189,6 +193,7 @@ pub fn register_zero(providers: &[String]) {
             }
         }
         metrics::counter!("sipwake_push_dead_tokens_total", "provider" => p.clone()).increment(0);
+        metrics::counter!("sipwake_push_refresh_missed_total", "provider" => p.clone()).increment(0);
     }
     let _ = metrics::histogram!("sipwake_push_wake_latency_seconds");
     for reason in ["denied", "not-allowed", "blocked"] {
@@ -341,4 +346,9 @@ pub fn defence_blocked(reason: &'static str, blocked: usize) {
 /// Sources blocked now.
 pub fn defence_blocked_sources(blocked: usize) {
     metrics::gauge!("sipwake_defence_blocked_sources").set(blocked as f64);
+}
+
+/// A push device dropped off: its registration expired although refresh pushes were sent.
+pub fn refresh_missed(provider: &str) {
+    metrics::counter!("sipwake_push_refresh_missed_total", "provider" => provider.to_owned()).increment(1);
 }

@@ -97,6 +97,8 @@ pub struct Node {
     pub(crate) cluster: Option<crate::cluster::Cluster>,
     /// Allow/deny lists, rate limits and blocks by source (`defence`).
     pub(crate) guard: crate::defence::Guard,
+    /// Push devices that dropped off, newest last (`pn::MAX_FLAGGED` kept).
+    pub(crate) flagged: std::collections::VecDeque<crate::pn::FlaggedDevice>,
     /// Counters (atomics), shared with the drivers so they count without the node's lock.
     pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
@@ -143,6 +145,7 @@ impl Node {
             mid: cfg.mid.map(|m| crate::mid::Mid::new(m, now)),
             cluster: cfg.cluster.map(crate::cluster::Cluster::new),
             guard: crate::defence::Guard::new(cfg.defence),
+            flagged: std::collections::VecDeque::new(),
             stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),
@@ -336,7 +339,7 @@ impl Node {
             if !changes.is_empty() {
                 tracing::debug!(count = changes.len(), "bindings expired");
                 crate::oplog::removed_all(&changes, "expired");
-                self.pn_removed(&changes, now);
+                self.pn_expired(&changes, now);
                 self.write_expired(&changes, now_ms, now);
             }
         }

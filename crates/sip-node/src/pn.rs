@@ -49,6 +49,22 @@ pub(crate) enum Precheck {
     Go(Vec<(String, Classification)>),
 }
 
+/// Flagged push devices kept for the management view.
+pub const MAX_FLAGGED: usize = 1000;
+
+/// A push device that dropped off: its registration expired although
+/// refresh pushes were sent to wake it for a refresh.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FlaggedDevice {
+    pub aor: String,
+    pub binding: String,
+    pub provider: String,
+    /// Refresh pushes sent in its last registration cycle.
+    pub refresh_pushes: u32,
+    /// When its registration expired (unix ms).
+    pub at_ms: u64,
+}
+
 impl Pn {
     pub(crate) fn new(cfg: PushConfig, call_end: Vec<(String, CallEndPushes)>) -> Result<Pn, String> {
         // PURRs are secrets (R47: ≥ 128 bits): drawn from the OS generator.
@@ -616,6 +632,41 @@ impl Node {
                 pn.engine.handle_removed(&BindingKey::new(id.as_str()), now);
             }
         }
+    }
+
+    /// Bindings expired: forgotten by the push engine; a push device
+    /// that let its refresh pushes go unanswered is flagged (WARN line,
+    /// `sipwake_push_refresh_missed_total`, [`Node::flagged_devices`]).
+    pub(crate) fn pn_expired(&mut self, changes: &[Change], now: Instant) {
+        let unix_ms = self.unix_ms(now);
+        let Some(pn) = &mut self.pn else { return };
+        for ch in changes {
+            let Change::Remove { aor, id } = ch else { continue };
+            if let Some((provider, pushes)) = pn.engine.handle_expired(&BindingKey::new(id.as_str()), now) {
+                tracing::warn!(
+                    "push device dropped off: aor={aor} binding={id} provider={provider} refresh_pushes={pushes} \
+                     (its registration expired although refresh pushes were sent)"
+                );
+                crate::metrics::refresh_missed(&provider);
+                if self.flagged.len() >= MAX_FLAGGED {
+                    self.flagged.pop_front();
+                }
+                self.flagged.push_back(FlaggedDevice {
+                    aor: aor.to_string(),
+                    binding: id.clone(),
+                    provider,
+                    refresh_pushes: pushes,
+                    at_ms: unix_ms,
+                });
+            }
+        }
+    }
+
+    /// Push devices that dropped off (most recent last, the last
+    /// [`MAX_FLAGGED`]): registrations that expired although refresh pushes
+    /// were sent.
+    pub fn flagged_devices(&self) -> Vec<FlaggedDevice> {
+        self.flagged.iter().cloned().collect()
     }
 
     /// A REGISTER naming these bindings was refused (R36–R38: 401/407 keep waiting).

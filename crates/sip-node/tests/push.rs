@@ -382,6 +382,33 @@ fn refresh_push_before_expiry_and_none_after_a_refresh() {
 }
 
 #[test]
+fn a_device_that_ignores_its_refresh_pushes_is_flagged_when_it_expires() {
+    let mut w = World::default();
+    let quiet = w.phone("quiet", "quiet", "10.0.0.2:5062", "TOKEN-Q");
+    let awake = w.phone("awake", "awake", "10.0.0.3:5062", "TOKEN-A");
+    w.peer(quiet).on_push = OnPush::Nothing;
+    w.peer(awake).on_push = OnPush::Nothing;
+    w.register(quiet); // 600 s
+    w.register(awake);
+    // The awake device answers its refresh pushes late but in time: never flagged.
+    w.advance(Duration::from_secs(590));
+    w.register(awake);
+    assert!(w.node.flagged_devices().is_empty());
+    // The quiet one got 4 refresh pushes (expiry - 120, - 60, - 30, - 15 s) and expires.
+    w.advance(Duration::from_secs(20));
+    let flagged = w.node.flagged_devices();
+    assert_eq!(flagged.len(), 1, "{flagged:?}\n{}", w.dump());
+    assert_eq!(flagged[0].aor, "quiet@example.com");
+    assert_eq!((flagged[0].provider.as_str(), flagged[0].refresh_pushes), ("apns", 4));
+    // A binding removed by its own REGISTER (Expires: 0) is not flagged.
+    w.advance(Duration::from_secs(500));
+    let c = w.peer(awake).contact();
+    w.register_with(awake, &[c], &["Expires: 0"]);
+    w.advance(Duration::from_secs(700));
+    assert_eq!(w.node.flagged_devices().len(), 1, "{:?}", w.node.flagged_devices());
+}
+
+#[test]
 fn a_day_of_refresh_cycles_in_virtual_time() {
     let mut w = World::default();
     let dev = w.phone("dev", "dev", "10.0.0.2:5062", "TOKEN-D");

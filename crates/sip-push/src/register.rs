@@ -152,6 +152,19 @@ impl PushEngine {
         self.drop_binding(binding, BranchEnd::BindingGone, now);
     }
 
+    /// A binding expired (neither refreshed nor removed by a REGISTER or by
+    /// hand): forgotten as [`PushEngine::handle_removed`] does. `Some`
+    /// (its provider, the refresh pushes sent) when refresh pushes went
+    /// out in its last cycle and none brought the device back: the way a
+    /// phone silently drops off a push registrar (its app killed, its
+    /// token stale, its OS throttling pushes).
+    pub fn handle_expired(&mut self, binding: &BindingKey, now: Instant) -> Option<(String, u32)> {
+        let missed =
+            self.bindings.get(binding).and_then(|b| (b.attempt() > 0).then(|| (b.provider().to_owned(), b.attempt())));
+        self.handle_removed(binding, now);
+        missed
+    }
+
     /// Reloads a push binding after a restart (registrar store): the
     /// schedule is rebuilt (an overdue refresh push goes at once), the
     /// PURRs are reinstated. Returns whether it is tracked.

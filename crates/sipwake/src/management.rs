@@ -224,6 +224,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<MgmtState>)> {
         ("PUT", "/api/v1/users/{user}", put(crate::mgmt_users::put)),
         ("DELETE", "/api/v1/users/{user}", delete(crate::mgmt_users::delete)),
         ("POST", "/api/v1/reload", post(reload)),
+        ("GET", "/api/v1/push/flagged", get(flagged)),
         ("GET", "/api/v1/defence/blocked", get(crate::mgmt_defence::list)),
         ("POST", "/api/v1/defence/blocked", post(crate::mgmt_defence::block)),
         ("DELETE", "/api/v1/defence/blocked/{source}", delete(crate::mgmt_defence::unblock)),
@@ -584,6 +585,42 @@ async fn reload(State(st): State<MgmtState>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
         }
     }
+}
+
+/// Push devices that dropped off, newest first.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FlaggedList {
+    pub flagged: Vec<FlaggedView>,
+}
+
+/// One push device that dropped off.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FlaggedView {
+    pub aor: String,
+    pub binding: String,
+    pub provider: String,
+    pub refresh_pushes: u32,
+    /// When its registration expired (unix ms).
+    pub at_ms: u64,
+}
+
+/// `GET /api/v1/push/flagged`: push devices whose registration expired
+/// although refresh pushes were sent (the last 1,000, newest first).
+async fn flagged(State(st): State<MgmtState>) -> Json<FlaggedList> {
+    let list = st.driver.read(|node| node.flagged_devices());
+    Json(FlaggedList {
+        flagged: list
+            .into_iter()
+            .rev()
+            .map(|f| FlaggedView {
+                aor: f.aor,
+                binding: f.binding,
+                provider: f.provider,
+                refresh_pushes: f.refresh_pushes,
+                at_ms: f.at_ms,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -217,6 +217,13 @@ fn paths() -> Value {
                 "500": error("The reload failed")
             }))
         }},
+        "/api/v1/push/flagged": { "get": {
+            "summary": "Push devices that dropped off: registrations that expired although refresh pushes were sent (last 1000, newest first)",
+            "operationId": "listFlagged",
+            "responses": with_auth(json!({
+                "200": body("The flagged devices", "FlaggedList")
+            }))
+        }},
         "/api/v1/defence/blocked": {
             "get": {
                 "summary": "List the sources blocked now ([defence]: rate limit, failed logins, by hand)",
@@ -418,6 +425,19 @@ fn schemas() -> Value {
         "Password": {
             "type": "object", "required": ["password"],
             "properties": { "password": { "type": "string", "minLength": 1 } }
+        },
+        "FlaggedList": {
+            "type": "object",
+            "properties": { "flagged": { "type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "aor": { "type": "string" },
+                    "binding": { "type": "string" },
+                    "provider": { "type": "string" },
+                    "refresh_pushes": { "type": "integer", "description": "Refresh pushes sent in its last registration cycle" },
+                    "at_ms": { "type": "integer", "description": "When its registration expired (unix ms)" }
+                }
+            } } }
         },
         "ReloadReport": {
             "type": "object",

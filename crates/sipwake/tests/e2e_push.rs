@@ -405,3 +405,40 @@ fn a_binding_whose_pushes_an_upstream_proxy_handles_is_never_pushed() {
     assert!(got.starts_with("INVITE "), "{got}");
     assert!(pushes.recv_timeout(Duration::from_millis(300)).is_err(), "pushed although an upstream proxy handles it");
 }
+
+/// A phone that silently drops off: its app ignores the refresh push and
+/// never re-registers. When its registration expires the operator sees it
+/// flagged (WARN line with the AoR, metric, `ctl flagged`) before the user
+/// notices missed calls. (Takes the shortest push registration: about 2 min.)
+#[test]
+fn a_device_that_ignores_its_refresh_push_is_flagged_when_it_expires() {
+    let (url, pushes) = webhook(200);
+    let server = Server::start_with(
+        &[],
+        Some(&config(&url, "min_push_expires = 121\nrefresh_lead_secs = 120\nrefresh_retries_secs = []\n")),
+    );
+    let mut dev = Phone::udp(server.udp, "dev", "127.0.0.1");
+    let r = dev.register(&[&push_contact(&dev, "TOKEN-F")], &["Expires: 125"]);
+    assert_eq!(status_of(r.as_bytes()), 200, "{r}");
+    let push = pushes.recv_timeout(Duration::from_secs(15)).expect("a refresh push 120 s before expiry");
+    assert_eq!(push["reason"], "reg-refresh");
+    // The app ignores it; the binding expires at 125 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(140);
+    while !server.log().contains("push device dropped off") {
+        assert!(std::time::Instant::now() < deadline, "not flagged:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("push device dropped off")).unwrap();
+    assert!(line.contains("WARN") && line.contains("aor=dev@127.0.0.1") && line.contains("provider=apns"), "{line}");
+    assert!(line.contains("refresh_pushes=1"), "{line}");
+    let (_, metrics) = server.api("GET", "/metrics");
+    assert!(metrics.contains("sipwake_push_refresh_missed_total{provider=\"apns\"} 1"), "{metrics}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(["ctl", "flagged", "--url", &format!("http://{}", server.mgmt)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("dev@127.0.0.1") && text.contains("apns") && text.contains("(1 flagged)"), "{text}");
+}

@@ -57,6 +57,8 @@ enum CtlCmd {
     Push { aor: String, binding: String },
     /// Server statistics.
     Stats,
+    /// Push devices that dropped off: registrations that expired although refresh pushes were sent.
+    Flagged,
     /// Reload the configuration file as SIGHUP does; prints what was applied and what needs a restart
     /// (exit 2, nothing changed, when the file fails a check).
     Reload,
@@ -148,6 +150,17 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), Fail> {
         }
         CtlCmd::Upstream => out(&api.ok(Method::GET, "/api/v1/upstream")?, &|b| {
             table::upstream(&decode::<UpstreamList>(b)?);
+            Ok(())
+        }),
+        CtlCmd::Flagged => out(&api.ok(Method::GET, "/api/v1/push/flagged")?, &|b| {
+            let list: crate::management::FlaggedList = decode(b)?;
+            println!("{:<32} {:<18} {:<9} {:>7}  EXPIRED", "AOR", "BINDING", "PROVIDER", "PUSHES");
+            let now = crate::server::now_ms();
+            for f in &list.flagged {
+                let ago = now.saturating_sub(f.at_ms) / 1000;
+                println!("{:<32} {:<18} {:<9} {:>7}  {ago} s ago", f.aor, f.binding, f.provider, f.refresh_pushes);
+            }
+            println!("({} flagged)", list.flagged.len());
             Ok(())
         }),
         CtlCmd::Reload => {
