@@ -206,7 +206,9 @@ pub struct NewBlock {
     pub block: Duration,
 }
 
-fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
+/// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 address) is in
+/// one of `nets`: the one matcher of every allow, deny and exempt list.
+pub fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -217,10 +219,6 @@ fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
 impl Guard {
     pub fn new(cfg: DefenceConfig) -> Guard {
         Guard { cfg, sources: HashMap::default(), last_sweep: None }
-    }
-
-    pub fn config(&self) -> &DefenceConfig {
-        &self.cfg
     }
 
     /// A new configuration (reload): tracked sources and blocks in force

@@ -93,12 +93,8 @@ pub struct ManagementAcl {
 impl ManagementAcl {
     /// Whether `ip` may use the management API.
     pub fn admits(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        !self.deny.iter().any(|n| n.contains(&ip))
-            && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip)))
+        use sip_node::defence::contains;
+        !contains(&self.deny, ip) && (self.allow.is_empty() || contains(&self.allow, ip))
     }
 }
 

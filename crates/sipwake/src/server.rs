@@ -83,7 +83,10 @@ pub async fn run(
         follow = Some((q, ttl));
     }
     let membership = crate::store_open::is_postgres(&config).then(|| membership(&config, &transports)).transpose()?;
-    let (store, node, relay) = open_node(&config, &transports, senders.as_ref(), membership.as_ref())?;
+    // [defence] against the listeners as finally given (--listen replaces server.listen).
+    let (defence, acl) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
+    let defence = crate::defence_config::with_bound_ports(defence, &transports.local_addrs());
+    let (store, node, relay) = open_node(&config, &transports, senders.as_ref(), membership.as_ref(), defence)?;
     let negative_ttl = Duration::from_secs(config.dns.negative_cache_secs);
     let driver = Driver::start(node, transports.clone(), store.clone(), senders, resolver, negative_ttl);
     // A cluster follows the change feed once the snapshot is loaded (the
@@ -96,8 +99,6 @@ pub async fn run(
         tokio::spawn(driver.clone().follow_upstream(q, ttl, Duration::from_secs(config.dns.max_cache_secs)));
     }
     transports.start(driver.clone());
-    // The management lists of [defence] (checked again: --listen may have changed the listeners).
-    let (_, acl) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
     let mgmt_acl: crate::reload::SharedAcl = Arc::new(std::sync::RwLock::new(acl));
     let reloader = Arc::new(crate::reload::Reloader::new(
         source,
@@ -261,6 +262,7 @@ fn open_node(
     transports: &Transports,
     senders: Option<&push_senders::Senders>,
     membership: Option<&(String, crate::cluster::Membership)>,
+    defence: sip_node::defence::DefenceConfig,
 ) -> anyhow::Result<Opened> {
     let node_id = membership.map_or("single", |(id, _)| id.as_str());
     let store = crate::store_open::open(config, node_id)?;
@@ -317,9 +319,6 @@ fn open_node(
     };
     let s = &config.sip;
     let p = &config.proxy;
-    // [defence] against the listeners as finally given (--listen replaces server.listen).
-    let (defence, _) = config.defence.validate(&config.listen).map_err(|e| anyhow::anyhow!(e))?;
-    let defence = crate::defence_config::with_bound_ports(defence, &transports.local_addrs());
     let ncfg = sip_node::NodeConfig {
         txn: sip_txn::Config {
             t1: s.t1(),

@@ -9,23 +9,14 @@ mod common;
 use common::phone::Phone;
 use common::webhook::{config, push_contact, webhook};
 use common::*;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const NO_AUTH: &str = "[auth]\nenabled = false\n";
 
 /// Runs `sipwake ARGS` with `stdin`.
 fn sipwake(args: &[&str], stdin: &str) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sipwake"))
-        .args(args)
-        .env_remove("SIPWAKE_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    c.wait_with_output().unwrap()
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    sipwake_cli(&args, stdin)
 }
 
 fn text(b: &[u8]) -> String {

@@ -198,7 +198,7 @@ fn a_push_and_its_parked_call_are_info_lines() {
     let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
     assert!(inv.starts_with("INVITE "), "{inv}");
     // Ringing: a branch can be cancelled once it answered provisionally.
-    let common::phone::Link::Udp(sock) = &dev.link else { unreachable!() };
+    let sock = dev.udp_socket();
     sock.send_to(reply(&inv, "180 Ringing").as_bytes(), from).unwrap();
     let forked = json_lines(&server, "parked request forked to the woken device").remove(0);
     assert_eq!(forked["outcome"], "forked");
@@ -213,7 +213,7 @@ fn a_push_and_its_parked_call_are_info_lines() {
     while Instant::now() < deadline {
         let Some((req, from)) = dev.next_request(Duration::from_millis(500)) else { continue };
         if req.starts_with("CANCEL ") {
-            let common::phone::Link::Udp(sock) = &dev.link else { unreachable!() };
+            let sock = dev.udp_socket();
             sock.send_to(reply(&req, "200 OK").as_bytes(), from).unwrap();
             sock.send_to(reply(&inv, "487 Request Terminated").as_bytes(), from).unwrap();
             break;

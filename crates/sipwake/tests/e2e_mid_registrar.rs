@@ -671,7 +671,7 @@ fn answer_the_call(dev: &mut Phone, caller: Sipp, why: &dyn Fn() -> String) -> s
     let mut bye = false;
     while !bye && Instant::now() < deadline {
         let Some((req, from)) = dev.next_request(Duration::from_millis(200)) else { continue };
-        let Link::Udp(sock) = &dev.link else { unreachable!() };
+        let sock = dev.udp_socket();
         if req.starts_with("INVITE ") {
             assert!(!req.lines().next().unwrap().contains("pn-"), "{req}");
             invites.insert(branch(&req));

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::phone::{Link, Phone, header_of};
+use common::phone::{Phone, header_of};
 use common::webhook::final_response;
 use common::*;
 use push_mock::{ApnsKey, Mock, MockPort, Seen, Service, ServiceAccount, Subscription, TestPki, Vapid};
@@ -133,7 +133,7 @@ fn respond(dev: &Phone, req: &str, from: SocketAddr, code: u16, reason: &str) {
         }
     }
     resp += &format!("Contact: <sip:{}@{}>\r\nContent-Length: 0\r\n\r\n", dev.user, dev.local());
-    let Link::Udp(sock) = &dev.link else { unreachable!() };
+    let sock = dev.udp_socket();
     sock.send_to(resp.as_bytes(), from).unwrap();
 }
 
@@ -152,7 +152,7 @@ fn wake_and_answer(dev: &mut Phone, contact: &str, code: u16) -> String {
 
 /// Asserts nothing reaches the (sleeping) phone for a little while.
 fn assert_asleep(dev: &Phone) {
-    let Link::Udp(sock) = &dev.link else { unreachable!() };
+    let sock = dev.udp_socket();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = vec![0u8; 65_536];
     assert!(sock.recv_from(&mut buf).is_err(), "a request went to a sleeping device");

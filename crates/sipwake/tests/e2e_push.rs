@@ -37,7 +37,7 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     assert_eq!(push["aor"], "dev@127.0.0.1");
     assert!(push["binding"].is_string() && push["attempt"].is_u64() && push["deadline_unix_ms"].is_u64(), "{push}");
     // Nothing reached the sleeping device yet.
-    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    let dsock = dev.udp_socket();
     dsock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut buf = vec![0u8; 65_536];
     assert!(dsock.recv_from(&mut buf).is_err(), "the INVITE went to a sleeping device");
@@ -46,7 +46,7 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let r = dev.register(&[&contact2], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
-    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    let dsock = dev.udp_socket();
     assert!(inv.starts_with(&format!("INVITE sip:dev@{} SIP/2.0", dev.local())), "pn-* must be stripped: {inv}");
     assert!(!inv.lines().next().unwrap().contains("pn-"), "{inv}");
     // The device answers busy; the caller gets it.
@@ -87,8 +87,6 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     assert!(m.contains("sipwake_push_wake_latency_seconds_count 1"), "{m}");
     assert!(m.contains("sipwake_push_parked_requests 0"), "{m}");
 }
-
-use common::phone::Link;
 
 #[test]
 fn device_never_wakes_480_and_push_failure_480_at_once() {
@@ -163,7 +161,7 @@ fn plain_and_push_devices_of_one_aor() {
     let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
     invite(server.udp, &caller, 5);
     // The plain device gets the INVITE at once; the push device is pushed.
-    let Link::Udp(dsock) = &desk.link else { unreachable!() };
+    let dsock = desk.udp_socket();
     dsock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut buf = vec![0u8; 65_536];
     let (n, _) = dsock.recv_from(&mut buf).expect("INVITE to the plain device");
@@ -254,7 +252,7 @@ fn message_to_a_sleeping_device() {
     assert_eq!(push["reason"], "ini-MESSAGE");
     assert_eq!(status_of(dev.register(&[&push_contact(&dev, "T7")], &["Expires: 600"]).as_bytes()), 200);
     let (got, from) = dev.next_request(Duration::from_secs(5)).expect("the MESSAGE after wake-up");
-    let Link::Udp(dsock) = &dev.link else { unreachable!() };
+    let dsock = dev.udp_socket();
     assert!(got.starts_with("MESSAGE ") && got.ends_with("hello"), "{got}");
     // The device answers 200; the sender gets it.
     let hdrs: Vec<&str> = got.split("\r\n").take_while(|l| !l.is_empty()).collect();

@@ -6,8 +6,7 @@ mod common;
 
 use common::phone::{Phone, contacts_of, header_of};
 use common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const NO_AUTH: &str = "[auth]\nenabled = false\n";
@@ -389,19 +388,10 @@ fn user_cli_add_list_del() {
     let cfg = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(cfg.path(), "[registrar]\ndomains = [\"example.com\"]\n").unwrap();
     let run = |args: &[&str], stdin: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sipwake"))
-            .args(args)
-            .arg("--config")
-            .arg(cfg.path())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        c.wait_with_output().unwrap()
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        all.extend([std::ffi::OsStr::new("--config"), cfg.path().as_os_str()]);
+        all.extend([std::ffi::OsStr::new("--data-dir"), dir.path().as_os_str()]);
+        sipwake_cli(&all, stdin)
     };
     assert!(run(&["user", "add", "kim@example.com"], "pw\n").status.success());
     let out = run(&["user", "import", "-"], "lee@example.com a b\n# comment\nmay@example.com pw2\n");

@@ -397,3 +397,18 @@ pub fn message_in(buf: &[u8], start: &str) -> Option<String> {
         .unwrap_or(0);
     (rest.len() >= end + 4 + cl).then(|| rest[..end + 4 + cl].to_string())
 }
+
+/// Runs the `sipwake` command with `args`, `stdin` on its standard input
+/// (a password, say), and no `SIPWAKE_TOKEN` from the test's environment.
+pub fn sipwake_cli(args: &[&std::ffi::OsStr], stdin: &str) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sipwake"))
+        .args(args)
+        .env_remove("SIPWAKE_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}

@@ -53,6 +53,14 @@ impl Phone {
             pending: Default::default(),
         }
     }
+    /// The socket of a UDP phone (one made by [`Phone::udp`]).
+    pub fn udp_socket(&self) -> &UdpSocket {
+        match &self.link {
+            Link::Udp(s) => s,
+            Link::Tcp(_) => panic!("{} is a TCP phone; this step needs a UDP one", self.user),
+        }
+    }
+
     pub fn local(&self) -> SocketAddr {
         match &self.link {
             Link::Udp(s) => s.local_addr().unwrap(),
