@@ -110,6 +110,7 @@ fn config(push: bool) -> NodeConfig {
         seed: 7,
         unix_ms: 1_750_000_000_000,
         call_end_pushes: Vec::new(),
+        push_audit: Default::default(),
         mid: None,
         cluster: None,
         defence: Default::default(),

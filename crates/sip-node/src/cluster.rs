@@ -456,7 +456,7 @@ impl Node {
         if send {
             c.stats.claims_won += 1;
             let job = self.push_job(request);
-            self.send_push_job(job, false);
+            self.send_push_job(job, false, now);
         } else {
             c.stats.claims_lost += 1;
             if let Some(p) = &mut self.pn {

@@ -17,13 +17,14 @@
 //! `decide` (routing decisions, §16.3–16.5), `proxying` (contexts on the
 //! transaction layer, §16.6–16.11), `registrar` (REGISTER in the registrar
 //! role), [`mid`] (the mid-registrar role: REGISTERs through an upstream
-//! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), `credentials`
+//! registrar, throttling, re-sends), [`pn`] (RFC 8599, shared by every REGISTER role), [`audit`] (the push audit: the story of each push and parked request, flagged devices), `credentials`
 //! (subscriber cache and lookups), [`proxy`] (proxy data, Record-Route,
 //! flow tokens, branch building), [`via`] (§18 Via stamping and response
 //! routing), [`dns`] (RFC 3263 questions and answers), [`local`] (what the server answers itself), [`loading`] (the start-up gate: serving while the location loads), [`defence`] (allow/deny lists, rate limits and blocks by source), [`io`] (the
 //! boundary types), [`metrics`], [`stats`], `oplog` (the lines operators read: registration changes
 //! and parked-request outcomes at INFO, failed logins at WARN).
 
+pub mod audit;
 pub mod cluster;
 mod credentials;
 mod decide;

@@ -89,6 +89,11 @@ pub fn describe() {
         "Push devices that dropped off: registrations that expired although refresh pushes were sent, by provider"
     );
     metrics::describe_counter!(
+        "sipwake_push_unanswered_total",
+        "Still-registered push devices flagged for unanswered pushes, by provider and reason \
+         (refresh-unanswered, call-unanswered)"
+    );
+    metrics::describe_counter!(
         "sipwake_defence_management_refused_total",
         "Management API connections refused by defence.management_allow / management_deny"
     );
@@ -194,6 +199,10 @@ pub fn register_zero(providers: &[String]) {
         }
         metrics::counter!("sipwake_push_dead_tokens_total", "provider" => p.clone()).increment(0);
         metrics::counter!("sipwake_push_refresh_missed_total", "provider" => p.clone()).increment(0);
+        for reason in ["refresh-unanswered", "call-unanswered"] {
+            metrics::counter!("sipwake_push_unanswered_total", "provider" => p.clone(), "reason" => reason)
+                .increment(0);
+        }
     }
     let _ = metrics::histogram!("sipwake_push_wake_latency_seconds");
     for reason in ["denied", "not-allowed", "blocked"] {
@@ -351,4 +360,11 @@ pub fn defence_blocked_sources(blocked: usize) {
 /// A push device dropped off: its registration expired although refresh pushes were sent.
 pub fn refresh_missed(provider: &str) {
     metrics::counter!("sipwake_push_refresh_missed_total", "provider" => provider.to_owned()).increment(1);
+}
+
+/// A still-registered push device let pushes go unanswered (`reason`:
+/// `refresh-unanswered` or `call-unanswered`).
+pub fn unanswered(provider: &str, reason: &'static str) {
+    metrics::counter!("sipwake_push_unanswered_total", "provider" => provider.to_owned(), "reason" => reason)
+        .increment(1);
 }

@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Allow/deny lists, rate limits and blocks by source.
     pub defence: crate::defence::DefenceConfig,
+    /// How much of the push audit is kept (with push on).
+    pub push_audit: crate::audit::AuditConfig,
 }
 
 /// Where a REGISTER's answer goes: straight to the client (answered at
@@ -97,8 +99,6 @@ pub struct Node {
     pub(crate) cluster: Option<crate::cluster::Cluster>,
     /// Allow/deny lists, rate limits and blocks by source (`defence`).
     pub(crate) guard: crate::defence::Guard,
-    /// Push devices that dropped off, newest last (`pn::MAX_FLAGGED` kept).
-    pub(crate) flagged: std::collections::VecDeque<crate::pn::FlaggedDevice>,
     /// Counters (atomics), shared with the drivers so they count without the node's lock.
     pub(crate) stats: std::sync::Arc<Stats>,
     /// Connections we received from and that are not closed.
@@ -128,7 +128,7 @@ impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Result<Node, String> {
         let me = Me { listeners: cfg.listeners.clone(), domains: cfg.registrar.domains.clone() };
         let pn = match cfg.push {
-            Some(p) => Some(Pn::new(p, cfg.call_end_pushes.clone())?),
+            Some(p) => Some(Pn::new(p, cfg.call_end_pushes.clone(), cfg.push_audit.clone())?),
             None => None,
         };
         Ok(Node {
@@ -145,7 +145,6 @@ impl Node {
             mid: cfg.mid.map(|m| crate::mid::Mid::new(m, now)),
             cluster: cfg.cluster.map(crate::cluster::Cluster::new),
             guard: crate::defence::Guard::new(cfg.defence),
-            flagged: std::collections::VecDeque::new(),
             stats: std::sync::Arc::new(Stats::default()),
             conns: HashSet::new(),
             pending: HashMap::new(),

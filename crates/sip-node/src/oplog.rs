@@ -87,7 +87,8 @@ pub(crate) fn forked(request: u64, binding: &str, wake_latency: Option<std::time
 
 /// A parked request got its final answer `code` (sent upstream):
 /// `cancelled` by its caller, else answered (480: no device woke in time).
-pub(crate) fn parked_ended(request: u64, method: Option<&sip_msg::Method>, cancelled: bool, code: u16) {
+/// Returns the outcome as logged.
+pub(crate) fn parked_ended(request: u64, method: Option<&sip_msg::Method>, cancelled: bool, code: u16) -> &'static str {
     let outcome = if cancelled {
         "cancelled"
     } else if code == 480 {
@@ -102,6 +103,7 @@ pub(crate) fn parked_ended(request: u64, method: Option<&sip_msg::Method>, cance
         outcome,
         "parked request {outcome}"
     );
+    outcome
 }
 
 /// A Contact URI with push secrets hidden: the values of `pn-prid`,

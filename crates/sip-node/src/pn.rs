@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 pub struct Pn {
     pub engine: PushEngine,
     pub cfg: PushConfig,
+    /// The story of pushes and parked requests, and the flagged devices.
+    pub audit: crate::audit::PushAudit,
     /// Call-end pushes per provider (`"*"`: the others).
     call_end: Vec<(String, CallEndPushes)>,
 }
@@ -36,6 +38,8 @@ pub(crate) struct InFlight {
     pub prid: String,
     /// Sent by the node (test, cancel, missed call), not by the engine.
     pub own: bool,
+    /// When it was handed to the sender.
+    pub sent: Instant,
 }
 
 /// The Contact parameters that are push coordinates or ours, not extras.
@@ -49,24 +53,18 @@ pub(crate) enum Precheck {
     Go(Vec<(String, Classification)>),
 }
 
-/// Flagged push devices kept for the management view.
-pub const MAX_FLAGGED: usize = 1000;
-
-/// A push device that dropped off: its registration expired although
-/// refresh pushes were sent to wake it for a refresh.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct FlaggedDevice {
-    pub aor: String,
-    pub binding: String,
-    pub provider: String,
-    /// Refresh pushes sent in its last registration cycle.
-    pub refresh_pushes: u32,
-    /// When its registration expired (unix ms).
-    pub at_ms: u64,
-}
+/// Unanswered refresh pushes in one registration cycle after which a
+/// still-registered device is flagged (`refresh-unanswered`): with the
+/// default plan (expiry - 120, - 60, - 30, - 15 s) the third push flags it,
+/// 60 s before its registration would expire.
+pub const UNANSWERED_REFRESH_FLAG: u32 = 2;
 
 impl Pn {
-    pub(crate) fn new(cfg: PushConfig, call_end: Vec<(String, CallEndPushes)>) -> Result<Pn, String> {
+    pub(crate) fn new(
+        cfg: PushConfig,
+        call_end: Vec<(String, CallEndPushes)>,
+        audit: crate::audit::AuditConfig,
+    ) -> Result<Pn, String> {
         // PURRs are secrets (R47: ≥ 128 bits): drawn from the OS generator.
         let engine = PushEngine::new(cfg.clone(), |buf: &mut [u8]| rand::fill(buf)).map_err(|errs| {
             format!(
@@ -74,7 +72,7 @@ impl Pn {
                 errs.iter().map(|e| format!("push.{}: {}", e.key, e.message)).collect::<Vec<_>>().join("; ")
             )
         })?;
-        Ok(Pn { engine, cfg, call_end })
+        Ok(Pn { engine, cfg, audit: crate::audit::PushAudit::new(audit), call_end })
     }
 
     /// Classifies every Contact of a REGISTER (RFC 8599 §5.6.1) and decides
@@ -169,9 +167,13 @@ impl Pn {
                         self.engine.set_owner(&b.id, b.aor.as_str());
                         purrs.push((i, purr));
                     }
+                    if self.audit.awaits(&b.id) {
+                        self.audit.registered(now_ms, &b.id);
+                    }
                 }
                 Change::Remove { id, .. } => {
                     self.engine.handle_removed(&BindingKey::new(id.as_str()), now);
+                    self.audit.removed(id);
                 }
             }
         }
@@ -409,6 +411,12 @@ impl Node {
         );
         match parked {
             Ok(n) if n > 0 => {
+                let now_ms = self.unix_ms(now);
+                if let Some(pn) = &mut self.pn {
+                    let cid = request.call_id().map(|c| String::from_utf8_lossy(c).into_owned()).unwrap_or_default();
+                    let method = request.method().map(ToString::to_string).unwrap_or_default();
+                    pn.audit.parked(now_ms, &cid, &method, rid.0, bindings);
+                }
                 self.proxy.by_push.insert(rid.0, key.clone());
                 if let (Some(cid), Some(caller)) = (request.call_id(), caller_of(request)) {
                     self.proxy.callers.insert(cid.clone(), caller);
@@ -446,13 +454,17 @@ impl Node {
                     };
                     let job = self.push_job(request);
                     self.note_call_push(&job);
-                    self.send_push_job(job, false);
+                    self.send_push_job(job, false, now);
                 }
                 sip_push::Output::Fork { request, binding, wake_latency } => {
                     if let Some(l) = wake_latency {
                         crate::metrics::wake_latency(l);
                     }
                     crate::oplog::forked(request.0, binding.as_str(), wake_latency);
+                    let (now_ms, cid) = (self.unix_ms(now), self.call_id_of(request));
+                    if let Some(pn) = &mut self.pn {
+                        pn.audit.forked(now_ms, cid.as_deref(), binding.as_str(), request.0, wake_latency);
+                    }
                     let id = binding.as_str().to_string();
                     // The device gets the request itself (and a CANCEL if need be).
                     self.forget_call_push(request, &id);
@@ -466,6 +478,8 @@ impl Node {
                     // A device the push never reached has nothing to stop ringing.
                     if reason != sip_push::BranchEnd::Timeout {
                         self.forget_call_push(request, binding.as_str());
+                    } else {
+                        self.not_woken(request, binding.as_str(), now);
                     }
                     self.push_release(request, now);
                 }
@@ -500,8 +514,16 @@ impl Node {
         PushJob { request, aor: aor.map(|a| a.to_string()), caller, pn_extra }
     }
 
-    /// Queues a push for the sender and remembers it until its result.
-    pub(crate) fn send_push_job(&mut self, job: PushJob, own: bool) {
+    /// Queues a push for the sender and remembers it until its result; a
+    /// refresh push that repeats [`UNANSWERED_REFRESH_FLAG`] unanswered
+    /// ones flags its device.
+    pub(crate) fn send_push_job(&mut self, job: PushJob, own: bool, now: Instant) {
+        if !own
+            && job.request.reason == sip_push::PushReason::Refresh
+            && job.request.attempt == UNANSWERED_REFRESH_FLAG + 1
+        {
+            self.flag(job.request.binding.as_str(), crate::audit::FlagReason::RefreshUnanswered, now);
+        }
         let r = &job.request;
         self.in_flight.insert(
             r.id,
@@ -510,9 +532,64 @@ impl Node {
                 provider: r.provider.clone(),
                 prid: r.prid.clone(),
                 own,
+                sent: now,
             },
         );
+        let now_ms = self.unix_ms(now);
+        if let Some(pn) = &mut self.pn {
+            pn.audit.push_sent(now_ms, &job.request, job.aor.as_deref());
+        }
         self.pushes.push_back(job);
+    }
+
+    /// The Call-ID of a parked request (while its context lives).
+    pub(crate) fn call_id_of(&self, request: sip_push::RequestId) -> Option<String> {
+        let key = self.proxy.by_push.get(&request.0)?;
+        let cid = self.proxy.ctxs.get(key)?.request.call_id()?;
+        Some(String::from_utf8_lossy(cid).into_owned())
+    }
+
+    /// A parked request's hold ended before `binding` registered: the
+    /// audit says so, and a device whose push the push service accepted
+    /// is flagged (`call-unanswered`).
+    fn not_woken(&mut self, request: sip_push::RequestId, binding: &str, now: Instant) {
+        let (now_ms, cid) = (self.unix_ms(now), self.call_id_of(request));
+        let Some(pn) = &mut self.pn else { return };
+        let delivered = pn
+            .audit
+            .last_push(binding)
+            .is_some_and(|e| matches!(&e.what, crate::audit::What::Push(p) if p.outcome == "ok"));
+        pn.audit.not_woken(now_ms, cid.as_deref(), binding, request.0);
+        if delivered {
+            self.flag(binding, crate::audit::FlagReason::CallUnanswered, now);
+        }
+    }
+
+    /// Flags a push device that lets pushes go unanswered: a WARN line
+    /// with its AoR, `sipwake_push_unanswered_total` (or, for an expired
+    /// one, `sipwake_push_refresh_missed_total`) and the flagged list.
+    fn flag(&mut self, binding: &str, reason: crate::audit::FlagReason, now: Instant) {
+        let now_ms = self.unix_ms(now);
+        let Some(pn) = &mut self.pn else { return };
+        let Some(v) = pn.engine.binding_view(binding, now) else { return };
+        let aor = pn.engine.owner(binding).unwrap_or("-").to_owned();
+        let times = pn.audit.flag(crate::audit::FlaggedDevice {
+            aor: aor.clone(),
+            binding: binding.to_owned(),
+            provider: v.provider.clone(),
+            reason,
+            refresh_pushes: v.refresh_attempts,
+            times: 1,
+            at_ms: now_ms,
+        });
+        tracing::warn!(
+            "push device not answering: aor={aor} binding={binding} provider={} reason={} refresh_pushes={} \
+             times={times}",
+            v.provider,
+            reason.as_str(),
+            v.refresh_attempts
+        );
+        crate::metrics::unanswered(&v.provider, reason.as_str());
     }
 
     /// A call wake-up push: its context remembers it, for a cancel or
@@ -561,7 +638,7 @@ impl Node {
             out.push(PushJob { request, ..job });
         }
         for j in out {
-            self.send_push_job(j, true);
+            self.send_push_job(j, true, now);
         }
     }
 
@@ -574,10 +651,13 @@ impl Node {
         now: Instant,
     ) {
         let f = self.in_flight.remove(&id);
-        if let Some(p) = &mut self.pn
-            && !f.as_ref().is_some_and(|f| f.own)
-        {
-            p.engine.handle_push_result(id, result, now);
+        if let Some(p) = &mut self.pn {
+            if let Some(f) = &f {
+                p.audit.push_result(id.0, result, now.saturating_duration_since(f.sent));
+            }
+            if !f.as_ref().is_some_and(|f| f.own) {
+                p.engine.handle_push_result(id, result, now);
+            }
         }
         if result == Err(sip_push::PushError::Rejected)
             && let Some(f) = f
@@ -595,6 +675,7 @@ impl Node {
             provider: r.provider.clone(),
             prid: r.prid.clone(),
             own: true,
+            sent: now,
         };
         self.remove_dead(&f, now);
         self.settle(now);
@@ -630,43 +711,67 @@ impl Node {
         for ch in changes {
             if let Change::Remove { id, .. } = ch {
                 pn.engine.handle_removed(&BindingKey::new(id.as_str()), now);
+                pn.audit.removed(id);
             }
         }
     }
 
     /// Bindings expired: forgotten by the push engine; a push device
-    /// that let its refresh pushes go unanswered is flagged (WARN line,
-    /// `sipwake_push_refresh_missed_total`, [`Node::flagged_devices`]).
+    /// that let its refresh pushes go unanswered is flagged (`expired`:
+    /// WARN line, `sipwake_push_refresh_missed_total`, [`Node::flagged_devices`]).
     pub(crate) fn pn_expired(&mut self, changes: &[Change], now: Instant) {
         let unix_ms = self.unix_ms(now);
         let Some(pn) = &mut self.pn else { return };
         for ch in changes {
             let Change::Remove { aor, id } = ch else { continue };
+            pn.audit.removed(id);
             if let Some((provider, pushes)) = pn.engine.handle_expired(&BindingKey::new(id.as_str()), now) {
                 tracing::warn!(
                     "push device dropped off: aor={aor} binding={id} provider={provider} refresh_pushes={pushes} \
                      (its registration expired although refresh pushes were sent)"
                 );
                 crate::metrics::refresh_missed(&provider);
-                if self.flagged.len() >= MAX_FLAGGED {
-                    self.flagged.pop_front();
-                }
-                self.flagged.push_back(FlaggedDevice {
+                pn.audit.flag(crate::audit::FlaggedDevice {
                     aor: aor.to_string(),
                     binding: id.clone(),
                     provider,
+                    reason: crate::audit::FlagReason::Expired,
                     refresh_pushes: pushes,
+                    times: 1,
                     at_ms: unix_ms,
                 });
             }
         }
     }
 
-    /// Push devices that dropped off (most recent last, the last
-    /// [`MAX_FLAGGED`]): registrations that expired although refresh pushes
-    /// were sent.
-    pub fn flagged_devices(&self) -> Vec<FlaggedDevice> {
-        self.flagged.iter().cloned().collect()
+    /// Push devices flagged (most recent last, the last
+    /// [`crate::audit::MAX_FLAGGED`]): registrations that expired although
+    /// refresh pushes were sent, refresh pushes repeated, call pushes
+    /// delivered and unanswered.
+    pub fn flagged_devices(&self) -> Vec<crate::audit::FlaggedDevice> {
+        self.pn.as_ref().map(|p| p.audit.flagged().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The caller of a parked call (`"Name" <uri>` or the URI), from its
+    /// From header, while its context lives.
+    pub fn caller_of_call(&self, call_id: &str) -> Option<String> {
+        let c = self.proxy.callers.get(call_id.as_bytes())?;
+        Some(match &c.display_name {
+            Some(d) => format!("{d:?} <{}>", c.uri),
+            None => c.uri.clone(),
+        })
+    }
+
+    /// How much of the push audit is kept from now on (reload).
+    pub fn set_push_audit(&mut self, cfg: crate::audit::AuditConfig) {
+        if let Some(p) = &mut self.pn {
+            p.audit.set_config(cfg);
+        }
+    }
+
+    /// The push audit (`None`: push is off).
+    pub fn push_audit(&self) -> Option<&crate::audit::PushAudit> {
+        self.pn.as_ref().map(|p| &p.audit)
     }
 
     /// A REGISTER naming these bindings was refused (R36–R38: 401/407 keep waiting).

@@ -127,6 +127,7 @@ impl Node {
     pub(crate) fn run_actions(&mut self, key: &ServerKey, actions: Vec<Action>, now: Instant) {
         let mut queue: std::collections::VecDeque<Action> = actions.into();
         let strip = self.pn.is_some();
+        let now_ms = self.unix_ms(now);
         let mut suspects = Vec::new();
         while let Some(a) = queue.pop_front() {
             let Some(ctx) = self.proxy.ctxs.get_mut(key) else { return };
@@ -177,7 +178,7 @@ impl Node {
                     }
                     let code = response.status().unwrap_or(0);
                     self.stats.count_response(code);
-                    count_final(ctx, code, now);
+                    count_final(ctx, code, now, self.pn.as_mut().map(|p| &mut p.audit), now_ms);
                     // Mid-registrar: the upstream does not know a device we registered there?
                     if code == 404
                         && let Some(a) = ctx.upstream_aor.clone()
@@ -189,7 +190,7 @@ impl Node {
                     }
                 }
                 Action::Respond { code, reason } => {
-                    count_final(ctx, code, now);
+                    count_final(ctx, code, now, self.pn.as_mut().map(|p| &mut p.audit), now_ms);
                     let resp = crate::node::build_response(
                         &self.server_header,
                         &self.stats,
@@ -577,13 +578,18 @@ fn stray_target(resp: &Message) -> Option<(Target, bytes::Bytes)> {
     Some((Target { transport, remote: std::net::SocketAddr::new(ip, port), conn: None }, resp.to_bytes()))
 }
 
-/// Counts the first final status a proxied request got upstream.
-fn count_final(ctx: &mut Ctx, code: u16, now: Instant) {
+/// Counts the first final status a proxied request got upstream (and,
+/// for a parked request, logs it and adds it to the push audit).
+fn count_final(ctx: &mut Ctx, code: u16, now: Instant, audit: Option<&mut crate::audit::PushAudit>, now_ms: u64) {
     if code >= 200 && !ctx.counted {
         ctx.counted = true;
         ctx.final_code = code;
         if let Some(rid) = ctx.push_request {
-            crate::oplog::parked_ended(rid.0, ctx.request.method(), ctx.cancelled, code);
+            let outcome = crate::oplog::parked_ended(rid.0, ctx.request.method(), ctx.cancelled, code);
+            if let Some(a) = audit {
+                let cid = ctx.request.call_id().map(|c| String::from_utf8_lossy(c).into_owned());
+                a.answered(now_ms, cid.as_deref(), rid.0, code, outcome);
+            }
         }
         let method = ctx.request.method().map_or("other", crate::node::method_label);
         crate::metrics::proxied(method, code);

@@ -383,6 +383,7 @@ fn refresh_push_before_expiry_and_none_after_a_refresh() {
 
 #[test]
 fn a_device_that_ignores_its_refresh_pushes_is_flagged_when_it_expires() {
+    use sip_node::audit::FlagReason;
     let mut w = World::default();
     let quiet = w.phone("quiet", "quiet", "10.0.0.2:5062", "TOKEN-Q");
     let awake = w.phone("awake", "awake", "10.0.0.3:5062", "TOKEN-A");
@@ -390,13 +391,30 @@ fn a_device_that_ignores_its_refresh_pushes_is_flagged_when_it_expires() {
     w.peer(awake).on_push = OnPush::Nothing;
     w.register(quiet); // 600 s
     w.register(awake);
-    // The awake device answers its refresh pushes late but in time: never flagged.
-    w.advance(Duration::from_secs(590));
+    let expired = |w: &World| -> Vec<sip_node::audit::FlaggedDevice> {
+        w.node.flagged_devices().into_iter().filter(|f| f.reason == FlagReason::Expired).collect()
+    };
+    // Two refresh pushes unanswered (expiry - 120, - 60 s): the third
+    // (- 30 s) flags both while they are still registered.
+    w.advance(Duration::from_secs(569));
+    assert!(w.node.flagged_devices().is_empty(), "{:?}", w.node.flagged_devices());
+    w.advance(Duration::from_secs(2));
+    let early: Vec<(String, FlagReason, u32)> =
+        w.node.flagged_devices().into_iter().map(|f| (f.aor, f.reason, f.refresh_pushes)).collect();
+    assert_eq!(
+        early,
+        [
+            ("quiet@example.com".to_string(), FlagReason::RefreshUnanswered, 3),
+            ("awake@example.com".to_string(), FlagReason::RefreshUnanswered, 3)
+        ]
+    );
+    // The awake device answers its refresh pushes late but in time: never flagged as expired.
+    w.advance(Duration::from_secs(19));
     w.register(awake);
-    assert!(w.node.flagged_devices().is_empty());
+    assert!(expired(&w).is_empty());
     // The quiet one got 4 refresh pushes (expiry - 120, - 60, - 30, - 15 s) and expires.
     w.advance(Duration::from_secs(20));
-    let flagged = w.node.flagged_devices();
+    let flagged = expired(&w);
     assert_eq!(flagged.len(), 1, "{flagged:?}\n{}", w.dump());
     assert_eq!(flagged[0].aor, "quiet@example.com");
     assert_eq!((flagged[0].provider.as_str(), flagged[0].refresh_pushes), ("apns", 4));
@@ -405,7 +423,7 @@ fn a_device_that_ignores_its_refresh_pushes_is_flagged_when_it_expires() {
     let c = w.peer(awake).contact();
     w.register_with(awake, &[c], &["Expires: 0"]);
     w.advance(Duration::from_secs(700));
-    assert_eq!(w.node.flagged_devices().len(), 1, "{:?}", w.node.flagged_devices());
+    assert_eq!(expired(&w).len(), 1, "{:?}", w.node.flagged_devices());
 }
 
 #[test]

@@ -10,6 +10,8 @@ pub(crate) struct Parked {
     pub method: String,
     pub call_id: String,
     pub kind: ParkKind,
+    /// When it was parked.
+    pub parked_at: Instant,
     /// When its hold timer (Bucket Timer) fires: the earliest deadline of
     /// its waiting branches when it was armed (that branch may have ended
     /// since: the timer then only re-arms).

@@ -79,5 +79,5 @@ pub use policy::ProviderPolicy;
 pub use purr::{PurrRecord, RandomSource};
 pub use register::{Registration, Restored};
 pub use schedule::MIN_GAP;
-pub use stats::{BindingView, EndCounters, PushCounters, Stats};
+pub use stats::{BindingView, EndCounters, ParkedView, PushCounters, Stats};
 pub use types::{BindingKey, ParkKind, ParkTarget, PnInfo, PushId, RequestId};

@@ -98,8 +98,16 @@ impl PushEngine {
             .collect();
         let method = park.method.to_string();
         // Armed below, once the branches that end at once have ended.
-        let parked =
-            Parked { method, call_id: park.call_id, kind: park.kind, timer_at: now, generation: 0, branches, woken: 0 };
+        let parked = Parked {
+            method,
+            call_id: park.call_id,
+            kind: park.kind,
+            parked_at: now,
+            timer_at: now,
+            generation: 0,
+            branches,
+            woken: 0,
+        };
         self.requests.insert(r, parked);
         let n = targets.len();
         for t in targets {

@@ -254,6 +254,12 @@ impl PurrTable {
         self.by_binding.get(binding).map_or(0, Vec::len)
     }
 
+    /// How long ago the binding's current PURR (the newest) was issued.
+    pub fn current_age(&self, binding: &str, now: Instant) -> Option<Duration> {
+        let newest = self.by_binding.get(binding)?.last()?;
+        self.map.get(newest).map(|e| now.saturating_duration_since(e.issued_at))
+    }
+
     /// The live timer entries (for heap compaction).
     pub fn live_timers(&self) -> impl Iterator<Item = Entry> + '_ {
         self.map.iter().filter_map(|(p, e)| {

@@ -85,6 +85,23 @@ pub struct BindingView {
     pub parked: usize,
     /// PURRs that resolve to it (current and replaced).
     pub purrs: usize,
+    /// How long ago its current PURR was issued.
+    pub purr_age_ms: Option<u64>,
+}
+
+/// A request held now while its devices are woken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParkedView {
+    pub request: u64,
+    pub call_id: String,
+    pub method: String,
+    /// `initial` or `mid-dialog`.
+    pub kind: &'static str,
+    pub age_ms: u64,
+    /// The bindings it still waits for.
+    pub waiting: Vec<String>,
+    /// Devices that woke up for it so far.
+    pub woken: u32,
 }
 
 impl PushEngine {
@@ -142,7 +159,38 @@ impl PushEngine {
             invalid: b.invalid(),
             parked: b.parked_len(),
             purrs: self.purrs.count(key),
+            purr_age_ms: self.purrs.current_age(key, now).map(ms),
         })
+    }
+
+    /// The requests parked now, oldest first (O(n log n): for management only).
+    pub fn parked_views(&self, now: Instant) -> Vec<ParkedView> {
+        let mut v: Vec<(Instant, ParkedView)> = self
+            .requests
+            .iter()
+            .map(|(r, p)| {
+                let view = ParkedView {
+                    request: r.0,
+                    call_id: p.call_id.clone(),
+                    method: p.method.clone(),
+                    kind: match p.kind {
+                        crate::types::ParkKind::Initial => "initial",
+                        crate::types::ParkKind::MidDialog => "mid-dialog",
+                    },
+                    age_ms: u64::try_from(now.saturating_duration_since(p.parked_at).as_millis()).unwrap_or(u64::MAX),
+                    waiting: p
+                        .branches
+                        .iter()
+                        .filter(|b| b.waiting.is_some())
+                        .map(|b| b.binding.as_str().to_owned())
+                        .collect(),
+                    woken: p.woken,
+                };
+                (p.parked_at, view)
+            })
+            .collect();
+        v.sort_by_key(|(at, view)| (*at, view.request));
+        v.into_iter().map(|(_, view)| view).collect()
     }
 
     /// Every binding's view, sorted by key (O(n log n): for management only).

@@ -84,6 +84,11 @@ pub struct PushSection {
     pub require_secure_transport: Option<bool>,
     /// How pushes are delivered, per provider (or "*" for all).
     pub senders: std::collections::BTreeMap<String, SenderSection>,
+    /// How long the push audit keeps the story of pushes and parked
+    /// requests (`GET /api/v1/push/calls/{call_id}`, `sipwake ctl call`), seconds.
+    pub audit_window_secs: u64,
+    /// At most this many audit events are kept (oldest go first; 0: no audit).
+    pub audit_max_events: usize,
 }
 
 pub use crate::push_config::SenderSection;
@@ -109,6 +114,8 @@ impl Default for PushSection {
             min_push_expires: d.min_push_expires,
             require_secure_transport: None,
             senders: Default::default(),
+            audit_window_secs: sip_node::audit::AuditConfig::default().window.as_secs(),
+            audit_max_events: sip_node::audit::AuditConfig::default().max_events,
         }
     }
 }
@@ -142,6 +149,14 @@ impl PushSection {
     /// The senders' configuration (validated by [`Config::parse`]).
     pub fn sender_configs(&self) -> Vec<(String, push_senders::SenderConfig)> {
         self.senders.iter().filter_map(|(name, s)| s.to_sender(name).map(|c| (name.clone(), c))).collect()
+    }
+
+    /// What the push audit keeps.
+    pub fn audit(&self) -> sip_node::audit::AuditConfig {
+        sip_node::audit::AuditConfig {
+            window: Duration::from_secs(self.audit_window_secs),
+            max_events: self.audit_max_events,
+        }
     }
 
     /// Cancel and missed-call pushes per provider.
@@ -772,6 +787,12 @@ key_file = \"k.p8\"\n");
         assert!(e.contains("push.senders.webpush.vapid_subject") && e.contains("mailto:"), "{e}");
         let e = err("[push.senders.fcm]\nservice_account = \"sa.json\"\nconnections = 0\n");
         assert!(e.contains("push.senders.fcm.connections"), "{e}");
+        let e = err("[push]\naudit_window_secs = 0\n");
+        assert!(e.contains("push.audit_window_secs = 0") && e.contains("3600"), "{e}");
+        let e = err("[push]\naudit_max_events = 20000000\n");
+        assert!(e.contains("push.audit_max_events = 20000000") && e.contains("or 0"), "{e}");
+        let c = Config::parse("[push]\naudit_window_secs = 600\naudit_max_events = 0\n").unwrap();
+        assert_eq!(c.push.audit(), sip_node::audit::AuditConfig { window: Duration::from_secs(600), max_events: 0 });
         let e = err("[push.senders.webpush]\nallowed_hosts = []\n");
         assert!(e.contains("push.senders.webpush.allowed_hosts"), "{e}");
         let e = err("[push.senders.gw]\ntimeout_ms = 10\n");

@@ -3,6 +3,9 @@
 //! management, CLIs and the process lifecycle. Protocol decisions live in
 //! `sip-node` and the `sip-*` crates, never here.
 
+#![recursion_limit = "256"]
+
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod cluster_config;
@@ -18,6 +21,7 @@ pub mod management;
 pub mod metrics;
 pub mod mgmt_acl;
 pub mod mgmt_defence;
+pub mod mgmt_push;
 pub mod mgmt_users;
 pub mod mid_config;
 pub mod openapi;

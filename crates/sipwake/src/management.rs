@@ -65,6 +65,9 @@ pub struct BindingView {
     /// Mid-registrar: the upstream registration this binding maps to.
     #[serde(default)]
     pub upstream: Option<UpstreamView>,
+    /// Its newest push in the push audit (reason, outcome, latency), when kept.
+    #[serde(default)]
+    pub last_push: Option<serde_json::Value>,
 }
 
 /// One registration sipwake holds at the upstream registrar (mid-registrar mode).
@@ -169,6 +172,7 @@ fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -
     let push_state = push.and_then(|p| {
         p.engine.binding_view(&b.id, std::time::Instant::now()).and_then(|v| serde_json::to_value(v).ok())
     });
+    let last_push = push.and_then(|p| p.audit.last_push(&b.id)).and_then(|e| serde_json::to_value(e).ok());
     let alive = match b.flow.conn {
         Some(c) => transports.conn_alive(c),
         None => !b.flow.transport.is_reliable(),
@@ -198,6 +202,7 @@ fn view(b: &Binding, now: u64, transports: &Transports, node: &sip_node::Node) -
         push: b.push().map(|p| PushView { provider: p.provider, prid: p.prid, param: p.param }),
         push_state,
         upstream,
+        last_push,
     }
 }
 
@@ -224,17 +229,23 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<MgmtState>)> {
         ("PUT", "/api/v1/users/{user}", put(crate::mgmt_users::put)),
         ("DELETE", "/api/v1/users/{user}", delete(crate::mgmt_users::delete)),
         ("POST", "/api/v1/reload", post(reload)),
-        ("GET", "/api/v1/push/flagged", get(flagged)),
+        ("GET", "/api/v1/push/flagged", get(crate::mgmt_push::flagged)),
+        ("GET", "/api/v1/push/recent", get(crate::mgmt_push::recent)),
+        ("GET", "/api/v1/push/calls/{call_id}", get(crate::mgmt_push::call)),
+        ("GET", "/api/v1/push/bindings/{id}", get(crate::mgmt_push::binding)),
+        ("GET", "/api/v1/push/parked", get(crate::mgmt_push::parked)),
         ("GET", "/api/v1/defence/blocked", get(crate::mgmt_defence::list)),
         ("POST", "/api/v1/defence/blocked", post(crate::mgmt_defence::block)),
         ("DELETE", "/api/v1/defence/blocked/{source}", delete(crate::mgmt_defence::unblock)),
     ]
 }
 
-/// Every route served, as (METHOD, path): `/health` (no token) and [`routes`].
+/// Every route served, as (METHOD, path): `/health` and `/admin` (no
+/// token: the admin page holds no data, it asks for the token) and [`routes`].
 pub fn served_routes() -> Vec<(&'static str, &'static str)> {
     let mut all: Vec<_> = routes().into_iter().map(|(m, p, _)| (m, p)).collect();
     all.push(("GET", "/health"));
+    all.push(("GET", "/admin"));
     all.sort();
     all
 }
@@ -249,7 +260,7 @@ pub fn router(state: MgmtState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/health", get(health)).merge(api).with_state(state)
+    Router::new().route("/health", get(health)).route("/admin", get(crate::admin::page)).merge(api).with_state(state)
 }
 
 /// Unknown paths and methods: a JSON 404 pointing at the index.
@@ -524,10 +535,21 @@ pub struct StatsView {
     pub store_commits: u64,
     pub store_batches: u64,
     pub store_failed_commits: u64,
+    /// Requests held now while their devices are woken.
+    #[serde(default)]
+    pub parked_requests: usize,
+    /// Pushes sent since start (refresh and call wake-ups), and how many failed or were rejected.
+    #[serde(default)]
+    pub pushes_sent: u64,
+    #[serde(default)]
+    pub pushes_failed: u64,
+    /// Devices flagged for unanswered pushes (kept now).
+    #[serde(default)]
+    pub flagged_devices: usize,
 }
 
 async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
-    let (aors, bindings, push_bindings, transactions, proxy_contexts, s) = st.driver.read(|n| {
+    let (aors, bindings, push_bindings, transactions, proxy_contexts, s, pushes) = st.driver.read(|n| {
         let l = n.location();
         // The engine's count: O(1) under the node's lock (a scan would parse
         // every stored Contact, a million at scale).
@@ -545,7 +567,18 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
             c(&s.responses_4xx),
             c(&s.responses_5xx),
         ];
-        (l.aor_count(), l.len(), push, n.transactions(), n.proxy_contexts(), counters)
+        // Pushes: (parked now, sent, failed or rejected, flagged devices).
+        let pushes = n.push().map_or((0, 0, 0, 0), |p| {
+            let st = p.engine.stats();
+            let all = [&st.refresh, &st.initial, &st.mid_dialog];
+            (
+                p.engine.parked_count(),
+                all.iter().map(|c| c.sent).sum(),
+                all.iter().map(|c| c.failed + c.rejected).sum(),
+                p.audit.flagged().count(),
+            )
+        });
+        (l.aor_count(), l.len(), push, n.transactions(), n.proxy_contexts(), counters, pushes)
     });
     let store = st.store.stats();
     Json(StatsView {
@@ -567,6 +600,10 @@ async fn stats(State(st): State<MgmtState>) -> Json<StatsView> {
         store_commits: store.commits,
         store_batches: store.batches_done,
         store_failed_commits: store.failed_commits,
+        parked_requests: pushes.0,
+        pushes_sent: pushes.1,
+        pushes_failed: pushes.2,
+        flagged_devices: pushes.3,
     })
 }
 
@@ -585,42 +622,6 @@ async fn reload(State(st): State<MgmtState>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
         }
     }
-}
-
-/// Push devices that dropped off, newest first.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct FlaggedList {
-    pub flagged: Vec<FlaggedView>,
-}
-
-/// One push device that dropped off.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct FlaggedView {
-    pub aor: String,
-    pub binding: String,
-    pub provider: String,
-    pub refresh_pushes: u32,
-    /// When its registration expired (unix ms).
-    pub at_ms: u64,
-}
-
-/// `GET /api/v1/push/flagged`: push devices whose registration expired
-/// although refresh pushes were sent (the last 1,000, newest first).
-async fn flagged(State(st): State<MgmtState>) -> Json<FlaggedList> {
-    let list = st.driver.read(|node| node.flagged_devices());
-    Json(FlaggedList {
-        flagged: list
-            .into_iter()
-            .rev()
-            .map(|f| FlaggedView {
-                aor: f.aor,
-                binding: f.binding,
-                provider: f.provider,
-                refresh_pushes: f.refresh_pushes,
-                at_ms: f.at_ms,
-            })
-            .collect(),
-    })
 }
 
 #[cfg(test)]

@@ -79,6 +79,14 @@ pub fn document() -> Value {
 
 fn paths() -> Value {
     json!({
+        "/admin": { "get": {
+            "summary": "The admin web page (HTML; no token to load it: it holds no data and asks for the token, then reads this API)",
+            "operationId": "adminPage",
+            "security": [],
+            "responses": {
+                "200": { "description": "The page", "content": { "text/html": { "schema": { "type": "string" } } } }
+            }
+        }},
         "/health": { "get": {
             "summary": "Health: 200 while the store (and a cluster's change feed) works and the location is loaded",
             "operationId": "health",
@@ -218,10 +226,45 @@ fn paths() -> Value {
             }))
         }},
         "/api/v1/push/flagged": { "get": {
-            "summary": "Push devices that dropped off: registrations that expired although refresh pushes were sent (last 1000, newest first)",
+            "summary": "Push devices that let pushes go unanswered: expired despite refresh pushes, refresh pushes repeated, call pushes unanswered (last 1000, newest first)",
             "operationId": "listFlagged",
             "responses": with_auth(json!({
                 "200": body("The flagged devices", "FlaggedList")
+            }))
+        }},
+        "/api/v1/push/recent": { "get": {
+            "summary": "The newest pushes with reason, provider, attempt, outcome and latency (push audit)",
+            "operationId": "recentPushes",
+            "parameters": [ query_param("limit", "How many (default 50, at most 1000)", "integer") ],
+            "responses": with_auth(json!({
+                "200": body("The pushes, newest first", "RecentPushes"),
+                "404": error("Push is off")
+            }))
+        }},
+        "/api/v1/push/calls/{call_id}": { "get": {
+            "summary": "The push audit of a call: parked, each push and its outcome, the wake-up REGISTER (or none), the fork or the final answer",
+            "operationId": "callAudit",
+            "parameters": [ path_param("call_id", "The Call-ID (percent-encode `/`, `?`, `#`, `%`)") ],
+            "responses": with_auth(json!({
+                "200": body("The call's events, oldest first", "AuditStory"),
+                "404": error("No audit for this Call-ID (none, older than push.audit_window_secs, or push is off)")
+            }))
+        }},
+        "/api/v1/push/bindings/{id}": { "get": {
+            "summary": "The push audit of a binding: its pushes, wake-ups and forks",
+            "operationId": "bindingAudit",
+            "parameters": [ binding_param() ],
+            "responses": with_auth(json!({
+                "200": body("The binding's events, oldest first", "AuditStory"),
+                "404": error("No audit for this binding (none, older than push.audit_window_secs, or push is off)")
+            }))
+        }},
+        "/api/v1/push/parked": { "get": {
+            "summary": "Requests held now while their devices are woken, oldest first",
+            "operationId": "listParked",
+            "responses": with_auth(json!({
+                "200": body("The parked requests", "ParkedList"),
+                "404": error("Push is off")
             }))
         }},
         "/api/v1/defence/blocked": {
@@ -313,7 +356,8 @@ fn schemas() -> Value {
                 "consecutive_failures": { "type": "integer", "description": "Push failures since the last successful push" },
                 "invalid": { "type": "boolean", "description": "The push service rejected the token: no pushes until it re-registers" },
                 "parked": { "type": "integer", "description": "Requests parked on it" },
-                "purrs": { "type": "integer" }
+                "purrs": { "type": "integer" },
+                "purr_age_ms": { "type": ["integer", "null"], "description": "How long ago its current PURR was issued" }
             }
         },
         "UpstreamView": {
@@ -366,7 +410,8 @@ fn schemas() -> Value {
                 "push_capable": { "type": "boolean" },
                 "push": { "oneOf": [ schema("PushView"), { "type": "null" } ] },
                 "push_state": { "oneOf": [ schema("PushState"), { "type": "null" } ] },
-                "upstream": { "oneOf": [ schema("UpstreamView"), { "type": "null" } ] }
+                "upstream": { "oneOf": [ schema("UpstreamView"), { "type": "null" } ] },
+                "last_push": { "oneOf": [ schema("AuditEvent"), { "type": "null" } ], "description": "Its newest push in the push audit" }
             }
         },
         "AorView": {
@@ -408,7 +453,11 @@ fn schemas() -> Value {
                 "responses_5xx": { "type": "integer" },
                 "store_commits": { "type": "integer" },
                 "store_batches": { "type": "integer" },
-                "store_failed_commits": { "type": "integer" }
+                "store_failed_commits": { "type": "integer" },
+                "parked_requests": { "type": "integer", "description": "Requests held now while their devices are woken" },
+                "pushes_sent": { "type": "integer", "description": "Refresh and wake-up pushes sent since start" },
+                "pushes_failed": { "type": "integer", "description": "Of those, failed or rejected by the push service" },
+                "flagged_devices": { "type": "integer", "description": "Devices flagged for unanswered pushes (kept now)" }
             }
         },
         "User": {
@@ -434,8 +483,63 @@ fn schemas() -> Value {
                     "aor": { "type": "string" },
                     "binding": { "type": "string" },
                     "provider": { "type": "string" },
-                    "refresh_pushes": { "type": "integer", "description": "Refresh pushes sent in its last registration cycle" },
-                    "at_ms": { "type": "integer", "description": "When its registration expired (unix ms)" }
+                    "reason": { "type": "string", "enum": ["expired", "refresh-unanswered", "call-unanswered"],
+                        "description": "expired: its registration expired although refresh pushes were sent; refresh-unanswered: refresh pushes repeated while registered; call-unanswered: a delivered call push got no REGISTER before the hold ended" },
+                    "refresh_pushes": { "type": "integer", "description": "Refresh pushes sent in its current (or last) registration cycle" },
+                    "times": { "type": "integer", "description": "Times flagged for this reason" },
+                    "at_ms": { "type": "integer", "description": "When it was last flagged (unix ms)" }
+                }
+            } } }
+        },
+        "AuditEvent": {
+            "type": "object",
+            "description": "One event of the push audit. Per `event`: parked (method, request, bindings), push (id, provider, reason, method, attempt, outcome, latency_ms), woken (after_push_ms: the wake-up REGISTER), not-woken (request: no REGISTER before the hold ended), forked (request, wake_latency_ms), answered (request, code, outcome)",
+            "required": ["at_ms", "event"],
+            "properties": {
+                "at_ms": { "type": "integer", "description": "unix ms" },
+                "event": { "type": "string", "enum": ["parked", "push", "woken", "not-woken", "forked", "answered"] },
+                "call_id": nullable("string"),
+                "binding": nullable("string"),
+                "aor": nullable("string"),
+                "method": { "type": ["string", "null"] },
+                "request": { "type": "integer", "description": "The parked request's id" },
+                "bindings": { "type": "integer", "description": "parked: push bindings it waits for" },
+                "id": { "type": "integer", "description": "push: the push id" },
+                "provider": { "type": "string" },
+                "reason": { "type": "string", "enum": ["call", "mid-dialog", "refresh", "test", "cancel", "missed-call"] },
+                "attempt": { "type": "integer" },
+                "outcome": { "type": "string", "description": "push: pending, ok, rejected, failed; answered: answered, timed-out-480, cancelled" },
+                "latency_ms": { "type": ["integer", "null"], "description": "push: sent → the push service's answer" },
+                "after_push_ms": { "type": "integer" },
+                "wake_latency_ms": { "type": ["integer", "null"] },
+                "code": { "type": "integer" }
+            }
+        },
+        "AuditStory": {
+            "type": "object",
+            "properties": {
+                "call_id": { "type": "string" },
+                "binding": { "type": "string" },
+                "events": { "type": "array", "items": schema("AuditEvent"), "description": "Oldest first" }
+            }
+        },
+        "RecentPushes": {
+            "type": "object",
+            "properties": { "pushes": { "type": "array", "items": schema("AuditEvent"), "description": "Newest first" } }
+        },
+        "ParkedList": {
+            "type": "object",
+            "properties": { "parked": { "type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "request": { "type": "integer" },
+                    "call_id": { "type": "string" },
+                    "method": { "type": "string" },
+                    "kind": { "type": "string", "enum": ["initial", "mid-dialog"] },
+                    "age_ms": { "type": "integer" },
+                    "waiting": { "type": "array", "items": { "type": "string" }, "description": "Bindings not woken yet" },
+                    "woken": { "type": "integer" },
+                    "caller": nullable("string")
                 }
             } } }
         },

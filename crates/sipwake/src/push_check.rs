@@ -9,6 +9,11 @@
 
 use crate::config::PushSection;
 
+/// The longest push audit window: a week.
+const MAX_AUDIT_WINDOW_SECS: u64 = 7 * 24 * 3600;
+/// The most audit events kept (about 2 GB).
+const MAX_AUDIT_EVENTS: usize = 10_000_000;
+
 /// Every check of `[push]` that needs no file; the first error, worded
 /// for the operator.
 pub fn validate(p: &PushSection) -> Result<(), String> {
@@ -19,6 +24,18 @@ pub fn validate(p: &PushSection) -> Result<(), String> {
     }
     for (name, s) in &p.senders {
         s.validate(name, p)?;
+    }
+    if !(1..=MAX_AUDIT_WINDOW_SECS).contains(&p.audit_window_secs) {
+        return Err(format!(
+            "push.audit_window_secs = {} is out of range; write a number of seconds from 1 to {MAX_AUDIT_WINDOW_SECS} (7 days), e.g. 3600",
+            p.audit_window_secs
+        ));
+    }
+    if p.audit_max_events > MAX_AUDIT_EVENTS {
+        return Err(format!(
+            "push.audit_max_events = {} is too large (each event takes about 200 bytes); write at most {MAX_AUDIT_EVENTS}, or 0 to keep no audit",
+            p.audit_max_events
+        ));
     }
     if p.enable {
         if p.senders.is_empty() {

@@ -7,6 +7,8 @@
 //! * `[defence]`: limits, lists, the management lists (blocks in force stay);
 //! * `[push.senders]`: keys, service accounts, endpoints (pushes in flight
 //!   finish with the old senders);
+//! * `push.audit_window_secs`, `push.audit_max_events` (what no longer
+//!   fits is dropped at once);
 //! * the TLS certificate, key and CA files (re-read; open connections kept);
 //! * subscribers (re-read from the store).
 //!
@@ -78,7 +80,7 @@ impl Source {
 pub struct Report {
     /// The file read (`embedded default` without `--config`).
     pub config: String,
-    /// What was applied (`log.level`, `defence`, `push.senders`, `tls files`, `subscribers`).
+    /// What was applied (`log.level`, `defence`, `push.senders`, `push.audit`, `tls files`, `subscribers`).
     pub applied: Vec<String>,
     /// Sections or keys that differ from what runs and need a restart to take effect.
     pub restart_required: Vec<String>,
@@ -170,6 +172,16 @@ impl Reloader {
             } else {
                 report.restart_required.push("push.senders (push.enable changed)".into());
             }
+        }
+        // push.audit_*: how much of the push audit is kept.
+        if (new.push.audit_window_secs, new.push.audit_max_events)
+            != (running.push.audit_window_secs, running.push.audit_max_events)
+        {
+            let cfg = new.push.audit();
+            self.driver.with_node(|n, _| n.set_push_audit(cfg));
+            running.push.audit_window_secs = new.push.audit_window_secs;
+            running.push.audit_max_events = new.push.audit_max_events;
+            report.applied.push("push.audit".into());
         }
         let mut push_rest = new.push.clone();
         push_rest.senders = running.push.senders.clone();

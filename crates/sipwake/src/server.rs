@@ -352,6 +352,7 @@ fn open_node(
             c
         }),
         call_end_pushes: config.push.call_end_pushes(),
+        push_audit: config.push.audit(),
         server_header: config.server_header.clone(),
         listeners: transports.local_addrs(),
         flow_token_key,

@@ -63,6 +63,7 @@ pub fn config() -> NodeConfig {
         seed: 7,
         unix_ms: UNIX0,
         call_end_pushes: Vec::new(),
+        push_audit: Default::default(),
         mid: None,
         cluster: None,
         defence: Default::default(),

@@ -57,8 +57,22 @@ enum CtlCmd {
     Push { aor: String, binding: String },
     /// Server statistics.
     Stats,
-    /// Push devices that dropped off: registrations that expired although refresh pushes were sent.
+    /// Push devices that let pushes go unanswered: expired although refresh pushes were sent,
+    /// refresh pushes repeated while registered, or a delivered call push with no REGISTER.
     Flagged,
+    /// The push audit of a call: held, each push (outcome, latency), the wake-up REGISTER
+    /// (or none), the fork or the final answer. Exit 1 when nothing is kept for it.
+    Call { call_id: String },
+    /// Recent pushes with their outcome and latency (newest first), or one binding's push audit.
+    Pushes {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The audit of this binding (its id, as `ctl aors` shows it) instead.
+        #[arg(long)]
+        binding: Option<String>,
+    },
+    /// Requests held now while their devices are woken.
+    Parked,
     /// Reload the configuration file as SIGHUP does; prints what was applied and what needs a restart
     /// (exit 2, nothing changed, when the file fails a check).
     Reload,
@@ -153,14 +167,47 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), Fail> {
             Ok(())
         }),
         CtlCmd::Flagged => out(&api.ok(Method::GET, "/api/v1/push/flagged")?, &|b| {
-            let list: crate::management::FlaggedList = decode(b)?;
-            println!("{:<32} {:<18} {:<9} {:>7}  EXPIRED", "AOR", "BINDING", "PROVIDER", "PUSHES");
+            let list: crate::mgmt_push::FlaggedList = decode(b)?;
+            println!(
+                "{:<32} {:<18} {:<9} {:<18} {:>7} {:>5}  LAST",
+                "AOR", "BINDING", "PROVIDER", "REASON", "PUSHES", "TIMES"
+            );
             let now = crate::server::now_ms();
             for f in &list.flagged {
                 let ago = now.saturating_sub(f.at_ms) / 1000;
-                println!("{:<32} {:<18} {:<9} {:>7}  {ago} s ago", f.aor, f.binding, f.provider, f.refresh_pushes);
+                println!(
+                    "{:<32} {:<18} {:<9} {:<18} {:>7} {:>5}  {ago} s ago",
+                    f.aor, f.binding, f.provider, f.reason, f.refresh_pushes, f.times
+                );
             }
             println!("({} flagged)", list.flagged.len());
+            Ok(())
+        }),
+        CtlCmd::Call { call_id } => out(&api.ok(Method::GET, &format!("/api/v1/push/calls/{}", enc(call_id)))?, &|b| {
+            let v: serde_json::Value = decode(b)?;
+            println!("push audit of Call-ID {call_id}");
+            table::events(v.get("events").and_then(serde_json::Value::as_array).map_or(&[], Vec::as_slice));
+            Ok(())
+        }),
+        CtlCmd::Pushes { limit, binding: Some(id) } => {
+            let _ = limit;
+            out(&api.ok(Method::GET, &format!("/api/v1/push/bindings/{}", enc(id)))?, &|b| {
+                let v: serde_json::Value = decode(b)?;
+                println!("push audit of binding {id}");
+                table::events(v.get("events").and_then(serde_json::Value::as_array).map_or(&[], Vec::as_slice));
+                Ok(())
+            })
+        }
+        CtlCmd::Pushes { limit, binding: None } => {
+            out(&api.ok(Method::GET, &format!("/api/v1/push/recent?limit={limit}"))?, &|b| {
+                let v: serde_json::Value = decode(b)?;
+                table::pushes(v.get("pushes").and_then(serde_json::Value::as_array).map_or(&[], Vec::as_slice));
+                Ok(())
+            })
+        }
+        CtlCmd::Parked => out(&api.ok(Method::GET, "/api/v1/push/parked")?, &|b| {
+            let v: serde_json::Value = decode(b)?;
+            table::parked(v.get("parked").and_then(serde_json::Value::as_array).map_or(&[], Vec::as_slice));
             Ok(())
         }),
         CtlCmd::Reload => {

@@ -73,6 +73,9 @@ pub fn bindings<'a>(bindings: impl Iterator<Item = &'a BindingView>) {
         if let Some(s) = &b.push_state {
             println!("{:<28} push: {}", "", push_state(s));
         }
+        if let Some(p) = &b.last_push {
+            println!("{:<28} last push: {}", "", push_line(p));
+        }
     }
 }
 
@@ -114,6 +117,112 @@ pub fn users(l: &UserList) {
         println!("{}", u.user);
     }
     println!("({} user(s))", l.users.len());
+}
+
+/// A push of the audit in a few words: `call INVITE via apns, attempt 1: ok in 42 ms`.
+pub fn push_line(p: &serde_json::Value) -> String {
+    let t = |k: &str| p.get(k).and_then(serde_json::Value::as_str).unwrap_or("-");
+    let method = p.get("method").and_then(serde_json::Value::as_str).map(|m| format!(" {m}")).unwrap_or_default();
+    let latency =
+        p.get("latency_ms").and_then(serde_json::Value::as_u64).map(|l| format!(" in {l} ms")).unwrap_or_default();
+    let attempt = p.get("attempt").and_then(serde_json::Value::as_u64).unwrap_or(1);
+    format!("{}{method} via {}, attempt {attempt}: {}{latency}", t("reason"), t("provider"), t("outcome"))
+}
+
+/// Wall-clock time of a unix ms, `HH:MM:SS.mmm` (UTC).
+fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}.{:03}", (s / 3600) % 24, (s / 60) % 60, s % 60, ms % 1000)
+}
+
+/// One audit event's details.
+fn event_detail(e: &serde_json::Value) -> String {
+    let n = |k: &str| e.get(k).and_then(serde_json::Value::as_u64);
+    let t = |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("-").to_owned();
+    match e.get("event").and_then(serde_json::Value::as_str).unwrap_or("") {
+        "parked" => format!("{} held for {} push device(s)", t("method"), n("bindings").unwrap_or(0)),
+        "push" => push_line(e),
+        "woken" => format!("wake-up REGISTER {} ms after the push", n("after_push_ms").unwrap_or(0)),
+        "not-woken" => "no REGISTER before the hold ended".into(),
+        "forked" => match n("wake_latency_ms") {
+            Some(l) => format!("request sent to the device (woken in {l} ms)"),
+            None => "request sent to the device (awake, no push needed)".into(),
+        },
+        "answered" => format!("final answer {} ({})", n("code").unwrap_or(0), t("outcome")),
+        other => other.to_owned(),
+    }
+}
+
+/// The events of a call's or a binding's push audit, oldest first, with
+/// the time since the first.
+pub fn events(events: &[serde_json::Value]) {
+    let t0 = events.first().and_then(|e| e.get("at_ms")).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    println!("{:<12} {:>8} {:<10} {:<18} DETAIL", "TIME (UTC)", "+MS", "EVENT", "BINDING");
+    for e in events {
+        let at = e.get("at_ms").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let s = |k: &str| e.get(k).and_then(serde_json::Value::as_str).unwrap_or("-");
+        println!(
+            "{:<12} {:>8} {:<10} {:<18} {}",
+            clock(at),
+            at.saturating_sub(t0),
+            s("event"),
+            s("binding"),
+            event_detail(e)
+        );
+    }
+}
+
+/// Recent pushes, newest first.
+pub fn pushes(pushes: &[serde_json::Value]) {
+    println!(
+        "{:<12} {:<28} {:<18} {:<9} {:<11} {:>3} {:<8} {:>7}  CALL-ID",
+        "TIME (UTC)", "AOR", "BINDING", "PROVIDER", "REASON", "#", "OUTCOME", "MS"
+    );
+    for p in pushes {
+        let s = |k: &str| p.get(k).and_then(serde_json::Value::as_str).unwrap_or("-");
+        let n = |k: &str| p.get(k).and_then(serde_json::Value::as_u64);
+        println!(
+            "{:<12} {:<28} {:<18} {:<9} {:<11} {:>3} {:<8} {:>7}  {}",
+            clock(n("at_ms").unwrap_or(0)),
+            s("aor"),
+            s("binding"),
+            s("provider"),
+            s("reason"),
+            n("attempt").unwrap_or(1),
+            s("outcome"),
+            n("latency_ms").map_or_else(|| "-".into(), |l| l.to_string()),
+            s("call_id")
+        );
+    }
+    println!("({} pushes)", pushes.len());
+}
+
+/// Requests held now.
+pub fn parked(parked: &[serde_json::Value]) {
+    println!(
+        "{:>7} {:<8} {:<11} {:>8} {:>6}  {:<32} WAITING FOR",
+        "REQUEST", "METHOD", "KIND", "AGE", "WOKEN", "CALL-ID"
+    );
+    for p in parked {
+        let s = |k: &str| p.get(k).and_then(serde_json::Value::as_str).unwrap_or("-");
+        let n = |k: &str| p.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let waiting: Vec<&str> = p
+            .get("waiting")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "{:>7} {:<8} {:<11} {:>8} {:>6}  {:<32} {}",
+            n("request"),
+            s("method"),
+            s("kind"),
+            dur(n("age_ms")),
+            n("woken"),
+            s("call_id"),
+            waiting.join(" ")
+        );
+    }
+    println!("({} parked)", parked.len());
 }
 
 #[cfg(test)]
