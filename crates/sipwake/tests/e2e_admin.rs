@@ -6,7 +6,7 @@
 //! The test asserts what the page shows (read back from the DOM): live
 //! counters, the bindings found by an AoR search with their push state,
 //! the recent pushes with outcome and latency, the push audit of the call,
-//! the flagged device; a wrong token is refused and the API gives no data
+//! the flagged device, a call held while it looks; a wrong token is refused and the API gives no data
 //! without the token. The screenshot is kept as a test artifact:
 //! `target/test-artifacts/admin.png`.
 //!
@@ -89,7 +89,7 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     }
     let (url, pushes) = webhook(200);
     let cfg = format!(
-        "[auth]\nenabled = false\n[management]\ntoken = \"{TOKEN}\"\n[push]\nenable = true\ninvite_hold_secs = 2\n\
+        "[auth]\nenabled = false\n[management]\ntoken = \"{TOKEN}\"\n[push]\nenable = true\ninvite_hold_secs = 8\n\
          [push.senders.\"*\"]\nwebhook = \"{url}\"\ntimeout_ms = 2000\n"
     );
     let server = Server::start_with(&[], Some(&cfg));
@@ -123,7 +123,7 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     let caller2 = UdpSocket::bind("127.0.0.1:0").unwrap();
     invite(server.udp, &caller2, 2);
     pushes.recv_timeout(Duration::from_secs(5)).expect("a second push");
-    assert_eq!(status_of(final_response(&caller2, Duration::from_secs(6)).expect("480").as_bytes()), 480);
+    assert_eq!(status_of(final_response(&caller2, Duration::from_secs(12)).expect("480").as_bytes()), 480);
 
     // Without the token: the page loads (it holds no data), the API refuses.
     let http = reqwest::blocking::Client::new();
@@ -141,6 +141,11 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     assert_eq!(v["signedIn"], false, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| m.contains("wrong token")), "{v}");
 
+    // Call 3 is held (8 s) while the operator looks.
+    let caller3 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(server.udp, &caller3, 3);
+    pushes.recv_timeout(Duration::from_secs(5)).expect("a third push");
+
     // With the right one: searches "dev", opens the audit of call 1.
     let shot = artifacts().join("admin.png");
     let _ = std::fs::remove_file(&shot);
@@ -148,7 +153,7 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
         json!({
             "url": admin_url, "token": TOKEN, "aor": "dev", "callId": "push-call-1",
             "screenshot": shot.display().to_string(),
-            "waitFor": { "bindings": 1, "pushes": 2, "callEvents": 5, "flagged": 1 }
+            "waitFor": { "bindings": 1, "pushes": 3, "callEvents": 5, "flagged": 1, "parked": 1 }
         }),
         &server,
     );
@@ -158,7 +163,8 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     // Live counters.
     assert_eq!(v["counters"]["bindings"], "2", "{dump}");
     assert_eq!(v["counters"]["push_bindings"], "1", "{dump}");
-    assert_eq!(v["counters"]["pushes_sent"], "2", "{dump}");
+    assert_eq!(v["counters"]["pushes_sent"], "3", "{dump}");
+    assert_eq!(v["counters"]["parked_requests"], "1", "{dump}");
     assert_eq!(v["counters"]["flagged_devices"], "1", "{dump}");
     // The search found the push phone (not the plain one), with its push state.
     let b = v["bindings"].as_array().unwrap();
@@ -184,6 +190,11 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     let f = rows_with(&v, "flagged", "aor", "dev@127.0.0.1");
     assert_eq!(f.len(), 1, "{dump}");
     assert!(f[0]["reason"].as_str().is_some_and(|r| r.contains("call-unanswered")), "{dump}");
+    // Call 3, held now, waiting for the device.
+    let parked = rows_with(&v, "parked", "callId", "push-call-3");
+    assert_eq!(parked.len(), 1, "{dump}");
+    assert!(parked[0]["method"].as_str().is_some_and(|m| m.contains("INVITE")), "{dump}");
+    assert!(parked[0]["bindings"].as_str().is_some_and(|b| b.contains("1 waiting")), "{dump}");
     // The screenshot, kept.
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 20_000, "screenshot {} is {size} bytes", shot.display());
