@@ -565,9 +565,9 @@ impl Node {
         }
     }
 
-    /// Flags a push device that lets pushes go unanswered: a WARN line
-    /// with its AoR, `sipwake_push_unanswered_total` (or, for an expired
-    /// one, `sipwake_push_refresh_missed_total`) and the flagged list.
+    /// Flags a still-registered push device that lets pushes go
+    /// unanswered: a WARN line with its AoR, `sipwake_push_unanswered_total`
+    /// and the flagged list (expired devices: [`Node::pn_expired`]).
     fn flag(&mut self, binding: &str, reason: crate::audit::FlagReason, now: Instant) {
         let now_ms = self.unix_ms(now);
         let Some(pn) = &mut self.pn else { return };

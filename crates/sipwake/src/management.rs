@@ -1,13 +1,15 @@
 //! The management HTTP API (axum), on its own listener: list and show AoRs
 //! with every attribute of their bindings (flow, Path, instance, expiry,
 //! push parameters — what OpenSIPS users get from `ul_dump`), delete a
-//! binding or an AoR, subscribers (`crate::mgmt_users`), server
+//! binding or an AoR, subscribers (`crate::mgmt_users`), the push audit,
+//! parked requests and flagged devices (`crate::mgmt_push`), the admin
+//! page (`crate::admin`, `GET /admin`), server
 //! statistics, Prometheus `/metrics`, `/health`, the route index
 //! (`GET /api/v1`) and the OpenAPI document (`crate::openapi`). Unknown
 //! routes get a JSON 404.
 //!
 //! Bound to 127.0.0.1 by default; when a token is configured every route
-//! but `/health` needs `Authorization: Bearer <token>` (the config refuses a
+//! but `/health` and `/admin` (a page with no data in it) needs `Authorization: Bearer <token>` (the config refuses a
 //! non-loopback address without a token). Read-only views take the
 //! registrar lock briefly and copy out; nothing here blocks the SIP path
 //! for long.
