@@ -40,28 +40,34 @@ pub async fn recent(State(st): State<MgmtState>, Query(q): Query<RecentQuery>) -
 /// `GET /api/v1/push/calls/{call_id}`: every event of a call, oldest first.
 pub async fn call(State(st): State<MgmtState>, Path(call_id): Path<String>) -> Response {
     let now = now_ms();
-    match st.driver.read(|n| n.push_audit().map(|a| a.call(&call_id, now))) {
-        None => push_off(),
-        Some(events) if events.is_empty() => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no push audit for Call-ID {call_id} (none, or older than push.audit_window_secs)")})),
-        )
-            .into_response(),
-        Some(events) => Json(serde_json::json!({ "call_id": call_id, "events": events })).into_response(),
-    }
+    let events = st.driver.read(|n| n.push_audit().map(|a| a.call(&call_id, now)));
+    story(events, "call_id", "Call-ID", call_id)
 }
 
 /// `GET /api/v1/push/bindings/{id}`: every event of a binding, oldest first.
 pub async fn binding(State(st): State<MgmtState>, Path(id): Path<String>) -> Response {
     let now = now_ms();
-    match st.driver.read(|n| n.push_audit().map(|a| a.binding(&id, now))) {
+    let events = st.driver.read(|n| n.push_audit().map(|a| a.binding(&id, now)));
+    story(events, "binding", "binding", id)
+}
+
+/// A story's answer: `{<field>: key, events}`, 404 when none is kept
+/// (`what`: how the error names the key), or push is off.
+fn story(events: Option<Vec<sip_node::audit::AuditEvent>>, field: &str, what: &str, key: String) -> Response {
+    match events {
         None => push_off(),
         Some(events) if events.is_empty() => (
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no push audit for binding {id} (none, or older than push.audit_window_secs)")})),
+            Json(serde_json::json!({
+                "error": format!("no push audit for {what} {key} (none, or older than push.audit_window_secs)")
+            })),
         )
             .into_response(),
-        Some(events) => Json(serde_json::json!({ "binding": id, "events": events })).into_response(),
+        Some(events) => {
+            let mut body = serde_json::json!({ "events": events });
+            body[field] = serde_json::Value::String(key);
+            Json(body).into_response()
+        }
     }
 }
 

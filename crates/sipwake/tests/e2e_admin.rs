@@ -18,7 +18,7 @@ mod common;
 
 use common::browser::{CHROMIUM, kit_dir, tools_or_skip};
 use common::phone::Phone;
-use common::webhook::{final_response, invite, push_contact, webhook};
+use common::webhook::{answer, final_response, invite, push_contact, webhook};
 use common::*;
 use serde_json::{Value, json};
 use std::net::UdpSocket;
@@ -106,17 +106,7 @@ fn the_admin_page_shows_bindings_pushes_the_call_audit_and_flagged_devices() {
     pushes.recv_timeout(Duration::from_secs(5)).expect("a push");
     assert_eq!(status_of(dev.register(&[&contact], &["Expires: 600"]).as_bytes()), 200);
     let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
-    let hdrs: Vec<&str> = inv.split("\r\n").take_while(|l| !l.is_empty()).collect();
-    let mut resp = String::from("SIP/2.0 486 Busy Here\r\n");
-    for h in &hdrs[1..] {
-        if ["Via:", "From:", "Call-ID:", "CSeq:"].iter().any(|p| h.starts_with(p)) {
-            resp += &format!("{h}\r\n");
-        } else if h.starts_with("To:") {
-            resp += &format!("{h};tag=dev1\r\n");
-        }
-    }
-    resp += "Content-Length: 0\r\n\r\n";
-    dev.udp_socket().send_to(resp.as_bytes(), from).unwrap();
+    answer(&dev, &inv, from, "486 Busy Here", "");
     assert_eq!(status_of(final_response(&caller, Duration::from_secs(5)).expect("486").as_bytes()), 486);
     // Call 2 (from another socket: the first gets 486 retransmissions, it
     // never ACKs): the push goes, the device never answers: 480, flagged.

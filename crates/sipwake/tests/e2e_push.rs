@@ -6,7 +6,7 @@
 mod common;
 
 use common::phone::{Phone, header_of};
-use common::webhook::{INSTANCE, config, final_response, invite, push_contact, webhook};
+use common::webhook::{INSTANCE, answer, config, final_response, invite, push_contact, webhook};
 use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -46,27 +46,15 @@ fn call_to_a_sleeping_device_is_delivered_after_wake_up() {
     let r = dev.register(&[&contact2], &["Expires: 600"]);
     assert_eq!(status_of(r.as_bytes()), 200, "{r}");
     let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
-    let dsock = dev.udp_socket();
     assert!(inv.starts_with(&format!("INVITE sip:dev@{} SIP/2.0", dev.local())), "pn-* must be stripped: {inv}");
     assert!(!inv.lines().next().unwrap().contains("pn-"), "{inv}");
-    // The device answers busy; the caller gets it.
-    let hdrs: Vec<&str> = inv.split("\r\n").take_while(|l| !l.is_empty()).collect();
-    let mut resp = String::from("SIP/2.0 486 Busy Here\r\n");
-    for h in &hdrs[1..] {
-        if h.starts_with("Via:") || h.starts_with("From:") || h.starts_with("Call-ID:") || h.starts_with("CSeq:") {
-            resp += h;
-            resp += "\r\n";
-        } else if h.starts_with("To:") {
-            resp += &format!("{h};tag=dev1\r\n");
-        }
-    }
-    // Like real apps, it puts its registered Contact (push coordinates included) in its answer.
-    resp += &format!(
+    // The device answers busy; the caller gets it. Like real apps, it puts
+    // its registered Contact (push coordinates included) in its answer.
+    let answer_contact = format!(
         "Contact: <sip:dev@{};pn-provider=apns;pn-prid=TOKEN-B;pn-param=TEAM1.com.example.voip;pn-purr=p1>\r\n",
         dev.local()
     );
-    resp += "Content-Length: 0\r\n\r\n";
-    dsock.send_to(resp.as_bytes(), from).unwrap();
+    answer(&dev, &inv, from, "486 Busy Here", &answer_contact);
     let f = final_response(&caller, Duration::from_secs(5)).expect("a final answer");
     assert_eq!(status_of(f.as_bytes()), 486, "{f}");
     // R65: the push token never reaches the caller; pn-purr stays for the dialog.

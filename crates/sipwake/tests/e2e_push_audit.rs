@@ -10,7 +10,7 @@
 mod common;
 
 use common::phone::Phone;
-use common::webhook::{config, final_response, invite, push_contact, webhook};
+use common::webhook::{answer, config, final_response, invite, push_contact, webhook};
 use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -36,21 +36,6 @@ fn kinds(events: &[serde_json::Value]) -> Vec<&str> {
     events.iter().map(|e| e["event"].as_str().unwrap_or("?")).collect()
 }
 
-/// Answers the INVITE the woken device got with `code`.
-fn answer(dev: &Phone, inv: &str, from: std::net::SocketAddr, code: &str) {
-    let hdrs: Vec<&str> = inv.split("\r\n").take_while(|l| !l.is_empty()).collect();
-    let mut resp = format!("SIP/2.0 {code}\r\n");
-    for h in &hdrs[1..] {
-        if ["Via:", "From:", "Call-ID:", "CSeq:"].iter().any(|p| h.starts_with(p)) {
-            resp += &format!("{h}\r\n");
-        } else if h.starts_with("To:") {
-            resp += &format!("{h};tag=dev1\r\n");
-        }
-    }
-    resp += "Content-Length: 0\r\n\r\n";
-    dev.udp_socket().send_to(resp.as_bytes(), from).unwrap();
-}
-
 #[test]
 fn the_story_of_a_woken_call_by_call_id() {
     let (url, pushes) = webhook(200);
@@ -68,7 +53,7 @@ fn the_story_of_a_woken_call_by_call_id() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status_of(dev.register(&[&contact], &["Expires: 600"]).as_bytes()), 200);
     let (inv, from) = dev.next_request(Duration::from_secs(5)).expect("the INVITE after wake-up");
-    answer(&dev, &inv, from, "486 Busy Here");
+    answer(&dev, &inv, from, "486 Busy Here", "");
     let f = final_response(&caller, Duration::from_secs(5)).expect("a final answer");
     assert_eq!(status_of(f.as_bytes()), 486, "{f}");
 

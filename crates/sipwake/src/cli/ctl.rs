@@ -65,6 +65,7 @@ enum CtlCmd {
     Call { call_id: String },
     /// Recent pushes with their outcome and latency (newest first), or one binding's push audit.
     Pushes {
+        /// How many recent pushes (at most 1000; not used with --binding).
         #[arg(long, default_value_t = 50)]
         limit: usize,
         /// The audit of this binding (its id, as `ctl aors` shows it) instead.
@@ -189,8 +190,7 @@ fn run_inner(config: &Config, args: CtlArgs) -> Result<(), Fail> {
             table::events(v.get("events").and_then(serde_json::Value::as_array).map_or(&[], Vec::as_slice));
             Ok(())
         }),
-        CtlCmd::Pushes { limit, binding: Some(id) } => {
-            let _ = limit;
+        CtlCmd::Pushes { binding: Some(id), .. } => {
             out(&api.ok(Method::GET, &format!("/api/v1/push/bindings/{}", enc(id)))?, &|b| {
                 let v: serde_json::Value = decode(b)?;
                 println!("push audit of binding {id}");

@@ -1,7 +1,7 @@
 //! The push side of the end-to-end tests: a local webhook receiver that
 //! records every push (a phone's OS would wake the app), the `[push]`
-//! configuration that points sipwake at it, a push device's Contact, and a
-//! caller's INVITE and final response.
+//! configuration that points sipwake at it, a push device's Contact, a
+//! caller's INVITE and final response, and the woken device's answer.
 
 use super::phone::Phone;
 use super::status_of;
@@ -79,6 +79,24 @@ pub fn final_response(sock: &UdpSocket, wait: Duration) -> Option<String> {
             return Some(t);
         }
     }
+}
+
+/// The woken device answers the INVITE `inv` (received from `from`) with
+/// `status_line` (e.g. `486 Busy Here`), To-tagged `dev1`; `extra`: more
+/// header lines, each ending in CRLF.
+pub fn answer(dev: &Phone, inv: &str, from: std::net::SocketAddr, status_line: &str, extra: &str) {
+    let hdrs: Vec<&str> = inv.split("\r\n").take_while(|l| !l.is_empty()).collect();
+    let mut resp = format!("SIP/2.0 {status_line}\r\n");
+    for h in &hdrs[1..] {
+        if ["Via:", "From:", "Call-ID:", "CSeq:"].iter().any(|p| h.starts_with(p)) {
+            resp += &format!("{h}\r\n");
+        } else if h.starts_with("To:") {
+            resp += &format!("{h};tag=dev1\r\n");
+        }
+    }
+    resp += extra;
+    resp += "Content-Length: 0\r\n\r\n";
+    dev.udp_socket().send_to(resp.as_bytes(), from).unwrap();
 }
 
 /// An INVITE from `sock` to `dev@127.0.0.1`; returns its text.
